@@ -1,0 +1,261 @@
+//! The result bundle: one DuckDB file holding every input and output of a run.
+//! `schema.sql` is the schema; `docs/bundle.md` documents it.
+//!
+//! Each experiment is written in one transaction followed by a CHECKPOINT, so
+//! a crash or Ctrl-C at any moment leaves every completed experiment intact in
+//! the main file. Files are created with storage version v1.4.0 so that
+//! DuckDB-WASM 1.32 (DuckDB 1.4.3) can open them in the viewer.
+
+pub mod read;
+
+use crate::record::RequestRecord;
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use duckdb::{params, Config, Connection};
+use harness_core::{ExperimentSummary, Metric};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+pub const SCHEMA_VERSION: &str = "1";
+pub const STORAGE_VERSION: &str = "v1.4.0";
+const SCHEMA: &str = include_str!("schema.sql");
+
+/// Timestamps go in as RFC 3339 text; DuckDB casts them to TIMESTAMPTZ.
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339()
+}
+
+pub struct Bundle {
+    pub path: PathBuf,
+    conn: Connection,
+}
+
+/// A run's provenance row.
+pub struct RunRow {
+    pub run_id: String,
+    pub started_at: DateTime<Utc>,
+    pub config_file: String,
+    pub config_name: String,
+    pub config_yaml: String,
+    pub overrides: Vec<String>,
+    pub command_line: String,
+}
+
+/// An experiment's row (everything but its results).
+pub struct ExperimentRow<'a> {
+    pub experiment_id: &'a str,
+    pub run_id: &'a str,
+    pub ordinal: i32,
+    pub label: &'a str,
+    pub endpoint: &'a str,
+    pub provider: &'a str,
+    pub model: &'a str,
+    pub api: &'a str,
+    pub stream: bool,
+    pub instance_type: Option<&'a str>,
+    pub instance_count: i32,
+    pub serving_stack: Option<&'a str>,
+    pub dataset: &'a str,
+    pub load_mode: &'a str,
+    pub concurrency: Option<i32>,
+    pub rate: Option<f64>,
+    pub arrival: Option<&'a str>,
+    pub hash_inputs: &'a str,
+    pub simulated: bool,
+    pub sim_profile: Option<&'a str>,
+    pub status: &'a str,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+}
+
+impl Bundle {
+    /// Opens a bundle, creating it (and its directory) when missing.
+    pub fn open(path: &Path) -> Result<Bundle> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
+        }
+        let existed = path.exists();
+        let cfg = Config::default().with("storage_compatibility_version", STORAGE_VERSION)?;
+        let conn = Connection::open_with_flags(path, cfg)
+            .with_context(|| format!("cannot open bundle {}", path.display()))?;
+        if existed {
+            let version: Option<String> = conn
+                .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
+                .ok();
+            match version.as_deref() {
+                Some(SCHEMA_VERSION) => {}
+                Some(v) => anyhow::bail!(
+                    "{} was written with bundle schema {v}; this harness writes schema {SCHEMA_VERSION}. Write to a new file with --out",
+                    path.display()
+                ),
+                None => anyhow::bail!("{} exists but is not a result bundle (no meta table); choose another --out", path.display()),
+            }
+        }
+        conn.execute_batch(SCHEMA)?;
+        conn.execute(
+            "INSERT INTO meta VALUES ('schema_version', ?), ('created_by', ?) ON CONFLICT DO NOTHING",
+            params![SCHEMA_VERSION, format!("harness {}", env!("CARGO_PKG_VERSION"))],
+        )?;
+        conn.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS requests_stage AS SELECT * EXCLUDE (token_chunk_ns), ''::VARCHAR AS token_chunk_ns FROM requests LIMIT 0;",
+        )?;
+        Ok(Bundle { path: path.to_path_buf(), conn })
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Ids of experiments whose results are complete in this bundle.
+    pub fn completed_ids(&self) -> Result<HashSet<String>> {
+        let mut st = self.conn.prepare("SELECT experiment_id FROM experiments WHERE status = 'complete'")?;
+        let ids = st.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<HashSet<_>, _>>()?;
+        Ok(ids)
+    }
+
+    pub fn begin_run(&self, r: &RunRow) -> Result<()> {
+        let host = crate::host::facts();
+        let duckdb_version: String = self.conn.query_row("SELECT library_version FROM pragma_version()", [], |x| x.get(0))?;
+        self.conn.execute(
+            "INSERT INTO runs VALUES (?, ?, ?, ?, NULL, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            params![
+                r.run_id,
+                env!("CARGO_PKG_VERSION"),
+                env!("HARNESS_GIT_REVISION"),
+                ts(r.started_at),
+                r.config_file,
+                r.config_name,
+                r.config_yaml,
+                serde_json::to_string(&r.overrides)?,
+                r.command_line,
+                host.name,
+                host.os,
+                host.arch,
+                host.cpus,
+                host.memory_bytes,
+                duckdb_version,
+            ],
+        )?;
+        self.checkpoint()
+    }
+
+    pub fn finish_run(&self, run_id: &str, status: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE runs SET status = ?, ended_at = ? WHERE run_id = ?",
+            params![status, ts(Utc::now()), run_id],
+        )?;
+        self.checkpoint()
+    }
+
+    /// Writes one experiment and all its results atomically, replacing any
+    /// earlier results for the same id (a `--force` rerun).
+    pub fn write_experiment(&mut self, e: &ExperimentRow<'_>, records: &[RequestRecord], s: &ExperimentSummary) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for table in ["distributions", "summaries", "requests", "experiments"] {
+            tx.execute(&format!("DELETE FROM {table} WHERE experiment_id = ?"), params![e.experiment_id])?;
+        }
+        tx.execute(
+            "INSERT INTO experiments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            params![
+                e.experiment_id, e.run_id, e.ordinal, e.label, e.endpoint, e.provider, e.model, e.api, e.stream,
+                e.instance_type, e.instance_count, e.serving_stack, e.dataset, e.load_mode, e.concurrency, e.rate,
+                e.arrival, e.hash_inputs, e.simulated, e.sim_profile, e.status, ts(e.started_at), ts(e.ended_at),
+            ],
+        )?;
+        {
+            // DuckDB's appender cannot append LIST values yet: stage the chunk
+            // times as text and cast in one INSERT ... SELECT.
+            let mut app = tx.appender_to_catalog_and_db("requests_stage", "temp", "main")?;
+            for r in records {
+                let chunks = {
+                    let mut s = String::with_capacity(r.token_chunk_ns.len() * 12 + 2);
+                    s.push('[');
+                    for (i, t) in r.token_chunk_ns.iter().enumerate() {
+                        if i > 0 {
+                            s.push(',');
+                        }
+                        s.push_str(&t.to_string());
+                    }
+                    s.push(']');
+                    s
+                };
+                app.append_row(params![
+                    e.experiment_id,
+                    r.seq as i64,
+                    r.warmup,
+                    r.scheduled_ns,
+                    r.sent_ns,
+                    r.first_byte_ns,
+                    r.first_token_ns,
+                    r.end_ns,
+                    r.events as i32,
+                    r.http_status.map(|s| s as i16),
+                    if r.ok { "ok" } else { "error" },
+                    r.error_class,
+                    r.error_message,
+                    r.prompt_tokens_client.map(|v| v as i64),
+                    r.output_tokens_client.map(|v| v as i64),
+                    r.prompt_tokens_usage.map(|v| v as i64),
+                    r.output_tokens_usage.map(|v| v as i64),
+                    r.finish_reason,
+                    e.simulated,
+                    chunks,
+                ])?;
+            }
+            app.flush()?;
+        }
+        tx.execute_batch(
+            "INSERT INTO requests SELECT experiment_id, seq, warmup, scheduled_ns, sent_ns, first_byte_ns, first_token_ns, end_ns, \
+             token_chunk_ns::BIGINT[], events, http_status, status, error_class, error_message, prompt_tokens_client, \
+             output_tokens_client, prompt_tokens_usage, output_tokens_usage, finish_reason, simulated FROM requests_stage; \
+             DELETE FROM requests_stage;",
+        )?;
+        tx.execute(
+            "INSERT INTO summaries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            params![
+                e.experiment_id,
+                s.requests as i64,
+                s.requests_ok as i64,
+                s.requests_failed as i64,
+                s.warmup_requests as i64,
+                s.window_s,
+                s.request_throughput,
+                s.output_token_throughput,
+                s.prompt_token_throughput,
+                s.send_rate,
+                s.error_rate,
+                serde_json::to_string(&s.errors_by_class)?,
+                s.prompt_token_discrepancy,
+                s.output_token_discrepancy,
+                e.simulated,
+            ],
+        )?;
+        {
+            let mut app = tx.appender("distributions")?;
+            for m in Metric::ALL {
+                let d = s.distributions.get(m.id()).cloned().unwrap_or_default();
+                let v = |x: f64| (d.count > 0).then_some(x);
+                app.append_row(params![
+                    e.experiment_id,
+                    m.id(),
+                    m.unit().as_str(),
+                    d.count as i64,
+                    v(d.mean),
+                    v(d.min),
+                    v(d.p50),
+                    v(d.p90),
+                    v(d.p95),
+                    v(d.p99),
+                    v(d.max),
+                ])?;
+            }
+        }
+        tx.commit()?;
+        self.checkpoint()
+    }
+
+    fn checkpoint(&self) -> Result<()> {
+        self.conn.execute_batch("CHECKPOINT")?;
+        Ok(())
+    }
+}

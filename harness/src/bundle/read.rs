@@ -1,0 +1,136 @@
+//! Reading a bundle back: the rows `harness show` and reports need.
+
+use anyhow::{Context, Result};
+use duckdb::{AccessMode, Config, Connection};
+use harness_core::{Distribution, ExperimentSummary};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// One experiment with its summary, as stored.
+#[derive(Debug, Clone)]
+pub struct StoredExperiment {
+    pub experiment_id: String,
+    pub run_id: String,
+    pub label: String,
+    pub endpoint: String,
+    pub instance_type: Option<String>,
+    pub instance_count: i32,
+    pub dataset: String,
+    pub load_mode: String,
+    pub concurrency: Option<i32>,
+    pub rate: Option<f64>,
+    pub simulated: bool,
+    pub status: String,
+    pub summary: ExperimentSummary,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredRun {
+    pub run_id: String,
+    pub harness_version: String,
+    pub git_revision: String,
+    pub started_at: String,
+    pub status: String,
+    pub config_file: String,
+}
+
+/// Opens a bundle read-only.
+pub fn open(path: &Path) -> Result<Connection> {
+    if !path.exists() {
+        anyhow::bail!("no bundle at {}", path.display());
+    }
+    let cfg = Config::default().access_mode(AccessMode::ReadOnly)?;
+    let conn = Connection::open_with_flags(path, cfg).with_context(|| format!("cannot open bundle {}", path.display()))?;
+    let v: String = conn
+        .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
+        .with_context(|| format!("{} is not a result bundle", path.display()))?;
+    if v != super::SCHEMA_VERSION {
+        anyhow::bail!("{} uses bundle schema {v}; this harness reads schema {}", path.display(), super::SCHEMA_VERSION);
+    }
+    Ok(conn)
+}
+
+pub fn runs(conn: &Connection) -> Result<Vec<StoredRun>> {
+    let mut st = conn.prepare(
+        "SELECT run_id, harness_version, git_revision, strftime(started_at, '%Y-%m-%d %H:%M:%S UTC'), status, config_file FROM runs ORDER BY started_at",
+    )?;
+    let rows = st.query_map([], |r| {
+        Ok(StoredRun {
+            run_id: r.get(0)?,
+            harness_version: r.get(1)?,
+            git_revision: r.get(2)?,
+            started_at: r.get(3)?,
+            status: r.get(4)?,
+            config_file: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn experiments(conn: &Connection) -> Result<Vec<StoredExperiment>> {
+    let mut dists: BTreeMap<String, BTreeMap<String, Distribution>> = BTreeMap::new();
+    {
+        let mut st = conn.prepare("SELECT experiment_id, metric, count, mean, min, p50, p90, p95, p99, max FROM distributions")?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let f = |i: usize| -> duckdb::Result<f64> { Ok(r.get::<_, Option<f64>>(i)?.unwrap_or(0.0)) };
+            let d = Distribution {
+                count: r.get::<_, i64>(2)? as u64,
+                mean: f(3)?,
+                min: f(4)?,
+                p50: f(5)?,
+                p90: f(6)?,
+                p95: f(7)?,
+                p99: f(8)?,
+                max: f(9)?,
+            };
+            dists.entry(r.get(0)?).or_default().insert(r.get(1)?, d);
+        }
+    }
+    let mut st = conn.prepare(
+        "SELECT e.experiment_id, e.run_id, e.label, e.endpoint, e.instance_type, e.instance_count, e.dataset, e.load_mode,
+                e.concurrency, e.rate, e.simulated, e.status,
+                s.requests, s.requests_ok, s.requests_failed, s.warmup_requests, s.window_s, s.request_throughput,
+                s.output_token_throughput, s.prompt_token_throughput, s.send_rate, s.error_rate, s.errors_by_class,
+                s.prompt_token_discrepancy, s.output_token_discrepancy
+         FROM experiments e LEFT JOIN summaries s USING (experiment_id) ORDER BY e.ordinal, e.label",
+    )?;
+    let mut out = vec![];
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let id: String = r.get(0)?;
+        let errors: Option<String> = r.get(22)?;
+        let summary = ExperimentSummary {
+            requests: r.get::<_, Option<i64>>(12)?.unwrap_or(0) as u64,
+            requests_ok: r.get::<_, Option<i64>>(13)?.unwrap_or(0) as u64,
+            requests_failed: r.get::<_, Option<i64>>(14)?.unwrap_or(0) as u64,
+            warmup_requests: r.get::<_, Option<i64>>(15)?.unwrap_or(0) as u64,
+            window_s: r.get::<_, Option<f64>>(16)?.unwrap_or(0.0),
+            request_throughput: r.get::<_, Option<f64>>(17)?.unwrap_or(0.0),
+            output_token_throughput: r.get::<_, Option<f64>>(18)?.unwrap_or(0.0),
+            prompt_token_throughput: r.get::<_, Option<f64>>(19)?.unwrap_or(0.0),
+            send_rate: r.get(20)?,
+            error_rate: r.get::<_, Option<f64>>(21)?.unwrap_or(0.0),
+            errors_by_class: errors.and_then(|e| serde_json::from_str(&e).ok()).unwrap_or_default(),
+            prompt_token_discrepancy: r.get(23)?,
+            output_token_discrepancy: r.get(24)?,
+            distributions: dists.remove(&id).unwrap_or_default(),
+        };
+        out.push(StoredExperiment {
+            experiment_id: id,
+            run_id: r.get(1)?,
+            label: r.get(2)?,
+            endpoint: r.get(3)?,
+            instance_type: r.get(4)?,
+            instance_count: r.get(5)?,
+            dataset: r.get(6)?,
+            load_mode: r.get(7)?,
+            concurrency: r.get(8)?,
+            rate: r.get(9)?,
+            simulated: r.get(10)?,
+            status: r.get(11)?,
+            summary,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,104 @@
+-- Result bundle schema. docs/bundle.md documents every column; keep them in step.
+-- Times ending in _ns are nanoseconds since the experiment's start on the
+-- client's monotonic clock. Durations in summaries are milliseconds.
+CREATE TABLE IF NOT EXISTS meta (
+    key   VARCHAR PRIMARY KEY,
+    value VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id            VARCHAR PRIMARY KEY,
+    harness_version   VARCHAR NOT NULL,
+    git_revision      VARCHAR NOT NULL,
+    started_at        TIMESTAMPTZ NOT NULL,
+    ended_at          TIMESTAMPTZ,
+    status            VARCHAR NOT NULL,
+    config_file       VARCHAR NOT NULL,
+    config_name       VARCHAR NOT NULL,
+    config_yaml       VARCHAR NOT NULL,
+    overrides         VARCHAR NOT NULL,
+    command_line      VARCHAR NOT NULL,
+    host_name         VARCHAR,
+    host_os           VARCHAR,
+    host_arch         VARCHAR,
+    host_cpus         INTEGER,
+    host_memory_bytes BIGINT,
+    duckdb_version    VARCHAR
+);
+CREATE TABLE IF NOT EXISTS experiments (
+    experiment_id  VARCHAR PRIMARY KEY,
+    run_id         VARCHAR NOT NULL,
+    ordinal        INTEGER NOT NULL,
+    label          VARCHAR NOT NULL,
+    endpoint       VARCHAR NOT NULL,
+    provider       VARCHAR NOT NULL,
+    model          VARCHAR NOT NULL,
+    api            VARCHAR NOT NULL,
+    stream         BOOLEAN NOT NULL,
+    instance_type  VARCHAR,
+    instance_count INTEGER NOT NULL,
+    serving_stack  VARCHAR,
+    dataset        VARCHAR NOT NULL,
+    load_mode      VARCHAR NOT NULL,
+    concurrency    INTEGER,
+    rate           DOUBLE,
+    arrival        VARCHAR,
+    hash_inputs    VARCHAR NOT NULL,
+    simulated      BOOLEAN NOT NULL,
+    sim_profile    VARCHAR,
+    status         VARCHAR NOT NULL,
+    started_at     TIMESTAMPTZ NOT NULL,
+    ended_at       TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS requests (
+    experiment_id        VARCHAR NOT NULL,
+    seq                  BIGINT NOT NULL,
+    warmup               BOOLEAN NOT NULL,
+    scheduled_ns         BIGINT NOT NULL,
+    sent_ns              BIGINT NOT NULL,
+    first_byte_ns        BIGINT,
+    first_token_ns       BIGINT,
+    end_ns               BIGINT NOT NULL,
+    token_chunk_ns       BIGINT[] NOT NULL,
+    events               INTEGER NOT NULL,
+    http_status          SMALLINT,
+    status               VARCHAR NOT NULL,
+    error_class          VARCHAR,
+    error_message        VARCHAR,
+    prompt_tokens_client BIGINT,
+    output_tokens_client BIGINT,
+    prompt_tokens_usage  BIGINT,
+    output_tokens_usage  BIGINT,
+    finish_reason        VARCHAR,
+    simulated            BOOLEAN NOT NULL
+);
+CREATE TABLE IF NOT EXISTS summaries (
+    experiment_id             VARCHAR PRIMARY KEY,
+    requests                  BIGINT NOT NULL,
+    requests_ok               BIGINT NOT NULL,
+    requests_failed           BIGINT NOT NULL,
+    warmup_requests           BIGINT NOT NULL,
+    window_s                  DOUBLE NOT NULL,
+    request_throughput        DOUBLE NOT NULL,
+    output_token_throughput   DOUBLE NOT NULL,
+    prompt_token_throughput   DOUBLE NOT NULL,
+    send_rate                 DOUBLE,
+    error_rate                DOUBLE NOT NULL,
+    errors_by_class           VARCHAR NOT NULL,
+    prompt_token_discrepancy  DOUBLE,
+    output_token_discrepancy  DOUBLE,
+    simulated                 BOOLEAN NOT NULL
+);
+CREATE TABLE IF NOT EXISTS distributions (
+    experiment_id VARCHAR NOT NULL,
+    metric        VARCHAR NOT NULL,
+    unit          VARCHAR NOT NULL,
+    count         BIGINT NOT NULL,
+    mean          DOUBLE,
+    min           DOUBLE,
+    p50           DOUBLE,
+    p90           DOUBLE,
+    p95           DOUBLE,
+    p99           DOUBLE,
+    max           DOUBLE,
+    PRIMARY KEY (experiment_id, metric)
+);

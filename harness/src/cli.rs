@@ -1,0 +1,99 @@
+//! Command-line interface (clap). Every argument has help text.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "harness",
+    version,
+    about = "Benchmark LLM endpoints and answer: what does a request cost on serving setup S under latency budget L?",
+    help_expected = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run every experiment of a config and write a result bundle.
+    Run(RunArgs),
+    /// Check a config and report every error; with --show-settings print the resolved config and experiments.
+    Validate(ValidateArgs),
+    /// Print the summary stored in a result bundle.
+    Show(ShowArgs),
+    /// Run the embedded simulated LLM server on its own.
+    Sim(SimArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ConfigArgs {
+    /// The experiment config (YAML), e.g. configs/local.yml.
+    pub config: PathBuf,
+    /// Override a config field: --set load.concurrency=[1,8] (repeatable; the value is YAML).
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub set: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Bundle file (.duckdb) or directory to write to (default: <output.dir>/<config name>.duckdb).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Rerun experiments whose complete results already exist in the bundle.
+    #[arg(long)]
+    pub force: bool,
+    /// No live progress bars.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Print the resolved config (secrets masked) and the experiments with their ids.
+    #[arg(long)]
+    pub show_settings: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    /// A result bundle (.duckdb).
+    pub bundle: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct SimArgs {
+    /// Address to listen on; only loopback addresses are accepted.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    pub listen: String,
+    /// Performance profile `<instance type>:<model size>` (see --list-profiles).
+    #[arg(long, default_value = "g5.xlarge:8b")]
+    pub profile: String,
+    /// Fixed time to first token in ms (replaces the profile's prefill model).
+    #[arg(long)]
+    pub ttft_ms: Option<f64>,
+    /// Fixed gap between tokens in ms (replaces the profile's decode model).
+    #[arg(long)]
+    pub itl_ms: Option<f64>,
+    /// Most sequences decoded at once per replica; more requests queue.
+    #[arg(long)]
+    pub max_concurrency: Option<u32>,
+    /// Fraction of requests that fail (0..1).
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// How injected errors fail: http_500, http_429 or mid_stream.
+    #[arg(long, default_value = "http_500")]
+    pub error_kind: String,
+    /// Seed for output lengths, text and injected errors.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// List the known profiles and exit.
+    #[arg(long)]
+    pub list_profiles: bool,
+}

@@ -1,0 +1,6 @@
+//! One module per subcommand.
+
+pub mod run;
+pub mod show;
+pub mod sim;
+pub mod validate;

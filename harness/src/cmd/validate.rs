@@ -1,0 +1,26 @@
+use crate::cli::ValidateArgs;
+use crate::config;
+use crate::plan;
+use std::process::ExitCode;
+
+pub fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
+    let loaded = match config::load_file(&a.config.config, &a.config.set) {
+        Ok(l) => l,
+        Err(errors) => {
+            eprint!("{errors}");
+            return Ok(ExitCode::from(crate::EXIT_BAD_INPUT));
+        }
+    };
+    let exps = plan::expand(&loaded.config);
+    if a.show_settings {
+        println!("# Resolved config (defaults filled in, secrets masked)");
+        print!("{}", loaded.effective_yaml);
+        println!("\n# Experiments ({})", exps.len());
+        for e in &exps {
+            println!("{}  {}", e.id, e.label);
+        }
+    } else {
+        println!("{}: OK, {} experiments", loaded.file, exps.len());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,155 @@
+//! The validated config: every value present, in range and consistent.
+
+pub use super::wire::{ApiKind, ProviderKind};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    pub name: String,
+    pub seed: u64,
+    pub endpoints: Vec<Endpoint>,
+    pub datasets: Vec<Dataset>,
+    pub load: Load,
+    pub sampling: Sampling,
+    pub pricing: Pricing,
+    pub budgets: Budgets,
+    pub output_dir: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Endpoint {
+    pub name: String,
+    pub provider: ProviderKind,
+    pub model: String,
+    pub instance_type: Option<String>,
+    pub instance_count: u32,
+    pub serving_stack: Option<String>,
+    pub api: ApiKind,
+    pub stream: bool,
+    pub base_url: Option<String>,
+    pub api_key_env: Option<String>,
+    pub headers: BTreeMap<String, String>,
+    pub sim: Option<SimSettings>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SimSettings {
+    pub profile: String,
+    pub ttft_ms: Option<f64>,
+    pub itl_ms: Option<f64>,
+    pub max_concurrency: Option<u32>,
+    pub error_rate: f64,
+    pub error_kind: SimErrorKind,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SimErrorKind {
+    Http500,
+    Http429,
+    MidStream,
+}
+
+impl SimErrorKind {
+    pub const NAMES: [&'static str; 3] = ["http_500", "http_429", "mid_stream"];
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "http_500" => Some(Self::Http500),
+            "http_429" => Some(Self::Http429),
+            "mid_stream" => Some(Self::MidStream),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Dataset {
+    pub name: String,
+    pub source: DatasetSource,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatasetSource {
+    Synthetic { prompt_tokens: u32, output_tokens: u32 },
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Arrival {
+    Constant,
+    Poisson,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum LoadLevel {
+    /// N workers, each sending its next request when the last one ends.
+    Closed { concurrency: u32 },
+    /// Scheduled arrivals at `rate` requests per second.
+    Open { rate: f64, arrival: Arrival },
+}
+
+impl LoadLevel {
+    pub fn label(&self) -> String {
+        match self {
+            LoadLevel::Closed { concurrency } => format!("c={concurrency}"),
+            LoadLevel::Open { rate, arrival: Arrival::Constant } => format!("{rate}/s"),
+            LoadLevel::Open { rate, arrival: Arrival::Poisson } => format!("{rate}/s poisson"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Load {
+    pub levels: Vec<LoadLevel>,
+    pub requests: Option<u64>,
+    #[serde(with = "secs")]
+    pub duration: Option<Duration>,
+    pub warmup_requests: u64,
+    #[serde(with = "secs")]
+    pub warmup_duration: Option<Duration>,
+    #[serde(serialize_with = "secs::one")]
+    pub timeout: Duration,
+    pub max_in_flight: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Sampling {
+    pub max_tokens: Option<u32>,
+    pub temperature: f64,
+    pub top_p: Option<f64>,
+    pub ignore_eos: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Pricing {
+    pub file: Option<String>,
+    pub region: Option<String>,
+    pub instance_hourly: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Budgets {
+    pub ttft_p95_ms: Option<f64>,
+    pub e2e_p95_ms: Option<f64>,
+    pub error_rate: Option<f64>,
+    pub cost_per_request: Option<f64>,
+}
+
+/// Durations serialise as seconds (f64) in hashes and bundles.
+mod secs {
+    use serde::Serializer;
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_f64(d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn one<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}

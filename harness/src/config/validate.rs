@@ -1,0 +1,394 @@
+//! Wire config → validated config. Collects every problem, each with the path
+//! of the field it concerns and what would be valid.
+
+use super::model::*;
+use super::wire::*;
+use super::yaml::Path;
+use crate::sim::profile;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Issue {
+    pub path: Path,
+    pub message: String,
+}
+
+#[derive(Default)]
+struct Ctx {
+    issues: Vec<Issue>,
+}
+
+impl Ctx {
+    fn err(&mut self, path: Path, message: impl Into<String>) {
+        self.issues.push(Issue { path, message: message.into() });
+    }
+    fn duration(&mut self, path: Path, s: &Option<String>) -> Option<Duration> {
+        let s = s.as_deref()?;
+        match humantime::parse_duration(s) {
+            Ok(d) if d > Duration::ZERO => Some(d),
+            Ok(_) => {
+                self.err(path, "must be longer than zero");
+                None
+            }
+            Err(e) => {
+                self.err(path, format!("`{s}` is not a duration ({e}); write e.g. `30s`, `2m`, `1h30m`"));
+                None
+            }
+        }
+    }
+}
+
+fn name_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'))
+}
+
+/// Validates `w`; `default_name` names the config when it has no `name`.
+pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>> {
+    let mut cx = Ctx::default();
+    let root = Path::root();
+
+    let name = w.name.unwrap_or_else(|| default_name.to_string());
+    if !name_ok(&name) {
+        cx.err(root.key("name"), format!("`{name}` is not a valid name: use letters, digits, `-`, `_`, `.`"));
+    }
+    let seed = w.seed.unwrap_or(0);
+
+    // Endpoints: the embedded simulator is the default when none is configured.
+    let wire_endpoints = w.endpoints.unwrap_or_else(|| {
+        vec![WireEndpoint {
+            name: Some("sim".into()),
+            provider: Some(ProviderKind::Sim),
+            ..Default::default()
+        }]
+    });
+    if wire_endpoints.is_empty() {
+        cx.err(root.key("endpoints"), "lists no endpoint; remove the key to use the embedded simulator, or add one");
+    }
+    let mut endpoints = vec![];
+    let mut seen = BTreeSet::new();
+    for (i, e) in wire_endpoints.into_iter().enumerate() {
+        let p = root.key("endpoints").index(i);
+        if let Some(ep) = endpoint(&mut cx, &p, e) {
+            if !seen.insert(ep.name.clone()) {
+                cx.err(p.key("name"), format!("`{}` names two endpoints; endpoint names must be unique", ep.name));
+            }
+            endpoints.push(ep);
+        }
+    }
+
+    let wire_datasets = w.datasets.unwrap_or_else(|| {
+        vec![WireDataset {
+            name: Some("synthetic-256-64".into()),
+            synthetic: Some(WireSynthetic { prompt_tokens: Some(256), output_tokens: Some(64) }),
+        }]
+    });
+    if wire_datasets.is_empty() {
+        cx.err(root.key("datasets"), "lists no dataset; remove the key for the default synthetic one, or add one");
+    }
+    let mut datasets = vec![];
+    let mut seen = BTreeSet::new();
+    for (i, d) in wire_datasets.into_iter().enumerate() {
+        let p = root.key("datasets").index(i);
+        let dname = match d.name {
+            Some(n) if name_ok(&n) => n,
+            Some(n) => {
+                cx.err(p.key("name"), format!("`{n}` is not a valid name: use letters, digits, `-`, `_`, `.`"));
+                continue;
+            }
+            None => {
+                cx.err(p.key("name"), "is required: give the dataset a name, e.g. `name: short-prompts`");
+                continue;
+            }
+        };
+        if !seen.insert(dname.clone()) {
+            cx.err(p.key("name"), format!("`{dname}` names two datasets; dataset names must be unique"));
+        }
+        match d.synthetic {
+            Some(s) => {
+                let sp = p.key("synthetic");
+                let pt = s.prompt_tokens.unwrap_or(0);
+                let ot = s.output_tokens.unwrap_or(0);
+                if s.prompt_tokens.is_none() || pt == 0 {
+                    cx.err(sp.key("prompt_tokens"), "must be a whole number of tokens >= 1, e.g. `prompt_tokens: 512`");
+                }
+                if s.output_tokens.is_none() || ot == 0 {
+                    cx.err(sp.key("output_tokens"), "must be a whole number of tokens >= 1, e.g. `output_tokens: 128`");
+                }
+                datasets.push(Dataset {
+                    name: dname,
+                    source: DatasetSource::Synthetic { prompt_tokens: pt, output_tokens: ot },
+                });
+            }
+            None => cx.err(p, "needs a source: `synthetic: {prompt_tokens: N, output_tokens: M}`"),
+        }
+    }
+
+    let load = load(&mut cx, w.load.unwrap_or_default());
+
+    let ws = w.sampling.unwrap_or_default();
+    let sp = root.key("sampling");
+    if ws.max_tokens == Some(0) {
+        cx.err(sp.key("max_tokens"), "must be >= 1");
+    }
+    let temperature = ws.temperature.unwrap_or(0.0);
+    if !(0.0..=2.0).contains(&temperature) {
+        cx.err(sp.key("temperature"), format!("{temperature} is outside 0.0..=2.0"));
+    }
+    if let Some(t) = ws.top_p {
+        if !(t > 0.0 && t <= 1.0) {
+            cx.err(sp.key("top_p"), format!("{t} is outside (0, 1]"));
+        }
+    }
+    let sampling = Sampling {
+        max_tokens: ws.max_tokens,
+        temperature,
+        top_p: ws.top_p,
+        ignore_eos: ws.ignore_eos.unwrap_or(true),
+    };
+
+    let wp = w.pricing.unwrap_or_default();
+    for (k, v) in wp.instance_hourly.iter().flatten() {
+        if !(v.is_finite() && *v >= 0.0) {
+            cx.err(root.key("pricing").key("instance_hourly").key(k), format!("{v} is not a price in $/hour (>= 0)"));
+        }
+    }
+    let pricing = Pricing {
+        file: wp.file,
+        region: wp.region,
+        instance_hourly: wp.instance_hourly.unwrap_or_default(),
+    };
+
+    let wb = w.budgets.unwrap_or_default();
+    let bp = root.key("budgets");
+    for (field, v) in [("ttft_p95_ms", wb.ttft_p95_ms), ("e2e_p95_ms", wb.e2e_p95_ms), ("cost_per_request", wb.cost_per_request)] {
+        if let Some(v) = v {
+            if !(v.is_finite() && v > 0.0) {
+                cx.err(bp.key(field), format!("{v} must be > 0"));
+            }
+        }
+    }
+    if let Some(e) = wb.error_rate {
+        if !(0.0..=1.0).contains(&e) {
+            cx.err(bp.key("error_rate"), format!("{e} is a fraction and must be within 0..=1 (0.01 = 1%)"));
+        }
+    }
+    let budgets = Budgets {
+        ttft_p95_ms: wb.ttft_p95_ms,
+        e2e_p95_ms: wb.e2e_p95_ms,
+        error_rate: wb.error_rate,
+        cost_per_request: wb.cost_per_request,
+    };
+
+    let output_dir = w.output.and_then(|o| o.dir).unwrap_or_else(|| "results".into());
+
+    if cx.issues.is_empty() {
+        Ok(Config { name, seed, endpoints, datasets, load, sampling, pricing, budgets, output_dir })
+    } else {
+        Err(cx.issues)
+    }
+}
+
+fn endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<Endpoint> {
+    let before = cx.issues.len();
+    let provider = match e.provider {
+        Some(pr) => pr,
+        None => {
+            cx.err(p.key("provider"), "is required: one of `sim`, `openai`");
+            return None;
+        }
+    };
+    let name = match e.name {
+        Some(n) if name_ok(&n) => n,
+        Some(n) => {
+            cx.err(p.key("name"), format!("`{n}` is not a valid name: use letters, digits, `-`, `_`, `.`, `:`, `/`"));
+            String::new()
+        }
+        None => {
+            cx.err(p.key("name"), "is required: a short unique label, e.g. `name: g5-xlarge-vllm`");
+            String::new()
+        }
+    };
+    let instance_count = e.instance_count.unwrap_or(1);
+    if instance_count == 0 {
+        cx.err(p.key("instance_count"), "must be >= 1");
+    }
+    if let Some(env) = &e.api_key_env {
+        if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            cx.err(p.key("api_key_env"), format!("`{env}` is not an environment variable name; give the variable's name (e.g. `OPENAI_API_KEY`), never the key itself"));
+        }
+    }
+    let mut model = e.model.clone();
+    let mut sim = None;
+    match provider {
+        ProviderKind::Openai => {
+            match &e.base_url {
+                None => cx.err(p.key("base_url"), "is required for provider `openai`, e.g. `base_url: http://127.0.0.1:8000/v1`"),
+                Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+                    cx.err(p.key("base_url"), format!("`{u}` must start with http:// or https://"))
+                }
+                _ => {}
+            }
+            if model.is_none() {
+                cx.err(p.key("model"), "is required for provider `openai`: the model name the server expects");
+            }
+            if e.sim.is_some() {
+                cx.err(p.key("sim"), "only applies to provider `sim`");
+            }
+        }
+        ProviderKind::Sim => {
+            if e.base_url.is_some() {
+                cx.err(p.key("base_url"), "does not apply to provider `sim` (the simulator picks a loopback port)");
+            }
+            let ws = e.sim.clone().unwrap_or_default();
+            let sp = p.key("sim");
+            let model_name = model.get_or_insert_with(|| "llama-3.1-8b".into()).clone();
+            let profile_name = match ws.profile {
+                Some(pn) => pn,
+                None => profile::default_profile_name(e.instance_type.as_deref(), &model_name),
+            };
+            if let Err(msg) = profile::lookup(&profile_name) {
+                let at = if e.sim.as_ref().and_then(|s| s.profile.as_ref()).is_some() {
+                    sp.key("profile")
+                } else {
+                    p.key("instance_type")
+                };
+                cx.err(at, msg);
+            }
+            for (field, v) in [("ttft_ms", ws.ttft_ms), ("itl_ms", ws.itl_ms)] {
+                if let Some(v) = v {
+                    if !(v.is_finite() && v >= 0.0) {
+                        cx.err(sp.key(field), format!("{v} must be >= 0 milliseconds"));
+                    }
+                }
+            }
+            if ws.max_concurrency == Some(0) {
+                cx.err(sp.key("max_concurrency"), "must be >= 1");
+            }
+            let error_rate = ws.error_rate.unwrap_or(0.0);
+            if !(0.0..=1.0).contains(&error_rate) {
+                cx.err(sp.key("error_rate"), format!("{error_rate} is a fraction and must be within 0..=1"));
+            }
+            let error_kind = match ws.error_kind.as_deref() {
+                None => SimErrorKind::Http500,
+                Some(k) => SimErrorKind::parse(k).unwrap_or_else(|| {
+                    cx.err(sp.key("error_kind"), format!("`{k}` is not an error kind; expected one of {}", SimErrorKind::NAMES.map(|n| format!("`{n}`")).join(", ")));
+                    SimErrorKind::Http500
+                }),
+            };
+            sim = Some(SimSettings {
+                profile: profile_name,
+                ttft_ms: ws.ttft_ms,
+                itl_ms: ws.itl_ms,
+                max_concurrency: ws.max_concurrency,
+                error_rate,
+                error_kind,
+            });
+        }
+    }
+    if cx.issues.len() > before {
+        return None;
+    }
+    Some(Endpoint {
+        name,
+        provider,
+        model: model.unwrap_or_default(),
+        instance_type: e.instance_type,
+        instance_count,
+        serving_stack: e.serving_stack,
+        api: e.api.unwrap_or(ApiKind::Chat),
+        stream: e.stream.unwrap_or(true),
+        base_url: e.base_url,
+        api_key_env: e.api_key_env,
+        headers: e.headers.unwrap_or_default(),
+        sim,
+    })
+}
+
+fn load(cx: &mut Ctx, w: WireLoad) -> Load {
+    let p = Path::root().key("load");
+    let arrival = match w.arrival.as_deref() {
+        None | Some("constant") => Arrival::Constant,
+        Some("poisson") => Arrival::Poisson,
+        Some(other) => {
+            cx.err(p.key("arrival"), format!("`{other}` is not an arrival process; expected `constant` or `poisson`"));
+            Arrival::Constant
+        }
+    };
+    let mut levels = vec![];
+    for (i, c) in w.concurrency.iter().flatten().enumerate() {
+        if *c == 0 {
+            cx.err(p.key("concurrency").index(i), "concurrency must be >= 1");
+        } else {
+            levels.push(LoadLevel::Closed { concurrency: *c });
+        }
+    }
+    for (i, r) in w.rates.iter().flatten().enumerate() {
+        if !(r.is_finite() && *r > 0.0) {
+            cx.err(p.key("rates").index(i), format!("{r} is not a request rate; rates are requests per second > 0"));
+        } else {
+            levels.push(LoadLevel::Open { rate: *r, arrival });
+        }
+    }
+    if w.concurrency.is_none() && w.rates.is_none() {
+        levels.push(LoadLevel::Closed { concurrency: 1 });
+    } else if levels.is_empty() && cx.issues.is_empty() {
+        cx.err(p.clone(), "has no load level: give `concurrency: [1, 8]` (closed loop) and/or `rates: [2.0, 5.0]` (open loop, req/s)");
+    }
+    if w.arrival.is_some() && w.rates.is_none() {
+        cx.err(p.key("arrival"), "only applies to open-loop `rates`; closed-loop `concurrency` levels have no arrival process");
+    }
+    let duration = cx.duration(p.key("duration"), &w.duration);
+    let requests = w.requests;
+    if requests == Some(0) {
+        cx.err(p.key("requests"), "must be >= 1");
+    }
+    let requests = if requests.is_none() && duration.is_none() { Some(100) } else { requests };
+    let ww = w.warmup.unwrap_or_default();
+    let warmup_duration = cx.duration(p.key("warmup").key("duration"), &ww.duration);
+    let timeout = cx.duration(p.key("timeout"), &w.timeout).unwrap_or(Duration::from_secs(120));
+    let max_in_flight = w.max_in_flight.unwrap_or(10_000);
+    if max_in_flight == 0 {
+        cx.err(p.key("max_in_flight"), "must be >= 1");
+    }
+    Load {
+        levels,
+        requests,
+        duration,
+        warmup_requests: ww.requests.unwrap_or(0),
+        warmup_duration,
+        timeout,
+        max_in_flight,
+    }
+}
+
+/// Keys whose values are masked wherever the config is shown or stored.
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["authorization", "key", "token", "secret", "password", "credential", "cookie", "signature"]
+        .iter()
+        .any(|s| k.contains(s))
+        && !k.ends_with("_env")
+}
+
+/// Masks secret-looking values (header values always) in a config value.
+pub fn mask_secrets(v: &mut serde_json::Value) {
+    fn walk(v: &mut serde_json::Value, in_headers: bool) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, child) in m.iter_mut() {
+                    if (in_headers || is_secret_key(k)) && !child.is_object() && !child.is_array() && !child.is_null() {
+                        *child = serde_json::Value::String("****".into());
+                    } else {
+                        walk(child, k == "headers");
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|c| walk(c, false)),
+            _ => {}
+        }
+    }
+    walk(v, false);
+}
+

@@ -1,0 +1,155 @@
+//! The config file as written: every field optional, unknown keys rejected.
+//!
+//! These types only describe the file's shape. `validate.rs` turns them into the
+//! strict types in `model.rs`, checking presence, ranges and cross-field rules
+//! and collecting every problem instead of stopping at the first.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireConfig {
+    /// Name of the config; the default bundle is `results/<name>.duckdb`.
+    pub name: Option<String>,
+    /// Seed for arrivals, prompts and the simulator.
+    pub seed: Option<u64>,
+    pub endpoints: Option<Vec<WireEndpoint>>,
+    pub datasets: Option<Vec<WireDataset>>,
+    pub load: Option<WireLoad>,
+    pub sampling: Option<WireSampling>,
+    pub pricing: Option<WirePricing>,
+    pub budgets: Option<WireBudgets>,
+    pub output: Option<WireOutput>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// The embedded simulator, started in-process on loopback.
+    Sim,
+    /// Any OpenAI-compatible server (vLLM, TGI, SGLang, llama.cpp, Ollama).
+    Openai,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiKind {
+    /// `/v1/chat/completions`
+    Chat,
+    /// `/v1/completions`
+    Completions,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireEndpoint {
+    pub name: Option<String>,
+    pub provider: Option<ProviderKind>,
+    pub model: Option<String>,
+    pub instance_type: Option<String>,
+    pub instance_count: Option<u32>,
+    pub serving_stack: Option<String>,
+    pub api: Option<ApiKind>,
+    pub stream: Option<bool>,
+    pub base_url: Option<String>,
+    /// Name of the environment variable holding the API key (never the key).
+    pub api_key_env: Option<String>,
+    pub headers: Option<BTreeMap<String, String>>,
+    pub sim: Option<WireSim>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireSim {
+    /// `<instance type>:<model size>`, e.g. `g5.xlarge:8b`; `harness sim --list-profiles`.
+    pub profile: Option<String>,
+    /// Fixed time to first token, replacing the profile's prefill model.
+    pub ttft_ms: Option<f64>,
+    /// Fixed inter-token gap, replacing the profile's decode model.
+    pub itl_ms: Option<f64>,
+    /// Most sequences decoded at once; more requests queue.
+    pub max_concurrency: Option<u32>,
+    /// Fraction of requests that fail (0..1).
+    pub error_rate: Option<f64>,
+    /// How injected errors fail: `http_500`, `http_429` or `mid_stream`.
+    pub error_kind: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireDataset {
+    pub name: Option<String>,
+    pub synthetic: Option<WireSynthetic>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireSynthetic {
+    pub prompt_tokens: Option<u32>,
+    pub output_tokens: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireLoad {
+    /// Closed-loop levels: number of concurrent workers.
+    pub concurrency: Option<Vec<u32>>,
+    /// Open-loop levels: request rates in requests per second.
+    pub rates: Option<Vec<f64>>,
+    /// Arrival process for open-loop levels: `constant` or `poisson`.
+    pub arrival: Option<String>,
+    /// Measured requests per level.
+    pub requests: Option<u64>,
+    /// Measured duration per level (`30s`, `2m`).
+    pub duration: Option<String>,
+    pub warmup: Option<WireWarmup>,
+    /// Per-request timeout (`60s`).
+    pub timeout: Option<String>,
+    /// Open loop: most requests in flight; arrivals beyond it are recorded as
+    /// failed with class `client_saturated`, never silently dropped.
+    pub max_in_flight: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireWarmup {
+    pub requests: Option<u64>,
+    pub duration: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireSampling {
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub ignore_eos: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WirePricing {
+    /// A pricing file (`configs/pricing.yml`).
+    pub file: Option<String>,
+    /// Region whose prices apply.
+    pub region: Option<String>,
+    /// $/hour per instance type, overriding the file.
+    pub instance_hourly: Option<BTreeMap<String, f64>>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireBudgets {
+    pub ttft_p95_ms: Option<f64>,
+    pub e2e_p95_ms: Option<f64>,
+    pub error_rate: Option<f64>,
+    pub cost_per_request: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireOutput {
+    /// Directory for bundles (default `results`).
+    pub dir: Option<String>,
+}

@@ -1,0 +1,48 @@
+//! The harness: parse → validate → run → export.
+//!
+//! `config` turns YAML into validated types; `plan` expands them into
+//! experiments with content-hashed ids; `schedule` decides when requests are
+//! sent (no HTTP); `provider` sends them (no statistics); `runner` joins the
+//! two; `bundle` stores everything in DuckDB; `report` renders; `sim` is the
+//! embedded simulated server. Metric and statistics definitions live in the
+//! `harness-core` crate, shared with the viewer.
+
+pub mod bundle;
+pub mod cli;
+pub mod clock;
+pub mod cmd;
+pub mod config;
+pub mod host;
+pub mod plan;
+pub mod progress;
+pub mod provider;
+pub mod record;
+pub mod report;
+pub mod runner;
+pub mod schedule;
+pub mod sim;
+pub mod timer;
+pub mod tls;
+pub mod tokens;
+pub mod workload;
+
+use cli::{Cli, Command};
+use std::process::ExitCode;
+
+/// Exit status for a config the user must fix.
+pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit status after Ctrl-C.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Validate(a) => cmd::validate::run(a),
+        Command::Show(a) => cmd::show::run(a),
+        Command::Run(a) => runtime()?.block_on(cmd::run::run(a)),
+        Command::Sim(a) => runtime()?.block_on(cmd::sim::run(a)),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}

@@ -1,0 +1,77 @@
+//! The terminal summary table printed by `harness run` and `harness show`.
+
+use crate::bundle::read::StoredExperiment;
+use harness_core::Metric;
+
+fn ms(e: &StoredExperiment, m: Metric, stat: &str) -> String {
+    match e.summary.dist(m).and_then(|d| d.stat(stat)) {
+        Some(v) if v >= 100.0 => format!("{v:.0}"),
+        Some(v) => format!("{v:.1}"),
+        None => "-".into(),
+    }
+}
+
+/// Renders one row per experiment. `notes` adds a note per experiment id
+/// (e.g. "skipped: complete in bundle").
+pub fn render(exps: &[StoredExperiment], notes: &dyn Fn(&str) -> Option<String>) -> String {
+    let header = [
+        "experiment", "ok", "err", "req/s", "out tok/s", "TTFT p50", "TTFT p99", "ITL p50", "ITL p99", "e2e p50",
+        "e2e p95", "lag p99", "status",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    for e in exps {
+        let s = &e.summary;
+        let mut status = e.status.clone();
+        if let Some(n) = notes(&e.experiment_id) {
+            status = format!("{status}, {n}");
+        }
+        if s.requests_failed > 0 {
+            let classes: Vec<String> = s.errors_by_class.iter().map(|(k, v)| format!("{k}×{v}")).collect();
+            status = format!("{status} [{}]", classes.join(" "));
+        }
+        rows.push(vec![
+            e.label.clone(),
+            s.requests_ok.to_string(),
+            s.requests_failed.to_string(),
+            format!("{:.2}", s.request_throughput),
+            format!("{:.0}", s.output_token_throughput),
+            ms(e, Metric::Ttft, "p50"),
+            ms(e, Metric::Ttft, "p99"),
+            ms(e, Metric::Itl, "p50"),
+            ms(e, Metric::Itl, "p99"),
+            ms(e, Metric::E2e, "p50"),
+            ms(e, Metric::E2e, "p95"),
+            ms(e, Metric::DispatchLag, "p99"),
+            status,
+        ]);
+    }
+    let widths: Vec<usize> =
+        (0..header.len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for (i, r) in rows.iter().enumerate() {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            let pad = widths[c] - cell.chars().count();
+            // Text columns left-aligned, numbers right-aligned.
+            if c == 0 || c == header.len() - 1 {
+                line.push_str(cell);
+                line.push_str(&" ".repeat(pad));
+            } else {
+                line.push_str(&" ".repeat(pad));
+                line.push_str(cell);
+            }
+            line.push_str("  ");
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+        if i == 0 {
+            out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1)));
+            out.push('\n');
+        }
+    }
+    out.push_str("Latencies in ms over all measured requests (HDR histograms). TTFT and e2e from the actual send; lag = actual - scheduled send.\n");
+    if exps.iter().any(|e| e.simulated) {
+        out.push_str("SIMULATED: rows from the embedded simulator are modelled, not measured on real hardware.\n");
+    }
+    out
+}

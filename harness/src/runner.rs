@@ -1,0 +1,99 @@
+//! Runs one experiment: the scheduler decides when, the provider sends, a
+//! collector gathers records and feeds the live progress line.
+
+use crate::clock::Clock;
+use crate::plan::Experiment;
+use crate::provider::Provider;
+use crate::record::RequestRecord;
+use crate::workload::Workload;
+use crate::{progress::Progress, schedule};
+use chrono::{DateTime, Utc};
+use harness_core::stats::Recorder;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+pub struct Outcome {
+    pub records: Vec<RequestRecord>,
+    pub interrupted: bool,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+}
+
+pub async fn run_experiment(
+    exp: &Experiment,
+    provider: Arc<Provider>,
+    workload: Arc<Workload>,
+    timeout: Duration,
+    stop: Arc<AtomicBool>,
+    progress: Progress,
+) -> Outcome {
+    let started_at = Utc::now();
+    let clock = Clock::new();
+    let (tx, mut rx) = mpsc::unbounded_channel::<RequestRecord>();
+
+    let collector = tokio::spawn(async move {
+        let mut records = Vec::new();
+        let mut ttft = Recorder::new();
+        let (mut done, mut errors) = (0u64, 0u64);
+        let start = Instant::now();
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                r = rx.recv() => match r {
+                    Some(rec) => {
+                        done += 1;
+                        if !rec.ok { errors += 1; }
+                        if rec.ok && !rec.warmup {
+                            if let Some(ft) = rec.first_token_ns { ttft.record(ft - rec.sent_ns); }
+                        }
+                        records.push(rec);
+                    }
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    let rate = done as f64 / start.elapsed().as_secs_f64().max(1e-9);
+                    progress.update(done, rate, ttft.quantile(0.5).map(|v| v as f64 / 1e6), errors);
+                }
+            }
+        }
+        progress.finish(done, errors);
+        records
+    });
+
+    let send = {
+        let tx = tx.clone();
+        move |d: schedule::Dispatch| {
+            let (provider, workload, tx) = (provider.clone(), workload.clone(), tx.clone());
+            async move {
+                let mut rec = RequestRecord { seq: d.seq, warmup: d.warmup, scheduled_ns: clock.ns(d.scheduled), ..Default::default() };
+                if d.saturated {
+                    rec.sent_ns = clock.now_ns();
+                    rec.end_ns = rec.sent_ns;
+                    rec.fail("client_saturated", "max_in_flight requests were already in flight at the scheduled time; not sent");
+                } else {
+                    let item = workload.item(d.seq);
+                    if tokio::time::timeout(timeout, provider.send(&item, &clock, &mut rec)).await.is_err() {
+                        rec.end_ns = clock.now_ns();
+                        if rec.sent_ns == 0 {
+                            rec.sent_ns = rec.end_ns;
+                        }
+                        rec.fail("timeout", format!("no complete response within {}", humantime::format_duration(timeout)));
+                    }
+                }
+                let _ = tx.send(rec);
+            }
+        }
+    };
+    schedule::drive(&exp.plan, stop.clone(), send).await;
+    drop(tx);
+    let mut records = collector.await.expect("collector task");
+    records.sort_by_key(|r| r.seq);
+    Outcome {
+        records,
+        interrupted: stop.load(std::sync::atomic::Ordering::Relaxed),
+        started_at,
+        ended_at: Utc::now(),
+    }
+}

@@ -1,0 +1,10 @@
+//! The embedded simulated LLM server: OpenAI-compatible, streaming, on loopback.
+//! `profile.rs` is the performance model, `engine.rs` runs sequences against
+//! it, `server.rs` speaks HTTP.
+
+pub mod engine;
+pub mod profile;
+pub mod server;
+
+pub use engine::{Engine, EngineOptions};
+pub use server::SimServer;

@@ -1,0 +1,262 @@
+//! The simulator's OpenAI-compatible HTTP face: `/v1/chat/completions`,
+//! `/v1/completions` (streaming and not, with `stream_options.include_usage`),
+//! `/v1/models` and `/health`. Responses are marked with the header
+//! `x-simulated: true`.
+
+use super::engine::{Engine, Plan, Rejection};
+use crate::config::SimErrorKind;
+use crate::tokens::count_tokens;
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+type Body = BoxBody<Bytes, Infallible>;
+
+/// A running simulator; stops when dropped.
+pub struct SimServer {
+    pub addr: SocketAddr,
+    accept: JoinHandle<()>,
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+impl SimServer {
+    /// Binds `addr` (use port 0 for any free port) and serves until dropped.
+    pub async fn start(addr: SocketAddr, engine: Arc<Engine>) -> std::io::Result<SimServer> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let _ = stream.set_nodelay(true);
+                let engine = engine.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| handle(engine.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Ok(SimServer { addr, accept })
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+}
+
+fn full(status: StatusCode, content_type: &str, body: String) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .header("x-simulated", "true")
+        .body(Full::new(Bytes::from(body)).boxed())
+        .expect("valid response")
+}
+
+fn error(status: StatusCode, kind: &str, message: &str) -> Response<Body> {
+    let body = json!({"error": {"message": message, "type": kind, "code": status.as_u16()}});
+    full(status, "application/json", body.to_string())
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Api {
+    Chat,
+    Completions,
+}
+
+async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let api = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/health") | (&Method::GET, "/v1/health") => {
+            return Ok(full(StatusCode::OK, "application/json", r#"{"status":"ok"}"#.into()))
+        }
+        (&Method::GET, "/v1/models") => {
+            let body = json!({"object": "list", "data": [{"id": engine.profile.name, "object": "model", "owned_by": "harness-sim"}]});
+            return Ok(full(StatusCode::OK, "application/json", body.to_string()));
+        }
+        (&Method::POST, "/v1/chat/completions") => Api::Chat,
+        (&Method::POST, "/v1/completions") => Api::Completions,
+        (_, path) => return Ok(error(StatusCode::NOT_FOUND, "not_found", &format!("no route {path}"))),
+    };
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return Ok(error(StatusCode::BAD_REQUEST, "invalid_request_error", &e.to_string())),
+    };
+    let v: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return Ok(error(StatusCode::BAD_REQUEST, "invalid_request_error", &format!("body is not JSON: {e}"))),
+    };
+    let prompt_tokens = match api {
+        Api::Chat => match v["messages"].as_array() {
+            Some(msgs) => msgs.iter().map(|m| content_tokens(&m["content"])).sum(),
+            None => return Ok(error(StatusCode::BAD_REQUEST, "invalid_request_error", "`messages` is required")),
+        },
+        Api::Completions => match &v["prompt"] {
+            Value::String(s) => count_tokens(s),
+            Value::Array(a) => a.first().and_then(|p| p.as_str()).map(count_tokens).unwrap_or(0),
+            _ => return Ok(error(StatusCode::BAD_REQUEST, "invalid_request_error", "`prompt` is required")),
+        },
+    };
+    let max_tokens = v["max_tokens"].as_u64().or(v["max_completion_tokens"].as_u64()).unwrap_or(256);
+    let stream = v["stream"].as_bool().unwrap_or(false);
+    let include_usage = v["stream_options"]["include_usage"].as_bool().unwrap_or(false);
+    let ignore_eos = v["ignore_eos"].as_bool().unwrap_or(false);
+    let model = v["model"].as_str().unwrap_or("sim").to_string();
+
+    let plan = engine.plan(prompt_tokens, max_tokens, ignore_eos);
+    match plan.fail {
+        Some(SimErrorKind::Http500) => {
+            return Ok(error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "simulated server error"))
+        }
+        Some(SimErrorKind::Http429) => {
+            let mut r = error(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "simulated throttling");
+            r.headers_mut().insert("retry-after", "1".parse().expect("header"));
+            return Ok(r);
+        }
+        _ => {}
+    }
+    let g = Gen { api, model, plan, include_usage };
+    if stream {
+        let (tx, rx) = mpsc::channel::<Bytes>(64);
+        tokio::spawn(generate_stream(engine, g, tx));
+        let body = StreamBody::new(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+        }));
+        Ok(Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "text/event-stream")
+            .header("cache-control", "no-cache")
+            .header("x-simulated", "true")
+            .body(BodyExt::boxed(body))
+            .expect("valid response"))
+    } else {
+        Ok(generate_full(engine, g).await)
+    }
+}
+
+fn content_tokens(c: &Value) -> u64 {
+    match c {
+        Value::String(s) => count_tokens(s),
+        Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).map(count_tokens).sum(),
+        _ => 0,
+    }
+}
+
+struct Gen {
+    api: Api,
+    model: String,
+    plan: Plan,
+    include_usage: bool,
+}
+
+impl Gen {
+    fn chunk(&self, text: Option<&str>, finish: Option<&str>, role: bool) -> Bytes {
+        let finish = finish.map(|f| format!("\"{f}\"")).unwrap_or_else(|| "null".into());
+        let model = serde_json::to_string(&self.model).expect("string");
+        let s = match self.api {
+            Api::Chat => {
+                let delta = match (role, text) {
+                    (true, _) => r#"{"role":"assistant","content":""}"#.to_string(),
+                    (false, Some(t)) => format!(r#"{{"content":{}}}"#, serde_json::to_string(t).expect("string")),
+                    (false, None) => "{}".to_string(),
+                };
+                format!(r#"data: {{"id":"chatcmpl-sim","object":"chat.completion.chunk","model":{model},"choices":[{{"index":0,"delta":{delta},"finish_reason":{finish}}}]}}"#)
+            }
+            Api::Completions => {
+                let t = serde_json::to_string(text.unwrap_or("")).expect("string");
+                format!(r#"data: {{"id":"cmpl-sim","object":"text_completion","model":{model},"choices":[{{"index":0,"text":{t},"finish_reason":{finish}}}]}}"#)
+            }
+        };
+        Bytes::from(s + "\n\n")
+    }
+
+    fn usage(&self) -> Value {
+        let p = &self.plan;
+        json!({"prompt_tokens": p.prompt_tokens, "completion_tokens": p.output_tokens, "total_tokens": p.prompt_tokens + p.output_tokens})
+    }
+}
+
+async fn generate_stream(engine: Arc<Engine>, g: Gen, tx: mpsc::Sender<Bytes>) {
+    let mut seq = match engine.admit(&g.plan).await {
+        Ok(s) => s,
+        Err(Rejection::TooLong { needed, capacity }) => {
+            let e = json!({"error": {"message": format!("prompt + max_tokens = {needed} exceeds the KV cache ({capacity} tokens)"), "type": "context_length_exceeded"}});
+            let _ = tx.send(Bytes::from(format!("data: {e}\n\n"))).await;
+            return;
+        }
+    };
+    if g.api == Api::Chat && tx.send(g.chunk(None, None, true)).await.is_err() {
+        return;
+    }
+    let n = g.plan.output_tokens;
+    let fail_at = (g.plan.fail == Some(SimErrorKind::MidStream)).then_some(n / 2);
+    for i in 0..n {
+        if fail_at == Some(i) {
+            let e = json!({"error": {"message": "simulated failure mid-stream", "type": "server_error"}});
+            let _ = tx.send(Bytes::from(format!("data: {e}\n\n"))).await;
+            return;
+        }
+        let word = if i == 0 { seq.prefill().await } else { seq.decode().await };
+        let text = if i == 0 { word.to_string() } else { format!(" {word}") };
+        if tx.send(g.chunk(Some(&text), None, false)).await.is_err() {
+            return; // client went away: free the sequence
+        }
+    }
+    drop(seq);
+    let mut tail = g.chunk(None, Some("length"), false).to_vec();
+    if g.include_usage {
+        let obj = if g.api == Api::Chat { "chat.completion.chunk" } else { "text_completion" };
+        let u = json!({"id": "sim", "object": obj, "model": g.model, "choices": [], "usage": g.usage()});
+        tail.extend_from_slice(format!("data: {u}\n\n").as_bytes());
+    }
+    tail.extend_from_slice(b"data: [DONE]\n\n");
+    let _ = tx.send(Bytes::from(tail)).await;
+}
+
+async fn generate_full(engine: Arc<Engine>, g: Gen) -> Response<Body> {
+    let mut seq = match engine.admit(&g.plan).await {
+        Ok(s) => s,
+        Err(Rejection::TooLong { needed, capacity }) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "context_length_exceeded",
+                &format!("prompt + max_tokens = {needed} exceeds the KV cache ({capacity} tokens)"),
+            )
+        }
+    };
+    let mut text = String::new();
+    for i in 0..g.plan.output_tokens {
+        let w = if i == 0 { seq.prefill().await } else { seq.decode().await };
+        if i > 0 {
+            text.push(' ');
+        }
+        text.push_str(w);
+    }
+    drop(seq);
+    if g.plan.fail == Some(SimErrorKind::MidStream) {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "simulated server error");
+    }
+    let body = match g.api {
+        Api::Chat => json!({"id": "chatcmpl-sim", "object": "chat.completion", "model": g.model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "length"}],
+            "usage": g.usage()}),
+        Api::Completions => json!({"id": "cmpl-sim", "object": "text_completion", "model": g.model,
+            "choices": [{"index": 0, "text": text, "finish_reason": "length"}], "usage": g.usage()}),
+    };
+    full(StatusCode::OK, "application/json", body.to_string())
+}
