@@ -144,7 +144,11 @@ mod tests {
         let mut all = Recorder::new();
         for i in 0..1000 {
             let v = (i * 7919 % 1000 + 1) * 1000;
-            if i % 2 == 0 { a.record(v) } else { b.record(v) }
+            if i % 2 == 0 {
+                a.record(v)
+            } else {
+                b.record(v)
+            }
             all.record(v);
         }
         a.merge(&b);

@@ -93,14 +93,16 @@ impl ExperimentSummary {
             }
             s.error_rate = s.requests_failed as f64 / s.requests as f64;
             if s.requests > 1 && last_sent > first_sent {
-                s.send_rate = Some((s.requests - 1) as f64 / ((last_sent - first_sent) as f64 / 1e9));
+                s.send_rate =
+                    Some((s.requests - 1) as f64 / ((last_sent - first_sent) as f64 / 1e9));
             }
         }
         let disc = |u: u64, c: u64| (u > 0).then(|| (u as f64 - c as f64) / u as f64);
         s.prompt_token_discrepancy = disc(pu, pc);
         s.output_token_discrepancy = disc(ou, oc);
         for (m, rec) in &recorders {
-            s.distributions.insert(m.id().to_string(), rec.summarize(m.scale()));
+            s.distributions
+                .insert(m.id().to_string(), rec.summarize(m.scale()));
         }
         s
     }
@@ -134,7 +136,10 @@ mod tests {
         let ms = 1_000_000;
         let mut samples = vec![
             // warm-up: excluded everywhere
-            RequestSample { warmup: true, ..ok(0, 0, 10 * ms, 500 * ms, 99) },
+            RequestSample {
+                warmup: true,
+                ..ok(0, 0, 10 * ms, 500 * ms, 99)
+            },
             ok(1000 * ms, 1001 * ms, 1050 * ms, 1500 * ms, 10),
             ok(1500 * ms, 1500 * ms, 1550 * ms, 2000 * ms, 30),
             RequestSample {

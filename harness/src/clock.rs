@@ -10,7 +10,9 @@ pub struct Clock {
 
 impl Clock {
     pub fn new() -> Self {
-        Clock { start: Instant::now() }
+        Clock {
+            start: Instant::now(),
+        }
     }
     pub fn ns(&self, t: Instant) -> i64 {
         t.saturating_duration_since(self.start).as_nanos() as i64

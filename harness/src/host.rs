@@ -24,7 +24,9 @@ pub fn facts() -> HostFacts {
         name,
         os: std::env::consts::OS.to_string(),
         arch: std::env::consts::ARCH.to_string(),
-        cpus: std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(1),
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get() as i32)
+            .unwrap_or(1),
         memory_bytes,
     }
 }

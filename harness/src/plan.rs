@@ -75,7 +75,13 @@ pub fn expand(cfg: &Config) -> Vec<Experiment> {
     out
 }
 
-fn hash_inputs(cfg: &Config, ep: &Endpoint, ds: &Dataset, level: &LoadLevel, max_tokens: u32) -> Value {
+fn hash_inputs(
+    cfg: &Config,
+    ep: &Endpoint,
+    ds: &Dataset,
+    level: &LoadLevel,
+    max_tokens: u32,
+) -> Value {
     let secs = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64());
     json!({
         "schema": HASH_SCHEMA_VERSION,

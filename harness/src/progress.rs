@@ -19,22 +19,38 @@ impl Progress {
             Some(n) => ProgressBar::new(n),
             None => ProgressBar::new_spinner(),
         };
-        bar.set_draw_target(if tty { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
+        bar.set_draw_target(if tty {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        });
         let template = if total.is_some() {
             "{prefix} [{bar:24.cyan/blue}] {pos}/{len} {elapsed} {msg}"
         } else {
             "{prefix} {spinner} {pos} req {elapsed} {msg}"
         };
-        bar.set_style(ProgressStyle::with_template(template).expect("template").progress_chars("=> "));
+        bar.set_style(
+            ProgressStyle::with_template(template)
+                .expect("template")
+                .progress_chars("=> "),
+        );
         bar.set_prefix(label.to_string());
         bar.enable_steady_tick(std::time::Duration::from_millis(200));
-        Progress { bar, label: label.to_string(), tty }
+        Progress {
+            bar,
+            label: label.to_string(),
+            tty,
+        }
     }
 
     pub fn update(&self, done: u64, rate: f64, ttft_p50_ms: Option<f64>, errors: u64) {
         self.bar.set_position(done);
-        let ttft = ttft_p50_ms.map(|v| format!("{v:.1} ms")).unwrap_or_else(|| "-".into());
-        self.bar.set_message(format!("{rate:.1} req/s · TTFT p50 {ttft} · errors {errors}"));
+        let ttft = ttft_p50_ms
+            .map(|v| format!("{v:.1} ms"))
+            .unwrap_or_else(|| "-".into());
+        self.bar.set_message(format!(
+            "{rate:.1} req/s · TTFT p50 {ttft} · errors {errors}"
+        ));
     }
 
     pub fn finish(&self, done: u64, errors: u64) {

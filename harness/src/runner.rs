@@ -67,19 +67,33 @@ pub async fn run_experiment(
         move |d: schedule::Dispatch| {
             let (provider, workload, tx) = (provider.clone(), workload.clone(), tx.clone());
             async move {
-                let mut rec = RequestRecord { seq: d.seq, warmup: d.warmup, scheduled_ns: clock.ns(d.scheduled), ..Default::default() };
+                let mut rec = RequestRecord {
+                    seq: d.seq,
+                    warmup: d.warmup,
+                    scheduled_ns: clock.ns(d.scheduled),
+                    ..Default::default()
+                };
                 if d.saturated {
                     rec.sent_ns = clock.now_ns();
                     rec.end_ns = rec.sent_ns;
                     rec.fail("client_saturated", "max_in_flight requests were already in flight at the scheduled time; not sent");
                 } else {
                     let item = workload.item(d.seq);
-                    if tokio::time::timeout(timeout, provider.send(&item, &clock, &mut rec)).await.is_err() {
+                    if tokio::time::timeout(timeout, provider.send(&item, &clock, &mut rec))
+                        .await
+                        .is_err()
+                    {
                         rec.end_ns = clock.now_ns();
                         if rec.sent_ns == 0 {
                             rec.sent_ns = rec.end_ns;
                         }
-                        rec.fail("timeout", format!("no complete response within {}", humantime::format_duration(timeout)));
+                        rec.fail(
+                            "timeout",
+                            format!(
+                                "no complete response within {}",
+                                humantime::format_duration(timeout)
+                            ),
+                        );
                     }
                 }
                 let _ = tx.send(rec);

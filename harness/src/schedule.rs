@@ -62,7 +62,10 @@ impl Admission {
         if self.stop.load(Ordering::Relaxed) {
             return None;
         }
-        let in_warmup_time = self.plan.warmup_duration.is_some_and(|d| scheduled < self.t0 + d);
+        let in_warmup_time = self
+            .plan
+            .warmup_duration
+            .is_some_and(|d| scheduled < self.t0 + d);
         if seq < self.plan.warmup_requests || in_warmup_time {
             return Some(true);
         }
@@ -104,8 +107,16 @@ where
                     let mut scheduled = t0;
                     loop {
                         let seq = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(warmup) = adm.admit(seq, scheduled) else { break };
-                        send(Dispatch { seq, scheduled, warmup, saturated: false }).await;
+                        let Some(warmup) = adm.admit(seq, scheduled) else {
+                            break;
+                        };
+                        send(Dispatch {
+                            seq,
+                            scheduled,
+                            warmup,
+                            saturated: false,
+                        })
+                        .await;
                         scheduled = Instant::now();
                     }
                 }));
@@ -133,9 +144,13 @@ where
                         if arrival == Arrival::Poisson {
                             offset += rng.exponential(rate);
                         }
-                        let Some(warmup) = adm.admit(seq, at) else { break };
+                        let Some(warmup) = adm.admit(seq, at) else {
+                            break;
+                        };
                         // Sleep in slices so a stop request is noticed during long gaps.
-                        while at.saturating_duration_since(Instant::now()) > Duration::from_millis(50) {
+                        while at.saturating_duration_since(Instant::now())
+                            > Duration::from_millis(50)
+                        {
                             if adm.stop.load(Ordering::Relaxed) {
                                 return;
                             }
@@ -146,9 +161,16 @@ where
                         if !saturated {
                             in_flight.fetch_add(1, Ordering::Relaxed);
                         }
-                        let (send, done, in_flight) = (send.clone(), done_tx.clone(), in_flight.clone());
+                        let (send, done, in_flight) =
+                            (send.clone(), done_tx.clone(), in_flight.clone());
                         handle.spawn(async move {
-                            send(Dispatch { seq, scheduled: at, warmup, saturated }).await;
+                            send(Dispatch {
+                                seq,
+                                scheduled: at,
+                                warmup,
+                                saturated,
+                            })
+                            .await;
                             if !saturated {
                                 in_flight.fetch_sub(1, Ordering::Relaxed);
                             }
@@ -205,7 +227,10 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn open_loop_constant_spacing_and_rate() {
-        let mut p = plan(LoadLevel::Open { rate: 200.0, arrival: Arrival::Constant });
+        let mut p = plan(LoadLevel::Open {
+            rate: 200.0,
+            arrival: Arrival::Constant,
+        });
         p.requests = Some(100);
         p.warmup_requests = 0;
         let v = collect(p).await;
@@ -220,7 +245,10 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn duration_stops_issuing() {
-        let mut p = plan(LoadLevel::Open { rate: 100.0, arrival: Arrival::Poisson });
+        let mut p = plan(LoadLevel::Open {
+            rate: 100.0,
+            arrival: Arrival::Poisson,
+        });
         p.requests = None;
         p.warmup_requests = 0;
         p.duration = Some(Duration::from_millis(300));
@@ -228,7 +256,10 @@ mod tests {
         // ~30 expected; Poisson with a fixed seed gives a fixed count.
         assert!((15..=50).contains(&v.len()), "{}", v.len());
         let again = collect({
-            let mut p = plan(LoadLevel::Open { rate: 100.0, arrival: Arrival::Poisson });
+            let mut p = plan(LoadLevel::Open {
+                rate: 100.0,
+                arrival: Arrival::Poisson,
+            });
             p.requests = None;
             p.warmup_requests = 0;
             p.duration = Some(Duration::from_millis(300));
@@ -240,7 +271,10 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn saturation_is_flagged_not_dropped() {
-        let mut p = plan(LoadLevel::Open { rate: 1000.0, arrival: Arrival::Constant });
+        let mut p = plan(LoadLevel::Open {
+            rate: 1000.0,
+            arrival: Arrival::Constant,
+        });
         p.warmup_requests = 0;
         p.max_in_flight = 2;
         let v = collect(p).await;

@@ -74,7 +74,10 @@ impl TimerService {
             .name("precise-timer".into())
             .spawn(move || run(worker))
             .expect("spawn timer thread");
-        TimerService { _guard: Arc::new(ShutdownGuard(inner.clone())), inner }
+        TimerService {
+            _guard: Arc::new(ShutdownGuard(inner.clone())),
+            inner,
+        }
     }
 
     /// Completes at `at` (within ~0.1 ms), not at the next millisecond tick.

@@ -22,10 +22,20 @@ impl Workload {
     pub fn new(exp: &Experiment, seed: u64, expected_requests: u64) -> Workload {
         // Prompts differ between datasets, and are the same for every load
         // level and endpoint (so endpoints see identical work).
-        let ds_seed = u64::from_str_radix(&sha256_hex(format!("{seed}/{}", exp.dataset.name).as_bytes())[..16], 16)
-            .expect("hex");
-        let mut w = Workload { seed: ds_seed, source: exp.dataset.source.clone(), max_tokens: exp.max_tokens, items: vec![] };
-        w.items = (0..expected_requests.min(PREGENERATE_MAX)).map(|i| w.generate(i)).collect();
+        let ds_seed = u64::from_str_radix(
+            &sha256_hex(format!("{seed}/{}", exp.dataset.name).as_bytes())[..16],
+            16,
+        )
+        .expect("hex");
+        let mut w = Workload {
+            seed: ds_seed,
+            source: exp.dataset.source.clone(),
+            max_tokens: exp.max_tokens,
+            items: vec![],
+        };
+        w.items = (0..expected_requests.min(PREGENERATE_MAX))
+            .map(|i| w.generate(i))
+            .collect();
         w
     }
 
@@ -33,7 +43,11 @@ impl Workload {
         match self.source {
             DatasetSource::Synthetic { prompt_tokens, .. } => {
                 let prompt = synthetic_prompt(self.seed, i, prompt_tokens);
-                WorkItem { prompt_tokens_client: count_tokens(&prompt), prompt: Arc::from(prompt), max_tokens: self.max_tokens }
+                WorkItem {
+                    prompt_tokens_client: count_tokens(&prompt),
+                    prompt: Arc::from(prompt),
+                    max_tokens: self.max_tokens,
+                }
             }
         }
     }

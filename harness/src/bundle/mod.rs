@@ -72,7 +72,8 @@ impl Bundle {
     /// Opens a bundle, creating it (and its directory) when missing.
     pub fn open(path: &Path) -> Result<Bundle> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create directory {}", dir.display()))?;
         }
         let existed = path.exists();
         let cfg = Config::default().with("storage_compatibility_version", STORAGE_VERSION)?;
@@ -80,7 +81,11 @@ impl Bundle {
             .with_context(|| format!("cannot open bundle {}", path.display()))?;
         if existed {
             let version: Option<String> = conn
-                .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'schema_version'",
+                    [],
+                    |r| r.get(0),
+                )
                 .ok();
             match version.as_deref() {
                 Some(SCHEMA_VERSION) => {}
@@ -99,7 +104,10 @@ impl Bundle {
         conn.execute_batch(
             "CREATE TEMP TABLE IF NOT EXISTS requests_stage AS SELECT * EXCLUDE (token_chunk_ns), ''::VARCHAR AS token_chunk_ns FROM requests LIMIT 0;",
         )?;
-        Ok(Bundle { path: path.to_path_buf(), conn })
+        Ok(Bundle {
+            path: path.to_path_buf(),
+            conn,
+        })
     }
 
     pub fn connection(&self) -> &Connection {
@@ -108,14 +116,22 @@ impl Bundle {
 
     /// Ids of experiments whose results are complete in this bundle.
     pub fn completed_ids(&self) -> Result<HashSet<String>> {
-        let mut st = self.conn.prepare("SELECT experiment_id FROM experiments WHERE status = 'complete'")?;
-        let ids = st.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<HashSet<_>, _>>()?;
+        let mut st = self
+            .conn
+            .prepare("SELECT experiment_id FROM experiments WHERE status = 'complete'")?;
+        let ids = st
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<HashSet<_>, _>>()?;
         Ok(ids)
     }
 
     pub fn begin_run(&self, r: &RunRow) -> Result<()> {
         let host = crate::host::facts();
-        let duckdb_version: String = self.conn.query_row("SELECT library_version FROM pragma_version()", [], |x| x.get(0))?;
+        let duckdb_version: String =
+            self.conn
+                .query_row("SELECT library_version FROM pragma_version()", [], |x| {
+                    x.get(0)
+                })?;
         self.conn.execute(
             "INSERT INTO runs VALUES (?, ?, ?, ?, NULL, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             params![
@@ -149,10 +165,18 @@ impl Bundle {
 
     /// Writes one experiment and all its results atomically, replacing any
     /// earlier results for the same id (a `--force` rerun).
-    pub fn write_experiment(&mut self, e: &ExperimentRow<'_>, records: &[RequestRecord], s: &ExperimentSummary) -> Result<()> {
+    pub fn write_experiment(
+        &mut self,
+        e: &ExperimentRow<'_>,
+        records: &[RequestRecord],
+        s: &ExperimentSummary,
+    ) -> Result<()> {
         let tx = self.conn.transaction()?;
         for table in ["distributions", "summaries", "requests", "experiments"] {
-            tx.execute(&format!("DELETE FROM {table} WHERE experiment_id = ?"), params![e.experiment_id])?;
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE experiment_id = ?"),
+                params![e.experiment_id],
+            )?;
         }
         tx.execute(
             "INSERT INTO experiments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

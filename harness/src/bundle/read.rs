@@ -40,12 +40,21 @@ pub fn open(path: &Path) -> Result<Connection> {
         anyhow::bail!("no bundle at {}", path.display());
     }
     let cfg = Config::default().access_mode(AccessMode::ReadOnly)?;
-    let conn = Connection::open_with_flags(path, cfg).with_context(|| format!("cannot open bundle {}", path.display()))?;
+    let conn = Connection::open_with_flags(path, cfg)
+        .with_context(|| format!("cannot open bundle {}", path.display()))?;
     let v: String = conn
-        .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
         .with_context(|| format!("{} is not a result bundle", path.display()))?;
     if v != super::SCHEMA_VERSION {
-        anyhow::bail!("{} uses bundle schema {v}; this harness reads schema {}", path.display(), super::SCHEMA_VERSION);
+        anyhow::bail!(
+            "{} uses bundle schema {v}; this harness reads schema {}",
+            path.display(),
+            super::SCHEMA_VERSION
+        );
     }
     Ok(conn)
 }
@@ -73,7 +82,9 @@ pub fn experiments(conn: &Connection) -> Result<Vec<StoredExperiment>> {
         let mut st = conn.prepare("SELECT experiment_id, metric, count, mean, min, p50, p90, p95, p99, max FROM distributions")?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
-            let f = |i: usize| -> duckdb::Result<f64> { Ok(r.get::<_, Option<f64>>(i)?.unwrap_or(0.0)) };
+            let f = |i: usize| -> duckdb::Result<f64> {
+                Ok(r.get::<_, Option<f64>>(i)?.unwrap_or(0.0))
+            };
             let d = Distribution {
                 count: r.get::<_, i64>(2)? as u64,
                 mean: f(3)?,
@@ -111,7 +122,9 @@ pub fn experiments(conn: &Connection) -> Result<Vec<StoredExperiment>> {
             prompt_token_throughput: r.get::<_, Option<f64>>(19)?.unwrap_or(0.0),
             send_rate: r.get(20)?,
             error_rate: r.get::<_, Option<f64>>(21)?.unwrap_or(0.0),
-            errors_by_class: errors.and_then(|e| serde_json::from_str(&e).ok()).unwrap_or_default(),
+            errors_by_class: errors
+                .and_then(|e| serde_json::from_str(&e).ok())
+                .unwrap_or_default(),
             prompt_token_discrepancy: r.get(23)?,
             output_token_discrepancy: r.get(24)?,
             distributions: dists.remove(&id).unwrap_or_default(),

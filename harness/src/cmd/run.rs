@@ -43,12 +43,18 @@ fn credentials(cfg: &Config) -> Result<BTreeMap<String, String>> {
                 Ok(v) if !v.is_empty() => {
                     keys.insert(ep.name.clone(), v);
                 }
-                _ => missing.push(format!("endpoint `{}` reads its API key from ${var}, which is not set", ep.name)),
+                _ => missing.push(format!(
+                    "endpoint `{}` reads its API key from ${var}, which is not set",
+                    ep.name
+                )),
             }
         }
     }
     if !missing.is_empty() {
-        anyhow::bail!("{}\nset the variable(s), or remove `api_key_env` for servers without authentication", missing.join("\n"));
+        anyhow::bail!(
+            "{}\nset the variable(s), or remove `api_key_env` for servers without authentication",
+            missing.join("\n")
+        );
     }
     Ok(keys)
 }
@@ -61,13 +67,18 @@ fn pool_size(level: &LoadLevel) -> usize {
 }
 
 /// The provider for an experiment, and the simulator behind it if any.
-async fn provider_for(cfg: &Config, exp: &Experiment, key: Option<&String>) -> Result<(Provider, Option<SimServer>)> {
+async fn provider_for(
+    cfg: &Config,
+    exp: &Experiment,
+    key: Option<&String>,
+) -> Result<(Provider, Option<SimServer>)> {
     let ep: &Endpoint = &exp.endpoint;
     let (base_url, sim) = match ep.provider {
         ProviderKind::Openai => (ep.base_url.clone().expect("validated"), None),
         ProviderKind::Sim => {
             let s = ep.sim.as_ref().expect("validated");
-            let profile = crate::cmd::sim::profile_for(&s.profile, s.ttft_ms, s.itl_ms).map_err(anyhow::Error::msg)?;
+            let profile = crate::cmd::sim::profile_for(&s.profile, s.ttft_ms, s.itl_ms)
+                .map_err(anyhow::Error::msg)?;
             let engine = Engine::new(
                 profile,
                 EngineOptions {
@@ -120,7 +131,16 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
     let completed = bundle.completed_ids()?;
 
     let started_at = Utc::now();
-    let run_id = sha256_hex(format!("{}/{}/{}", started_at.to_rfc3339(), std::process::id(), path.display()).as_bytes())[..16].to_string();
+    let run_id = sha256_hex(
+        format!(
+            "{}/{}/{}",
+            started_at.to_rfc3339(),
+            std::process::id(),
+            path.display()
+        )
+        .as_bytes(),
+    )[..16]
+        .to_string();
     bundle.begin_run(&RunRow {
         run_id: run_id.clone(),
         started_at,
@@ -161,19 +181,43 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
         }
         let (provider, sim) = provider_for(cfg, exp, keys.get(&exp.endpoint.name)).await?;
         let workload = Arc::new(Workload::new(exp, cfg.seed, expected_requests(exp)));
-        let total_reqs = exp.plan.requests.filter(|_| exp.plan.duration.is_none()).map(|r| r + exp.plan.warmup_requests);
-        let progress = Progress::new(&format!("[{}/{total}] {}", exp.ordinal + 1, exp.label), total_reqs, a.quiet);
-        let outcome =
-            runner::run_experiment(exp, Arc::new(provider), workload, cfg.load.timeout, stop.clone(), progress).await;
+        let total_reqs = exp
+            .plan
+            .requests
+            .filter(|_| exp.plan.duration.is_none())
+            .map(|r| r + exp.plan.warmup_requests);
+        let progress = Progress::new(
+            &format!("[{}/{total}] {}", exp.ordinal + 1, exp.label),
+            total_reqs,
+            a.quiet,
+        );
+        let outcome = runner::run_experiment(
+            exp,
+            Arc::new(provider),
+            workload,
+            cfg.load.timeout,
+            stop.clone(),
+            progress,
+        )
+        .await;
         drop(sim);
         let samples: Vec<_> = outcome.records.iter().map(|r| r.sample()).collect();
         let summary = ExperimentSummary::compute(&samples);
-        let status = if outcome.interrupted { "interrupted" } else { "complete" };
+        let status = if outcome.interrupted {
+            "interrupted"
+        } else {
+            "complete"
+        };
         let hash_inputs = harness_core::hash::canonical_json(&exp.hash_inputs);
         let ep = &exp.endpoint;
         let (mode, concurrency, rate, arrival) = match exp.plan.level {
             LoadLevel::Closed { concurrency } => ("closed", Some(concurrency as i32), None, None),
-            LoadLevel::Open { rate, arrival } => ("open", None, Some(rate), Some(format!("{arrival:?}").to_lowercase())),
+            LoadLevel::Open { rate, arrival } => (
+                "open",
+                None,
+                Some(rate),
+                Some(format!("{arrival:?}").to_lowercase()),
+            ),
         };
         bundle
             .write_experiment(
@@ -215,17 +259,29 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
         ran += 1;
     }
     let interrupted = stop.load(Ordering::SeqCst);
-    bundle.finish_run(&run_id, if interrupted { "interrupted" } else { "complete" })?;
+    bundle.finish_run(
+        &run_id,
+        if interrupted {
+            "interrupted"
+        } else {
+            "complete"
+        },
+    )?;
     drop(bundle);
 
     // Export: the summary of this config's experiments, read back from the bundle.
     let conn = read::open(&path)?;
     let ids: HashSet<&str> = experiments.iter().map(|e| e.id.as_str()).collect();
-    let rows: Vec<_> = read::experiments(&conn)?.into_iter().filter(|e| ids.contains(e.experiment_id.as_str())).collect();
+    let rows: Vec<_> = read::experiments(&conn)?
+        .into_iter()
+        .filter(|e| ids.contains(e.experiment_id.as_str()))
+        .collect();
     println!();
     print!(
         "{}",
-        table::render(&rows, &|id| skipped.contains(id).then(|| "skipped: already in bundle (--force reruns)".to_string()))
+        table::render(&rows, &|id| skipped
+            .contains(id)
+            .then(|| "skipped: already in bundle (--force reruns)".to_string()))
     );
     println!(
         "{ran} experiment(s) run, {} skipped (complete in the bundle){}",
@@ -233,7 +289,11 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
         if interrupted { ", interrupted" } else { "" }
     );
     println!("bundle: {}", path.display());
-    Ok(if interrupted { ExitCode::from(crate::EXIT_INTERRUPTED) } else { ExitCode::SUCCESS })
+    Ok(if interrupted {
+        ExitCode::from(crate::EXIT_INTERRUPTED)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn command_line() -> String {
@@ -241,7 +301,9 @@ fn command_line() -> String {
     // values, masked like the config when they look secret.
     std::env::args()
         .map(|a| match a.split_once('=') {
-            Some((k, _)) if config::validate::is_secret_key(k.rsplit('.').next().unwrap_or(k)) => format!("{k}=****"),
+            Some((k, _)) if config::validate::is_secret_key(k.rsplit('.').next().unwrap_or(k)) => {
+                format!("{k}=****")
+            }
             _ => a,
         })
         .collect::<Vec<_>>()

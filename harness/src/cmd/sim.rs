@@ -5,7 +5,11 @@ use anyhow::Context;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-pub fn profile_for(name: &str, ttft_ms: Option<f64>, itl_ms: Option<f64>) -> Result<profile::Profile, String> {
+pub fn profile_for(
+    name: &str,
+    ttft_ms: Option<f64>,
+    itl_ms: Option<f64>,
+) -> Result<profile::Profile, String> {
     let mut p = profile::lookup(name)?;
     p.fixed_ttft_s = ttft_ms.map(|v| v / 1e3);
     p.fixed_itl_s = itl_ms.map(|v| v / 1e3);
@@ -19,23 +23,35 @@ pub async fn run(a: SimArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let addr: SocketAddr = a
-        .listen
-        .parse()
-        .with_context(|| format!("--listen `{}` is not an address like 127.0.0.1:8000", a.listen))?;
+    let addr: SocketAddr = a.listen.parse().with_context(|| {
+        format!(
+            "--listen `{}` is not an address like 127.0.0.1:8000",
+            a.listen
+        )
+    })?;
     if !addr.ip().is_loopback() {
         anyhow::bail!("--listen {addr}: the simulator only listens on loopback addresses (127.0.0.0/8 or ::1)");
     }
-    let p = profile_for(&a.profile, a.ttft_ms, a.itl_ms).map_err(|e| anyhow::anyhow!("--profile: {e}"))?;
+    let p = profile_for(&a.profile, a.ttft_ms, a.itl_ms)
+        .map_err(|e| anyhow::anyhow!("--profile: {e}"))?;
     let error_kind = SimErrorKind::parse(&a.error_kind).ok_or_else(|| {
-        anyhow::anyhow!("--error-kind `{}`: expected one of {}", a.error_kind, SimErrorKind::NAMES.join(", "))
+        anyhow::anyhow!(
+            "--error-kind `{}`: expected one of {}",
+            a.error_kind,
+            SimErrorKind::NAMES.join(", ")
+        )
     })?;
     if !(0.0..=1.0).contains(&a.error_rate) {
         anyhow::bail!("--error-rate {} must be within 0..=1", a.error_rate);
     }
     let engine = Engine::new(
         p.clone(),
-        EngineOptions { seed: a.seed, max_concurrency: a.max_concurrency, error_rate: a.error_rate, error_kind },
+        EngineOptions {
+            seed: a.seed,
+            max_concurrency: a.max_concurrency,
+            error_rate: a.error_rate,
+            error_kind,
+        },
     );
     let server = SimServer::start(addr, engine).await?;
     eprintln!(

@@ -75,15 +75,35 @@ pub fn load_file(path: &std::path::Path, overrides: &[String]) -> Result<Loaded,
             message: format!("cannot read the config file: {e}"),
         }])
     })?;
-    let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "config".into());
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "config".into());
     load_str(&text, &file, &stem, overrides)
 }
 
 /// Loads and validates config text; `file` labels errors.
-pub fn load_str(text: &str, file: &str, default_name: &str, overrides: &[String]) -> Result<Loaded, ConfigErrors> {
-    let mk = |origin, path, message| ConfigError { file: file.to_string(), origin, path, message };
+pub fn load_str(
+    text: &str,
+    file: &str,
+    default_name: &str,
+    overrides: &[String],
+) -> Result<Loaded, ConfigErrors> {
+    let mk = |origin, path, message| ConfigError {
+        file: file.to_string(),
+        origin,
+        path,
+        message,
+    };
     let (mut value, mut pos) = yaml::parse(text).map_err(|e| {
-        ConfigErrors(vec![mk(Some(Origin::File { line: e.line, col: e.col }), None, format!("invalid YAML: {}", e.message))])
+        ConfigErrors(vec![mk(
+            Some(Origin::File {
+                line: e.line,
+                col: e.col,
+            }),
+            None,
+            format!("invalid YAML: {}", e.message),
+        )])
     })?;
     if !value.is_object() {
         return Err(ConfigErrors(vec![mk(
@@ -116,7 +136,11 @@ pub fn load_str(text: &str, file: &str, default_name: &str, overrides: &[String]
                     Some(_) => (path, true),
                     None => (path, false),
                 };
-                let origin = if at_key { pos.key_or_value(&path).cloned() } else { pos.value_or_ancestor(&path).map(|(o, _)| o.clone()) };
+                let origin = if at_key {
+                    pos.key_or_value(&path).cloned()
+                } else {
+                    pos.value_or_ancestor(&path).map(|(o, _)| o.clone())
+                };
                 errors.push(mk(origin, Some(path.clone()), polish(&msg)));
                 if removed.contains(&path) || !remove(&mut value, &path) || errors.len() > 200 {
                     return Err(ConfigErrors(errors));
@@ -135,11 +159,8 @@ pub fn load_str(text: &str, file: &str, default_name: &str, overrides: &[String]
                 if removed.iter().any(|r| i.path.0.starts_with(&r.0)) {
                     continue;
                 }
-                let origin = pos
-                    .keys
-                    .get(&i.path)
-                    .cloned()
-                    .or_else(|| pos.value_or_ancestor(&i.path).map(|(o, _)| o.clone()));
+                // The value is what is wrong; a missing field points at its parent.
+                let origin = pos.value_or_ancestor(&i.path).map(|(o, _)| o.clone());
                 errors.push(mk(origin, Some(i.path), i.message));
             }
             errors.sort_by_key(|e| match &e.origin {
@@ -176,9 +197,13 @@ fn polish(msg: &str) -> String {
         } else {
             String::new()
         };
-        return format!("unknown key `{k}`{hint}; valid keys here: {}", expected.replace("one of ", ""));
+        return format!(
+            "unknown key `{k}`{hint}; valid keys here: {}",
+            expected.replace("one of ", "")
+        );
     }
-    msg.replace("invalid type: ", "wrong type: found ").replace("unknown variant", "unknown value")
+    msg.replace("invalid type: ", "wrong type: found ")
+        .replace("unknown variant", "unknown value")
 }
 
 fn convert_path(p: &serde_path_to_error::Path) -> Path {
@@ -198,7 +223,9 @@ fn convert_path(p: &serde_path_to_error::Path) -> Path {
 /// Removes the node at `path`; list elements are replaced by null so that the
 /// positions of their siblings stay valid (null elements then fail on their own).
 fn remove(root: &mut Value, path: &Path) -> bool {
-    let Some((last, parent)) = path.0.split_last() else { return false };
+    let Some((last, parent)) = path.0.split_last() else {
+        return false;
+    };
     let mut cur = root;
     for s in parent {
         cur = match (s, cur) {
@@ -227,14 +254,15 @@ fn remove(root: &mut Value, path: &Path) -> bool {
 }
 
 fn apply_override(root: &mut Value, pos: &mut Positions, spec: &str) -> Result<(), String> {
-    let (p, v) = spec
-        .split_once('=')
-        .ok_or_else(|| format!("`{spec}` is not `path=value`; e.g. `--set load.concurrency=[1,8]`"))?;
+    let (p, v) = spec.split_once('=').ok_or_else(|| {
+        format!("`{spec}` is not `path=value`; e.g. `--set load.concurrency=[1,8]`")
+    })?;
     let path = Path::parse(p.trim())?;
     if path.0.is_empty() {
         return Err("the path is empty".into());
     }
-    let value = yaml::parse_value(v).map_err(|e| format!("the value `{v}` is not valid YAML: {e}"))?;
+    let value =
+        yaml::parse_value(v).map_err(|e| format!("the value `{v}` is not valid YAML: {e}"))?;
     let mut cur = &mut *root;
     let (last, parent) = path.0.split_last().expect("non-empty");
     for (i, s) in parent.iter().enumerate() {
@@ -244,13 +272,19 @@ fn apply_override(root: &mut Value, pos: &mut Positions, spec: &str) -> Result<(
                 if cur.is_null() {
                     *cur = Value::Object(Default::default());
                 }
-                let Value::Object(m) = cur else { return Err(format!("`{here}` is not a mapping")) };
+                let Value::Object(m) = cur else {
+                    return Err(format!("`{here}` is not a mapping"));
+                };
                 m.entry(k.clone()).or_insert(Value::Null)
             }
             Seg::Index(n) => {
-                let Value::Array(a) = cur else { return Err(format!("`{here}` is not a list")) };
+                let Value::Array(a) = cur else {
+                    return Err(format!("`{here}` is not a list"));
+                };
                 let len = a.len();
-                a.get_mut(*n).ok_or_else(|| format!("`{here}`: index {n} is out of range (the list has {len} items)"))?
+                a.get_mut(*n).ok_or_else(|| {
+                    format!("`{here}`: index {n} is out of range (the list has {len} items)")
+                })?
             }
         };
     }
@@ -259,13 +293,19 @@ fn apply_override(root: &mut Value, pos: &mut Positions, spec: &str) -> Result<(
             if cur.is_null() {
                 *cur = Value::Object(Default::default());
             }
-            let Value::Object(m) = cur else { return Err(format!("the parent of `{path}` is not a mapping")) };
+            let Value::Object(m) = cur else {
+                return Err(format!("the parent of `{path}` is not a mapping"));
+            };
             m.insert(k.clone(), value);
         }
         Seg::Index(n) => {
-            let Value::Array(a) = cur else { return Err(format!("the parent of `{path}` is not a list")) };
+            let Value::Array(a) = cur else {
+                return Err(format!("the parent of `{path}` is not a list"));
+            };
             let len = a.len();
-            *a.get_mut(*n).ok_or_else(|| format!("index {n} is out of range (the list has {len} items)"))? = value;
+            *a.get_mut(*n)
+                .ok_or_else(|| format!("index {n} is out of range (the list has {len} items)"))? =
+                value;
         }
     }
     // Everything under the overridden path now comes from the command line.
@@ -285,7 +325,10 @@ pub fn to_yaml(v: &Value) -> String {
         }
     }
     fn key(k: &str) -> String {
-        if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+        if !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
             k.to_string()
         } else {
             serde_json::to_string(k).expect("string")

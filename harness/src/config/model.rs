@@ -73,7 +73,10 @@ pub struct Dataset {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DatasetSource {
-    Synthetic { prompt_tokens: u32, output_tokens: u32 },
+    Synthetic {
+        prompt_tokens: u32,
+        output_tokens: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -96,8 +99,14 @@ impl LoadLevel {
     pub fn label(&self) -> String {
         match self {
             LoadLevel::Closed { concurrency } => format!("c={concurrency}"),
-            LoadLevel::Open { rate, arrival: Arrival::Constant } => format!("{rate}/s"),
-            LoadLevel::Open { rate, arrival: Arrival::Poisson } => format!("{rate}/s poisson"),
+            LoadLevel::Open {
+                rate,
+                arrival: Arrival::Constant,
+            } => format!("{rate}/s"),
+            LoadLevel::Open {
+                rate,
+                arrival: Arrival::Poisson,
+            } => format!("{rate}/s poisson"),
         }
     }
 }

@@ -21,7 +21,10 @@ struct Ctx {
 
 impl Ctx {
     fn err(&mut self, path: Path, message: impl Into<String>) {
-        self.issues.push(Issue { path, message: message.into() });
+        self.issues.push(Issue {
+            path,
+            message: message.into(),
+        });
     }
     fn duration(&mut self, path: Path, s: &Option<String>) -> Option<Duration> {
         let s = s.as_deref()?;
@@ -32,7 +35,10 @@ impl Ctx {
                 None
             }
             Err(e) => {
-                self.err(path, format!("`{s}` is not a duration ({e}); write e.g. `30s`, `2m`, `1h30m`"));
+                self.err(
+                    path,
+                    format!("`{s}` is not a duration ({e}); write e.g. `30s`, `2m`, `1h30m`"),
+                );
                 None
             }
         }
@@ -41,7 +47,8 @@ impl Ctx {
 
 fn name_ok(s: &str) -> bool {
     !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'))
 }
 
 /// Validates `w`; `default_name` names the config when it has no `name`.
@@ -51,7 +58,10 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
 
     let name = w.name.unwrap_or_else(|| default_name.to_string());
     if !name_ok(&name) {
-        cx.err(root.key("name"), format!("`{name}` is not a valid name: use letters, digits, `-`, `_`, `.`"));
+        cx.err(
+            root.key("name"),
+            format!("`{name}` is not a valid name: use letters, digits, `-`, `_`, `.`"),
+        );
     }
     let seed = w.seed.unwrap_or(0);
 
@@ -64,7 +74,10 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
         }]
     });
     if wire_endpoints.is_empty() {
-        cx.err(root.key("endpoints"), "lists no endpoint; remove the key to use the embedded simulator, or add one");
+        cx.err(
+            root.key("endpoints"),
+            "lists no endpoint; remove the key to use the embedded simulator, or add one",
+        );
     }
     let mut endpoints = vec![];
     let mut seen = BTreeSet::new();
@@ -72,7 +85,13 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
         let p = root.key("endpoints").index(i);
         if let Some(ep) = endpoint(&mut cx, &p, e) {
             if !seen.insert(ep.name.clone()) {
-                cx.err(p.key("name"), format!("`{}` names two endpoints; endpoint names must be unique", ep.name));
+                cx.err(
+                    p.key("name"),
+                    format!(
+                        "`{}` names two endpoints; endpoint names must be unique",
+                        ep.name
+                    ),
+                );
             }
             endpoints.push(ep);
         }
@@ -81,11 +100,17 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
     let wire_datasets = w.datasets.unwrap_or_else(|| {
         vec![WireDataset {
             name: Some("synthetic-256-64".into()),
-            synthetic: Some(WireSynthetic { prompt_tokens: Some(256), output_tokens: Some(64) }),
+            synthetic: Some(WireSynthetic {
+                prompt_tokens: Some(256),
+                output_tokens: Some(64),
+            }),
         }]
     });
     if wire_datasets.is_empty() {
-        cx.err(root.key("datasets"), "lists no dataset; remove the key for the default synthetic one, or add one");
+        cx.err(
+            root.key("datasets"),
+            "lists no dataset; remove the key for the default synthetic one, or add one",
+        );
     }
     let mut datasets = vec![];
     let mut seen = BTreeSet::new();
@@ -94,16 +119,25 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
         let dname = match d.name {
             Some(n) if name_ok(&n) => n,
             Some(n) => {
-                cx.err(p.key("name"), format!("`{n}` is not a valid name: use letters, digits, `-`, `_`, `.`"));
+                cx.err(
+                    p.key("name"),
+                    format!("`{n}` is not a valid name: use letters, digits, `-`, `_`, `.`"),
+                );
                 continue;
             }
             None => {
-                cx.err(p.key("name"), "is required: give the dataset a name, e.g. `name: short-prompts`");
+                cx.err(
+                    p.key("name"),
+                    "is required: give the dataset a name, e.g. `name: short-prompts`",
+                );
                 continue;
             }
         };
         if !seen.insert(dname.clone()) {
-            cx.err(p.key("name"), format!("`{dname}` names two datasets; dataset names must be unique"));
+            cx.err(
+                p.key("name"),
+                format!("`{dname}` names two datasets; dataset names must be unique"),
+            );
         }
         match d.synthetic {
             Some(s) => {
@@ -111,17 +145,29 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
                 let pt = s.prompt_tokens.unwrap_or(0);
                 let ot = s.output_tokens.unwrap_or(0);
                 if s.prompt_tokens.is_none() || pt == 0 {
-                    cx.err(sp.key("prompt_tokens"), "must be a whole number of tokens >= 1, e.g. `prompt_tokens: 512`");
+                    cx.err(
+                        sp.key("prompt_tokens"),
+                        "must be a whole number of tokens >= 1, e.g. `prompt_tokens: 512`",
+                    );
                 }
                 if s.output_tokens.is_none() || ot == 0 {
-                    cx.err(sp.key("output_tokens"), "must be a whole number of tokens >= 1, e.g. `output_tokens: 128`");
+                    cx.err(
+                        sp.key("output_tokens"),
+                        "must be a whole number of tokens >= 1, e.g. `output_tokens: 128`",
+                    );
                 }
                 datasets.push(Dataset {
                     name: dname,
-                    source: DatasetSource::Synthetic { prompt_tokens: pt, output_tokens: ot },
+                    source: DatasetSource::Synthetic {
+                        prompt_tokens: pt,
+                        output_tokens: ot,
+                    },
                 });
             }
-            None => cx.err(p, "needs a source: `synthetic: {prompt_tokens: N, output_tokens: M}`"),
+            None => cx.err(
+                p,
+                "needs a source: `synthetic: {prompt_tokens: N, output_tokens: M}`",
+            ),
         }
     }
 
@@ -134,7 +180,10 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
     }
     let temperature = ws.temperature.unwrap_or(0.0);
     if !(0.0..=2.0).contains(&temperature) {
-        cx.err(sp.key("temperature"), format!("{temperature} is outside 0.0..=2.0"));
+        cx.err(
+            sp.key("temperature"),
+            format!("{temperature} is outside 0.0..=2.0"),
+        );
     }
     if let Some(t) = ws.top_p {
         if !(t > 0.0 && t <= 1.0) {
@@ -151,7 +200,10 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
     let wp = w.pricing.unwrap_or_default();
     for (k, v) in wp.instance_hourly.iter().flatten() {
         if !(v.is_finite() && *v >= 0.0) {
-            cx.err(root.key("pricing").key("instance_hourly").key(k), format!("{v} is not a price in $/hour (>= 0)"));
+            cx.err(
+                root.key("pricing").key("instance_hourly").key(k),
+                format!("{v} is not a price in $/hour (>= 0)"),
+            );
         }
     }
     let pricing = Pricing {
@@ -162,7 +214,11 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
 
     let wb = w.budgets.unwrap_or_default();
     let bp = root.key("budgets");
-    for (field, v) in [("ttft_p95_ms", wb.ttft_p95_ms), ("e2e_p95_ms", wb.e2e_p95_ms), ("cost_per_request", wb.cost_per_request)] {
+    for (field, v) in [
+        ("ttft_p95_ms", wb.ttft_p95_ms),
+        ("e2e_p95_ms", wb.e2e_p95_ms),
+        ("cost_per_request", wb.cost_per_request),
+    ] {
         if let Some(v) = v {
             if !(v.is_finite() && v > 0.0) {
                 cx.err(bp.key(field), format!("{v} must be > 0"));
@@ -171,7 +227,10 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
     }
     if let Some(e) = wb.error_rate {
         if !(0.0..=1.0).contains(&e) {
-            cx.err(bp.key("error_rate"), format!("{e} is a fraction and must be within 0..=1 (0.01 = 1%)"));
+            cx.err(
+                bp.key("error_rate"),
+                format!("{e} is a fraction and must be within 0..=1 (0.01 = 1%)"),
+            );
         }
     }
     let budgets = Budgets {
@@ -181,10 +240,23 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
         cost_per_request: wb.cost_per_request,
     };
 
-    let output_dir = w.output.and_then(|o| o.dir).unwrap_or_else(|| "results".into());
+    let output_dir = w
+        .output
+        .and_then(|o| o.dir)
+        .unwrap_or_else(|| "results".into());
 
     if cx.issues.is_empty() {
-        Ok(Config { name, seed, endpoints, datasets, load, sampling, pricing, budgets, output_dir })
+        Ok(Config {
+            name,
+            seed,
+            endpoints,
+            datasets,
+            load,
+            sampling,
+            pricing,
+            budgets,
+            output_dir,
+        })
     } else {
         Err(cx.issues)
     }
@@ -202,11 +274,17 @@ fn endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<Endpoint> {
     let name = match e.name {
         Some(n) if name_ok(&n) => n,
         Some(n) => {
-            cx.err(p.key("name"), format!("`{n}` is not a valid name: use letters, digits, `-`, `_`, `.`, `:`, `/`"));
+            cx.err(
+                p.key("name"),
+                format!("`{n}` is not a valid name: use letters, digits, `-`, `_`, `.`, `:`, `/`"),
+            );
             String::new()
         }
         None => {
-            cx.err(p.key("name"), "is required: a short unique label, e.g. `name: g5-xlarge-vllm`");
+            cx.err(
+                p.key("name"),
+                "is required: a short unique label, e.g. `name: g5-xlarge-vllm`",
+            );
             String::new()
         }
     };
@@ -224,14 +302,21 @@ fn endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<Endpoint> {
     match provider {
         ProviderKind::Openai => {
             match &e.base_url {
-                None => cx.err(p.key("base_url"), "is required for provider `openai`, e.g. `base_url: http://127.0.0.1:8000/v1`"),
-                Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
-                    cx.err(p.key("base_url"), format!("`{u}` must start with http:// or https://"))
-                }
+                None => cx.err(
+                    p.key("base_url"),
+                    "is required for provider `openai`, e.g. `base_url: http://127.0.0.1:8000/v1`",
+                ),
+                Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => cx.err(
+                    p.key("base_url"),
+                    format!("`{u}` must start with http:// or https://"),
+                ),
                 _ => {}
             }
             if model.is_none() {
-                cx.err(p.key("model"), "is required for provider `openai`: the model name the server expects");
+                cx.err(
+                    p.key("model"),
+                    "is required for provider `openai`: the model name the server expects",
+                );
             }
             if e.sim.is_some() {
                 cx.err(p.key("sim"), "only applies to provider `sim`");
@@ -239,7 +324,10 @@ fn endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<Endpoint> {
         }
         ProviderKind::Sim => {
             if e.base_url.is_some() {
-                cx.err(p.key("base_url"), "does not apply to provider `sim` (the simulator picks a loopback port)");
+                cx.err(
+                    p.key("base_url"),
+                    "does not apply to provider `sim` (the simulator picks a loopback port)",
+                );
             }
             let ws = e.sim.clone().unwrap_or_default();
             let sp = p.key("sim");
@@ -268,12 +356,21 @@ fn endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<Endpoint> {
             }
             let error_rate = ws.error_rate.unwrap_or(0.0);
             if !(0.0..=1.0).contains(&error_rate) {
-                cx.err(sp.key("error_rate"), format!("{error_rate} is a fraction and must be within 0..=1"));
+                cx.err(
+                    sp.key("error_rate"),
+                    format!("{error_rate} is a fraction and must be within 0..=1"),
+                );
             }
             let error_kind = match ws.error_kind.as_deref() {
                 None => SimErrorKind::Http500,
                 Some(k) => SimErrorKind::parse(k).unwrap_or_else(|| {
-                    cx.err(sp.key("error_kind"), format!("`{k}` is not an error kind; expected one of {}", SimErrorKind::NAMES.map(|n| format!("`{n}`")).join(", ")));
+                    cx.err(
+                        sp.key("error_kind"),
+                        format!(
+                            "`{k}` is not an error kind; expected one of {}",
+                            SimErrorKind::NAMES.map(|n| format!("`{n}`")).join(", ")
+                        ),
+                    );
                     SimErrorKind::Http500
                 }),
             };
@@ -312,7 +409,10 @@ fn load(cx: &mut Ctx, w: WireLoad) -> Load {
         None | Some("constant") => Arrival::Constant,
         Some("poisson") => Arrival::Poisson,
         Some(other) => {
-            cx.err(p.key("arrival"), format!("`{other}` is not an arrival process; expected `constant` or `poisson`"));
+            cx.err(
+                p.key("arrival"),
+                format!("`{other}` is not an arrival process; expected `constant` or `poisson`"),
+            );
             Arrival::Constant
         }
     };
@@ -326,7 +426,10 @@ fn load(cx: &mut Ctx, w: WireLoad) -> Load {
     }
     for (i, r) in w.rates.iter().flatten().enumerate() {
         if !(r.is_finite() && *r > 0.0) {
-            cx.err(p.key("rates").index(i), format!("{r} is not a request rate; rates are requests per second > 0"));
+            cx.err(
+                p.key("rates").index(i),
+                format!("{r} is not a request rate; rates are requests per second > 0"),
+            );
         } else {
             levels.push(LoadLevel::Open { rate: *r, arrival });
         }
@@ -344,10 +447,16 @@ fn load(cx: &mut Ctx, w: WireLoad) -> Load {
     if requests == Some(0) {
         cx.err(p.key("requests"), "must be >= 1");
     }
-    let requests = if requests.is_none() && duration.is_none() { Some(100) } else { requests };
+    let requests = if requests.is_none() && duration.is_none() {
+        Some(100)
+    } else {
+        requests
+    };
     let ww = w.warmup.unwrap_or_default();
     let warmup_duration = cx.duration(p.key("warmup").key("duration"), &ww.duration);
-    let timeout = cx.duration(p.key("timeout"), &w.timeout).unwrap_or(Duration::from_secs(120));
+    let timeout = cx
+        .duration(p.key("timeout"), &w.timeout)
+        .unwrap_or(Duration::from_secs(120));
     let max_in_flight = w.max_in_flight.unwrap_or(10_000);
     if max_in_flight == 0 {
         cx.err(p.key("max_in_flight"), "must be >= 1");
@@ -366,9 +475,18 @@ fn load(cx: &mut Ctx, w: WireLoad) -> Load {
 /// Keys whose values are masked wherever the config is shown or stored.
 pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["authorization", "key", "token", "secret", "password", "credential", "cookie", "signature"]
-        .iter()
-        .any(|s| k.contains(s))
+    [
+        "authorization",
+        "key",
+        "token",
+        "secret",
+        "password",
+        "credential",
+        "cookie",
+        "signature",
+    ]
+    .iter()
+    .any(|s| k.contains(s))
         && !k.ends_with("_env")
 }
 
@@ -378,7 +496,11 @@ pub fn mask_secrets(v: &mut serde_json::Value) {
         match v {
             serde_json::Value::Object(m) => {
                 for (k, child) in m.iter_mut() {
-                    if (in_headers || is_secret_key(k)) && !child.is_object() && !child.is_array() && !child.is_null() {
+                    if (in_headers || is_secret_key(k))
+                        && !child.is_object()
+                        && !child.is_array()
+                        && !child.is_null()
+                    {
                         *child = serde_json::Value::String("****".into());
                     } else {
                         walk(child, k == "headers");
@@ -391,4 +513,3 @@ pub fn mask_secrets(v: &mut serde_json::Value) {
     }
     walk(v, false);
 }
-

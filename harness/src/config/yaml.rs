@@ -61,9 +61,9 @@ impl Path {
                 let close = rest
                     .find(']')
                     .ok_or_else(|| format!("missing `]` in path `{s}`"))?;
-                let idx: usize = rest[1..close]
-                    .parse()
-                    .map_err(|_| format!("`{}` is not a list index in path `{s}`", &rest[1..close]))?;
+                let idx: usize = rest[1..close].parse().map_err(|_| {
+                    format!("`{}` is not a list index in path `{s}`", &rest[1..close])
+                })?;
                 segs.push(Seg::Index(idx));
                 rest = &rest[close + 1..];
             }
@@ -146,7 +146,10 @@ struct Builder {
 }
 
 fn origin(m: &Marker) -> Origin {
-    Origin::File { line: m.line(), col: m.col() + 1 }
+    Origin::File {
+        line: m.line(),
+        col: m.col() + 1,
+    }
 }
 
 impl Builder {
@@ -162,7 +165,11 @@ impl Builder {
 
     fn fail(&mut self, m: &Marker, msg: String) {
         if self.error.is_none() {
-            self.error = Some(YamlError { line: m.line(), col: m.col() + 1, message: msg });
+            self.error = Some(YamlError {
+                line: m.line(),
+                col: m.col() + 1,
+                message: msg,
+            });
         }
     }
 
@@ -227,7 +234,10 @@ impl MarkedEventReceiver for Builder {
             Event::DocumentStart => {
                 self.documents += 1;
                 if self.documents > 1 {
-                    self.fail(&m, "a config file holds one YAML document; found a second `---`".into());
+                    self.fail(
+                        &m,
+                        "a config file holds one YAML document; found a second `---`".into(),
+                    );
                 }
             }
             Event::Scalar(s, style, anchor, _tag) => {
@@ -295,7 +305,11 @@ pub fn parse(text: &str) -> Result<(Value, Positions), YamlError> {
     let mut parser = Parser::new_from_str(text);
     if let Err(e) = parser.load(&mut b, true) {
         let m = e.marker();
-        return Err(YamlError { line: m.line(), col: m.col() + 1, message: e.info().to_string() });
+        return Err(YamlError {
+            line: m.line(),
+            col: m.col() + 1,
+            message: e.info().to_string(),
+        });
     }
     if let Some(e) = b.error {
         return Err(e);
@@ -332,8 +346,14 @@ mod tests {
         assert_eq!(v, json!({"a": 1, "b": ["x", {"c": 2.5, "d": "7"}]}));
         let p = Path::parse("b[1].c").unwrap();
         assert_eq!(pos.values[&p], Origin::File { line: 4, col: 9 });
-        assert_eq!(pos.keys[&Path::parse("b").unwrap()], Origin::File { line: 2, col: 1 });
-        assert_eq!(pos.values[&Path::parse("b[0]").unwrap()], Origin::File { line: 3, col: 5 });
+        assert_eq!(
+            pos.keys[&Path::parse("b").unwrap()],
+            Origin::File { line: 2, col: 1 }
+        );
+        assert_eq!(
+            pos.values[&Path::parse("b[0]").unwrap()],
+            Origin::File { line: 3, col: 5 }
+        );
     }
 
     #[test]

@@ -44,8 +44,9 @@ impl OpenAiClient {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(key) = o.api_key {
-            let mut v = HeaderValue::from_str(&format!("Bearer {key}"))
-                .map_err(|_| anyhow::anyhow!("the API key contains characters not allowed in an HTTP header"))?;
+            let mut v = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+                anyhow::anyhow!("the API key contains characters not allowed in an HTTP header")
+            })?;
             v.set_sensitive(true);
             headers.insert(AUTHORIZATION, v);
         }
@@ -80,7 +81,9 @@ impl OpenAiClient {
 
     fn body(&self, item: &WorkItem) -> Vec<u8> {
         let mut b = match self.api {
-            ApiKind::Chat => json!({"model": self.model, "messages": [{"role": "user", "content": &*item.prompt}]}),
+            ApiKind::Chat => {
+                json!({"model": self.model, "messages": [{"role": "user", "content": &*item.prompt}]})
+            }
             ApiKind::Completions => json!({"model": self.model, "prompt": &*item.prompt}),
         };
         b["max_tokens"] = json!(item.max_tokens);
@@ -116,7 +119,10 @@ impl OpenAiClient {
         if !resp.status().is_success() {
             let text = resp.text().await.unwrap_or_default();
             rec.end_ns = clock.now_ns();
-            rec.fail(http_error_class(status), format!("HTTP {status}: {}", error_message(&text)));
+            rec.fail(
+                http_error_class(status),
+                format!("HTTP {status}: {}", error_message(&text)),
+            );
             return;
         }
         if self.stream {
@@ -158,7 +164,10 @@ impl OpenAiClient {
             if st.done || rec.finish_reason.is_some() {
                 rec.ok = true;
             } else {
-                rec.fail("incomplete_stream", "the stream ended without a finish_reason or [DONE]");
+                rec.fail(
+                    "incomplete_stream",
+                    "the stream ended without a finish_reason or [DONE]",
+                );
             }
         }
     }
@@ -186,7 +195,10 @@ impl OpenAiClient {
             return;
         }
         let choice = &v["choices"][0];
-        let text = choice["message"]["content"].as_str().or(choice["text"].as_str()).unwrap_or("");
+        let text = choice["message"]["content"]
+            .as_str()
+            .or(choice["text"].as_str())
+            .unwrap_or("");
         rec.first_token_ns = Some(t);
         rec.token_chunk_ns.push(t);
         rec.output_tokens_client = Some(count_tokens(text));
@@ -257,13 +269,19 @@ impl StreamState {
             Ok(c) => c,
             Err(e) => {
                 rec.end_ns = t;
-                rec.fail("malformed_stream", format!("event is not a JSON chunk ({e}): {}", truncate(data, 200)));
+                rec.fail(
+                    "malformed_stream",
+                    format!("event is not a JSON chunk ({e}): {}", truncate(data, 200)),
+                );
                 return;
             }
         };
         if let Some(err) = chunk.error.filter(|e| !e.is_null()) {
             rec.end_ns = t;
-            rec.fail("stream_error", error_message(&json!({ "error": err }).to_string()));
+            rec.fail(
+                "stream_error",
+                error_message(&json!({ "error": err }).to_string()),
+            );
             return;
         }
         if ev.event.as_deref() == Some("error") {
@@ -310,7 +328,12 @@ fn truncate(s: &str, n: usize) -> String {
 fn error_message(body: &str) -> String {
     serde_json::from_str::<Value>(body)
         .ok()
-        .and_then(|v| v["error"]["message"].as_str().or(v["error"].as_str()).map(str::to_string))
+        .and_then(|v| {
+            v["error"]["message"]
+                .as_str()
+                .or(v["error"].as_str())
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| truncate(body, 300))
 }
 
@@ -343,7 +366,14 @@ mod tests {
         let mut rec = RequestRecord::default();
         let mut st = StreamState::default();
         for (i, d) in events.iter().enumerate() {
-            st.on_event(SseEvent { event: None, data: d.to_string() }, i as i64 * 10, &mut rec);
+            st.on_event(
+                SseEvent {
+                    event: None,
+                    data: d.to_string(),
+                },
+                i as i64 * 10,
+                &mut rec,
+            );
         }
         (rec, st)
     }
@@ -359,7 +389,10 @@ mod tests {
         ]);
         assert_eq!(rec.first_token_ns, Some(10));
         assert_eq!(rec.token_chunk_ns, vec![10, 20]);
-        assert_eq!((rec.prompt_tokens_usage, rec.output_tokens_usage), (Some(5), Some(2)));
+        assert_eq!(
+            (rec.prompt_tokens_usage, rec.output_tokens_usage),
+            (Some(5), Some(2))
+        );
         assert_eq!(rec.finish_reason.as_deref(), Some("stop"));
         assert!(st.done);
         assert_eq!(st.text, "Hi there");

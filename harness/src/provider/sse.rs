@@ -105,7 +105,10 @@ impl SseParser {
 
     fn dispatch(&mut self, out: &mut impl FnMut(SseEvent)) {
         if self.has_data {
-            out(SseEvent { event: self.event.take(), data: std::mem::take(&mut self.data) });
+            out(SseEvent {
+                event: self.event.take(),
+                data: std::mem::take(&mut self.data),
+            });
         }
         self.event = None;
         self.has_data = false;
@@ -128,28 +131,87 @@ mod tests {
     }
 
     fn ev(data: &str) -> SseEvent {
-        SseEvent { event: None, data: data.into() }
+        SseEvent {
+            event: None,
+            data: data.into(),
+        }
     }
 
     #[test]
     fn table() {
-        let cases: Vec<(&str, Vec<&[u8]>, Vec<SseEvent>)> = vec![
+        type Case<'a> = (&'a str, Vec<&'a [u8]>, Vec<SseEvent>);
+        let cases: Vec<Case> = vec![
             ("one event", vec![b"data: a\n\n"], vec![ev("a")]),
-            ("two events in one read", vec![b"data: a\n\ndata: b\n\n"], vec![ev("a"), ev("b")]),
-            ("split across reads", vec![b"da", b"ta: {\"x\"", b":1}\n", b"\n"], vec![ev("{\"x\":1}")]),
-            ("crlf endings", vec![b"data: a\r\n\r\ndata: b\r\n\r\n"], vec![ev("a"), ev("b")]),
-            ("crlf split between cr and lf", vec![b"data: a\r", b"\n\r", b"\n"], vec![ev("a")]),
-            ("bare cr endings", vec![b"data: a\r\rdata: b\r\r"], vec![ev("a"), ev("b")]),
-            ("comments ignored", vec![b": ping\n\ndata: a\n: mid\n\n"], vec![ev("a")]),
-            ("event field", vec![b"event: error\ndata: {}\n\n"], vec![SseEvent { event: Some("error".into()), data: "{}".into() }]),
-            ("multi-line data", vec![b"data: line1\ndata: line2\n\n"], vec![ev("line1\nline2")]),
+            (
+                "two events in one read",
+                vec![b"data: a\n\ndata: b\n\n"],
+                vec![ev("a"), ev("b")],
+            ),
+            (
+                "split across reads",
+                vec![b"da", b"ta: {\"x\"", b":1}\n", b"\n"],
+                vec![ev("{\"x\":1}")],
+            ),
+            (
+                "crlf endings",
+                vec![b"data: a\r\n\r\ndata: b\r\n\r\n"],
+                vec![ev("a"), ev("b")],
+            ),
+            (
+                "crlf split between cr and lf",
+                vec![b"data: a\r", b"\n\r", b"\n"],
+                vec![ev("a")],
+            ),
+            (
+                "bare cr endings",
+                vec![b"data: a\r\rdata: b\r\r"],
+                vec![ev("a"), ev("b")],
+            ),
+            (
+                "comments ignored",
+                vec![b": ping\n\ndata: a\n: mid\n\n"],
+                vec![ev("a")],
+            ),
+            (
+                "event field",
+                vec![b"event: error\ndata: {}\n\n"],
+                vec![SseEvent {
+                    event: Some("error".into()),
+                    data: "{}".into(),
+                }],
+            ),
+            (
+                "multi-line data",
+                vec![b"data: line1\ndata: line2\n\n"],
+                vec![ev("line1\nline2")],
+            ),
             ("no space after colon", vec![b"data:x\n\n"], vec![ev("x")]),
-            ("only first space stripped", vec![b"data:  x\n\n"], vec![ev(" x")]),
+            (
+                "only first space stripped",
+                vec![b"data:  x\n\n"],
+                vec![ev(" x")],
+            ),
             ("empty data line", vec![b"data\n\n"], vec![ev("")]),
-            ("event without data is not dispatched", vec![b"event: ping\n\n"], vec![]),
-            ("missing final blank line", vec![b"data: a\n\ndata: [DONE]\n"], vec![ev("a"), ev("[DONE]")]),
-            ("missing final newline", vec![b"data: last"], vec![ev("last")]),
-            ("id and retry ignored", vec![b"id: 3\nretry: 10\ndata: a\n\n"], vec![ev("a")]),
+            (
+                "event without data is not dispatched",
+                vec![b"event: ping\n\n"],
+                vec![],
+            ),
+            (
+                "missing final blank line",
+                vec![b"data: a\n\ndata: [DONE]\n"],
+                vec![ev("a"), ev("[DONE]")],
+            ),
+            (
+                "missing final newline",
+                vec![b"data: last"],
+                vec![ev("last")],
+            ),
+            (
+                "id and retry ignored",
+                vec![b"id: 3\nretry: 10\ndata: a\n\n"],
+                vec![ev("a")],
+            ),
             (
                 "utf-8 split inside a character",
                 vec![b"data: caf\xc3", b"\xa9 \xf0\x9f\x98", b"\x80\n\n"],

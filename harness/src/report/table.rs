@@ -15,8 +15,19 @@ fn ms(e: &StoredExperiment, m: Metric, stat: &str) -> String {
 /// (e.g. "skipped: complete in bundle").
 pub fn render(exps: &[StoredExperiment], notes: &dyn Fn(&str) -> Option<String>) -> String {
     let header = [
-        "experiment", "ok", "err", "req/s", "out tok/s", "TTFT p50", "TTFT p99", "ITL p50", "ITL p99", "e2e p50",
-        "e2e p95", "lag p99", "status",
+        "experiment",
+        "ok",
+        "err",
+        "req/s",
+        "out tok/s",
+        "TTFT p50",
+        "TTFT p99",
+        "ITL p50",
+        "ITL p99",
+        "e2e p50",
+        "e2e p95",
+        "lag p99",
+        "status",
     ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for e in exps {
@@ -26,7 +37,11 @@ pub fn render(exps: &[StoredExperiment], notes: &dyn Fn(&str) -> Option<String>)
             status = format!("{status}, {n}");
         }
         if s.requests_failed > 0 {
-            let classes: Vec<String> = s.errors_by_class.iter().map(|(k, v)| format!("{k}×{v}")).collect();
+            let classes: Vec<String> = s
+                .errors_by_class
+                .iter()
+                .map(|(k, v)| format!("{k}×{v}"))
+                .collect();
             status = format!("{status} [{}]", classes.join(" "));
         }
         rows.push(vec![
@@ -45,8 +60,9 @@ pub fn render(exps: &[StoredExperiment], notes: &dyn Fn(&str) -> Option<String>)
             status,
         ]);
     }
-    let widths: Vec<usize> =
-        (0..header.len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
     let mut out = String::new();
     for (i, r) in rows.iter().enumerate() {
         let mut line = String::new();

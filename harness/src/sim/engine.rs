@@ -21,7 +21,12 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { seed: 0, max_concurrency: None, error_rate: 0.0, error_kind: SimErrorKind::Http500 }
+        EngineOptions {
+            seed: 0,
+            max_concurrency: None,
+            error_rate: 0.0,
+            error_kind: SimErrorKind::Http500,
+        }
     }
 }
 
@@ -71,7 +76,10 @@ pub struct Sequence {
 impl Engine {
     pub fn new(profile: Profile, opts: EngineOptions) -> Arc<Engine> {
         let max_seqs = opts.max_concurrency.unwrap_or(profile.max_seqs) as usize;
-        let kv = profile.kv_capacity_tokens.min(Semaphore::MAX_PERMITS as u64).min(u32::MAX as u64) as usize;
+        let kv = profile
+            .kv_capacity_tokens
+            .min(Semaphore::MAX_PERMITS as u64)
+            .min(u32::MAX as u64) as usize;
         let replicas = (0..profile.replicas.max(1))
             .map(|_| Replica {
                 kv: Arc::new(Semaphore::new(kv)),
@@ -99,8 +107,15 @@ impl Engine {
         } else {
             rng.range_inclusive(max_tokens.div_ceil(2), max_tokens)
         };
-        let fail = rng.chance(self.opts.error_rate).then_some(self.opts.error_kind);
-        Plan { prompt_tokens, output_tokens: output_tokens.max(1), fail, rng_seed: rng.next_u64() }
+        let fail = rng
+            .chance(self.opts.error_rate)
+            .then_some(self.opts.error_kind);
+        Plan {
+            prompt_tokens,
+            output_tokens: output_tokens.max(1),
+            fail,
+            rng_seed: rng.next_u64(),
+        }
     }
 
     /// Waits for room on a replica (FIFO), then holds it for the sequence.
@@ -108,7 +123,10 @@ impl Engine {
         let need = plan.prompt_tokens + plan.output_tokens;
         let capacity = self.profile.kv_capacity_tokens;
         if need > capacity {
-            return Err(Rejection::TooLong { needed: need, capacity });
+            return Err(Rejection::TooLong {
+                needed: need,
+                capacity,
+            });
         }
         let idx = self.next_replica.fetch_add(1, Ordering::Relaxed) % self.replicas.len();
         let r = &self.replicas[idx];
@@ -120,7 +138,12 @@ impl Engine {
             r.kv.clone().acquire_many_owned(permits).await
         }
         .expect("semaphore open");
-        let slot = r.seqs.clone().acquire_owned().await.expect("semaphore open");
+        let slot = r
+            .seqs
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore open");
         r.running.fetch_add(1, Ordering::Relaxed);
         r.context.fetch_add(plan.prompt_tokens, Ordering::Relaxed);
         Ok(Sequence {
@@ -148,10 +171,10 @@ impl Sequence {
     /// returns the next token.
     pub async fn decode(&mut self) -> &'static str {
         let r = &self.engine.replicas[self.replica];
-        let step = self
-            .engine
-            .profile
-            .step_s(r.running.load(Ordering::Relaxed), r.context.load(Ordering::Relaxed));
+        let step = self.engine.profile.step_s(
+            r.running.load(Ordering::Relaxed),
+            r.context.load(Ordering::Relaxed),
+        );
         // Deadlines accumulate from the previous one, so timer lateness does
         // not add up over a long output.
         self.clock += Duration::from_secs_f64(step);
@@ -180,24 +203,45 @@ mod tests {
 
     #[tokio::test]
     async fn capacity_limit_makes_requests_queue() {
-        let e = Engine::new(Profile::fixed(0.0, 0.0), EngineOptions { max_concurrency: Some(1), ..Default::default() });
+        let e = Engine::new(
+            Profile::fixed(0.0, 0.0),
+            EngineOptions {
+                max_concurrency: Some(1),
+                ..Default::default()
+            },
+        );
         let plan = e.plan(10, 5, true);
         let first = e.admit(&plan).await.unwrap();
         let e2 = e.clone();
         let waiter = tokio::spawn(async move { e2.admit(&plan).await.map(|_| ()) });
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!waiter.is_finished(), "second request must queue behind the first");
+        assert!(
+            !waiter.is_finished(),
+            "second request must queue behind the first"
+        );
         drop(first);
         waiter.await.unwrap().unwrap();
     }
 
     #[test]
     fn plans_are_deterministic_for_a_seed() {
-        let mk = || Engine::new(Profile::fixed(0.0, 0.0), EngineOptions { seed: 9, error_rate: 0.3, ..Default::default() });
+        let mk = || {
+            Engine::new(
+                Profile::fixed(0.0, 0.0),
+                EngineOptions {
+                    seed: 9,
+                    error_rate: 0.3,
+                    ..Default::default()
+                },
+            )
+        };
         let (a, b) = (mk(), mk());
         for _ in 0..50 {
             let (pa, pb) = (a.plan(10, 100, false), b.plan(10, 100, false));
-            assert_eq!((pa.output_tokens, pa.fail.is_some()), (pb.output_tokens, pb.fail.is_some()));
+            assert_eq!(
+                (pa.output_tokens, pa.fail.is_some()),
+                (pb.output_tokens, pb.fail.is_some())
+            );
             assert!((50..=100).contains(&pa.output_tokens));
         }
     }

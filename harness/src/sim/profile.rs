@@ -26,12 +26,42 @@ pub struct Gpu {
     pub tflops: f64,
 }
 
-pub const A10G: Gpu = Gpu { name: "A10G", mem_gib: 24.0, bw_gbs: 600.0, tflops: 125.0 };
-pub const L4: Gpu = Gpu { name: "L4", mem_gib: 24.0, bw_gbs: 300.0, tflops: 121.0 };
-pub const L40S: Gpu = Gpu { name: "L40S", mem_gib: 48.0, bw_gbs: 864.0, tflops: 362.0 };
-pub const A100_40: Gpu = Gpu { name: "A100-40GB", mem_gib: 40.0, bw_gbs: 1555.0, tflops: 312.0 };
-pub const H100: Gpu = Gpu { name: "H100-80GB", mem_gib: 80.0, bw_gbs: 3350.0, tflops: 989.0 };
-pub const INF2: Gpu = Gpu { name: "Inferentia2", mem_gib: 32.0, bw_gbs: 820.0, tflops: 190.0 };
+pub const A10G: Gpu = Gpu {
+    name: "A10G",
+    mem_gib: 24.0,
+    bw_gbs: 600.0,
+    tflops: 125.0,
+};
+pub const L4: Gpu = Gpu {
+    name: "L4",
+    mem_gib: 24.0,
+    bw_gbs: 300.0,
+    tflops: 121.0,
+};
+pub const L40S: Gpu = Gpu {
+    name: "L40S",
+    mem_gib: 48.0,
+    bw_gbs: 864.0,
+    tflops: 362.0,
+};
+pub const A100_40: Gpu = Gpu {
+    name: "A100-40GB",
+    mem_gib: 40.0,
+    bw_gbs: 1555.0,
+    tflops: 312.0,
+};
+pub const H100: Gpu = Gpu {
+    name: "H100-80GB",
+    mem_gib: 80.0,
+    bw_gbs: 3350.0,
+    tflops: 989.0,
+};
+pub const INF2: Gpu = Gpu {
+    name: "Inferentia2",
+    mem_gib: 32.0,
+    bw_gbs: 820.0,
+    tflops: 190.0,
+};
 
 /// Instance types the simulator knows: (name, accelerator count, accelerator).
 pub const INSTANCES: &[(&str, u32, Gpu)] = &[
@@ -72,11 +102,41 @@ impl ModelSpec {
 
 /// Llama-shaped model sizes.
 pub const MODELS: &[ModelSpec] = &[
-    ModelSpec { size: "135m", params: 0.135e9, layers: 30, kv_heads: 3, head_dim: 64 },
-    ModelSpec { size: "1b", params: 1.24e9, layers: 16, kv_heads: 8, head_dim: 64 },
-    ModelSpec { size: "3b", params: 3.21e9, layers: 28, kv_heads: 8, head_dim: 128 },
-    ModelSpec { size: "8b", params: 8.03e9, layers: 32, kv_heads: 8, head_dim: 128 },
-    ModelSpec { size: "70b", params: 70.6e9, layers: 80, kv_heads: 8, head_dim: 128 },
+    ModelSpec {
+        size: "135m",
+        params: 0.135e9,
+        layers: 30,
+        kv_heads: 3,
+        head_dim: 64,
+    },
+    ModelSpec {
+        size: "1b",
+        params: 1.24e9,
+        layers: 16,
+        kv_heads: 8,
+        head_dim: 64,
+    },
+    ModelSpec {
+        size: "3b",
+        params: 3.21e9,
+        layers: 28,
+        kv_heads: 8,
+        head_dim: 128,
+    },
+    ModelSpec {
+        size: "8b",
+        params: 8.03e9,
+        layers: 32,
+        kv_heads: 8,
+        head_dim: 128,
+    },
+    ModelSpec {
+        size: "70b",
+        params: 70.6e9,
+        layers: 80,
+        kv_heads: 8,
+        head_dim: 128,
+    },
 ];
 
 const BW_EFFICIENCY: f64 = 0.8;
@@ -213,11 +273,17 @@ pub fn lookup(name: &str) -> Result<Profile, String> {
     };
     let Some((_, gpus, gpu)) = INSTANCES.iter().find(|(n, _, _)| *n == inst) else {
         let known: Vec<&str> = INSTANCES.iter().map(|i| i.0).collect();
-        return Err(format!("the simulator does not know instance type `{inst}`; known: {}", known.join(", ")));
+        return Err(format!(
+            "the simulator does not know instance type `{inst}`; known: {}",
+            known.join(", ")
+        ));
     };
     let Some(m) = MODELS.iter().find(|m| m.size == size) else {
         let known: Vec<&str> = MODELS.iter().map(|m| m.size).collect();
-        return Err(format!("the simulator does not know model size `{size}`; known: {}", known.join(", ")));
+        return Err(format!(
+            "the simulator does not know model size `{size}`; known: {}",
+            known.join(", ")
+        ));
     };
     derive(inst, *gpus, *gpu, *m)
 }
@@ -238,7 +304,11 @@ pub fn model_size_of(model: &str) -> &'static str {
 
 /// The profile used when an endpoint names no `sim.profile`.
 pub fn default_profile_name(instance_type: Option<&str>, model: &str) -> String {
-    format!("{}:{}", instance_type.unwrap_or("g5.xlarge"), model_size_of(model))
+    format!(
+        "{}:{}",
+        instance_type.unwrap_or("g5.xlarge"),
+        model_size_of(model)
+    )
 }
 
 #[cfg(test)]
@@ -264,7 +334,9 @@ mod tests {
         assert_eq!((p4d.tp, p4d.replicas), (1, 8));
         let p70 = lookup("p4d.24xlarge:70b").unwrap();
         assert_eq!((p70.tp, p70.replicas), (8, 1));
-        assert!(lookup("g5.xlarge:70b").unwrap_err().contains("does not fit"));
+        assert!(lookup("g5.xlarge:70b")
+            .unwrap_err()
+            .contains("does not fit"));
     }
 
     #[test]
@@ -278,9 +350,16 @@ mod tests {
     fn names_and_errors() {
         assert_eq!(model_size_of("meta-llama/Llama-3.1-8B-Instruct"), "8b");
         assert_eq!(model_size_of("smollm2-135m"), "135m");
-        assert_eq!(default_profile_name(Some("g6e.2xlarge"), "llama-3.1-8b"), "g6e.2xlarge:8b");
-        assert!(lookup("g5.xlarge").unwrap_err().contains("<instance type>:<model size>"));
-        assert!(lookup("x1.large:8b").unwrap_err().contains("known: g5.xlarge"));
+        assert_eq!(
+            default_profile_name(Some("g6e.2xlarge"), "llama-3.1-8b"),
+            "g6e.2xlarge:8b"
+        );
+        assert!(lookup("g5.xlarge")
+            .unwrap_err()
+            .contains("<instance type>:<model size>"));
+        assert!(lookup("x1.large:8b")
+            .unwrap_err()
+            .contains("known: g5.xlarge"));
         assert!(names().contains(&"p5.48xlarge:70b".to_string()));
     }
 }

@@ -40,7 +40,9 @@ impl SimServer {
         let addr = listener.local_addr()?;
         let accept = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let engine = engine.clone();
                 tokio::spawn(async move {
@@ -83,7 +85,11 @@ enum Api {
 async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let api = match (req.method(), req.uri().path()) {
         (&Method::GET, "/health") | (&Method::GET, "/v1/health") => {
-            return Ok(full(StatusCode::OK, "application/json", r#"{"status":"ok"}"#.into()))
+            return Ok(full(
+                StatusCode::OK,
+                "application/json",
+                r#"{"status":"ok"}"#.into(),
+            ))
         }
         (&Method::GET, "/v1/models") => {
             let body = json!({"object": "list", "data": [{"id": engine.profile.name, "object": "model", "owned_by": "harness-sim"}]});
@@ -91,51 +97,106 @@ async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Response<
         }
         (&Method::POST, "/v1/chat/completions") => Api::Chat,
         (&Method::POST, "/v1/completions") => Api::Completions,
-        (_, path) => return Ok(error(StatusCode::NOT_FOUND, "not_found", &format!("no route {path}"))),
+        (_, path) => {
+            return Ok(error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                &format!("no route {path}"),
+            ))
+        }
     };
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
-        Err(e) => return Ok(error(StatusCode::BAD_REQUEST, "invalid_request_error", &e.to_string())),
+        Err(e) => {
+            return Ok(error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                &e.to_string(),
+            ))
+        }
     };
     let v: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(e) => return Ok(error(StatusCode::BAD_REQUEST, "invalid_request_error", &format!("body is not JSON: {e}"))),
+        Err(e) => {
+            return Ok(error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                &format!("body is not JSON: {e}"),
+            ))
+        }
     };
     let prompt_tokens = match api {
         Api::Chat => match v["messages"].as_array() {
             Some(msgs) => msgs.iter().map(|m| content_tokens(&m["content"])).sum(),
-            None => return Ok(error(StatusCode::BAD_REQUEST, "invalid_request_error", "`messages` is required")),
+            None => {
+                return Ok(error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    "`messages` is required",
+                ))
+            }
         },
         Api::Completions => match &v["prompt"] {
             Value::String(s) => count_tokens(s),
-            Value::Array(a) => a.first().and_then(|p| p.as_str()).map(count_tokens).unwrap_or(0),
-            _ => return Ok(error(StatusCode::BAD_REQUEST, "invalid_request_error", "`prompt` is required")),
+            Value::Array(a) => a
+                .first()
+                .and_then(|p| p.as_str())
+                .map(count_tokens)
+                .unwrap_or(0),
+            _ => {
+                return Ok(error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    "`prompt` is required",
+                ))
+            }
         },
     };
-    let max_tokens = v["max_tokens"].as_u64().or(v["max_completion_tokens"].as_u64()).unwrap_or(256);
+    let max_tokens = v["max_tokens"]
+        .as_u64()
+        .or(v["max_completion_tokens"].as_u64())
+        .unwrap_or(256);
     let stream = v["stream"].as_bool().unwrap_or(false);
-    let include_usage = v["stream_options"]["include_usage"].as_bool().unwrap_or(false);
+    let include_usage = v["stream_options"]["include_usage"]
+        .as_bool()
+        .unwrap_or(false);
     let ignore_eos = v["ignore_eos"].as_bool().unwrap_or(false);
     let model = v["model"].as_str().unwrap_or("sim").to_string();
 
     let plan = engine.plan(prompt_tokens, max_tokens, ignore_eos);
     match plan.fail {
         Some(SimErrorKind::Http500) => {
-            return Ok(error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "simulated server error"))
+            return Ok(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "simulated server error",
+            ))
         }
         Some(SimErrorKind::Http429) => {
-            let mut r = error(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "simulated throttling");
-            r.headers_mut().insert("retry-after", "1".parse().expect("header"));
+            let mut r = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "simulated throttling",
+            );
+            r.headers_mut()
+                .insert("retry-after", "1".parse().expect("header"));
             return Ok(r);
         }
         _ => {}
     }
-    let g = Gen { api, model, plan, include_usage };
+    let g = Gen {
+        api,
+        model,
+        plan,
+        include_usage,
+    };
     if stream {
         let (tx, rx) = mpsc::channel::<Bytes>(64);
         tokio::spawn(generate_stream(engine, g, tx));
         let body = StreamBody::new(futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+            rx.recv()
+                .await
+                .map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
         }));
         Ok(Response::builder()
             .status(StatusCode::OK)
@@ -152,7 +213,11 @@ async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Response<
 fn content_tokens(c: &Value) -> u64 {
     match c {
         Value::String(s) => count_tokens(s),
-        Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).map(count_tokens).sum(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .map(count_tokens)
+            .sum(),
         _ => 0,
     }
 }
@@ -166,20 +231,29 @@ struct Gen {
 
 impl Gen {
     fn chunk(&self, text: Option<&str>, finish: Option<&str>, role: bool) -> Bytes {
-        let finish = finish.map(|f| format!("\"{f}\"")).unwrap_or_else(|| "null".into());
+        let finish = finish
+            .map(|f| format!("\"{f}\""))
+            .unwrap_or_else(|| "null".into());
         let model = serde_json::to_string(&self.model).expect("string");
         let s = match self.api {
             Api::Chat => {
                 let delta = match (role, text) {
                     (true, _) => r#"{"role":"assistant","content":""}"#.to_string(),
-                    (false, Some(t)) => format!(r#"{{"content":{}}}"#, serde_json::to_string(t).expect("string")),
+                    (false, Some(t)) => format!(
+                        r#"{{"content":{}}}"#,
+                        serde_json::to_string(t).expect("string")
+                    ),
                     (false, None) => "{}".to_string(),
                 };
-                format!(r#"data: {{"id":"chatcmpl-sim","object":"chat.completion.chunk","model":{model},"choices":[{{"index":0,"delta":{delta},"finish_reason":{finish}}}]}}"#)
+                format!(
+                    r#"data: {{"id":"chatcmpl-sim","object":"chat.completion.chunk","model":{model},"choices":[{{"index":0,"delta":{delta},"finish_reason":{finish}}}]}}"#
+                )
             }
             Api::Completions => {
                 let t = serde_json::to_string(text.unwrap_or("")).expect("string");
-                format!(r#"data: {{"id":"cmpl-sim","object":"text_completion","model":{model},"choices":[{{"index":0,"text":{t},"finish_reason":{finish}}}]}}"#)
+                format!(
+                    r#"data: {{"id":"cmpl-sim","object":"text_completion","model":{model},"choices":[{{"index":0,"text":{t},"finish_reason":{finish}}}]}}"#
+                )
             }
         };
         Bytes::from(s + "\n\n")
@@ -211,8 +285,16 @@ async fn generate_stream(engine: Arc<Engine>, g: Gen, tx: mpsc::Sender<Bytes>) {
             let _ = tx.send(Bytes::from(format!("data: {e}\n\n"))).await;
             return;
         }
-        let word = if i == 0 { seq.prefill().await } else { seq.decode().await };
-        let text = if i == 0 { word.to_string() } else { format!(" {word}") };
+        let word = if i == 0 {
+            seq.prefill().await
+        } else {
+            seq.decode().await
+        };
+        let text = if i == 0 {
+            word.to_string()
+        } else {
+            format!(" {word}")
+        };
         if tx.send(g.chunk(Some(&text), None, false)).await.is_err() {
             return; // client went away: free the sequence
         }
@@ -220,7 +302,11 @@ async fn generate_stream(engine: Arc<Engine>, g: Gen, tx: mpsc::Sender<Bytes>) {
     drop(seq);
     let mut tail = g.chunk(None, Some("length"), false).to_vec();
     if g.include_usage {
-        let obj = if g.api == Api::Chat { "chat.completion.chunk" } else { "text_completion" };
+        let obj = if g.api == Api::Chat {
+            "chat.completion.chunk"
+        } else {
+            "text_completion"
+        };
         let u = json!({"id": "sim", "object": obj, "model": g.model, "choices": [], "usage": g.usage()});
         tail.extend_from_slice(format!("data: {u}\n\n").as_bytes());
     }
@@ -241,7 +327,11 @@ async fn generate_full(engine: Arc<Engine>, g: Gen) -> Response<Body> {
     };
     let mut text = String::new();
     for i in 0..g.plan.output_tokens {
-        let w = if i == 0 { seq.prefill().await } else { seq.decode().await };
+        let w = if i == 0 {
+            seq.prefill().await
+        } else {
+            seq.decode().await
+        };
         if i > 0 {
             text.push(' ');
         }
@@ -249,7 +339,11 @@ async fn generate_full(engine: Arc<Engine>, g: Gen) -> Response<Body> {
     }
     drop(seq);
     if g.plan.fail == Some(SimErrorKind::MidStream) {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "simulated server error");
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "simulated server error",
+        );
     }
     let body = match g.api {
         Api::Chat => json!({"id": "chatcmpl-sim", "object": "chat.completion", "model": g.model,

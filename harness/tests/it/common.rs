@@ -1,0 +1,39 @@
+use harness::bundle::read::{self, StoredExperiment};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn harness() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_harness"))
+}
+
+/// Writes `yaml` to `dir/name.yml` and returns the path.
+pub fn write_config(dir: &Path, name: &str, yaml: &str) -> PathBuf {
+    let p = dir.join(format!("{name}.yml"));
+    std::fs::write(&p, yaml).unwrap();
+    p
+}
+
+pub fn run_ok(args: &[&str]) -> Output {
+    let out = harness().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "harness {args:?} failed: {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn experiments(bundle: &Path) -> Vec<StoredExperiment> {
+    let conn = read::open(bundle).unwrap();
+    read::experiments(&conn).unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

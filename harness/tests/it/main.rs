@@ -1,0 +1,8 @@
+//! Integration tests: the real `harness` binary against the embedded simulator.
+//! One test binary (ripgrep's layout); modules by feature.
+
+mod accuracy;
+mod common;
+mod hashing;
+mod rerun;
+mod validate;

@@ -1,0 +1,133 @@
+//! `harness validate` reports every error with file, line, column, field path
+//! and what would be valid, and exits non-zero.
+
+use super::common::*;
+
+fn validate(args: &[&str]) -> (bool, String, String) {
+    let o = harness().arg("validate").args(args).output().unwrap();
+    (o.status.success(), stdout(&o), stderr(&o))
+}
+
+fn cfg(name: &str) -> String {
+    format!("{}/tests/configs/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn every_error_in_one_report() {
+    let path = cfg("many-errors.yml");
+    let (ok, _, err) = validate(&[&path]);
+    assert!(!ok);
+    let expected = [
+        // unknown key, at the key's position, listing valid keys
+        "many-errors.yml:6:5: endpoints[0].colour: unknown key `colour`; valid keys here: `name`, `provider`",
+        // missing required field for the provider
+        "many-errors.yml:3:9: endpoints[0].base_url: is required for provider `openai`",
+        // bad enum value with the valid values
+        "many-errors.yml:8:15: endpoints[1].provider: unknown value `bedrockish`, expected `sim` or `openai`",
+        // range errors on nested fields
+        "many-errors.yml:11:47: endpoints[2].sim.error_rate: 1.5 is a fraction and must be within 0..=1",
+        // wrong type
+        "many-errors.yml:14:33: datasets[0].synthetic.prompt_tokens: wrong type: found string \"many\", expected u32",
+        "many-errors.yml:14:54: datasets[0].synthetic.output_tokens: must be a whole number of tokens >= 1",
+        "many-errors.yml:16:20: load.concurrency[1]: concurrency must be >= 1",
+        "many-errors.yml:17:13: load.duration: `5 parsecs` is not a duration",
+        "many-errors.yml:18:12: load.arrival: only applies to open-loop `rates`",
+        "many-errors.yml:20:16: sampling.temperature: 3 is outside 0.0..=2.0",
+    ];
+    for e in expected {
+        assert!(err.contains(e), "missing `{e}` in:\n{err}");
+    }
+    assert!(err.starts_with("10 errors in config:"), "{err}");
+}
+
+#[test]
+fn yaml_syntax_error_has_a_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_config(
+        dir.path(),
+        "syntax",
+        "load:\n  concurrency: [1, 2\nname: x\n",
+    );
+    let (ok, _, err) = validate(&[p.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.contains("syntax.yml:3:") && err.contains("invalid YAML"),
+        "{err}"
+    );
+}
+
+#[test]
+fn duplicate_keys_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_config(dir.path(), "dup", "seed: 1\nseed: 2\n");
+    let (ok, _, err) = validate(&[p.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.contains("dup.yml:2:1: invalid YAML: duplicate key `seed`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn api_keys_belong_in_environment_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_config(
+        dir.path(),
+        "key",
+        "endpoints:\n  - name: x\n    provider: openai\n    base_url: http://127.0.0.1:1/v1\n    model: m\n    api_key: sk-123\n",
+    );
+    let (ok, _, err) = validate(&[p.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("key.yml:6:5: endpoints[0].api_key: unknown key `api_key` (put the key in an environment variable and name it with `api_key_env`)"), "{err}");
+    assert!(
+        !err.contains("sk-123"),
+        "the secret must not be echoed: {err}"
+    );
+}
+
+#[test]
+fn overrides_are_validated_and_named() {
+    let path = format!("{}/../configs/local.yml", env!("CARGO_MANIFEST_DIR"));
+    let (ok, _, err) = validate(&[&path, "--set", "load.concurrency=[2, -1]"]);
+    assert!(!ok);
+    assert!(
+        err.contains("(--set load.concurrency=[2, -1]): load.concurrency[1]:"),
+        "{err}"
+    );
+    let (ok, _, err) = validate(&[&path, "--set", "load.concurency=[2]"]);
+    assert!(!ok);
+    assert!(err.contains("unknown key `concurency`"), "{err}");
+    let (ok, _, err) = validate(&[&path, "--set", "nonsense"]);
+    assert!(!ok);
+    assert!(err.contains("is not `path=value`"), "{err}");
+    let (ok, out, _) = validate(&[&path, "--set", "load.concurrency=[2]"]);
+    assert!(ok);
+    assert!(out.contains("OK, 4 experiments"), "{out}");
+}
+
+#[test]
+fn shipped_configs_are_valid() {
+    let dir = format!("{}/../configs", env!("CARGO_MANIFEST_DIR"));
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "yml") && !p.ends_with("pricing.yml") {
+            let (ok, _, err) = validate(&[p.to_str().unwrap()]);
+            assert!(ok, "{}: {err}", p.display());
+        }
+    }
+}
+
+#[test]
+fn show_settings_masks_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_config(
+        dir.path(),
+        "headers",
+        "endpoints:\n  - name: x\n    provider: openai\n    base_url: http://127.0.0.1:1/v1\n    model: m\n    api_key_env: MY_KEY\n    headers: { X-Api-Token: hunter2 }\n",
+    );
+    let (ok, out, _) = validate(&[p.to_str().unwrap(), "--show-settings"]);
+    assert!(ok);
+    assert!(out.contains("X-Api-Token: \"****\""), "{out}");
+    assert!(out.contains("api_key_env: \"MY_KEY\""), "{out}");
+    assert!(!out.contains("hunter2"), "{out}");
+}

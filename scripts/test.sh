@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls this script):
+# formatting, clippy, every Rust test, the wasm32 build of the shared crate,
+# and the flake parse check. One release profile is used for building and
+# testing so CI compiles dependencies once; caches live outside the clone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --release --quiet -- -D warnings
+echo "== cargo test"
+cargo test --workspace --release
+echo "== wasm32 build of harness-core"
+scripts/check-wasm.sh
+echo "== flake.nix"
+scripts/check-flake.sh
