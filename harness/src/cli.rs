@@ -65,6 +65,9 @@ pub struct ValidateArgs {
 pub struct ShowArgs {
     /// A result bundle (.duckdb).
     pub bundle: PathBuf,
+    /// Print runs and experiment summaries as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// One experiment with its summary, as stored.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct StoredExperiment {
     pub experiment_id: String,
     pub run_id: String,
@@ -24,7 +24,7 @@ pub struct StoredExperiment {
     pub summary: ExperimentSummary,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct StoredRun {
     pub run_id: String,
     pub harness_version: String,

@@ -5,6 +5,15 @@ use std::process::ExitCode;
 
 pub fn run(a: ShowArgs) -> anyhow::Result<ExitCode> {
     let conn = read::open(&a.bundle)?;
+    if a.json {
+        let doc = serde_json::json!({
+            "bundle": a.bundle.display().to_string(),
+            "runs": read::runs(&conn)?,
+            "experiments": read::experiments(&conn)?,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     for r in read::runs(&conn)? {
         println!(
             "run {} · {} · harness {} ({}) · {} · {}",

@@ -11,6 +11,12 @@ pub fn profile_for(
     itl_ms: Option<f64>,
 ) -> Result<profile::Profile, String> {
     let mut p = profile::lookup(name)?;
+    if let (Some(t), Some(i)) = (ttft_ms, itl_ms) {
+        // Ground-truth mode: fixed timings and no capacity limit.
+        let mut f = profile::Profile::fixed(t / 1e3, i / 1e3);
+        f.name = format!("{}+{}", p.name, f.name);
+        return Ok(f);
+    }
     p.fixed_ttft_s = ttft_ms.map(|v| v / 1e3);
     p.fixed_itl_s = itl_ms.map(|v| v / 1e3);
     Ok(p)

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Client benchmark: drives `harness run` against `harness sim` (a separate
+# process, zero model time unless stated) on loopback and prints figures.
+# Nothing here asserts; compare the figures with ../shared/reference/peers.md §11.
+#
+#   bench/run.sh            # full ladder (~3 minutes)
+#   BENCH_QUICK=1 bench/run.sh
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$root/scripts/env.sh"
+cargo build --release --quiet -p harness --manifest-path "$root/Cargo.toml"
+bin="$CARGO_TARGET_DIR/release/harness"
+out="$root/bench/out"
+rm -rf "$out"; mkdir -p "$out"
+port=${BENCH_PORT:-18731}
+quick=${BENCH_QUICK:-}
+
+sim_pid=""
+start_sim() { # args: extra sim flags
+  [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null || true
+  "$bin" sim --listen "127.0.0.1:$port" "$@" 2>"$out/sim.log" &
+  sim_pid=$!
+  for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  echo "simulator did not start" >&2; exit 1
+}
+trap '[ -n "$sim_pid" ] && kill $sim_pid 2>/dev/null || true' EXIT
+
+# One experiment; prints "cpu_s max_rss_kb" of the harness process and leaves
+# the bundle at $out/$name.duckdb.
+bench_run() { # name, load YAML (flow), output tokens
+  local name=$1 load=$2 tokens=$3
+  cat > "$out/$name.yml" <<YAML
+name: $name
+endpoints:
+  - name: sim
+    provider: openai
+    base_url: http://127.0.0.1:$port/v1
+    model: bench
+datasets:
+  - name: d
+    synthetic: { prompt_tokens: 32, output_tokens: $tokens }
+load: $load
+YAML
+  /usr/bin/time -f "%U %S %M" -o "$out/$name.time" "$bin" run -q "$out/$name.yml" --out "$out/$name.duckdb" >/dev/null
+  awk '{printf "%.3f %d\n", $1+$2, $3}' "$out/$name.time"
+}
+
+field() { # bundle, python expression over e (the experiment) and s (summary)
+  "$bin" show --json "$1" | python3 -c "
+import json,sys
+d=json.load(sys.stdin); e=d['experiments'][0]; s=e['summary']; dist=s['distributions']
+print($2)"
+}
+
+echo "harness client benchmark — $(nproc) cores, $(date -u +%Y-%m-%d), client and simulator on the same machine"
+echo
+
+only=${BENCH_ONLY:-}
+# 1. Open-loop ladder, zero model time, 16-token streams.
+if [ -z "$only" ] || [ "$only" = 1 ]; then
+start_sim --profile g5.xlarge:8b --ttft-ms 0 --itl-ms 0
+echo "1) open loop, constant arrivals, 16 output tokens, zero model time"
+printf "   %8s %10s %12s %12s %12s %8s\n" target achieved "lag p50 ms" "lag p99 ms" "CPU ms/req" errors
+best=0
+rates="500 1000 2000 4000 6000 8000"
+[ -n "$quick" ] && rates="1000 2000"
+for r in $rates; do
+  n=$(( r * 3 ))
+  read -r cpu _ < <(bench_run "open$r" "{rates: [$r], requests: $n, warmup: {requests: 200}, max_in_flight: 20000}" 16)
+  read -r ach p50 p99 err ok < <(field "$out/open$r.duckdb" "'%.0f %.3f %.3f %d %d' % (s['send_rate'], dist['dispatch_lag']['p50'], dist['dispatch_lag']['p99'], s['requests_failed'], s['requests_ok'])")
+  cpu_ms=$(python3 -c "print('%.3f' % ($cpu*1000/($n+200)))")
+  printf "   %8s %10s %12s %12s %12s %8s\n" "$r/s" "$ach/s" "$p50" "$p99" "$cpu_ms" "$err"
+  if python3 -c "import sys; sys.exit(0 if $p99 < 5 and $ach >= 0.99*$r and $err == 0 else 1)"; then best=$r; fi
+done
+echo "   highest open-loop rate with dispatch-lag p99 < 5 ms (and >= 99% achieved, no errors): $best req/s"
+echo
+fi
+
+# 2. Closed loop at concurrency 256, zero model time.
+if [ -z "$only" ] || [ "$only" = 2 ]; then
+start_sim --profile g5.xlarge:8b --ttft-ms 0 --itl-ms 0
+echo "2) closed loop, concurrency 256, 16 output tokens, zero model time"
+n=20000; [ -n "$quick" ] && n=5000
+read -r cpu _ < <(bench_run closed256 "{concurrency: [256], requests: $n, warmup: {requests: 512}}" 16)
+read -r rps err < <(field "$out/closed256.duckdb" "'%.0f %d' % (s['request_throughput'], s['requests_failed'])")
+echo "   $rps req/s, $err errors, client CPU $(python3 -c "print('%.3f' % ($cpu*1000/($n+512)))") ms per request"
+echo
+fi
+
+# 3. Memory at 1,000 concurrent streams (each stream open ~1.2 s: TTFT 50 ms, 120 tokens 10 ms apart).
+if [ -z "$only" ] || [ "$only" = 3 ]; then
+start_sim --profile g5.xlarge:8b --ttft-ms 50 --itl-ms 10
+echo "3) 1,000 concurrent streams (TTFT 50 ms, ITL 10 ms, 120 tokens)"
+read -r cpu rss < <(bench_run streams1000 "{concurrency: [1000], requests: 3000, warmup: {requests: 1000}}" 120)
+read -r ttft50 ttft99 itl50 itl99 err < <(field "$out/streams1000.duckdb" "'%.2f %.2f %.2f %.2f %d' % (dist['ttft']['p50'], dist['ttft']['p99'], dist['itl']['p50'], dist['itl']['p99'], s['requests_failed'])")
+echo "   peak RSS of the client: $((rss / 1024)) MiB; TTFT p50 $ttft50 ms / p99 $ttft99 ms (truth 50); ITL p50 $itl50 / p99 $itl99 ms (truth 10); errors $err"
+fi
