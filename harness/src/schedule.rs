@@ -245,28 +245,17 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn duration_stops_issuing() {
-        let mut p = plan(LoadLevel::Open {
-            rate: 100.0,
-            arrival: Arrival::Poisson,
-        });
-        p.requests = None;
-        p.warmup_requests = 0;
-        p.duration = Some(Duration::from_millis(300));
-        let v = collect(p).await;
-        // ~30 expected; Poisson with a fixed seed gives a fixed count.
-        assert!((15..=50).contains(&v.len()), "{}", v.len());
-        let again = collect({
-            let mut p = plan(LoadLevel::Open {
-                rate: 100.0,
-                arrival: Arrival::Poisson,
-            });
+        let timed = || {
+            let mut p = plan(LoadLevel::Open { rate: 100.0, arrival: Arrival::Poisson });
             p.requests = None;
             p.warmup_requests = 0;
             p.duration = Some(Duration::from_millis(300));
             p
-        })
-        .await;
-        assert_eq!(v.len(), again.len(), "same seed, same plan");
+        };
+        let v = collect(timed()).await;
+        // ~30 expected; Poisson with a fixed seed gives a fixed count.
+        assert!((15..=50).contains(&v.len()), "{}", v.len());
+        assert_eq!(v.len(), collect(timed()).await.len(), "same seed, same plan");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
