@@ -23,6 +23,7 @@ pub mod schedule;
 pub mod sim;
 pub mod timer;
 pub mod tls;
+pub mod tokenizer;
 pub mod tokens;
 pub mod workload;
 
