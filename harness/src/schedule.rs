@@ -246,7 +246,10 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn duration_stops_issuing() {
         let timed = || {
-            let mut p = plan(LoadLevel::Open { rate: 100.0, arrival: Arrival::Poisson });
+            let mut p = plan(LoadLevel::Open {
+                rate: 100.0,
+                arrival: Arrival::Poisson,
+            });
             p.requests = None;
             p.warmup_requests = 0;
             p.duration = Some(Duration::from_millis(300));
@@ -255,7 +258,11 @@ mod tests {
         let v = collect(timed()).await;
         // ~30 expected; Poisson with a fixed seed gives a fixed count.
         assert!((15..=50).contains(&v.len()), "{}", v.len());
-        assert_eq!(v.len(), collect(timed()).await.len(), "same seed, same plan");
+        assert_eq!(
+            v.len(),
+            collect(timed()).await.len(),
+            "same seed, same plan"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

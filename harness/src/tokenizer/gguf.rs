@@ -104,14 +104,19 @@ impl<T: Read> R<T> {
 /// The key-value metadata of a GGUF file.
 pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, Value>> {
     let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut r = R { r: BufReader::with_capacity(1 << 20, f) };
+    let mut r = R {
+        r: BufReader::with_capacity(1 << 20, f),
+    };
     let magic = r.bytes::<4>()?;
     if &magic != b"GGUF" {
         bail!("{} is not a GGUF file (bad magic)", path.display());
     }
     let version = r.u32()?;
     if !(2..=3).contains(&version) {
-        bail!("{}: GGUF version {version} is not supported (2 or 3 are)", path.display());
+        bail!(
+            "{}: GGUF version {version} is not supported (2 or 3 are)",
+            path.display()
+        );
     }
     let _tensors = r.u64()?;
     let kvs = r.u64()?;
@@ -119,7 +124,9 @@ pub fn read_metadata(path: &Path) -> Result<BTreeMap<String, Value>> {
     for _ in 0..kvs {
         let key = r.string()?;
         let ty = r.u32()?;
-        let v = r.value(ty).with_context(|| format!("{}: reading metadata `{key}`", path.display()))?;
+        let v = r
+            .value(ty)
+            .with_context(|| format!("{}: reading metadata `{key}`", path.display()))?;
         out.insert(key, v);
     }
     Ok(out)
@@ -171,7 +178,10 @@ pub(crate) mod tests {
             out.extend_from_slice(&ty(v).to_le_bytes());
             val(&mut out, v);
         }
-        std::fs::File::create(path).unwrap().write_all(&out).unwrap();
+        std::fs::File::create(path)
+            .unwrap()
+            .write_all(&out)
+            .unwrap();
     }
 
     #[test]
@@ -182,7 +192,10 @@ pub(crate) mod tests {
             &p,
             &[
                 ("general.name", Value::Str("tiny".into())),
-                ("tokenizer.ggml.tokens", Value::Array(vec![Value::Str("a".into()), Value::Str("b".into())])),
+                (
+                    "tokenizer.ggml.tokens",
+                    Value::Array(vec![Value::Str("a".into()), Value::Str("b".into())]),
+                ),
                 ("tokenizer.ggml.add_bos_token", Value::Bool(false)),
                 ("tokenizer.ggml.bos_token_id", Value::UInt(1)),
             ],
@@ -199,6 +212,9 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x.gguf");
         std::fs::write(&p, b"nope").unwrap();
-        assert!(read_metadata(&p).unwrap_err().to_string().contains("not a GGUF file"));
+        assert!(read_metadata(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("not a GGUF file"));
     }
 }

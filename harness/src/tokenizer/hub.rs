@@ -11,9 +11,12 @@ fn hub_cache() -> PathBuf {
     if let Ok(p) = std::env::var("HF_HUB_CACHE") {
         return PathBuf::from(p);
     }
-    let home = std::env::var("HF_HOME").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| ".".into())).join(".cache/huggingface")
-    });
+    let home = std::env::var("HF_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| ".".into()))
+                .join(".cache/huggingface")
+        });
     home.join("hub")
 }
 
@@ -39,7 +42,8 @@ pub async fn tokenizer_json(model: &str, revision: &str) -> Result<(PathBuf, Str
         return Ok(hit);
     }
     let where_ = hub_cache().display().to_string();
-    let offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+    let offline =
+        std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
     let hint = format!(
         "run once with network access, point HF_HOME at a cache that holds it, or use `tokenizer: {{file: path/to/tokenizer.json}}`"
     );
@@ -47,14 +51,21 @@ pub async fn tokenizer_json(model: &str, revision: &str) -> Result<(PathBuf, Str
         bail!("tokenizer `{model}@{revision}` is not in the Hugging Face cache ({where_}) and HF_HUB_OFFLINE is set; {hint}");
     }
     let endpoint = std::env::var("HF_ENDPOINT").unwrap_or_else(|_| "https://huggingface.co".into());
-    let url = format!("{}/{model}/resolve/{revision}/tokenizer.json", endpoint.trim_end_matches('/'));
+    let url = format!(
+        "{}/{model}/resolve/{revision}/tokenizer.json",
+        endpoint.trim_end_matches('/')
+    );
     crate::tls::install_provider();
-    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60)).build()?;
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()?;
     let mut req = client.get(&url);
     if let Ok(token) = std::env::var("HF_TOKEN") {
         req = req.bearer_auth(token);
     }
-    let fail = |e: String| anyhow::anyhow!("tokenizer `{model}@{revision}` is not in the Hugging Face cache ({where_}) and downloading it failed: {e}; {hint}");
+    let fail = |e: String| {
+        anyhow::anyhow!("tokenizer `{model}@{revision}` is not in the Hugging Face cache ({where_}) and downloading it failed: {e}; {hint}")
+    };
     let resp = req.send().await.map_err(|e| fail(e.to_string()))?;
     if !resp.status().is_success() {
         return Err(fail(format!("HTTP {} from {url}", resp.status())));

@@ -78,7 +78,9 @@ impl Tokenizer {
     pub async fn load(spec: &TokenizerSpec) -> Result<Tokenizer> {
         match spec {
             TokenizerSpec::Words => Ok(Tokenizer::words()),
-            TokenizerSpec::File { path } => Self::from_file(path, "file", path.display().to_string()),
+            TokenizerSpec::File { path } => {
+                Self::from_file(path, "file", path.display().to_string())
+            }
             TokenizerSpec::Hf { model, revision } => {
                 let (path, commit) = hub::tokenizer_json(model, revision).await?;
                 Self::from_file(&path, "hf-hub", format!("{model}@{commit}"))
@@ -88,12 +90,18 @@ impl Tokenizer {
     }
 
     fn from_file(path: &Path, source: &'static str, id: String) -> Result<Tokenizer> {
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read tokenizer {}", path.display()))?;
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read tokenizer {}", path.display()))?;
         let tk = tokenizers::Tokenizer::from_bytes(&bytes)
             .map_err(|e| anyhow::anyhow!("{} is not a tokenizer.json: {e}", path.display()))?;
         Ok(Tokenizer {
             kind: Kind::Hf(Box::new(tk)),
-            info: TokenizerInfo { source, id, content_sha256: sha256_hex(&bytes), chat_template: false },
+            info: TokenizerInfo {
+                source,
+                id,
+                content_sha256: sha256_hex(&bytes),
+                chat_template: false,
+            },
             chat_template: None,
             bos_token: None,
             eos_token: None,
@@ -105,7 +113,9 @@ impl Tokenizer {
     pub fn from_gguf(path: &Path) -> Result<Tokenizer> {
         let md = gguf::read_metadata(path)?;
         let get = |k: &str| md.get(k);
-        let model = get("tokenizer.ggml.model").and_then(|v| v.as_str()).unwrap_or("");
+        let model = get("tokenizer.ggml.model")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
         if model != "gpt2" {
             bail!(
                 "{}: tokenizer model `{model}` is not supported from GGUF yet (byte-level BPE `gpt2` is); give `tokenizer: {{file: tokenizer.json}}` instead",
@@ -126,15 +136,30 @@ impl Tokenizer {
             .and_then(|v| v.as_array())
             .context("GGUF has no tokenizer.ggml.merges")?
             .iter()
-            .filter_map(|m| m.as_str()?.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
+            .filter_map(|m| {
+                m.as_str()?
+                    .split_once(' ')
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+            })
             .collect();
-        let pre = get("tokenizer.ggml.pre").and_then(|v| v.as_str()).unwrap_or("default").to_string();
-        let vocab: tokenizers::models::bpe::Vocab =
-            tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+        let pre = get("tokenizer.ggml.pre")
+            .and_then(|v| v.as_str())
+            .unwrap_or("default")
+            .to_string();
+        let vocab: tokenizers::models::bpe::Vocab = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect();
         let bpe = BPE::builder()
             .vocab_and_merges(vocab, merges.clone())
             .build()
-            .map_err(|e| anyhow::anyhow!("{}: cannot build BPE from GGUF vocabulary: {e}", path.display()))?;
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: cannot build BPE from GGUF vocabulary: {e}",
+                    path.display()
+                )
+            })?;
         let mut tk = tokenizers::Tokenizer::new(bpe);
         let byte_level = ByteLevel::new(false, true, true);
         let pre_tok: PreTokenizerWrapper = match pre.as_str() {
@@ -158,8 +183,14 @@ impl Tokenizer {
             .map(|(s, _)| AddedToken::from(s.clone(), true))
             .collect();
         tk.add_special_tokens(&special);
-        let token_at = |k: &str| get(k).and_then(|v| v.as_i64()).and_then(|i| tokens.get(i as usize).cloned());
-        let chat_template = get("tokenizer.chat_template").and_then(|v| v.as_str()).map(str::to_string);
+        let token_at = |k: &str| {
+            get(k)
+                .and_then(|v| v.as_i64())
+                .and_then(|i| tokens.get(i as usize).cloned())
+        };
+        let chat_template = get("tokenizer.chat_template")
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
         let hashed = serde_json::json!({
             "model": model, "pre": pre, "tokens": tokens, "types": types,
             "merges": merges.iter().map(|(a, b)| format!("{a} {b}")).collect::<Vec<_>>(),
@@ -182,7 +213,10 @@ impl Tokenizer {
     pub fn count(&self, text: &str) -> u64 {
         match &self.kind {
             Kind::Words => crate::tokens::count_tokens(text),
-            Kind::Hf(tk) => tk.encode_fast(text, false).map(|e| e.len() as u64).unwrap_or(0),
+            Kind::Hf(tk) => tk
+                .encode_fast(text, false)
+                .map(|e| e.len() as u64)
+                .unwrap_or(0),
         }
     }
 
@@ -190,7 +224,10 @@ impl Tokenizer {
     pub fn encode(&self, text: &str) -> Option<Vec<u32>> {
         match &self.kind {
             Kind::Words => None,
-            Kind::Hf(tk) => tk.encode_fast(text, false).ok().map(|e| e.get_ids().to_vec()),
+            Kind::Hf(tk) => tk
+                .encode_fast(text, false)
+                .ok()
+                .map(|e| e.get_ids().to_vec()),
         }
     }
 
@@ -250,11 +287,31 @@ mod tests {
             &[
                 ("tokenizer.ggml.model", Value::Str("gpt2".into())),
                 ("tokenizer.ggml.pre", Value::Str("smollm".into())),
-                ("tokenizer.ggml.tokens", Value::Array(tokens.iter().map(|t| Value::Str(t.to_string())).collect())),
-                ("tokenizer.ggml.token_type", Value::Array(vec![Value::Int(1); 5].into_iter().chain([Value::Int(3)]).collect())),
-                ("tokenizer.ggml.merges", Value::Array(vec![Value::Str("a b".into()), Value::Str("Ġ a".into())])),
+                (
+                    "tokenizer.ggml.tokens",
+                    Value::Array(tokens.iter().map(|t| Value::Str(t.to_string())).collect()),
+                ),
+                (
+                    "tokenizer.ggml.token_type",
+                    Value::Array(
+                        vec![Value::Int(1); 5]
+                            .into_iter()
+                            .chain([Value::Int(3)])
+                            .collect(),
+                    ),
+                ),
+                (
+                    "tokenizer.ggml.merges",
+                    Value::Array(vec![Value::Str("a b".into()), Value::Str("Ġ a".into())]),
+                ),
                 ("tokenizer.ggml.eos_token_id", Value::UInt(5)),
-                ("tokenizer.chat_template", Value::Str("{% for m in messages %}<|im_start|>{{ m.content }}<|im_end|>{% endfor %}".into())),
+                (
+                    "tokenizer.chat_template",
+                    Value::Str(
+                        "{% for m in messages %}<|im_start|>{{ m.content }}<|im_end|>{% endfor %}"
+                            .into(),
+                    ),
+                ),
             ],
         );
         p
@@ -269,7 +326,10 @@ mod tests {
         assert_eq!(t.encode("ab<|im_end|>").unwrap(), vec![3, 5]);
         assert_eq!(t.info.source, "gguf");
         assert!(t.info.chat_template);
-        assert_eq!(t.apply_chat_template("ab").unwrap(), "<|im_start|>ab<|im_end|>");
+        assert_eq!(
+            t.apply_chat_template("ab").unwrap(),
+            "<|im_start|>ab<|im_end|>"
+        );
     }
 
     #[test]
@@ -278,7 +338,10 @@ mod tests {
         let p = dir.path().join("spm.gguf");
         write_gguf(&p, &[("tokenizer.ggml.model", Value::Str("llama".into()))]);
         let e = Tokenizer::from_gguf(&p).err().unwrap().to_string();
-        assert!(e.contains("`llama` is not supported from GGUF yet") && e.contains("tokenizer.json"), "{e}");
+        assert!(
+            e.contains("`llama` is not supported from GGUF yet") && e.contains("tokenizer.json"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -4,5 +4,6 @@
 mod accuracy;
 mod common;
 mod hashing;
+mod llama;
 mod rerun;
 mod validate;
