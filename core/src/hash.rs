@@ -10,7 +10,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// Bumped whenever the set or meaning of hashed fields changes.
-pub const HASH_SCHEMA_VERSION: u32 = 1;
+pub const HASH_SCHEMA_VERSION: u32 = 2;
 
 /// Writes `v` as canonical JSON.
 pub fn canonical_json(v: &Value) -> String {

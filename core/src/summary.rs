@@ -43,7 +43,19 @@ pub struct ExperimentSummary {
     pub distributions: BTreeMap<String, Distribution>,
 }
 
+/// Prompt-token discrepancy (|usage − client| / usage) above which an
+/// experiment is flagged: a tokenizer mismatch, or a chat template the client
+/// did not account for.
+pub const TOKEN_DISCREPANCY_LIMIT: f64 = 0.02;
+
 impl ExperimentSummary {
+    /// True when server and client prompt-token counts disagree by more than
+    /// [`TOKEN_DISCREPANCY_LIMIT`].
+    pub fn token_mismatch(&self) -> bool {
+        self.prompt_token_discrepancy
+            .is_some_and(|d| d.abs() > TOKEN_DISCREPANCY_LIMIT)
+    }
+
     pub fn compute(samples: &[RequestSample]) -> Self {
         let mut recorders: Vec<(Metric, Recorder)> =
             Metric::ALL.iter().map(|m| (*m, Recorder::new())).collect();
@@ -164,6 +176,7 @@ mod tests {
         // send rate: 3 intervals between sends at 1001 and 2000 ms
         assert!((s.send_rate.unwrap() - 3.0 / 0.999).abs() < 1e-9);
         assert!((s.prompt_token_discrepancy.unwrap() - 0.02).abs() < 1e-12);
+        assert!(!s.token_mismatch(), "exactly 2% is within the limit");
         let lag = s.dist(Metric::DispatchLag).unwrap();
         assert_eq!(lag.count, 4);
         assert!((lag.max - 5.0).abs() < 0.01);

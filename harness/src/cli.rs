@@ -24,6 +24,9 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Print the summary stored in a result bundle.
     Show(ShowArgs),
+    /// Dataset tools: `datasets inspect CONFIG` prints each dataset's card without running anything.
+    #[command(subcommand)]
+    Datasets(DatasetsCommand),
     /// Run the embedded simulated LLM server on its own.
     Sim(SimArgs),
 }
@@ -59,6 +62,12 @@ pub struct ValidateArgs {
     /// Print the resolved config (secrets masked) and the experiments with their ids.
     #[arg(long)]
     pub show_settings: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DatasetsCommand {
+    /// Print the dataset card (source, hash, template, buckets, rows per bucket, rows dropped) per tokenizer.
+    Inspect(ConfigArgs),
 }
 
 #[derive(Args, Debug)]

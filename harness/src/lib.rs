@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clock;
 pub mod cmd;
 pub mod config;
+pub mod dataset;
 pub mod host;
 pub mod plan;
 pub mod progress;
@@ -37,7 +38,8 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 
 pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Validate(a) => cmd::validate::run(a),
+        Command::Validate(a) => runtime()?.block_on(cmd::validate::run(a)),
+        Command::Datasets(a) => runtime()?.block_on(cmd::datasets::run(a)),
         Command::Show(a) => cmd::show::run(a),
         Command::Run(a) => runtime()?.block_on(cmd::run::run(a)),
         Command::Sim(a) => runtime()?.block_on(cmd::sim::run(a)),

@@ -1,86 +1,126 @@
-//! Expands a config into experiments (endpoint × dataset × load level) and
-//! computes each experiment's id.
+//! Expands a config into experiments (endpoint × dataset bucket × load level)
+//! and computes each experiment's id.
+//!
+//! Preparing a dataset needs the endpoint's tokenizer (buckets are in tokens),
+//! so expansion loads each distinct tokenizer once and prepares each dataset
+//! once per tokenizer.
 //!
 //! The id is SHA-256 over the canonical JSON of exactly what defines the
 //! workload (see `docs/experiment-id.md`): endpoint identity (name, provider,
 //! model, API, streaming, instance type and count, serving stack, simulator
-//! settings), the dataset (name, spec and content hash), the load (level, stop
-//! rule, warm-up, timeout, in-flight cap), the sampling parameters and the seed.
-//! Not hashed: the endpoint's base URL and credentials, headers, pricing and
-//! budgets, the output location, the harness version, host and time.
+//! settings, tokenizer content hash), the dataset (name, kind, bucket, spec and
+//! content hash), the load (level, stop rule, warm-up, timeout, in-flight cap),
+//! the sampling parameters and the seed. Not hashed: the endpoint's base URL and
+//! credentials, headers, file paths, pricing and budgets, the output location,
+//! the harness version, host and time.
 
-use crate::config::{Config, Dataset, DatasetSource, Endpoint, LoadLevel, ProviderKind};
+use crate::config::{Config, Dataset, Endpoint, LoadLevel, ProviderKind, TokenizerSpec};
+use crate::dataset::{self, Card, Prepared};
 use crate::schedule::LoadPlan;
-use harness_core::hash::{canonical_json, experiment_id, sha256_hex, HASH_SCHEMA_VERSION};
+use crate::tokenizer::Tokenizer;
+use anyhow::{Context, Result};
+use harness_core::hash::{experiment_id, HASH_SCHEMA_VERSION};
 use serde_json::{json, Value};
+use std::sync::Arc;
 
-/// Version of the synthetic prompt generator; part of the dataset hash.
-pub const SYNTHETIC_GENERATOR_VERSION: u32 = 1;
-
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Experiment {
     pub id: String,
     pub ordinal: usize,
     pub label: String,
     pub endpoint: Endpoint,
     pub dataset: Dataset,
+    pub tokenizer: Arc<Tokenizer>,
+    pub prepared: Arc<Prepared>,
+    /// Index into `prepared.buckets`.
+    pub bucket: usize,
     pub plan: LoadPlan,
-    pub max_tokens: u32,
     pub hash_inputs: Value,
 }
 
-/// The content hash of a dataset: what its prompts are generated from.
-pub fn dataset_hash(d: &Dataset) -> String {
-    let v = match &d.source {
-        DatasetSource::Synthetic { .. } => json!({
-            "generator": "synthetic-words",
-            "generator_version": SYNTHETIC_GENERATOR_VERSION,
-            "source": d.source,
-        }),
-    };
-    sha256_hex(canonical_json(&v).as_bytes())
+impl Experiment {
+    pub fn bucket_name(&self) -> &str {
+        &self.prepared.buckets[self.bucket].name
+    }
+    pub fn card(&self) -> &Card {
+        &self.prepared.card
+    }
 }
 
-pub fn expand(cfg: &Config) -> Vec<Experiment> {
+/// Loads tokenizers, prepares datasets and expands the config.
+pub async fn expand(cfg: &Config) -> Result<Vec<Experiment>> {
+    let mut tokenizers: Vec<(TokenizerSpec, Arc<Tokenizer>)> = vec![];
+    let mut prepared: Vec<((usize, usize), Arc<Prepared>)> = vec![];
     let mut out = vec![];
     for ep in &cfg.endpoints {
-        for ds in &cfg.datasets {
-            for level in &cfg.load.levels {
-                let max_tokens = cfg.sampling.max_tokens.unwrap_or(match ds.source {
-                    DatasetSource::Synthetic { output_tokens, .. } => output_tokens,
-                });
-                let plan = LoadPlan {
-                    level: *level,
-                    requests: cfg.load.requests,
-                    duration: cfg.load.duration,
-                    warmup_requests: cfg.load.warmup_requests,
-                    warmup_duration: cfg.load.warmup_duration,
-                    max_in_flight: cfg.load.max_in_flight,
-                    seed: cfg.seed,
-                };
-                let hash_inputs = hash_inputs(cfg, ep, ds, level, max_tokens);
-                out.push(Experiment {
-                    id: experiment_id(&hash_inputs),
-                    ordinal: out.len(),
-                    label: format!("{} · {} · {}", ep.name, ds.name, level.label()),
-                    endpoint: ep.clone(),
-                    dataset: ds.clone(),
-                    plan,
-                    max_tokens,
-                    hash_inputs,
-                });
+        let t_idx = match tokenizers.iter().position(|(s, _)| *s == ep.tokenizer) {
+            Some(i) => i,
+            None => {
+                let t = Tokenizer::load(&ep.tokenizer)
+                    .await
+                    .with_context(|| format!("endpoint `{}`: loading its tokenizer", ep.name))?;
+                tokenizers.push((ep.tokenizer.clone(), Arc::new(t)));
+                tokenizers.len() - 1
+            }
+        };
+        let tok = tokenizers[t_idx].1.clone();
+        for (d_idx, ds) in cfg.datasets.iter().enumerate() {
+            let p = match prepared.iter().find(|(k, _)| *k == (t_idx, d_idx)) {
+                Some((_, p)) => p.clone(),
+                None => {
+                    let p = Arc::new(
+                        dataset::prepare(ds, &tok, cfg.seed)
+                            .with_context(|| format!("dataset `{}`", ds.name))?,
+                    );
+                    prepared.push(((t_idx, d_idx), p.clone()));
+                    p
+                }
+            };
+            for b in 0..p.buckets.len() {
+                for level in &cfg.load.levels {
+                    let plan = LoadPlan {
+                        level: *level,
+                        requests: cfg.load.requests,
+                        duration: cfg.load.duration,
+                        warmup_requests: cfg.load.warmup_requests,
+                        warmup_duration: cfg.load.warmup_duration,
+                        max_in_flight: cfg.load.max_in_flight,
+                        seed: cfg.seed,
+                    };
+                    let bucket = &p.buckets[b].name;
+                    let hash_inputs = hash_inputs(cfg, ep, &tok, ds, &p.card, bucket, level);
+                    let label = if bucket == "all" {
+                        format!("{} · {} · {}", ep.name, ds.name, level.label())
+                    } else {
+                        format!("{} · {}[{bucket}] · {}", ep.name, ds.name, level.label())
+                    };
+                    out.push(Experiment {
+                        id: experiment_id(&hash_inputs),
+                        ordinal: out.len(),
+                        label,
+                        endpoint: ep.clone(),
+                        dataset: ds.clone(),
+                        tokenizer: tok.clone(),
+                        prepared: p.clone(),
+                        bucket: b,
+                        plan,
+                        hash_inputs,
+                    });
+                }
             }
         }
     }
-    out
+    Ok(out)
 }
 
 fn hash_inputs(
     cfg: &Config,
     ep: &Endpoint,
+    tok: &Tokenizer,
     ds: &Dataset,
+    card: &Card,
+    bucket: &str,
     level: &LoadLevel,
-    max_tokens: u32,
 ) -> Value {
     let secs = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64());
     json!({
@@ -95,11 +135,14 @@ fn hash_inputs(
             "instance_count": ep.instance_count,
             "serving_stack": ep.serving_stack,
             "sim": if ep.provider == ProviderKind::Sim { serde_json::to_value(&ep.sim).expect("json") } else { Value::Null },
+            "tokenizer": {"source": tok.info.source, "sha256": tok.info.content_sha256},
         },
         "dataset": {
             "name": ds.name,
-            "source": ds.source,
-            "content_sha256": dataset_hash(ds),
+            "kind": card.kind,
+            "bucket": bucket,
+            "spec": card.spec,
+            "content_sha256": card.content_sha256,
         },
         "load": {
             "level": level,
@@ -111,7 +154,7 @@ fn hash_inputs(
             "max_in_flight": cfg.load.max_in_flight,
         },
         "sampling": {
-            "max_tokens": max_tokens,
+            "max_tokens": cfg.sampling.max_tokens,
             "temperature": cfg.sampling.temperature,
             "top_p": cfg.sampling.top_p,
             "ignore_eos": cfg.sampling.ignore_eos,

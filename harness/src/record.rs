@@ -27,6 +27,8 @@ pub struct RequestRecord {
     pub prompt_tokens_usage: Option<u64>,
     pub output_tokens_usage: Option<u64>,
     pub finish_reason: Option<String>,
+    /// The generated text, kept only until the client has counted its tokens.
+    pub output_text: String,
 }
 
 impl RequestRecord {

@@ -5,6 +5,7 @@ use crate::clock::Clock;
 use crate::plan::Experiment;
 use crate::provider::Provider;
 use crate::record::RequestRecord;
+use crate::tokenizer::Tokenizer;
 use crate::workload::Workload;
 use crate::{progress::Progress, schedule};
 use chrono::{DateTime, Utc};
@@ -25,6 +26,7 @@ pub async fn run_experiment(
     exp: &Experiment,
     provider: Arc<Provider>,
     workload: Arc<Workload>,
+    tokenizer: Arc<Tokenizer>,
     timeout: Duration,
     stop: Arc<AtomicBool>,
     progress: Progress,
@@ -65,7 +67,12 @@ pub async fn run_experiment(
     let send = {
         let tx = tx.clone();
         move |d: schedule::Dispatch| {
-            let (provider, workload, tx) = (provider.clone(), workload.clone(), tx.clone());
+            let (provider, workload, tx, tok) = (
+                provider.clone(),
+                workload.clone(),
+                tx.clone(),
+                tokenizer.clone(),
+            );
             async move {
                 let mut rec = RequestRecord {
                     seq: d.seq,
@@ -96,6 +103,12 @@ pub async fn run_experiment(
                         );
                     }
                 }
+                // Count output tokens with the endpoint's tokenizer, after the
+                // response is complete (never while timing it).
+                if rec.ok || !rec.output_text.is_empty() {
+                    rec.output_tokens_client = Some(tok.count(&rec.output_text));
+                }
+                rec.output_text = String::new();
                 let _ = tx.send(rec);
             }
         }

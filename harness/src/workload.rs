@@ -1,36 +1,35 @@
-//! What each request sends: prompts generated from the dataset spec.
+//! What each request sends, drawn from the experiment's dataset bucket.
+//!
+//! JSONL rows are sent in file order, cycling when the plan asks for more
+//! requests than the bucket has rows. Synthetic prompts are generated per
+//! request number. Items for the requests the plan is expected to send are
+//! built before the experiment starts, so generation and token counting stay
+//! off the send path; later ones are built on demand.
 
-use crate::config::DatasetSource;
+use crate::config::{ApiKind, DatasetSource};
+use crate::dataset::Source;
 use crate::plan::Experiment;
 use crate::provider::WorkItem;
-use crate::tokens::{count_tokens, synthetic_prompt};
-use harness_core::hash::sha256_hex;
+use crate::tokenizer::Tokenizer;
 use std::sync::Arc;
 
-/// Prompts for one experiment, generated up front for the requests the plan
-/// will send (so generation is not on the send path) and lazily beyond that.
 pub struct Workload {
-    seed: u64,
-    source: DatasetSource,
-    max_tokens: u32,
+    exp: Experiment,
+    tok: Arc<Tokenizer>,
+    chat: bool,
+    max_tokens: Option<u32>,
     items: Vec<WorkItem>,
 }
 
 const PREGENERATE_MAX: u64 = 50_000;
 
 impl Workload {
-    pub fn new(exp: &Experiment, seed: u64, expected_requests: u64) -> Workload {
-        // Prompts differ between datasets, and are the same for every load
-        // level and endpoint (so endpoints see identical work).
-        let ds_seed = u64::from_str_radix(
-            &sha256_hex(format!("{seed}/{}", exp.dataset.name).as_bytes())[..16],
-            16,
-        )
-        .expect("hex");
+    pub fn new(exp: &Experiment, max_tokens: Option<u32>, expected_requests: u64) -> Workload {
         let mut w = Workload {
-            seed: ds_seed,
-            source: exp.dataset.source.clone(),
-            max_tokens: exp.max_tokens,
+            exp: exp.clone(),
+            tok: exp.tokenizer.clone(),
+            chat: exp.endpoint.api == ApiKind::Chat,
+            max_tokens,
             items: vec![],
         };
         w.items = (0..expected_requests.min(PREGENERATE_MAX))
@@ -40,15 +39,32 @@ impl Workload {
     }
 
     fn generate(&self, i: u64) -> WorkItem {
-        match self.source {
-            DatasetSource::Synthetic { prompt_tokens, .. } => {
-                let prompt = synthetic_prompt(self.seed, i, prompt_tokens);
-                WorkItem {
-                    prompt_tokens_client: count_tokens(&prompt),
-                    prompt: Arc::from(prompt),
-                    max_tokens: self.max_tokens,
+        let (prompt, raw_tokens, out): (Arc<str>, u64, u32) =
+            match &self.exp.prepared.buckets[self.exp.bucket].source {
+                Source::Rows(rows) => {
+                    let r = &rows[(i % rows.len() as u64) as usize];
+                    let out = match self.exp.dataset.source {
+                        DatasetSource::Jsonl { output_tokens, .. } => output_tokens,
+                        DatasetSource::Synthetic { .. } => 128,
+                    };
+                    (r.prompt.clone(), r.prompt_tokens, out)
                 }
-            }
+                Source::Synthetic(g) => {
+                    let (p, n, out) = g.item(i);
+                    (Arc::from(p), n as u64, out)
+                }
+            };
+        // Chat servers count the templated conversation: do the same when the
+        // template is known (docs/metrics.md, "Token counts").
+        let prompt_tokens_client = if self.chat && self.tok.info.chat_template {
+            self.tok.prompt_tokens(&prompt, true)
+        } else {
+            raw_tokens
+        };
+        WorkItem {
+            prompt,
+            prompt_tokens_client,
+            max_tokens: self.max_tokens.unwrap_or(out),
         }
     }
 

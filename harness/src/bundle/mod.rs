@@ -16,7 +16,7 @@ use harness_core::{ExperimentSummary, Metric};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-pub const SCHEMA_VERSION: &str = "1";
+pub const SCHEMA_VERSION: &str = "2";
 pub const STORAGE_VERSION: &str = "v1.4.0";
 const SCHEMA: &str = include_str!("schema.sql");
 
@@ -56,6 +56,9 @@ pub struct ExperimentRow<'a> {
     pub instance_count: i32,
     pub serving_stack: Option<&'a str>,
     pub dataset: &'a str,
+    pub bucket: &'a str,
+    pub tokenizer_id: &'a str,
+    pub tokenizer_sha256: &'a str,
     pub load_mode: &'a str,
     pub concurrency: Option<i32>,
     pub rate: Option<f64>,
@@ -179,10 +182,10 @@ impl Bundle {
             )?;
         }
         tx.execute(
-            "INSERT INTO experiments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO experiments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             params![
                 e.experiment_id, e.run_id, e.ordinal, e.label, e.endpoint, e.provider, e.model, e.api, e.stream,
-                e.instance_type, e.instance_count, e.serving_stack, e.dataset, e.load_mode, e.concurrency, e.rate,
+                e.instance_type, e.instance_count, e.serving_stack, e.dataset, e.bucket, e.tokenizer_id, e.tokenizer_sha256, e.load_mode, e.concurrency, e.rate,
                 e.arrival, e.hash_inputs, e.simulated, e.sim_profile, e.status, ts(e.started_at), ts(e.ended_at),
             ],
         )?;
@@ -221,6 +224,10 @@ impl Bundle {
                     r.output_tokens_client.map(|v| v as i64),
                     r.prompt_tokens_usage.map(|v| v as i64),
                     r.output_tokens_usage.map(|v| v as i64),
+                    match (r.prompt_tokens_usage, r.prompt_tokens_client) {
+                        (Some(u), Some(c)) => Some(u as i64 - c as i64),
+                        _ => None,
+                    },
                     r.finish_reason,
                     e.simulated,
                     chunks,
@@ -231,11 +238,11 @@ impl Bundle {
         tx.execute_batch(
             "INSERT INTO requests SELECT experiment_id, seq, warmup, scheduled_ns, sent_ns, first_byte_ns, first_token_ns, end_ns, \
              token_chunk_ns::BIGINT[], events, http_status, status, error_class, error_message, prompt_tokens_client, \
-             output_tokens_client, prompt_tokens_usage, output_tokens_usage, finish_reason, simulated FROM requests_stage; \
+             output_tokens_client, prompt_tokens_usage, output_tokens_usage, prompt_token_discrepancy, finish_reason, simulated FROM requests_stage; \
              DELETE FROM requests_stage;",
         )?;
         tx.execute(
-            "INSERT INTO summaries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO summaries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             params![
                 e.experiment_id,
                 s.requests as i64,
@@ -251,6 +258,7 @@ impl Bundle {
                 serde_json::to_string(&s.errors_by_class)?,
                 s.prompt_token_discrepancy,
                 s.output_token_discrepancy,
+                s.token_mismatch(),
                 e.simulated,
             ],
         )?;
@@ -272,6 +280,58 @@ impl Bundle {
                     v(d.p99),
                     v(d.max),
                 ])?;
+            }
+        }
+        tx.commit()?;
+        self.checkpoint()
+    }
+
+    /// Records a dataset's card and its rows (JSONL datasets) as prepared for
+    /// one tokenizer, replacing an earlier copy.
+    pub fn write_dataset(&mut self, p: &crate::dataset::Prepared) -> Result<()> {
+        let c = &p.card;
+        let tx = self.conn.transaction()?;
+        for t in ["datasets", "dataset_rows"] {
+            tx.execute(
+                &format!("DELETE FROM {t} WHERE dataset = ? AND tokenizer_sha256 = ?"),
+                params![c.dataset, c.tokenizer_sha256],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            params![
+                c.dataset,
+                c.tokenizer_sha256,
+                c.tokenizer_id,
+                c.kind,
+                c.path,
+                c.content_sha256,
+                c.template,
+                c.bucket_edges
+                    .as_ref()
+                    .map(|e| serde_json::to_string(e).expect("json")),
+                c.rows_total as i64,
+                c.rows_dropped as i64,
+                serde_json::to_string(&c.rows_per_bucket)?,
+                c.spec.to_string(),
+            ],
+        )?;
+        {
+            let mut app = tx.appender("dataset_rows")?;
+            for b in &p.buckets {
+                if let crate::dataset::Source::Rows(rows) = &b.source {
+                    for r in rows.iter() {
+                        app.append_row(params![
+                            c.dataset,
+                            c.tokenizer_sha256,
+                            b.name,
+                            r.line as i64,
+                            &*r.prompt,
+                            r.prompt_tokens as i64,
+                            r.answers.as_ref().map(|a| a.to_string()),
+                        ])?;
+                    }
+                }
             }
         }
         tx.commit()?;

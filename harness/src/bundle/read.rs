@@ -16,6 +16,7 @@ pub struct StoredExperiment {
     pub instance_type: Option<String>,
     pub instance_count: i32,
     pub dataset: String,
+    pub bucket: String,
     pub load_mode: String,
     pub concurrency: Option<i32>,
     pub rate: Option<f64>,
@@ -99,7 +100,7 @@ pub fn experiments(conn: &Connection) -> Result<Vec<StoredExperiment>> {
         }
     }
     let mut st = conn.prepare(
-        "SELECT e.experiment_id, e.run_id, e.label, e.endpoint, e.instance_type, e.instance_count, e.dataset, e.load_mode,
+        "SELECT e.experiment_id, e.run_id, e.label, e.endpoint, e.instance_type, e.instance_count, e.dataset, e.bucket, e.load_mode,
                 e.concurrency, e.rate, e.simulated, e.status,
                 s.requests, s.requests_ok, s.requests_failed, s.warmup_requests, s.window_s, s.request_throughput,
                 s.output_token_throughput, s.prompt_token_throughput, s.send_rate, s.error_rate, s.errors_by_class,
@@ -110,23 +111,23 @@ pub fn experiments(conn: &Connection) -> Result<Vec<StoredExperiment>> {
     let mut rows = st.query([])?;
     while let Some(r) = rows.next()? {
         let id: String = r.get(0)?;
-        let errors: Option<String> = r.get(22)?;
+        let errors: Option<String> = r.get(23)?;
         let summary = ExperimentSummary {
-            requests: r.get::<_, Option<i64>>(12)?.unwrap_or(0) as u64,
-            requests_ok: r.get::<_, Option<i64>>(13)?.unwrap_or(0) as u64,
-            requests_failed: r.get::<_, Option<i64>>(14)?.unwrap_or(0) as u64,
-            warmup_requests: r.get::<_, Option<i64>>(15)?.unwrap_or(0) as u64,
-            window_s: r.get::<_, Option<f64>>(16)?.unwrap_or(0.0),
-            request_throughput: r.get::<_, Option<f64>>(17)?.unwrap_or(0.0),
-            output_token_throughput: r.get::<_, Option<f64>>(18)?.unwrap_or(0.0),
-            prompt_token_throughput: r.get::<_, Option<f64>>(19)?.unwrap_or(0.0),
-            send_rate: r.get(20)?,
-            error_rate: r.get::<_, Option<f64>>(21)?.unwrap_or(0.0),
+            requests: r.get::<_, Option<i64>>(13)?.unwrap_or(0) as u64,
+            requests_ok: r.get::<_, Option<i64>>(14)?.unwrap_or(0) as u64,
+            requests_failed: r.get::<_, Option<i64>>(15)?.unwrap_or(0) as u64,
+            warmup_requests: r.get::<_, Option<i64>>(16)?.unwrap_or(0) as u64,
+            window_s: r.get::<_, Option<f64>>(17)?.unwrap_or(0.0),
+            request_throughput: r.get::<_, Option<f64>>(18)?.unwrap_or(0.0),
+            output_token_throughput: r.get::<_, Option<f64>>(19)?.unwrap_or(0.0),
+            prompt_token_throughput: r.get::<_, Option<f64>>(20)?.unwrap_or(0.0),
+            send_rate: r.get(21)?,
+            error_rate: r.get::<_, Option<f64>>(22)?.unwrap_or(0.0),
             errors_by_class: errors
                 .and_then(|e| serde_json::from_str(&e).ok())
                 .unwrap_or_default(),
-            prompt_token_discrepancy: r.get(23)?,
-            output_token_discrepancy: r.get(24)?,
+            prompt_token_discrepancy: r.get(24)?,
+            output_token_discrepancy: r.get(25)?,
             distributions: dists.remove(&id).unwrap_or_default(),
         };
         out.push(StoredExperiment {
@@ -137,11 +138,12 @@ pub fn experiments(conn: &Connection) -> Result<Vec<StoredExperiment>> {
             instance_type: r.get(4)?,
             instance_count: r.get(5)?,
             dataset: r.get(6)?,
-            load_mode: r.get(7)?,
-            concurrency: r.get(8)?,
-            rate: r.get(9)?,
-            simulated: r.get(10)?,
-            status: r.get(11)?,
+            bucket: r.get(7)?,
+            load_mode: r.get(8)?,
+            concurrency: r.get(9)?,
+            rate: r.get(10)?,
+            simulated: r.get(11)?,
+            status: r.get(12)?,
             summary,
         });
     }

@@ -38,6 +38,9 @@ CREATE TABLE IF NOT EXISTS experiments (
     instance_count INTEGER NOT NULL,
     serving_stack  VARCHAR,
     dataset        VARCHAR NOT NULL,
+    bucket         VARCHAR NOT NULL,
+    tokenizer_id   VARCHAR NOT NULL,
+    tokenizer_sha256 VARCHAR NOT NULL,
     load_mode      VARCHAR NOT NULL,
     concurrency    INTEGER,
     rate           DOUBLE,
@@ -68,6 +71,7 @@ CREATE TABLE IF NOT EXISTS requests (
     output_tokens_client BIGINT,
     prompt_tokens_usage  BIGINT,
     output_tokens_usage  BIGINT,
+    prompt_token_discrepancy BIGINT,
     finish_reason        VARCHAR,
     simulated            BOOLEAN NOT NULL
 );
@@ -86,6 +90,7 @@ CREATE TABLE IF NOT EXISTS summaries (
     errors_by_class           VARCHAR NOT NULL,
     prompt_token_discrepancy  DOUBLE,
     output_token_discrepancy  DOUBLE,
+    token_mismatch            BOOLEAN NOT NULL,
     simulated                 BOOLEAN NOT NULL
 );
 CREATE TABLE IF NOT EXISTS distributions (
@@ -101,4 +106,28 @@ CREATE TABLE IF NOT EXISTS distributions (
     p99           DOUBLE,
     max           DOUBLE,
     PRIMARY KEY (experiment_id, metric)
+);
+CREATE TABLE IF NOT EXISTS datasets (
+    dataset          VARCHAR NOT NULL,
+    tokenizer_sha256 VARCHAR NOT NULL,
+    tokenizer_id     VARCHAR NOT NULL,
+    kind             VARCHAR NOT NULL,
+    path             VARCHAR,
+    content_sha256   VARCHAR NOT NULL,
+    template         VARCHAR,
+    bucket_edges     VARCHAR,
+    rows_total       BIGINT NOT NULL,
+    rows_dropped     BIGINT NOT NULL,
+    rows_per_bucket  VARCHAR NOT NULL,
+    spec             VARCHAR NOT NULL,
+    PRIMARY KEY (dataset, tokenizer_sha256)
+);
+CREATE TABLE IF NOT EXISTS dataset_rows (
+    dataset          VARCHAR NOT NULL,
+    tokenizer_sha256 VARCHAR NOT NULL,
+    bucket           VARCHAR NOT NULL,
+    line             BIGINT NOT NULL,
+    prompt           VARCHAR NOT NULL,
+    prompt_tokens    BIGINT NOT NULL,
+    answers          VARCHAR
 );

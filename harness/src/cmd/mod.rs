@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod datasets;
 pub mod run;
 pub mod show;
 pub mod sim;

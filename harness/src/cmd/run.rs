@@ -124,7 +124,13 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
         }
     };
     let cfg = &loaded.config;
-    let experiments = plan::expand(cfg);
+    let experiments = match plan::expand(cfg).await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(crate::EXIT_BAD_INPUT));
+        }
+    };
     let keys = credentials(cfg)?;
     let path = bundle_path(cfg, a.out.as_deref());
     let mut bundle = Bundle::open(&path)?;
@@ -168,6 +174,15 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
         });
     }
 
+    // Inputs first: every dataset card (and JSONL rows) as prepared.
+    let mut written = HashSet::new();
+    for exp in &experiments {
+        let c = exp.card();
+        if written.insert((c.dataset.clone(), c.tokenizer_sha256.clone())) {
+            bundle.write_dataset(&exp.prepared)?;
+        }
+    }
+
     let mut skipped = HashSet::new();
     let mut ran = 0usize;
     let total = experiments.len();
@@ -180,7 +195,11 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
             continue;
         }
         let (provider, sim) = provider_for(cfg, exp, keys.get(&exp.endpoint.name)).await?;
-        let workload = Arc::new(Workload::new(exp, cfg.seed, expected_requests(exp)));
+        let workload = Arc::new(Workload::new(
+            exp,
+            cfg.sampling.max_tokens,
+            expected_requests(exp),
+        ));
         let total_reqs = exp
             .plan
             .requests
@@ -195,6 +214,7 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
             exp,
             Arc::new(provider),
             workload,
+            exp.tokenizer.clone(),
             cfg.load.timeout,
             stop.clone(),
             progress,
@@ -241,6 +261,9 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
                     instance_count: ep.instance_count as i32,
                     serving_stack: ep.serving_stack.as_deref(),
                     dataset: &exp.dataset.name,
+                    bucket: exp.bucket_name(),
+                    tokenizer_id: &exp.tokenizer.info.id,
+                    tokenizer_sha256: &exp.tokenizer.info.content_sha256,
                     load_mode: mode,
                     concurrency,
                     rate,

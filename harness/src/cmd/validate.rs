@@ -3,7 +3,7 @@ use crate::config;
 use crate::plan;
 use std::process::ExitCode;
 
-pub fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
     let loaded = match config::load_file(&a.config.config, &a.config.set) {
         Ok(l) => l,
         Err(errors) => {
@@ -11,7 +11,13 @@ pub fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(crate::EXIT_BAD_INPUT));
         }
     };
-    let exps = plan::expand(&loaded.config);
+    let exps = match plan::expand(&loaded.config).await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(crate::EXIT_BAD_INPUT));
+        }
+    };
     if a.show_settings {
         println!("# Resolved config (defaults filled in, secrets masked)");
         print!("{}", loaded.effective_yaml);

@@ -202,6 +202,9 @@ fn polish(msg: &str) -> String {
             expected.replace("one of ", "")
         );
     }
+    if msg.contains("untagged enum WireLength") {
+        return "is not a length: write a token count (`512`), `{uniform: [min, max]}` or `{normal: {mean, std, min, max}}`".into();
+    }
     msg.replace("invalid type: ", "wrong type: found ")
         .replace("unknown variant", "unknown value")
 }

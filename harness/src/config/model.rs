@@ -1,6 +1,8 @@
 //! The validated config: every value present, in range and consistent.
 
 pub use super::wire::{ApiKind, ProviderKind};
+pub use crate::dataset::synthetic::Length;
+pub use crate::tokenizer::TokenizerSpec;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -32,6 +34,7 @@ pub struct Endpoint {
     pub api_key_env: Option<String>,
     pub headers: BTreeMap<String, String>,
     pub sim: Option<SimSettings>,
+    pub tokenizer: TokenizerSpec,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -74,7 +77,15 @@ pub struct Dataset {
 #[serde(rename_all = "snake_case")]
 pub enum DatasetSource {
     Synthetic {
-        prompt_tokens: u32,
+        prompt_tokens: Length,
+        output_tokens: Length,
+        shared_prefix_tokens: u32,
+    },
+    Jsonl {
+        path: String,
+        template: String,
+        answers_key: String,
+        buckets: Option<Vec<u64>>,
         output_tokens: u32,
     },
 }

@@ -101,9 +101,11 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
         vec![WireDataset {
             name: Some("synthetic-256-64".into()),
             synthetic: Some(WireSynthetic {
-                prompt_tokens: Some(256),
-                output_tokens: Some(64),
+                prompt_tokens: Some(WireLength::Fixed(256)),
+                output_tokens: Some(WireLength::Fixed(64)),
+                shared_prefix_tokens: None,
             }),
+            ..Default::default()
         }]
     });
     if wire_datasets.is_empty() {
@@ -139,34 +141,64 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
                 format!("`{dname}` names two datasets; dataset names must be unique"),
             );
         }
-        match d.synthetic {
-            Some(s) => {
+        if let Some(edges) = &d.buckets {
+            if edges.len() < 2 || edges.windows(2).any(|w| w[0] >= w[1]) {
+                cx.err(p.key("buckets"), "must list at least two strictly increasing token counts, e.g. `[1, 500, 1000, 2000]`");
+            }
+        }
+        match (d.synthetic, d.jsonl) {
+            (Some(_), Some(_)) => cx.err(p.clone(), "has both `synthetic` and `jsonl`; give one source per dataset"),
+            (Some(s), None) => {
                 let sp = p.key("synthetic");
-                let pt = s.prompt_tokens.unwrap_or(0);
-                let ot = s.output_tokens.unwrap_or(0);
-                if s.prompt_tokens.is_none() || pt == 0 {
-                    cx.err(
-                        sp.key("prompt_tokens"),
-                        "must be a whole number of tokens >= 1, e.g. `prompt_tokens: 512`",
-                    );
+                if d.buckets.is_some() {
+                    cx.err(p.key("buckets"), "applies to `jsonl` datasets; a synthetic dataset's lengths come from `prompt_tokens`");
                 }
-                if s.output_tokens.is_none() || ot == 0 {
-                    cx.err(
-                        sp.key("output_tokens"),
-                        "must be a whole number of tokens >= 1, e.g. `output_tokens: 128`",
-                    );
+                if d.output_tokens.is_some() {
+                    cx.err(p.key("output_tokens"), "for synthetic datasets, set `synthetic.output_tokens`");
+                }
+                let pt = length(&mut cx, sp.key("prompt_tokens"), s.prompt_tokens, "prompt_tokens: 512");
+                let ot = length(&mut cx, sp.key("output_tokens"), s.output_tokens, "output_tokens: 128");
+                let shared = s.shared_prefix_tokens.unwrap_or(0);
+                if let Some(pt) = pt {
+                    if shared > 0 && shared >= pt.max() {
+                        cx.err(sp.key("shared_prefix_tokens"), format!("{shared} must be smaller than the largest prompt ({})", pt.max()));
+                    }
+                }
+                if let (Some(prompt_tokens), Some(output_tokens)) = (pt, ot) {
+                    datasets.push(Dataset {
+                        name: dname,
+                        source: DatasetSource::Synthetic { prompt_tokens, output_tokens, shared_prefix_tokens: shared },
+                    });
+                }
+            }
+            (None, Some(j)) => {
+                let jp = p.key("jsonl");
+                let Some(path) = j.path else {
+                    cx.err(jp.key("path"), "is required: the JSONL file, e.g. `path: datasets/qa-sample.jsonl`");
+                    continue;
+                };
+                let template = j.template.unwrap_or_else(|| "{input}".into());
+                if let Err(e) = crate::dataset::template::Template::parse(&template) {
+                    cx.err(jp.key("template"), e);
+                }
+                let output_tokens = d.output_tokens.unwrap_or(128);
+                if output_tokens == 0 {
+                    cx.err(p.key("output_tokens"), "must be >= 1");
                 }
                 datasets.push(Dataset {
                     name: dname,
-                    source: DatasetSource::Synthetic {
-                        prompt_tokens: pt,
-                        output_tokens: ot,
+                    source: DatasetSource::Jsonl {
+                        path,
+                        template,
+                        answers_key: j.answers_key.unwrap_or_else(|| "answers".into()),
+                        buckets: d.buckets,
+                        output_tokens,
                     },
                 });
             }
-            None => cx.err(
+            (None, None) => cx.err(
                 p,
-                "needs a source: `synthetic: {prompt_tokens: N, output_tokens: M}`",
+                "needs a source: `synthetic: {prompt_tokens: N, output_tokens: M}` or `jsonl: {path: FILE, template: \"...{input}...\"}`",
             ),
         }
     }
@@ -259,6 +291,59 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
         })
     } else {
         Err(cx.issues)
+    }
+}
+
+fn length(cx: &mut Ctx, p: Path, w: Option<WireLength>, example: &str) -> Option<Length> {
+    let bad = |cx: &mut Ctx, p: Path, m: &str| {
+        cx.err(p, format!("{m}; write a token count (`{example}`), `{{uniform: [min, max]}}` or `{{normal: {{mean, std, min, max}}}}`"));
+        None
+    };
+    match w {
+        None => bad(cx, p, "is required"),
+        Some(WireLength::Fixed(0)) => bad(cx, p, "must be >= 1"),
+        Some(WireLength::Fixed(n)) => Some(Length::Fixed(n)),
+        Some(WireLength::Dist(WireDist {
+            uniform: Some([a, b]),
+            normal: None,
+        })) if a >= 1 && a <= b => Some(Length::Uniform { min: a, max: b }),
+        Some(WireLength::Dist(WireDist {
+            uniform: None,
+            normal: Some(n),
+        })) if n.min >= 1 && n.min <= n.max && n.std >= 0.0 && n.mean.is_finite() => {
+            Some(Length::Normal {
+                mean: n.mean,
+                std: n.std,
+                min: n.min,
+                max: n.max,
+            })
+        }
+        Some(_) => bad(
+            cx,
+            p,
+            "is not a valid length (one of uniform or normal, 1 <= min <= max, std >= 0)",
+        ),
+    }
+}
+
+fn tokenizer(cx: &mut Ctx, p: Path, w: Option<WireTokenizer>) -> TokenizerSpec {
+    let Some(w) = w else {
+        return TokenizerSpec::Words;
+    };
+    match (w.file, w.gguf, w.hf) {
+        (Some(f), None, None) => TokenizerSpec::File { path: f.into() },
+        (None, Some(g), None) => TokenizerSpec::Gguf { path: g.into() },
+        (None, None, Some(h)) => TokenizerSpec::Hf {
+            model: h,
+            revision: w.revision.unwrap_or_else(|| "main".into()),
+        },
+        _ => {
+            cx.err(
+                p,
+                "give exactly one of `file: tokenizer.json`, `gguf: model.gguf` or `hf: org/model`",
+            );
+            TokenizerSpec::Words
+        }
     }
 }
 
@@ -384,6 +469,7 @@ fn endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<Endpoint> {
             });
         }
     }
+    let tokenizer = tokenizer(cx, p.key("tokenizer"), e.tokenizer.clone());
     if cx.issues.len() > before {
         return None;
     }
@@ -400,6 +486,7 @@ fn endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<Endpoint> {
         api_key_env: e.api_key_env,
         headers: e.headers.unwrap_or_default(),
         sim,
+        tokenizer,
     })
 }
 

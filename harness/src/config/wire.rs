@@ -57,6 +57,21 @@ pub struct WireEndpoint {
     pub api_key_env: Option<String>,
     pub headers: Option<BTreeMap<String, String>>,
     pub sim: Option<WireSim>,
+    /// How the client counts tokens: one of `file`, `gguf`, `hf` (default: words).
+    pub tokenizer: Option<WireTokenizer>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireTokenizer {
+    /// A Hugging Face `tokenizer.json`.
+    pub file: Option<String>,
+    /// A GGUF model file; its tokenizer is rebuilt from the metadata.
+    pub gguf: Option<String>,
+    /// A Hugging Face Hub model id (`org/name`).
+    pub hf: Option<String>,
+    /// Hub revision (branch, tag or commit; default `main`).
+    pub revision: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]
@@ -81,13 +96,55 @@ pub struct WireSim {
 pub struct WireDataset {
     pub name: Option<String>,
     pub synthetic: Option<WireSynthetic>,
+    pub jsonl: Option<WireJsonl>,
+    /// Prompt-token bucket edges for JSONL rows, e.g. `[1, 500, 1000, 2000]`.
+    pub buckets: Option<Vec<u64>>,
+    /// JSONL: max output tokens per request (default 128).
+    pub output_tokens: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WireSynthetic {
-    pub prompt_tokens: Option<u32>,
-    pub output_tokens: Option<u32>,
+    pub prompt_tokens: Option<WireLength>,
+    pub output_tokens: Option<WireLength>,
+    /// Leading tokens shared by every prompt (0: every prompt unique).
+    pub shared_prefix_tokens: Option<u32>,
+}
+
+/// `512`, `{uniform: [256, 1024]}` or `{normal: {mean, std, min, max}}`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum WireLength {
+    Fixed(u32),
+    Dist(WireDist),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireDist {
+    pub uniform: Option<[u32; 2]>,
+    pub normal: Option<WireNormal>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireNormal {
+    pub mean: f64,
+    pub std: f64,
+    pub min: u32,
+    pub max: u32,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireJsonl {
+    /// Path of the JSONL file (relative to the current directory).
+    pub path: Option<String>,
+    /// Prompt template with `{key}` placeholders; `{{` and `}}` are literal braces.
+    pub template: Option<String>,
+    /// Key holding the ground-truth answers (default `answers`).
+    pub answers_key: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

@@ -10,7 +10,6 @@ use super::WorkItem;
 use crate::clock::Clock;
 use crate::config::{ApiKind, Sampling};
 use crate::record::{http_error_class, RequestRecord};
-use crate::tokens::count_tokens;
 use futures_util::StreamExt;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use serde::Deserialize;
@@ -159,7 +158,7 @@ impl OpenAiClient {
         if rec.error_class.is_none() {
             rec.end_ns = last;
         }
-        rec.output_tokens_client = Some(count_tokens(&st.text));
+        rec.output_text = std::mem::take(&mut st.text);
         if rec.error_class.is_none() {
             if st.done || rec.finish_reason.is_some() {
                 rec.ok = true;
@@ -201,7 +200,7 @@ impl OpenAiClient {
             .unwrap_or("");
         rec.first_token_ns = Some(t);
         rec.token_chunk_ns.push(t);
-        rec.output_tokens_client = Some(count_tokens(text));
+        rec.output_text = text.to_string();
         rec.finish_reason = choice["finish_reason"].as_str().map(str::to_string);
         rec.prompt_tokens_usage = v["usage"]["prompt_tokens"].as_u64();
         rec.output_tokens_usage = v["usage"]["completion_tokens"].as_u64();

@@ -36,6 +36,10 @@ pub fn render(exps: &[StoredExperiment], notes: &dyn Fn(&str) -> Option<String>)
         if let Some(n) = notes(&e.experiment_id) {
             status = format!("{status}, {n}");
         }
+        if s.token_mismatch() {
+            let d = s.prompt_token_discrepancy.unwrap_or(0.0) * 100.0;
+            status = format!("{status}, TOKEN MISMATCH: server counts {d:+.1}% prompt tokens");
+        }
         if s.requests_failed > 0 {
             let classes: Vec<String> = s
                 .errors_by_class
@@ -86,6 +90,9 @@ pub fn render(exps: &[StoredExperiment], notes: &dyn Fn(&str) -> Option<String>)
         }
     }
     out.push_str("Latencies in ms over all measured requests (HDR histograms). TTFT and e2e from the actual send; lag = actual - scheduled send.\n");
+    if exps.iter().any(|e| e.summary.token_mismatch()) {
+        out.push_str("TOKEN MISMATCH: server and client prompt-token counts differ by more than 2%: a different tokenizer, or a chat template the client did not apply. Set the endpoint's `tokenizer`.\n");
+    }
     if exps.iter().any(|e| e.simulated) {
         out.push_str("SIMULATED: rows from the embedded simulator are modelled, not measured on real hardware.\n");
     }

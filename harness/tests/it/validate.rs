@@ -27,8 +27,8 @@ fn every_error_in_one_report() {
         // range errors on nested fields
         "many-errors.yml:11:47: endpoints[2].sim.error_rate: 1.5 is a fraction and must be within 0..=1",
         // wrong type
-        "many-errors.yml:14:33: datasets[0].synthetic.prompt_tokens: wrong type: found string \"many\", expected u32",
-        "many-errors.yml:14:54: datasets[0].synthetic.output_tokens: must be a whole number of tokens >= 1",
+        "many-errors.yml:14:33: datasets[0].synthetic.prompt_tokens: is not a length: write a token count (`512`), `{uniform: [min, max]}` or `{normal: {mean, std, min, max}}`",
+        "many-errors.yml:14:54: datasets[0].synthetic.output_tokens: must be >= 1",
         "many-errors.yml:16:20: load.concurrency[1]: concurrency must be >= 1",
         "many-errors.yml:17:13: load.duration: `5 parsecs` is not a duration",
         "many-errors.yml:18:12: load.arrival: only applies to open-loop `rates`",

@@ -1,0 +1,229 @@
+//! Synthetic prompts of exact token length under the endpoint's tokenizer.
+//!
+//! A prompt is a sequence of *word pieces*: vocabulary entries that are one
+//! token on their own and that the pre-tokenizer keeps apart (for byte-level
+//! BPE, a space followed by lower-case letters, like `Ġcost`). Concatenating N
+//! such pieces gives exactly N tokens by construction, so no prompt needs
+//! re-encoding and 100k prompts of 8k tokens take seconds. Pieces are drawn
+//! from a seeded generator: every prompt is unique unless a shared prefix is
+//! asked for, and the same seed gives the same prompts in any process.
+
+use crate::tokenizer::Tokenizer;
+use anyhow::{bail, Result};
+use harness_core::rng::Rng;
+use serde::Serialize;
+
+/// A length: fixed, uniform in [min, max], or normal clamped to [min, max].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Length {
+    Fixed(u32),
+    Uniform {
+        min: u32,
+        max: u32,
+    },
+    Normal {
+        mean: f64,
+        std: f64,
+        min: u32,
+        max: u32,
+    },
+}
+
+impl Length {
+    pub fn sample(&self, rng: &mut Rng) -> u32 {
+        match *self {
+            Length::Fixed(n) => n,
+            Length::Uniform { min, max } => rng.range_inclusive(min as u64, max as u64) as u32,
+            Length::Normal {
+                mean,
+                std,
+                min,
+                max,
+            } => {
+                ((mean + std * rng.normal())
+                    .round()
+                    .max(min as f64)
+                    .min(max as f64)) as u32
+            }
+        }
+    }
+    pub fn max(&self) -> u32 {
+        match *self {
+            Length::Fixed(n) => n,
+            Length::Uniform { max, .. } | Length::Normal { max, .. } => max,
+        }
+    }
+}
+
+pub struct Generator {
+    seed: u64,
+    prompt: Length,
+    output: Length,
+    shared_prefix_tokens: u32,
+    pieces: Vec<String>,
+    /// Whether the first piece keeps its leading space (byte-level BPE pieces
+    /// carry it; the words tokenizer joins with spaces).
+    joiner: &'static str,
+}
+
+const STREAM_PROMPT_LEN: u64 = 1;
+const STREAM_OUTPUT_LEN: u64 = 2;
+const STREAM_TEXT: u64 = 3;
+
+impl Generator {
+    pub fn new(
+        tok: &Tokenizer,
+        seed: u64,
+        prompt: Length,
+        output: Length,
+        shared_prefix_tokens: u32,
+    ) -> Result<Generator> {
+        let (pieces, joiner) = match tok.vocab() {
+            None => (
+                crate::tokens::WORDS.iter().map(|w| w.to_string()).collect(),
+                " ",
+            ),
+            Some(vocab) => {
+                let mut cands: Vec<(u32, String)> = vocab
+                    .into_iter()
+                    .filter(|(t, _)| {
+                        t.strip_prefix('Ġ').is_some_and(|w| {
+                            (3..=10).contains(&w.len()) && w.bytes().all(|b| b.is_ascii_lowercase())
+                        })
+                    })
+                    .map(|(t, id)| (id, t))
+                    .collect();
+                cands.sort();
+                let mut pieces = vec![];
+                for (id, _) in cands {
+                    let Some(text) = tok.decode(&[id]) else {
+                        continue;
+                    };
+                    // A piece must be one token on its own, and two in a row two tokens.
+                    if tok.encode(&text).is_some_and(|e| e == [id])
+                        && tok.count(&format!("{text}{text}")) == 2
+                    {
+                        pieces.push(text);
+                    }
+                    if pieces.len() >= 4096 {
+                        break;
+                    }
+                }
+                (pieces, "")
+            }
+        };
+        if pieces.len() < 64 {
+            bail!(
+                "tokenizer `{}` has too few plain word tokens ({}) to build synthetic prompts; use a JSONL dataset",
+                tok.info.id,
+                pieces.len()
+            );
+        }
+        if shared_prefix_tokens > 0 && shared_prefix_tokens >= prompt.max() {
+            bail!("shared_prefix_tokens ({shared_prefix_tokens}) must be smaller than the prompt length");
+        }
+        Ok(Generator {
+            seed,
+            prompt,
+            output,
+            shared_prefix_tokens,
+            pieces,
+            joiner,
+        })
+    }
+
+    /// Prompt length, output length and prompt text of request `i`.
+    pub fn item(&self, i: u64) -> (String, u32, u32) {
+        let n = self.prompt.sample(&mut Rng::derive(
+            self.seed,
+            i.wrapping_mul(8) + STREAM_PROMPT_LEN,
+        ));
+        let max_tokens = self
+            .output
+            .sample(&mut Rng::derive(
+                self.seed,
+                i.wrapping_mul(8) + STREAM_OUTPUT_LEN,
+            ))
+            .max(1);
+        let n = n.max(self.shared_prefix_tokens + 1);
+        let mut s = String::with_capacity(n as usize * 8);
+        let mut prefix = Rng::derive(self.seed, u64::MAX);
+        let mut own = Rng::derive(self.seed, i.wrapping_mul(8) + STREAM_TEXT);
+        for k in 0..n {
+            let rng = if k < self.shared_prefix_tokens {
+                &mut prefix
+            } else {
+                &mut own
+            };
+            if k > 0 {
+                s.push_str(self.joiner);
+            }
+            s.push_str(&self.pieces[rng.range_inclusive(0, self.pieces.len() as u64 - 1) as usize]);
+        }
+        (s, n, max_tokens)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_tokenizer_exact_and_reproducible() {
+        let tok = Tokenizer::words();
+        let g = Generator::new(
+            &tok,
+            7,
+            Length::Uniform { min: 10, max: 900 },
+            Length::Fixed(16),
+            0,
+        )
+        .unwrap();
+        for i in 0..50 {
+            let (p, n, out) = g.item(i);
+            assert_eq!(tok.count(&p), n as u64);
+            assert!((10..=900).contains(&n));
+            assert_eq!(out, 16);
+        }
+        assert_eq!(
+            g.item(3).0,
+            Generator::new(
+                &tok,
+                7,
+                Length::Uniform { min: 10, max: 900 },
+                Length::Fixed(16),
+                0
+            )
+            .unwrap()
+            .item(3)
+            .0
+        );
+        assert_ne!(g.item(3).0, g.item(4).0);
+    }
+
+    #[test]
+    fn shared_prefix() {
+        let tok = Tokenizer::words();
+        let g = Generator::new(&tok, 1, Length::Fixed(100), Length::Fixed(8), 40).unwrap();
+        let (a, b) = (g.item(0).0, g.item(1).0);
+        let wa: Vec<&str> = a.split(' ').collect();
+        let wb: Vec<&str> = b.split(' ').collect();
+        assert_eq!(wa[..40], wb[..40]);
+        assert_ne!(wa[40..], wb[40..]);
+    }
+
+    #[test]
+    fn normal_is_clamped() {
+        let mut rng = Rng::new(3);
+        let d = Length::Normal {
+            mean: 100.0,
+            std: 500.0,
+            min: 50,
+            max: 150,
+        };
+        for _ in 0..1000 {
+            assert!((50..=150).contains(&d.sample(&mut rng)));
+        }
+    }
+}
