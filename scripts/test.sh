@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls this script):
-# formatting, clippy, every Rust test, the wasm32 build of the shared crate,
-# and the flake parse check. One release profile is used for building and
+# formatting, clippy, every Rust test, the end-to-end run against a real
+# llama.cpp server, the wasm32 build of the shared crate, and the flake parse check. One release profile is used for building and
 # testing so CI compiles dependencies once; caches live outside the clone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,8 @@ echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --release --quiet -- -D warnings
 echo "== cargo test"
 cargo test --workspace --release
+echo "== end to end against llama.cpp (SmolLM2-135M)"
+scripts/e2e-llama.sh
 echo "== wasm32 build of harness-core"
 scripts/check-wasm.sh
 echo "== flake.nix"

@@ -159,16 +159,7 @@ impl OpenAiClient {
             rec.end_ns = last;
         }
         rec.output_text = std::mem::take(&mut st.text);
-        if rec.error_class.is_none() {
-            if st.done || rec.finish_reason.is_some() {
-                rec.ok = true;
-            } else {
-                rec.fail(
-                    "incomplete_stream",
-                    "the stream ended without a finish_reason or [DONE]",
-                );
-            }
-        }
+        finish_stream(rec, st.done);
     }
 
     async fn read_full(&self, resp: reqwest::Response, clock: &Clock, rec: &mut RequestRecord) {
@@ -205,6 +196,27 @@ impl OpenAiClient {
         rec.prompt_tokens_usage = v["usage"]["prompt_tokens"].as_u64();
         rec.output_tokens_usage = v["usage"]["completion_tokens"].as_u64();
         rec.ok = true;
+    }
+}
+
+/// Decides whether a stream that ended without an error is complete: it must
+/// carry a finish_reason; `[DONE]` alone means the server cut it short
+/// (llama-cpp-python does this when a new request interrupts a running one).
+/// A missing `[DONE]` after a finish_reason is fine.
+fn finish_stream(rec: &mut RequestRecord, done: bool) {
+    if rec.error_class.is_some() {
+        return;
+    }
+    match (rec.finish_reason.is_some(), done) {
+        (true, _) => rec.ok = true,
+        (false, true) => rec.fail(
+            "incomplete_stream",
+            "the stream ended with [DONE] but no finish_reason: the server cut it short",
+        ),
+        (false, false) => rec.fail(
+            "incomplete_stream",
+            "the stream ended without a finish_reason or [DONE]",
+        ),
     }
 }
 
@@ -406,6 +418,24 @@ mod tests {
         ]);
         assert_eq!(rec.error_class.as_deref(), Some("stream_error"));
         assert_eq!(rec.error_message.as_deref(), Some("overloaded"));
+    }
+
+    #[test]
+    fn a_stream_needs_a_finish_reason() {
+        // Cut short: content, then [DONE] with no finish_reason.
+        let (mut rec, st) = run(&[r#"{"choices":[{"delta":{"content":"a"}}]}"#, "[DONE]"]);
+        finish_stream(&mut rec, st.done);
+        assert!(!rec.ok);
+        assert_eq!(rec.error_class.as_deref(), Some("incomplete_stream"));
+        // finish_reason without [DONE]: complete.
+        let (mut rec, st) =
+            run(&[r#"{"choices":[{"delta":{"content":"a"},"finish_reason":"stop"}]}"#]);
+        finish_stream(&mut rec, st.done);
+        assert!(rec.ok);
+        // Neither.
+        let (mut rec, st) = run(&[r#"{"choices":[{"delta":{"content":"a"}}]}"#]);
+        finish_stream(&mut rec, st.done);
+        assert!(!rec.ok);
     }
 
     #[test]

@@ -84,3 +84,95 @@ fn chat_template_accounting_matches_usage() {
         assert!(usage > tk.count(s), "the template adds tokens");
     }
 }
+
+/// Checks the bundle of `harness run configs/llama-cpp.yml` (LLAMA_BUNDLE).
+#[test]
+#[ignore = "needs a llama.cpp server: scripts/e2e-llama.sh"]
+fn llama_cpp_bundle_is_consistent() {
+    let path = std::path::PathBuf::from(env("LLAMA_BUNDLE"));
+    let conn = harness::bundle::read::open(&path).unwrap();
+    let q = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    // Every request succeeded, warm-up included.
+    assert!(q("SELECT count(*) FROM requests") > 0);
+    assert_eq!(
+        q("SELECT count(*) FROM requests WHERE status <> 'ok'"),
+        0,
+        "failed requests"
+    );
+    // Completions: the GGUF tokenizer's count equals the server's usage.
+    let join = "FROM requests r JOIN experiments e USING (experiment_id)";
+    assert!(q(&format!("SELECT count(*) {join} WHERE e.api = 'completions' AND r.prompt_tokens_usage IS NOT NULL")) > 0);
+    assert_eq!(
+        q(&format!("SELECT count(*) {join} WHERE e.api = 'completions' AND r.prompt_tokens_usage <> r.prompt_tokens_client")),
+        0,
+        "completions prompt tokens differ from usage"
+    );
+    // Chat: equal after applying the chat template (non-streaming; llama.cpp's
+    // stream carries no usage).
+    assert!(q(&format!("SELECT count(*) {join} WHERE e.api = 'chat' AND NOT e.stream AND r.prompt_tokens_usage IS NOT NULL")) > 0);
+    assert_eq!(
+        q(&format!("SELECT count(*) {join} WHERE e.api = 'chat' AND r.prompt_tokens_usage IS NOT NULL AND r.prompt_tokens_usage <> r.prompt_tokens_client")),
+        0,
+        "chat prompt tokens differ from usage after template accounting"
+    );
+    assert_eq!(
+        q(&format!(
+            "SELECT count(*) {join} WHERE e.stream AND r.prompt_tokens_usage IS NOT NULL"
+        )),
+        0,
+        "llama.cpp streams send no usage"
+    );
+    // Output tokens: at most max_tokens (16), and exactly that when the server
+    // stopped for length (llama-cpp-python ignores `ignore_eos`).
+    assert_eq!(
+        q("SELECT count(*) FROM requests WHERE output_tokens_usage > 16 OR (finish_reason = 'length' AND output_tokens_usage <> 16)"),
+        0
+    );
+    // TTFT < e2e for every streamed row; chunk count consistent with output tokens.
+    assert_eq!(q(&format!("SELECT count(*) {join} WHERE e.stream AND NOT (first_token_ns - sent_ns < end_ns - sent_ns)")), 0);
+    assert_eq!(
+        q(&format!("SELECT count(*) {join} WHERE e.stream AND (len(token_chunk_ns) < 1 OR len(token_chunk_ns) > 16 OR abs(len(token_chunk_ns) - output_tokens_client) > 3)")),
+        0,
+        "chunk counts inconsistent with output tokens"
+    );
+    // Summaries per bucket: every experiment has throughput and latency, no mismatch flag.
+    assert_eq!(q("SELECT count(DISTINCT bucket) FROM experiments"), 2);
+    assert_eq!(q("SELECT count(*) FROM experiments e JOIN summaries s USING (experiment_id) WHERE s.request_throughput > 0 AND NOT s.token_mismatch"), q("SELECT count(*) FROM experiments"));
+    assert_eq!(
+        q("SELECT count(*) FROM distributions WHERE metric = 'e2e' AND count > 0"),
+        q("SELECT count(*) FROM experiments")
+    );
+    assert_eq!(
+        q("SELECT count(*) FROM datasets WHERE rows_dropped > 0"),
+        1,
+        "the dataset card records dropped rows"
+    );
+}
+
+#[test]
+#[ignore = "needs the SmolLM2 GGUF: scripts/e2e-llama.sh"]
+fn synthetic_prompts_are_exact_under_the_gguf_tokenizer() {
+    use harness::dataset::synthetic::{Generator, Length};
+    let tk = Tokenizer::from_gguf(std::path::Path::new(&env("LLAMA_GGUF"))).unwrap();
+    let g = Generator::new(
+        &tk,
+        11,
+        Length::Uniform { min: 1, max: 3000 },
+        Length::Fixed(8),
+        0,
+    )
+    .unwrap();
+    for i in 0..200 {
+        let (p, n, _) = g.item(i);
+        assert_eq!(tk.count(&p), n as u64, "prompt {i}");
+    }
+    let g2 = Generator::new(
+        &tk,
+        11,
+        Length::Uniform { min: 1, max: 3000 },
+        Length::Fixed(8),
+        0,
+    )
+    .unwrap();
+    assert_eq!(g.item(7).0, g2.item(7).0);
+}

@@ -3,6 +3,7 @@
 
 mod accuracy;
 mod common;
+mod datasets;
 mod hashing;
 mod llama;
 mod rerun;
