@@ -67,7 +67,16 @@ pub struct ValidateArgs {
 #[derive(Subcommand, Debug)]
 pub enum DatasetsCommand {
     /// Print the dataset card (source, hash, template, buckets, rows per bucket, rows dropped) per tokenizer.
-    Inspect(ConfigArgs),
+    Inspect(InspectArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Also print the first N prompts of each bucket, with their token counts.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub samples: u64,
 }
 
 #[derive(Args, Debug)]

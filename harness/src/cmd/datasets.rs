@@ -3,7 +3,8 @@ use crate::{config, plan};
 use std::process::ExitCode;
 
 pub async fn run(c: DatasetsCommand) -> anyhow::Result<ExitCode> {
-    let DatasetsCommand::Inspect(a) = c;
+    let DatasetsCommand::Inspect(args) = c;
+    let a = &args.config;
     let loaded = match config::load_file(&a.config, &a.set) {
         Ok(l) => l,
         Err(errors) => {
@@ -23,6 +24,25 @@ pub async fn run(c: DatasetsCommand) -> anyhow::Result<ExitCode> {
         let card = e.card();
         if seen.insert((card.dataset.clone(), card.tokenizer_sha256.clone())) {
             println!("{}", card.render());
+        }
+        if args.samples > 0
+            && seen.insert((
+                format!("{}#{}", card.dataset, e.bucket),
+                card.tokenizer_sha256.clone(),
+            ))
+        {
+            let w = crate::workload::Workload::new(e, loaded.config.sampling.max_tokens, 0);
+            for i in 0..args.samples {
+                let it = w.item(i);
+                println!(
+                    "  [{}] #{i} prompt tokens {} (as the server counts: {}), max_tokens {}: {}",
+                    e.bucket_name(),
+                    e.tokenizer.count(&it.prompt),
+                    it.prompt_tokens_client,
+                    it.max_tokens,
+                    serde_json::to_string(&*it.prompt).expect("string")
+                );
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -44,9 +44,7 @@ pub async fn tokenizer_json(model: &str, revision: &str) -> Result<(PathBuf, Str
     let where_ = hub_cache().display().to_string();
     let offline =
         std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
-    let hint = format!(
-        "run once with network access, point HF_HOME at a cache that holds it, or use `tokenizer: {{file: path/to/tokenizer.json}}`"
-    );
+    let hint = "run once with network access, point HF_HOME at a cache that holds it, or use `tokenizer: {file: path/to/tokenizer.json}`";
     if offline {
         bail!("tokenizer `{model}@{revision}` is not in the Hugging Face cache ({where_}) and HF_HUB_OFFLINE is set; {hint}");
     }

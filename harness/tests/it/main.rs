@@ -7,4 +7,5 @@ mod datasets;
 mod hashing;
 mod llama;
 mod rerun;
+mod tokenizers;
 mod validate;
