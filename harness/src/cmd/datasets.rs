@@ -1,23 +1,12 @@
 use crate::cli::DatasetsCommand;
-use crate::{config, plan};
 use std::process::ExitCode;
 
 pub async fn run(c: DatasetsCommand) -> anyhow::Result<ExitCode> {
     let DatasetsCommand::Inspect(args) = c;
     let a = &args.config;
-    let loaded = match config::load_file(&a.config, &a.set) {
-        Ok(l) => l,
-        Err(errors) => {
-            eprint!("{errors}");
-            return Ok(ExitCode::from(crate::EXIT_BAD_INPUT));
-        }
-    };
-    let exps = match plan::expand(&loaded.config).await {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return Ok(ExitCode::from(crate::EXIT_BAD_INPUT));
-        }
+    let (loaded, exps) = match super::load(a).await {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
     };
     let mut seen = std::collections::HashSet::new();
     for e in &exps {

@@ -4,7 +4,7 @@
 use crate::bundle::{read, Bundle, ExperimentRow, RunRow};
 use crate::cli::RunArgs;
 use crate::config::{self, ApiKind, Config, Endpoint, LoadLevel, ProviderKind};
-use crate::plan::{self, Experiment};
+use crate::plan::Experiment;
 use crate::progress::Progress;
 use crate::provider::openai::{OpenAiClient, OpenAiOptions};
 use crate::provider::Provider;
@@ -115,22 +115,12 @@ fn expected_requests(exp: &Experiment) -> u64 {
 }
 
 pub async fn run(a: RunArgs) -> Result<ExitCode> {
-    // Parse and validate.
-    let loaded = match config::load_file(&a.config.config, &a.config.set) {
-        Ok(l) => l,
-        Err(errors) => {
-            eprint!("{errors}");
-            return Ok(ExitCode::from(crate::EXIT_BAD_INPUT));
-        }
+    // Parse, validate, expand.
+    let (loaded, experiments) = match super::load(&a.config).await {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
     };
     let cfg = &loaded.config;
-    let experiments = match plan::expand(cfg).await {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return Ok(ExitCode::from(crate::EXIT_BAD_INPUT));
-        }
-    };
     let keys = credentials(cfg)?;
     let path = bundle_path(cfg, a.out.as_deref());
     let mut bundle = Bundle::open(&path)?;

@@ -107,12 +107,28 @@ fn overrides_are_validated_and_named() {
 
 #[test]
 fn shipped_configs_are_valid() {
-    let dir = format!("{}/../configs", env!("CARGO_MANIFEST_DIR"));
-    for entry in std::fs::read_dir(dir).unwrap() {
+    // Paths in configs are relative to the current directory: the repo root.
+    let root = format!("{}/..", env!("CARGO_MANIFEST_DIR"));
+    for entry in std::fs::read_dir(format!("{root}/configs")).unwrap() {
         let p = entry.unwrap().path();
-        if p.extension().is_some_and(|e| e == "yml") && !p.ends_with("pricing.yml") {
-            let (ok, _, err) = validate(&[p.to_str().unwrap()]);
-            assert!(ok, "{}: {err}", p.display());
+        if p.extension().is_some_and(|e| e == "yml") {
+            let o = harness()
+                .current_dir(&root)
+                .arg("validate")
+                .arg(&p)
+                .output()
+                .unwrap();
+            let err = stderr(&o);
+            // The one allowed failure: the llama.cpp model is linked by
+            // scripts/llama-server.sh, which a fresh clone has not run yet.
+            let model_missing = err.contains("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+                && err.contains("cannot open");
+            assert!(
+                o.status.success() || model_missing,
+                "{}: {err}",
+                p.display()
+            );
+            assert!(!err.contains("in config"), "{}: {err}", p.display());
         }
     }
 }
