@@ -7,8 +7,11 @@
 //! I/O and has no async runtime, so it compiles to `wasm32-unknown-unknown` and
 //! the viewer recomputes exactly what the harness printed.
 
+pub mod capacity;
+pub mod cost;
 pub mod hash;
 pub mod metrics;
+pub mod recommend;
 pub mod rng;
 pub mod sample;
 pub mod stats;
