@@ -27,6 +27,8 @@ pub enum Command {
     /// Dataset tools: `datasets inspect CONFIG` prints each dataset's card without running anything.
     #[command(subcommand)]
     Datasets(DatasetsCommand),
+    /// Capacity plan: how many instances of which type serve R req/min within a latency budget, and the cost.
+    Plan(PlanArgs),
     /// Run the embedded simulated LLM server on its own.
     Sim(SimArgs),
 }
@@ -117,4 +119,35 @@ pub struct SimArgs {
     /// List the known profiles and exit.
     #[arg(long)]
     pub list_profiles: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// One or more result bundles (.duckdb), e.g. one per instance type.
+    #[arg(required = true)]
+    pub bundles: Vec<PathBuf>,
+    /// Target workload in requests per minute.
+    #[arg(long)]
+    pub rpm: f64,
+    /// Latency budget in ms on the p95 of --metric.
+    #[arg(long = "latency-p95")]
+    pub latency_p95: f64,
+    /// Latency metric the budget applies to: e2e or ttft.
+    #[arg(long, default_value = "e2e")]
+    pub metric: String,
+    /// Most acceptable error rate (fraction).
+    #[arg(long, default_value_t = 0.01)]
+    pub max_error_rate: f64,
+    /// Prompt tokens of the workload: picks the closest measured dataset bucket.
+    #[arg(long)]
+    pub prompt: Option<f64>,
+    /// Output tokens of the workload: picks the closest measured dataset bucket.
+    #[arg(long)]
+    pub output: Option<f64>,
+    /// Pricing file.
+    #[arg(long, default_value = "configs/pricing.yml")]
+    pub pricing: PathBuf,
+    /// Region whose prices apply.
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
 }

@@ -15,6 +15,7 @@ pub mod config;
 pub mod dataset;
 pub mod host;
 pub mod plan;
+pub mod pricing;
 pub mod progress;
 pub mod provider;
 pub mod record;
@@ -41,6 +42,7 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(a) => runtime()?.block_on(cmd::validate::run(a)),
         Command::Datasets(a) => runtime()?.block_on(cmd::datasets::run(a)),
         Command::Show(a) => cmd::show::run(a),
+        Command::Plan(a) => cmd::plan::run(a),
         Command::Run(a) => runtime()?.block_on(cmd::run::run(a)),
         Command::Sim(a) => runtime()?.block_on(cmd::sim::run(a)),
     }

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod datasets;
+pub mod plan;
 pub mod run;
 pub mod show;
 pub mod sim;
@@ -8,7 +9,7 @@ pub mod validate;
 
 use crate::cli::ConfigArgs;
 use crate::config::{self, Loaded};
-use crate::plan::{self, Experiment};
+use crate::plan::Experiment;
 use std::process::ExitCode;
 
 /// Parse → validate → expand, shared by every command that takes a config.
@@ -19,7 +20,7 @@ pub async fn load(a: &ConfigArgs) -> Result<(Loaded, Vec<Experiment>), ExitCode>
         eprint!("{errors}");
         ExitCode::from(crate::EXIT_BAD_INPUT)
     })?;
-    let exps = plan::expand(&loaded.config).await.map_err(|e| {
+    let exps = crate::plan::expand(&loaded.config).await.map_err(|e| {
         eprintln!("error: {e:#}");
         ExitCode::from(crate::EXIT_BAD_INPUT)
     })?;

@@ -6,6 +6,7 @@ mod common;
 mod datasets;
 mod hashing;
 mod llama;
+mod plan;
 mod rerun;
 mod tokenizers;
 mod validate;
