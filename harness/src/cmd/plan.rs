@@ -21,7 +21,7 @@ pub fn run(a: PlanArgs) -> Result<ExitCode> {
         "ttft" => Metric::Ttft,
         other => bail!("--metric `{other}`: expected `e2e` or `ttft`"),
     };
-    if !(a.rpm > 0.0) {
+    if !(a.rpm.is_finite() && a.rpm > 0.0) {
         bail!("--rpm {} must be > 0 requests per minute", a.rpm);
     }
     let book = if a.pricing.exists() {
