@@ -16,7 +16,7 @@ use harness_core::{ExperimentSummary, Metric};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-pub const SCHEMA_VERSION: &str = "2";
+pub const SCHEMA_VERSION: &str = "3";
 pub const STORAGE_VERSION: &str = "v1.4.0";
 const SCHEMA: &str = include_str!("schema.sql");
 
@@ -173,6 +173,7 @@ impl Bundle {
         e: &ExperimentRow<'_>,
         records: &[RequestRecord],
         s: &ExperimentSummary,
+        cost: &harness_core::cost::CostFigures,
     ) -> Result<()> {
         let tx = self.conn.transaction()?;
         for table in ["distributions", "summaries", "requests", "experiments"] {
@@ -242,7 +243,7 @@ impl Bundle {
              DELETE FROM requests_stage;",
         )?;
         tx.execute(
-            "INSERT INTO summaries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO summaries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             params![
                 e.experiment_id,
                 s.requests as i64,
@@ -259,6 +260,11 @@ impl Bundle {
                 s.prompt_token_discrepancy,
                 s.output_token_discrepancy,
                 s.token_mismatch(),
+                cost.usd_per_hour,
+                cost.usd_per_request,
+                cost.usd_per_10k_requests,
+                cost.usd_per_1m_output_tokens,
+                cost.usd_run,
                 e.simulated,
             ],
         )?;

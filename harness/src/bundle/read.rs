@@ -23,6 +23,7 @@ pub struct StoredExperiment {
     pub simulated: bool,
     pub status: String,
     pub summary: ExperimentSummary,
+    pub cost: harness_core::cost::CostFigures,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -104,7 +105,8 @@ pub fn experiments(conn: &Connection) -> Result<Vec<StoredExperiment>> {
                 e.concurrency, e.rate, e.simulated, e.status,
                 s.requests, s.requests_ok, s.requests_failed, s.warmup_requests, s.window_s, s.request_throughput,
                 s.output_token_throughput, s.prompt_token_throughput, s.send_rate, s.error_rate, s.errors_by_class,
-                s.prompt_token_discrepancy, s.output_token_discrepancy
+                s.prompt_token_discrepancy, s.output_token_discrepancy,
+                s.usd_per_hour, s.usd_per_request, s.usd_per_10k_requests, s.usd_per_1m_output_tokens, s.usd_run
          FROM experiments e LEFT JOIN summaries s USING (experiment_id) ORDER BY e.ordinal, e.label",
     )?;
     let mut out = vec![];
@@ -145,6 +147,13 @@ pub fn experiments(conn: &Connection) -> Result<Vec<StoredExperiment>> {
             simulated: r.get(11)?,
             status: r.get(12)?,
             summary,
+            cost: harness_core::cost::CostFigures {
+                usd_per_hour: r.get(26)?,
+                usd_per_request: r.get(27)?,
+                usd_per_10k_requests: r.get(28)?,
+                usd_per_1m_output_tokens: r.get(29)?,
+                usd_run: r.get(30)?,
+            },
         });
     }
     Ok(out)

@@ -91,6 +91,11 @@ CREATE TABLE IF NOT EXISTS summaries (
     prompt_token_discrepancy  DOUBLE,
     output_token_discrepancy  DOUBLE,
     token_mismatch            BOOLEAN NOT NULL,
+    usd_per_hour              DOUBLE,
+    usd_per_request           DOUBLE,
+    usd_per_10k_requests      DOUBLE,
+    usd_per_1m_output_tokens  DOUBLE,
+    usd_run                   DOUBLE,
     simulated                 BOOLEAN NOT NULL
 );
 CREATE TABLE IF NOT EXISTS distributions (

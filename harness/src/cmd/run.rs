@@ -122,6 +122,22 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
     };
     let cfg = &loaded.config;
     let keys = credentials(cfg)?;
+    let prices = match &cfg.pricing.file {
+        Some(f) => match crate::pricing::PriceBook::load(std::path::Path::new(f)) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return Ok(ExitCode::from(crate::EXIT_BAD_INPUT));
+            }
+        },
+        None => None,
+    };
+    let region = cfg
+        .pricing
+        .region
+        .clone()
+        .unwrap_or_else(|| "us-east-1".into());
+    let mut price_warned = HashSet::new();
     let path = bundle_path(cfg, a.out.as_deref());
     let mut bundle = Bundle::open(&path)?;
     let completed = bundle.completed_ids()?;
@@ -213,6 +229,33 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
         drop(sim);
         let samples: Vec<_> = outcome.records.iter().map(|r| r.sample()).collect();
         let summary = ExperimentSummary::compute(&samples);
+        // Cost from the price book (config overrides win); null when unknown.
+        let hourly = exp.endpoint.instance_type.as_deref().and_then(|t| {
+            let p = cfg.pricing.instance_hourly.get(t).copied().or_else(|| {
+                prices
+                    .as_ref()
+                    .and_then(|b| b.hourly(t, &region, &cfg.pricing.instance_hourly))
+            });
+            if p.is_none() && price_warned.insert(t.to_string()) {
+                let from = cfg
+                    .pricing
+                    .file
+                    .as_deref()
+                    .unwrap_or("no pricing file configured");
+                eprintln!(
+                    "warning: no price for {t} in {region} ({from}): its cost columns are null"
+                );
+            }
+            p
+        });
+        let cost = harness_core::cost::instance_costs(&harness_core::cost::CostInputs {
+            hourly_usd: hourly,
+            instance_count: exp.endpoint.instance_count,
+            window_s: summary.window_s,
+            requests_ok: summary.requests_ok,
+            output_tokens: (summary.output_token_throughput * summary.window_s).round() as u64,
+            run_s: (outcome.ended_at - outcome.started_at).num_milliseconds() as f64 / 1e3,
+        });
         let status = if outcome.interrupted {
             "interrupted"
         } else {
@@ -267,6 +310,7 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
                 },
                 &outcome.records,
                 &summary,
+                &cost,
             )
             .with_context(|| format!("writing experiment `{}` to {}", exp.label, path.display()))?;
         ran += 1;

@@ -27,6 +27,7 @@ pub fn render(exps: &[StoredExperiment], notes: &dyn Fn(&str) -> Option<String>)
         "e2e p50",
         "e2e p95",
         "lag p99",
+        "$/10k req",
         "status",
     ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
@@ -61,6 +62,10 @@ pub fn render(exps: &[StoredExperiment], notes: &dyn Fn(&str) -> Option<String>)
             ms(e, Metric::E2e, "p50"),
             ms(e, Metric::E2e, "p95"),
             ms(e, Metric::DispatchLag, "p99"),
+            e.cost
+                .usd_per_10k_requests
+                .map(|c| format!("{c:.3}"))
+                .unwrap_or_else(|| "-".into()),
             status,
         ]);
     }
@@ -90,6 +95,7 @@ pub fn render(exps: &[StoredExperiment], notes: &dyn Fn(&str) -> Option<String>)
         }
     }
     out.push_str("Latencies in ms over all measured requests (HDR histograms). TTFT and e2e from the actual send; lag = actual - scheduled send.\n");
+    out.push_str("$/10k req: instance price x instance count over the measured window, per 10,000 successful requests (docs/cost.md); - when no price is known.\n");
     if exps.iter().any(|e| e.summary.token_mismatch()) {
         out.push_str("TOKEN MISMATCH: server and client prompt-token counts differ by more than 2%: a different tokenizer, or a chat template the client did not apply. Set the endpoint's `tokenizer`.\n");
     }

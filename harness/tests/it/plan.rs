@@ -100,3 +100,45 @@ fn plan_answers_with_instances_and_cost() {
     ]));
     assert!(s.contains("no price for g5.xlarge in mars-1"), "{s}");
 }
+
+#[test]
+fn cost_columns_honour_instance_count_and_missing_prices() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "plan", TWO_TYPES);
+    let out = dir.path().join("c.duckdb");
+    let o = run_ok(&[
+        "run",
+        "-q",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--set",
+        "pricing.instance_hourly={g6e.2xlarge: 2.0}",
+        "--set",
+        "load.concurrency=[2]",
+    ]);
+    assert!(
+        stderr(&o)
+            .contains("warning: no price for g5.xlarge in us-east-1 (no pricing file configured)"),
+        "{}",
+        stderr(&o)
+    );
+    let conn = harness::bundle::read::open(&out).unwrap();
+    let (hour, req, win, ok): (f64, f64, f64, i64) = conn
+        .query_row(
+            "SELECT s.usd_per_hour, s.usd_per_request, s.window_s, s.requests_ok FROM summaries s JOIN experiments e USING (experiment_id) WHERE e.instance_type = 'g6e.2xlarge'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(hour, 4.0, "2 instances x $2/h");
+    assert!((req - 4.0 * win / 3600.0 / ok as f64).abs() < 1e-12);
+    let nulls: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM summaries s JOIN experiments e USING (experiment_id) WHERE e.instance_type = 'g5.xlarge' AND s.usd_per_request IS NULL AND s.usd_per_hour IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(nulls, 1, "unknown price: null, never zero");
+}

@@ -111,7 +111,8 @@ fn shipped_configs_are_valid() {
     let root = format!("{}/..", env!("CARGO_MANIFEST_DIR"));
     for entry in std::fs::read_dir(format!("{root}/configs")).unwrap() {
         let p = entry.unwrap().path();
-        if p.extension().is_some_and(|e| e == "yml") {
+        // pricing.yml is a price book, checked by its own loader test.
+        if p.extension().is_some_and(|e| e == "yml") && !p.ends_with("pricing.yml") {
             let o = harness()
                 .current_dir(&root)
                 .arg("validate")
