@@ -9,6 +9,7 @@
 
 pub mod capacity;
 pub mod cost;
+pub mod diff;
 pub mod hash;
 pub mod metrics;
 pub mod recommend;

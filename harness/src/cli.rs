@@ -29,6 +29,8 @@ pub enum Command {
     Datasets(DatasetsCommand),
     /// Capacity plan: how many instances of which type serve R req/min within a latency budget, and the cost.
     Plan(PlanArgs),
+    /// Compare two bundles experiment by experiment; with --fail-on-regression, exit 1 on a significant regression.
+    Diff(DiffArgs),
     /// Run the embedded simulated LLM server on its own.
     Sim(SimArgs),
 }
@@ -150,4 +152,27 @@ pub struct PlanArgs {
     /// Region whose prices apply.
     #[arg(long, default_value = "us-east-1")]
     pub region: String,
+}
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// The baseline bundle.
+    pub old: PathBuf,
+    /// The bundle to compare with it.
+    pub new: PathBuf,
+    /// Metrics to compare (comma-separated): ttft, e2e, tpot, ttft_from_schedule, e2e_from_schedule.
+    #[arg(long, default_value = "ttft,e2e")]
+    pub metric: String,
+    /// Smallest relative slowdown that counts as a regression, e.g. 5%.
+    #[arg(long, default_value = "5%")]
+    pub threshold: String,
+    /// Exit with status 1 when any significant regression exceeds the threshold.
+    #[arg(long)]
+    pub fail_on_regression: bool,
+    /// Output format: text, md or json.
+    #[arg(long, default_value = "text")]
+    pub format: String,
+    /// Write the output to this file instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }

@@ -43,6 +43,7 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Datasets(a) => runtime()?.block_on(cmd::datasets::run(a)),
         Command::Show(a) => cmd::show::run(a),
         Command::Plan(a) => cmd::plan::run(a),
+        Command::Diff(a) => cmd::diff::run(a),
         Command::Run(a) => runtime()?.block_on(cmd::run::run(a)),
         Command::Sim(a) => runtime()?.block_on(cmd::sim::run(a)),
     }

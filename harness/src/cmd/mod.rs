@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod datasets;
+pub mod diff;
 pub mod plan;
 pub mod run;
 pub mod show;

@@ -74,7 +74,17 @@ pub struct Sequence {
 }
 
 impl Engine {
+    /// `HARNESS_SIM_SLOWDOWN=k` multiplies every model time by `k`: a stand-in
+    /// for a slower server build (it is deliberately not part of experiment
+    /// ids), used to test `harness diff`.
     pub fn new(profile: Profile, opts: EngineOptions) -> Arc<Engine> {
+        let profile = match std::env::var("HARNESS_SIM_SLOWDOWN")
+            .ok()
+            .and_then(|v| v.parse::<f64>().ok())
+        {
+            Some(k) if k > 0.0 => profile.slowed(k),
+            _ => profile,
+        };
         let max_seqs = opts.max_concurrency.unwrap_or(profile.max_seqs) as usize;
         let kv = profile
             .kv_capacity_tokens

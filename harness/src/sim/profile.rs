@@ -185,6 +185,19 @@ impl Profile {
         )
     }
 
+    /// Every model time multiplied by `k` (a slower server build).
+    pub fn slowed(mut self, k: f64) -> Profile {
+        self.prefill_overhead_s *= k;
+        self.prefill_s_per_token *= k;
+        self.step_overhead_s *= k;
+        self.weights_read_s *= k;
+        self.kv_read_s_per_token *= k;
+        self.compute_s_per_seq *= k;
+        self.fixed_ttft_s = self.fixed_ttft_s.map(|t| t * k);
+        self.fixed_itl_s = self.fixed_itl_s.map(|t| t * k);
+        self
+    }
+
     /// A profile with fixed timing and no capacity limit: for measuring the
     /// client against known truth.
     pub fn fixed(ttft_s: f64, itl_s: f64) -> Profile {

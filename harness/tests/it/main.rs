@@ -4,6 +4,7 @@
 mod accuracy;
 mod common;
 mod datasets;
+mod diff;
 mod hashing;
 mod llama;
 mod plan;

@@ -1,0 +1,217 @@
+//! `harness diff OLD NEW`: matches experiments by id and, per metric, tests
+//! whether the median and p95 changed (bootstrap, `harness_core::diff`).
+
+use crate::bundle::read;
+use crate::cli::DiffArgs;
+use anyhow::{bail, Result};
+use duckdb::Connection;
+use harness_core::diff::{compare, Comparison, Stat};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+/// Per-request values of a metric (ms), successful measured requests only.
+fn metric_sql(m: &str) -> Option<&'static str> {
+    Some(match m {
+        "ttft" => "(first_token_ns - sent_ns) / 1e6",
+        "e2e" => "(end_ns - sent_ns) / 1e6",
+        "ttft_from_schedule" => "(first_token_ns - scheduled_ns) / 1e6",
+        "e2e_from_schedule" => "(end_ns - scheduled_ns) / 1e6",
+        "tpot" => "(end_ns - first_token_ns) / 1e6 / (coalesce(output_tokens_usage, output_tokens_client) - 1)",
+        _ => return None,
+    })
+}
+
+fn samples(c: &Connection, id: &str, m: &str) -> Result<Vec<f64>> {
+    let expr = metric_sql(m).expect("validated");
+    let mut st = c.prepare(&format!(
+        "SELECT {expr} FROM requests WHERE experiment_id = ? AND status = 'ok' AND NOT warmup AND first_token_ns IS NOT NULL \
+         AND coalesce(output_tokens_usage, output_tokens_client, 2) >= 2"
+    ))?;
+    let v = st
+        .query_map([id], |r| r.get::<_, f64>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(v.into_iter().filter(|x| x.is_finite()).collect())
+}
+
+#[derive(Serialize)]
+struct Row {
+    experiment_id: String,
+    label: String,
+    metric: String,
+    stat: &'static str,
+    #[serde(flatten)]
+    cmp: Comparison,
+}
+
+#[derive(Serialize)]
+struct Report {
+    old: String,
+    new: String,
+    threshold: f64,
+    method: &'static str,
+    comparisons: Vec<Row>,
+    only_old: Vec<String>,
+    only_new: Vec<String>,
+    regressions: usize,
+}
+
+pub fn run(a: DiffArgs) -> Result<ExitCode> {
+    let threshold = {
+        let t = a.threshold.trim();
+        let (num, pct) = match t.strip_suffix('%') {
+            Some(n) => (n, true),
+            None => (t, false),
+        };
+        let v: f64 = num.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "--threshold `{t}`: expected a percentage like `5%` or a fraction like `0.05`"
+            )
+        })?;
+        if pct {
+            v / 100.0
+        } else {
+            v
+        }
+    };
+    let metrics: Vec<String> = a.metric.split(',').map(|s| s.trim().to_string()).collect();
+    for m in &metrics {
+        if metric_sql(m).is_none() {
+            bail!("--metric `{m}`: expected one of ttft, e2e, tpot, ttft_from_schedule, e2e_from_schedule");
+        }
+    }
+    let (co, cn) = (read::open(&a.old)?, read::open(&a.new)?);
+    let old: BTreeMap<String, String> = read::experiments(&co)?
+        .into_iter()
+        .filter(|e| e.status == "complete")
+        .map(|e| (e.experiment_id, e.label))
+        .collect();
+    let new: BTreeMap<String, String> = read::experiments(&cn)?
+        .into_iter()
+        .filter(|e| e.status == "complete")
+        .map(|e| (e.experiment_id, e.label))
+        .collect();
+    let mut rows = vec![];
+    for (id, label) in &old {
+        if !new.contains_key(id) {
+            continue;
+        }
+        for m in &metrics {
+            let (so, sn) = (samples(&co, id, m)?, samples(&cn, id, m)?);
+            for stat in [Stat::P50, Stat::P95] {
+                // Seeded per comparison: the verdict is reproducible.
+                let seed =
+                    harness_core::hash::sha256_hex(format!("{id}/{m}/{}", stat.name()).as_bytes());
+                let seed = u64::from_str_radix(&seed[..16], 16).expect("hex");
+                if let Some(cmp) = compare(&so, &sn, stat, threshold, 2000, seed) {
+                    rows.push(Row {
+                        experiment_id: id.clone(),
+                        label: label.clone(),
+                        metric: m.clone(),
+                        stat: stat.name(),
+                        cmp,
+                    });
+                }
+            }
+        }
+    }
+    let report = Report {
+        old: a.old.display().to_string(),
+        new: a.new.display().to_string(),
+        threshold,
+        regressions: rows.iter().filter(|r| r.cmp.regression).count(),
+        method: "percentile bootstrap (2000 resamples) of new - old; significant when the 95% interval excludes 0 (docs/cost.md#diff)",
+        comparisons: rows,
+        only_old: old.iter().filter(|(k, _)| !new.contains_key(*k)).map(|(_, l)| l.clone()).collect(),
+        only_new: new.iter().filter(|(k, _)| !old.contains_key(*k)).map(|(_, l)| l.clone()).collect(),
+    };
+    let text = match a.format.as_str() {
+        "json" => serde_json::to_string_pretty(&report)? + "\n",
+        "md" | "text" => render(&report, a.format == "md"),
+        other => bail!("--format `{other}`: expected text, md or json"),
+    };
+    match &a.out {
+        Some(p) => std::fs::write(p, &text)?,
+        None => print!("{text}"),
+    }
+    Ok(if a.fail_on_regression && report.regressions > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn verdict(c: &Comparison, threshold: f64) -> &'static str {
+    if c.regression {
+        "REGRESSION"
+    } else if c.significant && c.change < -threshold {
+        "improved"
+    } else if c.significant {
+        "significant, within threshold"
+    } else {
+        "no significant change"
+    }
+}
+
+fn render(r: &Report, md: bool) -> String {
+    let mut s = String::new();
+    if md {
+        s += &format!(
+            "# Diff\n\n`{}` → `{}`; threshold {:.1}%; {}\n\n",
+            r.old,
+            r.new,
+            r.threshold * 100.0,
+            r.method
+        );
+        s += "| experiment | metric | old ms | new ms | change | 95% CI of difference (ms) | verdict |\n|---|---|---|---|---|---|---|\n";
+        for x in &r.comparisons {
+            let c = &x.cmp;
+            s += &format!(
+                "| {} | {} {} | {:.2} | {:.2} | {:+.1}% | [{:+.2}, {:+.2}] | {} |\n",
+                x.label,
+                x.metric,
+                x.stat,
+                c.old,
+                c.new,
+                c.change * 100.0,
+                c.ci_low,
+                c.ci_high,
+                verdict(c, r.threshold)
+            );
+        }
+    } else {
+        s += &format!(
+            "{} -> {} (threshold {:.1}%)\n",
+            r.old,
+            r.new,
+            r.threshold * 100.0
+        );
+        for x in &r.comparisons {
+            let c = &x.cmp;
+            s += &format!(
+                "{:<44} {:>5} {:<4} {:>10.2} -> {:>10.2} ms {:>+7.1}%  CI [{:+.2}, {:+.2}]  {}\n",
+                x.label,
+                x.metric,
+                x.stat,
+                c.old,
+                c.new,
+                c.change * 100.0,
+                c.ci_low,
+                c.ci_high,
+                verdict(c, r.threshold)
+            );
+        }
+    }
+    for l in &r.only_old {
+        s += &format!("only in old: {l}\n");
+    }
+    for l in &r.only_new {
+        s += &format!("only in new: {l}\n");
+    }
+    s += &format!(
+        "{} significant regression(s) above {:.1}%\n",
+        r.regressions,
+        r.threshold * 100.0
+    );
+    s
+}

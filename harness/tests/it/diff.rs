@@ -1,0 +1,89 @@
+//! `harness diff`: a known injected slowdown is flagged; a rerun of identical
+//! settings is not.
+
+use super::common::*;
+
+const CFG: &str = r#"
+name: d
+endpoints:
+  - name: s
+    provider: sim
+    sim: { ttft_ms: 30, itl_ms: 5 }
+datasets:
+  - name: d
+    synthetic: { prompt_tokens: 16, output_tokens: 8 }
+load: { concurrency: [4], requests: 120, warmup: { requests: 4 } }
+"#;
+
+fn bundle(dir: &std::path::Path, name: &str, slowdown: Option<&str>, extra: &[&str]) -> String {
+    let cfg = write_config(dir, "d", CFG);
+    let out = dir.join(format!("{name}.duckdb"));
+    let mut c = harness();
+    c.args([
+        "run",
+        "-q",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .args(extra);
+    if let Some(k) = slowdown {
+        c.env("HARNESS_SIM_SLOWDOWN", k);
+    }
+    assert!(c.output().unwrap().status.success());
+    out.to_str().unwrap().to_string()
+}
+
+#[test]
+fn injected_slowdown_is_a_regression_and_a_rerun_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = bundle(dir.path(), "a", None, &[]);
+    let b = bundle(dir.path(), "b", None, &[]);
+    let slow = bundle(dir.path(), "slow", Some("1.3"), &[]);
+
+    let same = harness()
+        .args(["diff", &a, &b, "--fail-on-regression"])
+        .output()
+        .unwrap();
+    assert!(same.status.success(), "{}", stdout(&same));
+    assert!(
+        stdout(&same).contains("0 significant regression(s)"),
+        "{}",
+        stdout(&same)
+    );
+
+    let worse = harness()
+        .args(["diff", &a, &slow, "--fail-on-regression"])
+        .output()
+        .unwrap();
+    assert_eq!(worse.status.code(), Some(1), "{}", stdout(&worse));
+    assert!(stdout(&worse).contains("REGRESSION"));
+
+    // Without --fail-on-regression it reports but exits 0; JSON carries the numbers.
+    let j = run_ok(&["diff", &a, &slow, "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
+    assert_eq!(
+        v["regressions"].as_u64(),
+        Some(4),
+        "ttft and e2e, p50 and p95"
+    );
+    let c = &v["comparisons"][0];
+    assert!(c["change"].as_f64().unwrap() > 0.2 && c["ci_low"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn experiments_on_one_side_are_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = bundle(dir.path(), "a", None, &[]);
+    let b = bundle(dir.path(), "b", None, &["--set", "load.concurrency=[2]"]);
+    let s = stdout(&run_ok(&["diff", &a, &b, "--format", "md"]));
+    assert!(
+        s.contains("only in old: s · d · c=4") && s.contains("only in new: s · d · c=2"),
+        "{s}"
+    );
+    let e = harness()
+        .args(["diff", &a, &b, "--threshold", "lots"])
+        .output()
+        .unwrap();
+    assert!(!e.status.success() && stderr(&e).contains("--threshold `lots`"));
+}
