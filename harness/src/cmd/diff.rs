@@ -164,21 +164,6 @@ fn render(r: &Report, md: bool) -> String {
             r.method
         );
         s += "| experiment | metric | old ms | new ms | change | 95% CI of difference (ms) | verdict |\n|---|---|---|---|---|---|---|\n";
-        for x in &r.comparisons {
-            let c = &x.cmp;
-            s += &format!(
-                "| {} | {} {} | {:.2} | {:.2} | {:+.1}% | [{:+.2}, {:+.2}] | {} |\n",
-                x.label,
-                x.metric,
-                x.stat,
-                c.old,
-                c.new,
-                c.change * 100.0,
-                c.ci_low,
-                c.ci_high,
-                verdict(c, r.threshold)
-            );
-        }
     } else {
         s += &format!(
             "{} -> {} (threshold {:.1}%)\n",
@@ -186,19 +171,24 @@ fn render(r: &Report, md: bool) -> String {
             r.new,
             r.threshold * 100.0
         );
-        for x in &r.comparisons {
-            let c = &x.cmp;
+    }
+    for x in &r.comparisons {
+        let c = &x.cmp;
+        let cells = [
+            x.label.clone(),
+            format!("{} {}", x.metric, x.stat),
+            format!("{:.2}", c.old),
+            format!("{:.2}", c.new),
+            format!("{:+.1}%", c.change * 100.0),
+            format!("[{:+.2}, {:+.2}]", c.ci_low, c.ci_high),
+            verdict(c, r.threshold).to_string(),
+        ];
+        if md {
+            s += &format!("| {} |\n", cells.join(" | "));
+        } else {
             s += &format!(
-                "{:<44} {:>5} {:<4} {:>10.2} -> {:>10.2} ms {:>+7.1}%  CI [{:+.2}, {:+.2}]  {}\n",
-                x.label,
-                x.metric,
-                x.stat,
-                c.old,
-                c.new,
-                c.change * 100.0,
-                c.ci_low,
-                c.ci_high,
-                verdict(c, r.threshold)
+                "{:<44} {:<9} {:>10} -> {:>10} ms {:>8}  CI {}  {}\n",
+                cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6]
             );
         }
     }
