@@ -42,14 +42,7 @@ fn measure(level: &str, requests: u32, warmup: u32) -> harness::bundle::read::St
         "accuracy",
         &truth_config(level, requests, warmup),
     );
-    let out = dir.path().join("b.duckdb");
-    run_ok(&[
-        "run",
-        "-q",
-        cfg.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let out = run_into(dir.path(), &cfg, "b", &[]);
     let mut e = experiments(&out);
     assert_eq!(e.len(), 1);
     e.remove(0)

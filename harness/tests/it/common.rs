@@ -13,6 +13,21 @@ pub fn write_config(dir: &Path, name: &str, yaml: &str) -> PathBuf {
     p
 }
 
+/// `harness run -q CONFIG --out DIR/NAME.duckdb [extra...]`; returns the bundle path.
+pub fn run_into(dir: &Path, cfg: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    let out = dir.join(format!("{name}.duckdb"));
+    let mut args = vec![
+        "run",
+        "-q",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run_ok(&args);
+    out
+}
+
 pub fn run_ok(args: &[&str]) -> Output {
     let out = harness().args(args).output().unwrap();
     assert!(

@@ -91,14 +91,7 @@ fn rows_are_bucketed_and_carded() {
         "{card}"
     );
     assert!(card.contains("3 total, 0 dropped"), "{card}");
-    let out = dir.path().join("out.duckdb");
-    run_ok(&[
-        "run",
-        "-q",
-        cfg.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let out = run_into(dir.path(), &cfg, "out", &[]);
     let exps = experiments(&out);
     assert_eq!(exps.len(), 2, "one experiment per non-empty bucket");
     let conn = harness::bundle::read::open(&out).unwrap();

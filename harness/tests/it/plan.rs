@@ -26,14 +26,7 @@ load:
 fn plan_answers_with_instances_and_cost() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), "plan", TWO_TYPES);
-    let out = dir.path().join("p.duckdb");
-    run_ok(&[
-        "run",
-        "-q",
-        cfg.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let out = run_into(dir.path(), &cfg, "p", &[]);
     let pricing = format!("{}/../configs/pricing.yml", env!("CARGO_MANIFEST_DIR"));
     let o = run_ok(&[
         "plan",
