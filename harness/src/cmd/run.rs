@@ -122,15 +122,16 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
     };
     let cfg = &loaded.config;
     let keys = credentials(cfg)?;
+    // No pricing file: an empty book, so only the config's overrides apply.
     let prices = match &cfg.pricing.file {
         Some(f) => match crate::pricing::PriceBook::load(std::path::Path::new(f)) {
-            Ok(b) => Some(b),
+            Ok(b) => b,
             Err(e) => {
                 eprintln!("error: {e:#}");
                 return Ok(ExitCode::from(crate::EXIT_BAD_INPUT));
             }
         },
-        None => None,
+        None => crate::pricing::PriceBook::default(),
     };
     let region = cfg
         .pricing
@@ -231,11 +232,7 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
         let summary = ExperimentSummary::compute(&samples);
         // Cost from the price book (config overrides win); null when unknown.
         let hourly = exp.endpoint.instance_type.as_deref().and_then(|t| {
-            let p = cfg.pricing.instance_hourly.get(t).copied().or_else(|| {
-                prices
-                    .as_ref()
-                    .and_then(|b| b.hourly(t, &region, &cfg.pricing.instance_hourly))
-            });
+            let p = prices.hourly(t, &region, &cfg.pricing.instance_hourly);
             if p.is_none() && price_warned.insert(t.to_string()) {
                 let from = cfg
                     .pricing
