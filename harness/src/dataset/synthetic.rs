@@ -200,6 +200,11 @@ mod tests {
             .0
         );
         assert_ne!(g.item(3).0, g.item(4).0);
+        // Not one repeated token (prefix caching would flatter TTFT).
+        let fixed = Generator::new(&tok, 7, Length::Fixed(300), Length::Fixed(16), 0).unwrap();
+        let p = fixed.item(5).0;
+        let distinct: std::collections::BTreeSet<&str> = p.split(' ').collect();
+        assert!(distinct.len() > 20, "{distinct:?}");
     }
 
     #[test]
