@@ -191,6 +191,30 @@ pub fn heatmap(
     out
 }
 
+/// `steps` target rates from `lo` to `hi` req/min, evenly spaced on a log scale
+/// and rounded to two significant figures (duplicates dropped), for the heatmap.
+pub fn rpm_range(lo: f64, hi: f64, steps: usize) -> Vec<f64> {
+    if !(lo > 0.0 && hi >= lo && lo.is_finite() && hi.is_finite()) || steps == 0 {
+        return vec![];
+    }
+    let round2 = |x: f64| {
+        let mag = 10f64.powf(x.log10().floor() - 1.0);
+        (x / mag).round() * mag
+    };
+    let mut out: Vec<f64> = (0..steps)
+        .map(|i| {
+            let f = if steps == 1 {
+                0.0
+            } else {
+                i as f64 / (steps - 1) as f64
+            };
+            round2(lo * (hi / lo).powf(f))
+        })
+        .collect();
+    out.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,5 +337,16 @@ mod tests {
         // 600 rpm: b needs 2 ($2/h), a needs 1 ($2/h): equal cost, fewer instances wins.
         let cells = heatmap(&types, &[600.0]);
         assert!(cells[1].best_choice && cells[0].least_cost && cells[1].least_cost);
+    }
+
+    #[test]
+    fn rpm_range_is_geometric_and_rounded() {
+        assert_eq!(rpm_range(60.0, 6000.0, 3), vec![60.0, 600.0, 6000.0]);
+        assert_eq!(
+            rpm_range(100.0, 1000.0, 4),
+            vec![100.0, 220.0, 460.0, 1000.0]
+        );
+        assert_eq!(rpm_range(100.0, 100.0, 5), vec![100.0]);
+        assert!(rpm_range(0.0, 10.0, 3).is_empty());
     }
 }

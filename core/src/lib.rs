@@ -7,6 +7,7 @@
 //! I/O and has no async runtime, so it compiles to `wasm32-unknown-unknown` and
 //! the viewer recomputes exactly what the harness printed.
 
+pub mod analysis;
 pub mod capacity;
 pub mod cost;
 pub mod diff;

@@ -1,0 +1,372 @@
+//! The price-performance analysis behind `harness report`, `harness plan` and
+//! the viewer: measured experiments and a budget in; per workload (dataset
+//! bucket) the recommendation per instance type, the failed-criteria table, the
+//! Pareto front, the best option, each instance type's per-instance capacity and
+//! the capacity heatmap out. Pure: the same numbers wherever it runs.
+//!
+//! - **Workload**: experiments are analysed per `dataset/bucket`; costs of
+//!   different prompt and output lengths are never compared with each other.
+//! - **Recommendation**: [`recommend`](crate::recommend::recommend) per workload.
+//! - **Best option** of a workload: among the recommended configurations (one
+//!   per instance type), the lowest $/request; ties go to the higher
+//!   throughput, then the name. Unpriced configurations count only when none is
+//!   priced (then the highest throughput wins).
+//! - **Capacity** of an instance type: [`per_instance_capacity`] on the budget
+//!   ratio `max(value / limit)` over the latency constraints, with limit 1, so
+//!   that every latency constraint holds at the interpolated rate. With no
+//!   latency constraint the ratio is 0 and only the error rate limits.
+//! - **Heatmap**: [`heatmap`] over the target rates, with the price of one
+//!   instance taken from the measured experiments ($/hour ÷ instance count).
+
+use crate::capacity::{heatmap, per_instance_capacity, Capacity, PlanCell, Point};
+use crate::recommend::{recommend, Candidate, Choice, Constraints, Rejection};
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+/// One measured experiment, as the analysis sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measured {
+    /// Unique name (the experiment label).
+    pub name: String,
+    pub experiment_id: String,
+    /// The instance type, or the endpoint name when the endpoint has none.
+    pub instance_type: String,
+    pub instance_count: u32,
+    pub dataset: String,
+    pub bucket: String,
+    /// Offered load: concurrency (closed loop) or requests/s (open loop).
+    pub load: f64,
+    /// Successful requests per second, whole endpoint.
+    pub throughput: f64,
+    pub error_rate: f64,
+    /// Latency statistics in ms keyed `metric.stat`, e.g. `ttft.p95`.
+    pub latency: BTreeMap<String, f64>,
+    /// $/hour of the whole endpoint (all its instances); `None` without a price.
+    pub usd_per_hour: Option<f64>,
+    pub usd_per_request: Option<f64>,
+}
+
+impl Measured {
+    pub fn workload(&self) -> String {
+        format!("{}/{}", self.dataset, self.bucket)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TypeCapacity {
+    pub instance_type: String,
+    /// $/hour of one instance, when known.
+    pub usd_per_instance_hour: Option<f64>,
+    /// `None`: the budget was met at no measured level.
+    pub capacity: Option<Capacity>,
+    /// How many load levels were measured.
+    pub levels: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadAnalysis {
+    pub workload: String,
+    pub dataset: String,
+    pub bucket: String,
+    /// The recommended configuration per instance type.
+    pub choices: Vec<Choice>,
+    /// Every configuration that failed a constraint, with what it failed.
+    pub rejected: Vec<Rejection>,
+    /// Passing, priced configurations on the cost/throughput Pareto front.
+    pub pareto: Vec<String>,
+    /// The best option's name (see the module header).
+    pub best: Option<String>,
+    pub capacity: Vec<TypeCapacity>,
+    /// Every (target rate, instance type) cell, grouped by target rate.
+    pub heatmap: Vec<PlanCell>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Analysis {
+    pub constraints: Constraints,
+    pub target_rpms: Vec<f64>,
+    pub workloads: Vec<WorkloadAnalysis>,
+}
+
+/// `max(value / limit)` over the latency constraints (infinite when one is
+/// not measured); 0 with none.
+pub fn budget_ratio(m: &Measured, k: &Constraints) -> f64 {
+    k.latency
+        .iter()
+        .map(|(key, limit)| match m.latency.get(key) {
+            Some(v) if *limit > 0.0 => v / limit,
+            _ => f64::INFINITY,
+        })
+        .fold(0.0, f64::max)
+}
+
+fn candidate(m: &Measured) -> Candidate {
+    Candidate {
+        name: m.name.clone(),
+        instance_type: m.instance_type.clone(),
+        bucket: m.workload(),
+        throughput: m.throughput,
+        error_rate: m.error_rate,
+        latency: m.latency.clone(),
+        usd_per_request: m.usd_per_request,
+    }
+}
+
+fn best_option<'a>(chosen: &[&'a Measured]) -> Option<&'a Measured> {
+    let any_priced = chosen.iter().any(|m| m.usd_per_request.is_some());
+    chosen
+        .iter()
+        .filter(|m| !any_priced || m.usd_per_request.is_some())
+        .min_by(|a, b| {
+            let cost = match (a.usd_per_request, b.usd_per_request) {
+                (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+                _ => Ordering::Equal,
+            };
+            cost.then(
+                b.throughput
+                    .partial_cmp(&a.throughput)
+                    .unwrap_or(Ordering::Equal),
+            )
+            .then(a.name.cmp(&b.name))
+        })
+        .copied()
+}
+
+pub fn analyse(experiments: &[Measured], k: &Constraints, target_rpms: &[f64]) -> Analysis {
+    let mut by_workload: BTreeMap<String, Vec<&Measured>> = BTreeMap::new();
+    for m in experiments {
+        by_workload.entry(m.workload()).or_default().push(m);
+    }
+    let workloads = by_workload
+        .into_iter()
+        .map(|(workload, ms)| {
+            let cands: Vec<Candidate> = ms.iter().map(|m| candidate(m)).collect();
+            let rec = recommend(&cands, k);
+            let find = |name: &str| ms.iter().find(|m| m.name == name).copied();
+            let chosen: Vec<&Measured> = rec
+                .choices
+                .iter()
+                .filter_map(|c| c.chosen.as_deref().and_then(find))
+                .collect();
+            let mut by_type: BTreeMap<&str, Vec<&Measured>> = BTreeMap::new();
+            for m in &ms {
+                by_type.entry(&m.instance_type).or_default().push(m);
+            }
+            let capacity: Vec<TypeCapacity> = by_type
+                .iter()
+                .map(|(t, v)| {
+                    let points: Vec<Point> = v
+                        .iter()
+                        .map(|m| Point {
+                            throughput: m.throughput / m.instance_count.max(1) as f64,
+                            metric: budget_ratio(m, k),
+                            error_rate: m.error_rate,
+                        })
+                        .collect();
+                    TypeCapacity {
+                        instance_type: t.to_string(),
+                        usd_per_instance_hour: v.iter().find_map(|m| {
+                            m.usd_per_hour.map(|h| h / m.instance_count.max(1) as f64)
+                        }),
+                        capacity: per_instance_capacity(&points, 1.0, k.max_error_rate, 1),
+                        levels: v.len(),
+                    }
+                })
+                .collect();
+            let types: Vec<(String, Option<Capacity>, Option<f64>)> = capacity
+                .iter()
+                .map(|c| {
+                    (
+                        c.instance_type.clone(),
+                        c.capacity.clone(),
+                        c.usd_per_instance_hour,
+                    )
+                })
+                .collect();
+            WorkloadAnalysis {
+                dataset: ms[0].dataset.clone(),
+                bucket: ms[0].bucket.clone(),
+                workload,
+                best: best_option(&chosen).map(|m| m.name.clone()),
+                choices: rec.choices,
+                rejected: rec.rejected,
+                pareto: rec.pareto,
+                heatmap: heatmap(&types, target_rpms),
+                capacity,
+            }
+        })
+        .collect();
+    Analysis {
+        constraints: k.clone(),
+        target_rpms: target_rpms.to_vec(),
+        workloads,
+    }
+}
+
+/// A default heatmap range: from half the smallest to ten times the largest
+/// per-instance capacity (in req/min) found in the analysis inputs, 8 steps.
+pub fn default_rpm_range(experiments: &[Measured], k: &Constraints) -> Vec<f64> {
+    let a = analyse(experiments, k, &[]);
+    let caps: Vec<f64> = a
+        .workloads
+        .iter()
+        .flat_map(|w| w.capacity.iter())
+        .filter_map(|c| c.capacity.as_ref().map(|c| c.per_instance_rps * 60.0))
+        .filter(|x| *x > 0.0)
+        .collect();
+    if caps.is_empty() {
+        return vec![];
+    }
+    let lo = caps.iter().copied().fold(f64::INFINITY, f64::min) / 2.0;
+    let hi = caps.iter().copied().fold(0.0, f64::max) * 10.0;
+    crate::capacity::rpm_range(lo, hi, 8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[allow(clippy::too_many_arguments)]
+    fn m(
+        name: &str,
+        it: &str,
+        n: u32,
+        load: f64,
+        tput: f64,
+        ttft95: f64,
+        e2e95: f64,
+        hourly: Option<f64>,
+    ) -> Measured {
+        Measured {
+            name: name.into(),
+            experiment_id: format!("id-{name}"),
+            instance_type: it.into(),
+            instance_count: n,
+            dataset: "chat".into(),
+            bucket: "all".into(),
+            load,
+            throughput: tput,
+            error_rate: 0.0,
+            latency: BTreeMap::from([
+                ("ttft.p95".to_string(), ttft95),
+                ("e2e.p95".to_string(), e2e95),
+            ]),
+            usd_per_hour: hourly.map(|h| h * n as f64),
+            usd_per_request: hourly.map(|h| h * n as f64 / 3600.0 / tput),
+        }
+    }
+
+    fn budget() -> Constraints {
+        Constraints {
+            max_error_rate: 0.01,
+            latency: vec![("ttft.p95".into(), 1000.0), ("e2e.p95".into(), 5000.0)],
+            max_usd_per_request: None,
+        }
+    }
+
+    #[test]
+    fn capacity_holds_every_latency_constraint() {
+        // a: level 1 passes (ratio max(200/1000, 2000/5000) = 0.4); level 2 fails on
+        // TTFT (1800/1000 = 1.8) though e2e (4000/5000 = 0.8) passes. Interpolating
+        // on the ratio: 4 + (1 - 0.4) / (1.8 - 0.4) * (10 - 4) = 6.571… req/s.
+        let xs = vec![
+            m("a-c4", "a", 1, 4.0, 4.0, 200.0, 2000.0, Some(1.0)),
+            m("a-c32", "a", 1, 32.0, 10.0, 1800.0, 4000.0, Some(1.0)),
+        ];
+        let a = analyse(&xs, &budget(), &[600.0]);
+        let w = &a.workloads[0];
+        let cap = w.capacity[0].capacity.as_ref().unwrap();
+        assert!((cap.per_instance_rps - (4.0 + 0.6 / 1.4 * 6.0)).abs() < 1e-9);
+        assert!(cap.budget_reached);
+        assert_eq!(w.rejected.len(), 1);
+        assert_eq!(w.rejected[0].failed, vec!["ttft.p95 1800.0 ms > 1000.0 ms"]);
+        assert_eq!(w.choices[0].chosen.as_deref(), Some("a-c4"));
+        // 600 rpm = 10 req/s over 6.571 req/s per instance: 2 instances at $1.
+        assert_eq!(w.heatmap[0].instances, Some(2));
+        assert_eq!(w.heatmap[0].usd_per_hour, Some(2.0));
+    }
+
+    #[test]
+    fn instance_count_and_price_per_instance() {
+        // b runs 2 instances at $3/h each: 12 req/s measured = 6 req/s per instance.
+        let xs = vec![m("b-c8", "b", 2, 8.0, 12.0, 100.0, 1000.0, Some(3.0))];
+        let a = analyse(&xs, &budget(), &[720.0]);
+        let w = &a.workloads[0];
+        assert_eq!(w.capacity[0].usd_per_instance_hour, Some(3.0));
+        let cap = w.capacity[0].capacity.as_ref().unwrap();
+        assert_eq!(cap.per_instance_rps, 6.0);
+        assert!(
+            !cap.budget_reached,
+            "never extrapolated past the last level"
+        );
+        // 720 rpm = 12 req/s: 2 instances, $6/h, $6 / 43,200 per request.
+        let c = &w.heatmap[0];
+        assert_eq!((c.instances, c.usd_per_hour), (Some(2), Some(6.0)));
+        assert!((c.usd_per_request.unwrap() - 6.0 / 43_200.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn best_option_is_cheapest_recommended_with_ties_by_throughput_then_name() {
+        // x: 10 req/s at $3.6/h = $0.0001/req; y: 20 req/s at $7.2/h = $0.0001/req;
+        // z: unpriced. Equal cost: y has the higher throughput.
+        let xs = vec![
+            m("x-c8", "x", 1, 8.0, 10.0, 100.0, 1000.0, Some(3.6)),
+            m("y-c8", "y", 1, 8.0, 20.0, 100.0, 1000.0, Some(7.2)),
+            m("z-c8", "z", 1, 8.0, 50.0, 100.0, 1000.0, None),
+        ];
+        let a = analyse(&xs, &budget(), &[]);
+        assert_eq!(a.workloads[0].best.as_deref(), Some("y-c8"));
+        assert_eq!(a.workloads[0].pareto, vec!["y-c8".to_string()]);
+        // Nothing priced: the highest throughput.
+        let unpriced: Vec<Measured> = xs
+            .into_iter()
+            .map(|mut m| {
+                m.usd_per_hour = None;
+                m.usd_per_request = None;
+                m
+            })
+            .collect();
+        let a = analyse(&unpriced, &budget(), &[]);
+        assert_eq!(a.workloads[0].best.as_deref(), Some("z-c8"));
+    }
+
+    #[test]
+    fn workloads_are_analysed_apart_and_budget_never_met_is_none() {
+        let mut long = m("a-long", "a", 1, 4.0, 2.0, 3000.0, 9000.0, Some(1.0));
+        long.bucket = "long".into();
+        let xs = vec![
+            m("a-short", "a", 1, 4.0, 4.0, 200.0, 2000.0, Some(1.0)),
+            long,
+        ];
+        let a = analyse(&xs, &budget(), &[60.0]);
+        assert_eq!(a.workloads.len(), 2);
+        let l = a.workloads.iter().find(|w| w.bucket == "long").unwrap();
+        assert_eq!(l.capacity[0].capacity, None);
+        assert_eq!(l.best, None);
+        assert_eq!(l.heatmap[0].instances, None);
+        assert_eq!(l.rejected[0].failed.len(), 2);
+    }
+
+    #[test]
+    fn no_latency_constraint_means_only_errors_limit() {
+        let k = Constraints::default();
+        let xs = vec![m("a", "a", 1, 4.0, 4.0, 99_999.0, 99_999.0, Some(1.0))];
+        assert_eq!(budget_ratio(&xs[0], &k), 0.0);
+        let a = analyse(&xs, &k, &[]);
+        assert_eq!(a.workloads[0].best.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn default_range_spans_the_capacities() {
+        let xs = vec![
+            m("a", "a", 1, 4.0, 1.0, 100.0, 100.0, Some(1.0)),
+            m("b", "b", 1, 4.0, 10.0, 100.0, 100.0, Some(1.0)),
+        ];
+        // capacities 60 and 600 req/min -> 30 .. 6,000.
+        let r = default_rpm_range(&xs, &budget());
+        assert_eq!(r.first(), Some(&30.0));
+        assert_eq!(r.last(), Some(&6000.0));
+        assert_eq!(r.len(), 8);
+    }
+}
