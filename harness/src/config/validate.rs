@@ -559,22 +559,26 @@ fn load(cx: &mut Ctx, w: WireLoad) -> Load {
     }
 }
 
-/// Keys whose values are masked wherever the config is shown or stored.
+/// Keys whose values are masked wherever the config is shown or stored: a
+/// key with a word (split at `_`, `-`, `.`) like `key`, `token` or `secret`
+/// (`api_key`, `hf_token`, `x-api-key`), but not counts like `prompt_tokens`
+/// nor `*_env` (the name of a variable, not its value).
 pub fn is_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    [
+    const WORDS: [&str; 11] = [
         "authorization",
         "key",
+        "apikey",
         "token",
         "secret",
         "password",
+        "passwd",
         "credential",
+        "credentials",
         "cookie",
         "signature",
-    ]
-    .iter()
-    .any(|s| k.contains(s))
-        && !k.ends_with("_env")
+    ];
+    let k = key.to_ascii_lowercase();
+    !k.ends_with("_env") && k.split(['_', '-', '.']).any(|w| WORDS.contains(&w))
 }
 
 /// Masks secret-looking values (header values always) in a config value.
@@ -599,4 +603,35 @@ pub fn mask_secrets(v: &mut serde_json::Value) {
         }
     }
     walk(v, false);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_secret_key;
+
+    #[test]
+    fn secret_keys_are_words_not_substrings() {
+        for k in [
+            "api_key",
+            "hf_token",
+            "X-Api-Key",
+            "Authorization",
+            "aws_secret_access_key",
+            "session_token",
+            "password",
+            "apikey",
+        ] {
+            assert!(is_secret_key(k), "{k}");
+        }
+        for k in [
+            "prompt_tokens",
+            "shared_prefix_tokens",
+            "max_tokens",
+            "tokenizer",
+            "api_key_env",
+            "monkey",
+        ] {
+            assert!(!is_secret_key(k), "{k}");
+        }
+    }
 }
