@@ -34,6 +34,8 @@ pub struct StoredRun {
     pub started_at: String,
     pub status: String,
     pub config_file: String,
+    /// The effective config (secrets masked), YAML.
+    pub config_yaml: String,
 }
 
 /// Opens a bundle read-only.
@@ -63,7 +65,7 @@ pub fn open(path: &Path) -> Result<Connection> {
 
 pub fn runs(conn: &Connection) -> Result<Vec<StoredRun>> {
     let mut st = conn.prepare(
-        "SELECT run_id, harness_version, git_revision, strftime(started_at, '%Y-%m-%d %H:%M:%S UTC'), status, config_file FROM runs ORDER BY started_at",
+        "SELECT run_id, harness_version, git_revision, strftime(started_at, '%Y-%m-%d %H:%M:%S UTC'), status, config_file, config_yaml FROM runs ORDER BY started_at",
     )?;
     let rows = st.query_map([], |r| {
         Ok(StoredRun {
@@ -73,6 +75,44 @@ pub fn runs(conn: &Connection) -> Result<Vec<StoredRun>> {
             started_at: r.get(3)?,
             status: r.get(4)?,
             config_file: r.get(5)?,
+            config_yaml: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A dataset's card as stored (one per dataset and tokenizer).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoredDataset {
+    pub dataset: String,
+    pub tokenizer_id: String,
+    pub kind: String,
+    pub path: Option<String>,
+    pub content_sha256: String,
+    pub template: Option<String>,
+    pub bucket_edges: Option<String>,
+    pub rows_total: i64,
+    pub rows_dropped: i64,
+    pub rows_per_bucket: String,
+}
+
+pub fn datasets(conn: &Connection) -> Result<Vec<StoredDataset>> {
+    let mut st = conn.prepare(
+        "SELECT dataset, tokenizer_id, kind, path, content_sha256, template, bucket_edges, rows_total, rows_dropped, rows_per_bucket
+         FROM datasets ORDER BY dataset, tokenizer_id",
+    )?;
+    let rows = st.query_map([], |r| {
+        Ok(StoredDataset {
+            dataset: r.get(0)?,
+            tokenizer_id: r.get(1)?,
+            kind: r.get(2)?,
+            path: r.get(3)?,
+            content_sha256: r.get(4)?,
+            template: r.get(5)?,
+            bucket_edges: r.get(6)?,
+            rows_total: r.get(7)?,
+            rows_dropped: r.get(8)?,
+            rows_per_bucket: r.get(9)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -157,4 +197,31 @@ pub fn experiments(conn: &Connection) -> Result<Vec<StoredExperiment>> {
         });
     }
     Ok(out)
+}
+
+/// SQL for the per-request value (ms) of a metric diff and report can read
+/// from `requests`; `None` for other metrics.
+pub fn metric_sql(m: &str) -> Option<&'static str> {
+    Some(match m {
+        "ttft" => "(first_token_ns - sent_ns) / 1e6",
+        "e2e" => "(end_ns - sent_ns) / 1e6",
+        "ttft_from_schedule" => "(first_token_ns - scheduled_ns) / 1e6",
+        "e2e_from_schedule" => "(end_ns - scheduled_ns) / 1e6",
+        "tpot" => "(end_ns - first_token_ns) / 1e6 / (coalesce(output_tokens_usage, output_tokens_client) - 1)",
+        _ => return None,
+    })
+}
+
+/// Per-request values of a metric (ms), successful measured requests only.
+pub fn samples(c: &Connection, id: &str, m: &str) -> Result<Vec<f64>> {
+    let expr =
+        metric_sql(m).ok_or_else(|| anyhow::anyhow!("no per-request values for metric `{m}`"))?;
+    let mut st = c.prepare(&format!(
+        "SELECT {expr} FROM requests WHERE experiment_id = ? AND status = 'ok' AND NOT warmup AND first_token_ns IS NOT NULL \
+         AND coalesce(output_tokens_usage, output_tokens_client, 2) >= 2"
+    ))?;
+    let v = st
+        .query_map([id], |r| r.get::<_, f64>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(v.into_iter().filter(|x| x.is_finite()).collect())
 }

@@ -4,35 +4,10 @@
 use crate::bundle::read;
 use crate::cli::DiffArgs;
 use anyhow::{bail, Result};
-use duckdb::Connection;
 use harness_core::diff::{compare, Comparison, Stat};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
-
-/// Per-request values of a metric (ms), successful measured requests only.
-fn metric_sql(m: &str) -> Option<&'static str> {
-    Some(match m {
-        "ttft" => "(first_token_ns - sent_ns) / 1e6",
-        "e2e" => "(end_ns - sent_ns) / 1e6",
-        "ttft_from_schedule" => "(first_token_ns - scheduled_ns) / 1e6",
-        "e2e_from_schedule" => "(end_ns - scheduled_ns) / 1e6",
-        "tpot" => "(end_ns - first_token_ns) / 1e6 / (coalesce(output_tokens_usage, output_tokens_client) - 1)",
-        _ => return None,
-    })
-}
-
-fn samples(c: &Connection, id: &str, m: &str) -> Result<Vec<f64>> {
-    let expr = metric_sql(m).expect("validated");
-    let mut st = c.prepare(&format!(
-        "SELECT {expr} FROM requests WHERE experiment_id = ? AND status = 'ok' AND NOT warmup AND first_token_ns IS NOT NULL \
-         AND coalesce(output_tokens_usage, output_tokens_client, 2) >= 2"
-    ))?;
-    let v = st
-        .query_map([id], |r| r.get::<_, f64>(0))?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(v.into_iter().filter(|x| x.is_finite()).collect())
-}
 
 #[derive(Serialize)]
 struct Row {
@@ -76,7 +51,7 @@ pub fn run(a: DiffArgs) -> Result<ExitCode> {
     };
     let metrics: Vec<String> = a.metric.split(',').map(|s| s.trim().to_string()).collect();
     for m in &metrics {
-        if metric_sql(m).is_none() {
+        if read::metric_sql(m).is_none() {
             bail!("--metric `{m}`: expected one of ttft, e2e, tpot, ttft_from_schedule, e2e_from_schedule");
         }
     }
@@ -97,7 +72,7 @@ pub fn run(a: DiffArgs) -> Result<ExitCode> {
             continue;
         }
         for m in &metrics {
-            let (so, sn) = (samples(&co, id, m)?, samples(&cn, id, m)?);
+            let (so, sn) = (read::samples(&co, id, m)?, read::samples(&cn, id, m)?);
             for stat in [Stat::P50, Stat::P95] {
                 // Seeded per comparison: the verdict is reproducible.
                 let seed =
