@@ -31,6 +31,10 @@ pub enum Command {
     Plan(PlanArgs),
     /// Compare two bundles experiment by experiment; with --fail-on-regression, exit 1 on a significant regression.
     Diff(DiffArgs),
+    /// Write a price-performance report (Markdown, JSON, SVG charts) from one or more bundles.
+    Report(ReportArgs),
+    /// Combine bundles into one, keeping every run's provenance.
+    Merge(MergeArgs),
     /// Run the embedded simulated LLM server on its own.
     Sim(SimArgs),
 }
@@ -175,4 +179,48 @@ pub struct DiffArgs {
     /// Write the output to this file instead of stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// One or more result bundles (.duckdb), e.g. one per instance type.
+    #[arg(required = true)]
+    pub bundles: Vec<PathBuf>,
+    /// Output formats, comma-separated: md, json. SVG charts are always written under DIR/charts.
+    #[arg(long, default_value = "md,json")]
+    pub format: String,
+    /// Directory to write the report into (created if missing).
+    #[arg(long, default_value = "report")]
+    pub out: PathBuf,
+    /// A latency budget METRIC.STAT=MS, e.g. ttft.p95=1000 (repeatable). Replaces the bundles' budgets.
+    #[arg(long = "latency", value_name = "METRIC.STAT=MS")]
+    pub latency: Vec<String>,
+    /// Most acceptable error rate (fraction); default: the bundles' budget, else 0.01.
+    #[arg(long)]
+    pub max_error_rate: Option<f64>,
+    /// Most acceptable $/request.
+    #[arg(long)]
+    pub max_usd_per_request: Option<f64>,
+    /// Target workload (req/min) for the summary's capacity answer.
+    #[arg(long)]
+    pub rpm: Option<f64>,
+    /// Heatmap range of target rates, LO..HI req/min (default: from the measured capacities).
+    #[arg(long, value_name = "LO..HI")]
+    pub rpm_range: Option<String>,
+    /// Number of target rates in the heatmap (log-spaced).
+    #[arg(long, default_value_t = 8)]
+    pub rpm_steps: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// The bundles to combine.
+    #[arg(required = true, num_args = 2..)]
+    pub bundles: Vec<PathBuf>,
+    /// The new bundle to write (must not exist).
+    #[arg(short, long)]
+    pub out: PathBuf,
+    /// When the same experiment id holds results from different runs: fail (default), or keep the newest or the first given.
+    #[arg(long, default_value = "fail", value_parser = ["fail", "newest", "first"])]
+    pub on_conflict: String,
 }

@@ -44,6 +44,8 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Show(a) => cmd::show::run(a),
         Command::Plan(a) => cmd::plan::run(a),
         Command::Diff(a) => cmd::diff::run(a),
+        Command::Report(a) => cmd::report::run(a),
+        Command::Merge(a) => cmd::merge::run(a),
         Command::Run(a) => runtime()?.block_on(cmd::run::run(a)),
         Command::Sim(a) => runtime()?.block_on(cmd::sim::run(a)),
     }

@@ -2,7 +2,9 @@
 
 pub mod datasets;
 pub mod diff;
+pub mod merge;
 pub mod plan;
+pub mod report;
 pub mod run;
 pub mod show;
 pub mod sim;

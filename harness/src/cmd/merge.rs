@@ -1,0 +1,221 @@
+//! `harness merge A.duckdb B.duckdb ... -o C.duckdb`: one bundle holding every
+//! run, experiment, request, summary and dataset of its inputs.
+//!
+//! - Runs keep their own provenance rows (config, harness version, host); a run
+//!   found in several inputs is copied once.
+//! - An experiment id found in several inputs is copied once when every copy
+//!   comes from the same run. When copies come from different runs (the same
+//!   inputs measured twice), the merge stops and lists them, unless
+//!   `--on-conflict newest|first` says which to keep; the other copies are then
+//!   named in the output and in `meta.merged_from`.
+//! - A dataset card present in several inputs must have the same content hash.
+//! - `meta.merged_from` records each input's file name, runs and experiment count.
+
+use crate::bundle::{read, Bundle};
+use crate::cli::MergeArgs;
+use anyhow::{bail, Context, Result};
+use duckdb::params;
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+struct Copy {
+    src: usize,
+    run_id: String,
+    ended_at: String,
+}
+
+fn sql_str(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+pub fn run(a: MergeArgs) -> Result<ExitCode> {
+    if a.out.exists() {
+        bail!(
+            "{} already exists; merge writes a new bundle, choose another -o",
+            a.out.display()
+        );
+    }
+    for b in &a.bundles {
+        drop(read::open(b)?); // exists, is a bundle, same schema version
+    }
+    let mut copies: BTreeMap<String, Vec<Copy>> = BTreeMap::new();
+    let mut datasets: BTreeMap<(String, String), (usize, String)> = BTreeMap::new();
+    for (i, b) in a.bundles.iter().enumerate() {
+        let conn = read::open(b)?;
+        let mut st = conn.prepare(
+            "SELECT experiment_id, run_id, strftime(ended_at, '%Y-%m-%dT%H:%M:%S.%f') FROM experiments",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (id, run_id, ended_at) = row?;
+            copies.entry(id).or_default().push(Copy {
+                src: i,
+                run_id,
+                ended_at,
+            });
+        }
+        let mut st =
+            conn.prepare("SELECT dataset, tokenizer_sha256, content_sha256 FROM datasets")?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (d, t, content) = row?;
+            match datasets.get(&(d.clone(), t.clone())) {
+                Some((j, c)) if *c != content => bail!(
+                    "dataset `{d}` has different contents in {} (SHA-256 {c}) and {} (SHA-256 {content}); bundles with different data under one name cannot be merged",
+                    a.bundles[*j].display(),
+                    b.display()
+                ),
+                Some(_) => {}
+                None => {
+                    datasets.insert((d, t), (i, content));
+                }
+            }
+        }
+    }
+
+    // Which copy of each experiment to keep.
+    let mut keep: Vec<(String, usize)> = vec![];
+    let mut conflicts = vec![];
+    let mut dropped: Vec<String> = vec![];
+    for (id, cs) in &copies {
+        let first_run = &cs[0].run_id;
+        if cs.iter().all(|c| &c.run_id == first_run) {
+            keep.push((id.clone(), cs[0].src));
+            continue;
+        }
+        let chosen = match a.on_conflict.as_str() {
+            "newest" => cs
+                .iter()
+                .enumerate()
+                .max_by(|x, y| x.1.ended_at.cmp(&y.1.ended_at).then(y.0.cmp(&x.0)))
+                .map(|x| x.1)
+                .expect("non-empty"),
+            "first" => &cs[0],
+            _ => {
+                conflicts.push(format!(
+                    "  {id}: {}",
+                    cs.iter()
+                        .map(|c| format!("run {} in {}", c.run_id, a.bundles[c.src].display()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                continue;
+            }
+        };
+        for c in cs.iter().filter(|c| c.run_id != chosen.run_id) {
+            dropped.push(format!(
+                "{id} (run {} in {})",
+                c.run_id,
+                a.bundles[c.src].display()
+            ));
+        }
+        keep.push((id.clone(), chosen.src));
+    }
+    if !conflicts.is_empty() {
+        bail!(
+            "{} experiment(s) were measured in different runs, so merging would have to drop results:\n{}\nPass --on-conflict newest or --on-conflict first to keep one copy of each",
+            conflicts.len(),
+            conflicts.join("\n")
+        );
+    }
+
+    let out = Bundle::open(&a.out)?;
+    let c = out.connection();
+    c.execute_batch("CREATE TEMP TABLE keep (experiment_id VARCHAR, src INTEGER)")?;
+    {
+        let mut app = c.appender("keep")?;
+        for (id, src) in &keep {
+            app.append_row(params![id, *src as i32])?;
+        }
+    }
+    let mut merged_from = vec![];
+    for (i, b) in a.bundles.iter().enumerate() {
+        c.execute_batch(&format!(
+            "ATTACH {} AS src (READ_ONLY)",
+            sql_str(&b.to_string_lossy())
+        ))
+        .with_context(|| format!("cannot attach {}", b.display()))?;
+        let kept = format!("(SELECT experiment_id FROM keep WHERE src = {i})");
+        let mine: Vec<String> = datasets
+            .iter()
+            .filter(|(_, (j, _))| *j == i)
+            .map(|((d, t), _)| format!("({}, {})", sql_str(d), sql_str(t)))
+            .collect();
+        let ds_filter = if mine.is_empty() {
+            "FALSE".to_string()
+        } else {
+            format!("(dataset, tokenizer_sha256) IN ({})", mine.join(", "))
+        };
+        let runs: Vec<String> = {
+            let mut st = c.prepare("SELECT run_id FROM src.runs ORDER BY started_at")?;
+            let v = st
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            v
+        };
+        let n: i64 = c.query_row(
+            &format!("SELECT count(*) FROM keep WHERE src = {i}"),
+            [],
+            |r| r.get(0),
+        )?;
+        let earlier: Option<String> = c
+            .query_row(
+                "SELECT value FROM src.meta WHERE key = 'merged_from'",
+                [],
+                |r| r.get(0),
+            )
+            .ok();
+        c.execute_batch(&format!(
+            "BEGIN;
+             INSERT INTO runs SELECT * FROM src.runs WHERE run_id NOT IN (SELECT run_id FROM runs);
+             INSERT INTO experiments SELECT * FROM src.experiments WHERE experiment_id IN {kept};
+             INSERT INTO summaries SELECT * FROM src.summaries WHERE experiment_id IN {kept};
+             INSERT INTO distributions SELECT * FROM src.distributions WHERE experiment_id IN {kept};
+             INSERT INTO requests SELECT * FROM src.requests WHERE experiment_id IN {kept};
+             INSERT INTO datasets SELECT * FROM src.datasets WHERE {ds_filter};
+             INSERT INTO dataset_rows SELECT * FROM src.dataset_rows WHERE {ds_filter};
+             COMMIT;
+             DETACH src;"
+        ))
+        .with_context(|| format!("copying {}", b.display()))?;
+        let mut entry = serde_json::json!({
+            "file": b.file_name().map(|f| f.to_string_lossy().into_owned()),
+            "runs": runs,
+            "experiments": n,
+        });
+        if let Some(e) = earlier.and_then(|e| serde_json::from_str::<serde_json::Value>(&e).ok()) {
+            entry["merged_from"] = e;
+        }
+        merged_from.push(entry);
+    }
+    let meta = serde_json::json!({ "inputs": merged_from, "dropped": dropped });
+    c.execute(
+        "INSERT INTO meta VALUES ('merged_from', ?) ON CONFLICT DO UPDATE SET value = excluded.value",
+        params![meta.to_string()],
+    )?;
+    c.execute_batch("CHECKPOINT")?;
+    for d in &dropped {
+        eprintln!("dropped (--on-conflict {}): {d}", a.on_conflict);
+    }
+    let runs: i64 = c.query_row("SELECT count(*) FROM runs", [], |r| r.get(0))?;
+    println!(
+        "merged {} bundles into {}: {} run(s), {} experiment(s)",
+        a.bundles.len(),
+        a.out.display(),
+        runs,
+        keep.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}

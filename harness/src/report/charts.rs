@@ -1,0 +1,321 @@
+//! The report's charts, per workload: latency vs load (p50 line, p50–p95
+//! band) for TTFT and e2e, the TTFT distribution, error rate vs load, cost per
+//! 10k requests vs throughput with the Pareto front, and the capacity heatmap.
+
+use super::model::{ExperimentRow, Report};
+use super::svg::{self, Cell, Series, XyChart};
+use harness_core::analysis::WorkloadAnalysis;
+use std::collections::BTreeMap;
+
+pub struct Chart {
+    /// Relative path, e.g. `charts/chat-all-latency-ttft.svg`.
+    pub file: String,
+    pub title: String,
+    pub svg: String,
+}
+
+pub fn slug(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() || c == '.' {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_string()
+}
+
+fn rows_by_type<'a>(
+    r: &'a Report,
+    w: &WorkloadAnalysis,
+) -> BTreeMap<String, Vec<&'a ExperimentRow>> {
+    let mut m: BTreeMap<String, Vec<&ExperimentRow>> = BTreeMap::new();
+    for e in r
+        .experiments
+        .iter()
+        .filter(|e| e.measured.workload() == w.workload)
+    {
+        m.entry(e.measured.instance_type.clone())
+            .or_default()
+            .push(e);
+    }
+    for v in m.values_mut() {
+        v.sort_by(|a, b| a.measured.load.total_cmp(&b.measured.load));
+    }
+    m
+}
+
+fn load_label(rows: &BTreeMap<String, Vec<&ExperimentRow>>) -> &'static str {
+    let modes: Vec<&str> = rows
+        .values()
+        .flatten()
+        .map(|e| e.load_mode.as_str())
+        .collect();
+    if modes.iter().all(|m| *m == "closed") {
+        "concurrency (closed-loop workers)"
+    } else if modes.iter().all(|m| *m == "open") {
+        "offered rate (requests/s)"
+    } else {
+        "offered load"
+    }
+}
+
+fn latency_chart(
+    w: &WorkloadAnalysis,
+    rows: &BTreeMap<String, Vec<&ExperimentRow>>,
+    metric: &str,
+    name: &str,
+) -> XyChart {
+    let series = rows
+        .iter()
+        .enumerate()
+        .map(|(i, (t, v))| {
+            let get = |e: &ExperimentRow, s: &str| {
+                e.measured.latency.get(&format!("{metric}.{s}")).copied()
+            };
+            Series {
+                name: t.clone(),
+                points: v
+                    .iter()
+                    .filter_map(|e| Some((e.measured.load, get(e, "p50")?)))
+                    .collect(),
+                band: v
+                    .iter()
+                    .filter_map(|e| Some((e.measured.load, get(e, "p50")?, get(e, "p95")?)))
+                    .collect(),
+                colour: i,
+                ..Default::default()
+            }
+        })
+        .collect();
+    XyChart {
+        title: format!("{name} vs load — {}", w.workload),
+        subtitle: Some("line: p50; shaded band: p50 to p95, over all measured requests".into()),
+        x_label: load_label(rows).into(),
+        y_label: format!("{name} (ms)"),
+        x_log: false,
+        y_log: false,
+        series,
+    }
+}
+
+pub fn charts(r: &Report) -> Vec<Chart> {
+    let mut out = vec![];
+    for w in &r.analysis.workloads {
+        let rows = rows_by_type(r, w);
+        let base = slug(&w.workload);
+        let mut push = |kind: &str, title: String, svg: String| {
+            out.push(Chart {
+                file: format!("charts/{base}-{kind}.svg"),
+                title,
+                svg,
+            })
+        };
+        for (metric, name) in [("ttft", "TTFT"), ("e2e", "End-to-end latency")] {
+            let c = latency_chart(w, &rows, metric, name);
+            push(&format!("latency-{metric}"), c.title.clone(), c.render());
+        }
+        // TTFT distribution of each type's recommended configuration.
+        let types: Vec<&String> = rows.keys().collect();
+        let dist = XyChart {
+            title: format!("TTFT distribution — {}", w.workload),
+            subtitle: Some("each instance type's recommended configuration (its lowest load level when none met the budget)".into()),
+            x_label: "TTFT (ms, log scale)".into(),
+            y_label: "requests at or below (%)".into(),
+            x_log: true,
+            y_log: false,
+            series: r
+                .ttft
+                .iter()
+                .filter(|t| t.workload == w.workload && !t.samples.is_empty())
+                .map(|t| {
+                    let v = &t.samples;
+                    let n = v.len();
+                    let steps = n.min(200);
+                    let points = (1..=steps)
+                        .map(|i| {
+                            let idx = (i * n).div_ceil(steps) - 1;
+                            (v[idx], 100.0 * (idx + 1) as f64 / n as f64)
+                        })
+                        .collect();
+                    let load = r
+                        .experiments
+                        .iter()
+                        .find(|e| e.measured.name == t.name)
+                        .map(super::markdown::load)
+                        .unwrap_or_default();
+                    Series {
+                        name: format!("{} {load}", t.instance_type),
+                        points,
+                        colour: types.iter().position(|x| **x == t.instance_type).unwrap_or(0),
+                        ..Default::default()
+                    }
+                })
+                .collect(),
+        };
+        push("ttft-distribution", dist.title.clone(), dist.render());
+        let errors = XyChart {
+            title: format!("Error rate vs load — {}", w.workload),
+            subtitle: Some(format!(
+                "budget: error rate <= {}%",
+                svg::short(r.budget.constraints.max_error_rate * 100.0)
+            )),
+            x_label: load_label(&rows).into(),
+            y_label: "failed requests (%)".into(),
+            x_log: false,
+            y_log: false,
+            series: rows
+                .iter()
+                .enumerate()
+                .map(|(i, (t, v))| Series {
+                    name: t.clone(),
+                    points: v
+                        .iter()
+                        .map(|e| (e.measured.load, e.measured.error_rate * 100.0))
+                        .collect(),
+                    colour: i,
+                    ..Default::default()
+                })
+                .collect(),
+        };
+        push("errors", errors.title.clone(), errors.render());
+        let mut cost_series: Vec<Series> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, (t, v))| Series {
+                name: t.clone(),
+                points: v
+                    .iter()
+                    .filter_map(|e| Some((e.measured.throughput, e.usd_per_10k_requests?)))
+                    .collect(),
+                markers_only: true,
+                colour: i,
+                ..Default::default()
+            })
+            .collect();
+        let front: Vec<(f64, f64)> = w
+            .pareto
+            .iter()
+            .filter_map(|n| {
+                let e = r.experiments.iter().find(|e| &e.measured.name == n)?;
+                Some((e.measured.throughput, e.usd_per_10k_requests?))
+            })
+            .collect();
+        if !front.is_empty() {
+            cost_series.push(Series {
+                name: "Pareto front".into(),
+                points: front,
+                dashed: true,
+                colour: 7,
+                ..Default::default()
+            });
+        }
+        let cost = XyChart {
+            title: format!("Cost per 10k requests vs throughput — {}", w.workload),
+            subtitle: Some(
+                "every measured level; dashed: Pareto front of the configurations within budget"
+                    .into(),
+            ),
+            x_label: "throughput (successful requests/s, whole endpoint)".into(),
+            y_label: "$ per 10k requests (log scale)".into(),
+            x_log: false,
+            y_log: true,
+            series: cost_series,
+        };
+        push("cost-throughput", cost.title.clone(), cost.render());
+        if !w.heatmap.is_empty() {
+            push(
+                "heatmap",
+                format!("Capacity heatmap — {}", w.workload),
+                heatmap(r, w),
+            );
+        }
+    }
+    out
+}
+
+fn heatmap(r: &Report, w: &WorkloadAnalysis) -> String {
+    let cols: Vec<String> = w.capacity.iter().map(|c| c.instance_type.clone()).collect();
+    let rpms = &r.analysis.target_rpms;
+    let costs: Vec<f64> = w
+        .heatmap
+        .iter()
+        .filter_map(|c| c.usd_per_hour)
+        .filter(|c| *c > 0.0)
+        .collect();
+    let (lo, hi) = (
+        costs.iter().copied().fold(f64::INFINITY, f64::min).ln(),
+        costs.iter().copied().fold(0.0, f64::max).ln(),
+    );
+    let cells: Vec<Vec<Cell>> = rpms
+        .iter()
+        .map(|rpm| {
+            cols.iter()
+                .map(|t| {
+                    let Some(c) = w
+                        .heatmap
+                        .iter()
+                        .find(|c| &c.instance_type == t && c.target_rpm == *rpm)
+                    else {
+                        return Cell::default();
+                    };
+                    let mut marks = String::new();
+                    if c.best_choice {
+                        marks.push('★');
+                    }
+                    if c.least_cost {
+                        marks.push('$');
+                    }
+                    if c.fewest_instances {
+                        marks.push('#');
+                    }
+                    Cell {
+                        line1: c
+                            .instances
+                            .map(|n| format!("{n} ×"))
+                            .unwrap_or_else(|| "–".into()),
+                        line2: c
+                            .usd_per_hour
+                            .map(|h| format!("${h:.2}/h"))
+                            .unwrap_or_else(|| "–".into()),
+                        shade: c.usd_per_hour.filter(|h| *h > 0.0).map(|h| {
+                            if hi > lo {
+                                (h.ln() - lo) / (hi - lo)
+                            } else {
+                                0.0
+                            }
+                        }),
+                        best: c.best_choice,
+                        marks,
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    svg::heatmap(
+        &format!("Instances and $/hour to serve each rate — {}", w.workload),
+        &budget_text(r),
+        &rpms.iter().map(|x| svg::short(*x)).collect::<Vec<_>>(),
+        &cols,
+        &cells,
+    )
+}
+
+/// The budget in words, e.g. `ttft.p95 <= 1000 ms, e2e.p95 <= 5000 ms, error rate <= 1%`.
+pub fn budget_text(r: &Report) -> String {
+    let k = &r.budget.constraints;
+    let mut parts: Vec<String> = k
+        .latency
+        .iter()
+        .map(|(m, l)| format!("{m} <= {} ms", svg::short(*l)))
+        .collect();
+    parts.push(format!(
+        "error rate <= {}%",
+        svg::short(k.max_error_rate * 100.0)
+    ));
+    if let Some(c) = k.max_usd_per_request {
+        parts.push(format!("$/request <= {c}"));
+    }
+    parts.join(", ")
+}

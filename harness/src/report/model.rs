@@ -1,0 +1,295 @@
+//! The report's view model: what every format (Markdown, JSON, SVG charts)
+//! renders. Built from one or more bundles; every derived number comes from
+//! `harness_core::analysis`, so the viewer reproduces it from the same JSON.
+
+use crate::bundle::read::{self, StoredDataset, StoredExperiment, StoredRun};
+use anyhow::Result;
+use harness_core::analysis::{analyse, default_rpm_range, Analysis, Measured};
+use harness_core::recommend::Constraints;
+use harness_core::Metric;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Latency metrics whose statistics a budget may name (`metric.stat`).
+pub const LATENCY_METRICS: [Metric; 7] = [
+    Metric::Ttft,
+    Metric::TtftFromSchedule,
+    Metric::Itl,
+    Metric::Tpot,
+    Metric::E2e,
+    Metric::E2eFromSchedule,
+    Metric::DispatchLag,
+];
+pub const STATS: [&str; 7] = ["mean", "p50", "p90", "p95", "p99", "min", "max"];
+
+/// Checks a `metric.stat` key, e.g. `ttft.p95`.
+pub fn check_latency_key(key: &str) -> Result<(), String> {
+    let (m, s) = key.split_once('.').unwrap_or((key, ""));
+    let known_metric = LATENCY_METRICS.iter().any(|x| x.id() == m);
+    if !known_metric || !STATS.contains(&s) {
+        return Err(format!(
+            "`{key}` is not a latency statistic; expected METRIC.STAT with METRIC one of {} and STAT one of {}",
+            LATENCY_METRICS.map(|m| m.id()).join(", "),
+            STATS.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// The analysis view of a stored experiment.
+pub fn measured(e: &StoredExperiment) -> Measured {
+    let mut latency = BTreeMap::new();
+    for m in LATENCY_METRICS {
+        if let Some(d) = e.summary.dist(m) {
+            for s in STATS {
+                if let Some(v) = d.stat(s) {
+                    latency.insert(format!("{}.{s}", m.id()), v);
+                }
+            }
+        }
+    }
+    Measured {
+        name: e.label.clone(),
+        experiment_id: e.experiment_id.clone(),
+        instance_type: e
+            .instance_type
+            .clone()
+            .unwrap_or_else(|| e.endpoint.clone()),
+        instance_count: e.instance_count.max(1) as u32,
+        dataset: e.dataset.clone(),
+        bucket: e.bucket.clone(),
+        load: e.concurrency.map(f64::from).or(e.rate).unwrap_or_default(),
+        throughput: e.summary.request_throughput,
+        error_rate: e.summary.error_rate,
+        latency,
+        usd_per_hour: e.cost.usd_per_hour,
+        usd_per_request: e.cost.usd_per_request,
+    }
+}
+
+/// Where the budget came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Budget {
+    pub constraints: Constraints,
+    pub source: String,
+}
+
+/// Budgets stored in a bundle's run config (`budgets:`), if any.
+pub fn budget_from_runs(runs: &[StoredRun]) -> Option<Budget> {
+    for r in runs {
+        let Ok(v) = crate::config::yaml::parse_value(&r.config_yaml) else {
+            continue;
+        };
+        let Some(b) = v.get("budgets").filter(|b| b.is_object()) else {
+            continue;
+        };
+        let num = |k: &str| b.get(k).and_then(|x| x.as_f64());
+        let mut latency = vec![];
+        if let Some(x) = num("ttft_p95_ms") {
+            latency.push(("ttft.p95".to_string(), x));
+        }
+        if let Some(x) = num("e2e_p95_ms") {
+            latency.push(("e2e.p95".to_string(), x));
+        }
+        let k = Constraints {
+            max_error_rate: num("error_rate").unwrap_or(Constraints::default().max_error_rate),
+            latency,
+            max_usd_per_request: num("cost_per_request"),
+        };
+        if k != Constraints::default() {
+            return Some(Budget {
+                constraints: k,
+                source: format!("budgets of run {} ({})", r.run_id, r.config_file),
+            });
+        }
+    }
+    None
+}
+
+/// One bundle's provenance.
+#[derive(Debug, Clone, Serialize)]
+pub struct BundleInfo {
+    /// The file name (the directory is left out so reports are reproducible).
+    pub file: String,
+    pub runs: Vec<StoredRun>,
+    pub datasets: Vec<StoredDataset>,
+}
+
+/// One experiment's row in the report: the analysis view plus figures the
+/// analysis does not need.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExperimentRow {
+    #[serde(flatten)]
+    pub measured: Measured,
+    pub bundle: usize,
+    pub run_id: String,
+    pub endpoint: String,
+    pub load_mode: String,
+    pub simulated: bool,
+    pub requests: u64,
+    pub requests_failed: u64,
+    pub output_token_throughput: f64,
+    /// Mean prompt and output tokens per successful request.
+    pub prompt_tokens_mean: Option<f64>,
+    pub output_tokens_mean: Option<f64>,
+    pub usd_per_10k_requests: Option<f64>,
+    pub usd_per_1m_output_tokens: Option<f64>,
+    pub usd_run: Option<f64>,
+    pub token_mismatch: bool,
+}
+
+/// The best option of a workload for a target rate (the heatmap's best choice).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub report_version: u32,
+    pub harness_version: String,
+    pub bundles: Vec<BundleInfo>,
+    pub budget: Budget,
+    /// The target workload of the summary, req/min, when given.
+    pub target_rpm: Option<f64>,
+    pub simulated: bool,
+    pub experiments: Vec<ExperimentRow>,
+    /// Experiments left out (not complete), by label.
+    pub excluded: Vec<String>,
+    pub analysis: Analysis,
+    /// Per workload, the capacity plan for `target_rpm` (a one-column heatmap).
+    pub target: Option<Analysis>,
+    /// TTFT samples of each plotted experiment, for the distribution chart;
+    /// not in the JSON.
+    #[serde(skip)]
+    pub ttft: Vec<TtftSamples>,
+}
+
+/// The per-request TTFT (ms, sorted) of one experiment.
+#[derive(Debug, Clone)]
+pub struct TtftSamples {
+    pub workload: String,
+    pub instance_type: String,
+    pub name: String,
+    pub samples: Vec<f64>,
+}
+
+pub struct Options {
+    /// Replaces the bundles' budgets when given.
+    pub constraints: Option<Constraints>,
+    pub target_rpm: Option<f64>,
+    pub heatmap_rpms: Option<Vec<f64>>,
+}
+
+pub const REPORT_VERSION: u32 = 1;
+
+pub fn build(bundles: &[PathBuf], o: &Options) -> Result<Report> {
+    let mut infos = vec![];
+    let mut rows = vec![];
+    let mut excluded = vec![];
+    let mut ttft = vec![];
+    let mut conns = vec![];
+    for (i, path) in bundles.iter().enumerate() {
+        let conn = read::open(path)?;
+        infos.push(BundleInfo {
+            file: path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            runs: read::runs(&conn)?,
+            datasets: read::datasets(&conn)?,
+        });
+        for e in read::experiments(&conn)? {
+            if e.status != "complete" {
+                excluded.push(format!("{} ({})", e.label, e.status));
+                continue;
+            }
+            rows.push((i, e));
+        }
+        conns.push(conn);
+    }
+    if rows.is_empty() {
+        anyhow::bail!(
+            "no complete experiment in {} bundle(s); nothing to report",
+            bundles.len()
+        );
+    }
+    let budget = match &o.constraints {
+        Some(k) => Budget {
+            constraints: k.clone(),
+            source: "command line".into(),
+        },
+        None => infos
+            .iter()
+            .find_map(|b| budget_from_runs(&b.runs))
+            .unwrap_or(Budget {
+                constraints: Constraints::default(),
+                source: "default (no latency budget in the bundles or on the command line)".into(),
+            }),
+    };
+    let experiments: Vec<ExperimentRow> = rows
+        .iter()
+        .map(|(i, e)| ExperimentRow {
+            measured: measured(e),
+            bundle: *i,
+            run_id: e.run_id.clone(),
+            endpoint: e.endpoint.clone(),
+            load_mode: e.load_mode.clone(),
+            simulated: e.simulated,
+            requests: e.summary.requests,
+            requests_failed: e.summary.requests_failed,
+            output_token_throughput: e.summary.output_token_throughput,
+            prompt_tokens_mean: e.summary.dist(Metric::PromptTokens).map(|d| d.mean),
+            output_tokens_mean: e.summary.dist(Metric::OutputTokens).map(|d| d.mean),
+            usd_per_10k_requests: e.cost.usd_per_10k_requests,
+            usd_per_1m_output_tokens: e.cost.usd_per_1m_output_tokens,
+            usd_run: e.cost.usd_run,
+            token_mismatch: e.summary.token_mismatch(),
+        })
+        .collect();
+    let ms: Vec<Measured> = experiments.iter().map(|r| r.measured.clone()).collect();
+    let k = &budget.constraints;
+    let rpms = o
+        .heatmap_rpms
+        .clone()
+        .unwrap_or_else(|| default_rpm_range(&ms, k));
+    let analysis = analyse(&ms, k, &rpms);
+    let target = o.target_rpm.map(|r| analyse(&ms, k, &[r]));
+    // The TTFT distribution chart shows each instance type's recommended
+    // configuration (or, when none passed, its lowest load level).
+    for w in &analysis.workloads {
+        for c in &w.choices {
+            let name = c.chosen.clone().or_else(|| {
+                experiments
+                    .iter()
+                    .filter(|r| {
+                        r.measured.workload() == w.workload
+                            && r.measured.instance_type == c.instance_type
+                    })
+                    .min_by(|a, b| a.measured.load.total_cmp(&b.measured.load))
+                    .map(|r| r.measured.name.clone())
+            });
+            let Some(name) = name else { continue };
+            let Some(r) = experiments.iter().find(|r| r.measured.name == name) else {
+                continue;
+            };
+            let mut samples = read::samples(&conns[r.bundle], &r.measured.experiment_id, "ttft")?;
+            samples.sort_by(f64::total_cmp);
+            ttft.push(TtftSamples {
+                workload: w.workload.clone(),
+                instance_type: c.instance_type.clone(),
+                name,
+                samples,
+            });
+        }
+    }
+    Ok(Report {
+        report_version: REPORT_VERSION,
+        harness_version: env!("CARGO_PKG_VERSION").to_string(),
+        simulated: experiments.iter().any(|r| r.simulated),
+        bundles: infos,
+        budget,
+        target_rpm: o.target_rpm,
+        experiments,
+        excluded,
+        analysis,
+        target,
+        ttft,
+    })
+}

@@ -1,0 +1,249 @@
+//! `harness report`: a golden-file test on a fixed simulator bundle, and the
+//! report of a fresh run agreeing with the bundle it reads.
+//!
+//! The fixed bundle is kept as CSV (one file per table, sorted) under
+//! `tests/fixtures/report/bundle/`, made by `scripts/regen-report-fixture.sh`
+//! from `tests/fixtures/report/report-golden.yml`. Its timings are frozen, so
+//! the report is byte-for-byte reproducible. To accept an intended change of
+//! the report: `UPDATE_GOLDEN=1 cargo test -p harness --test it report::`.
+
+use super::common::*;
+use harness::bundle::Bundle;
+use std::path::{Path, PathBuf};
+
+const TABLES: [(&str, &str); 8] = [
+    ("meta", "key"),
+    ("runs", "run_id"),
+    ("experiments", "ordinal, experiment_id"),
+    ("summaries", "experiment_id"),
+    ("distributions", "experiment_id, metric"),
+    ("requests", "experiment_id, seq"),
+    ("datasets", "dataset, tokenizer_sha256"),
+    ("dataset_rows", "dataset, tokenizer_sha256, bucket, line"),
+];
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report")
+}
+
+fn q(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', "''"))
+}
+
+/// Writes every table of `bundle` to `dir/<table>.csv`, sorted.
+fn export(bundle: &Path, dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let conn = duckdb::Connection::open(bundle).unwrap();
+    for (t, order) in TABLES {
+        conn.execute_batch(&format!(
+            "COPY (SELECT * FROM {t} ORDER BY {order}) TO {} (HEADER, DELIMITER ',')",
+            q(&dir.join(format!("{t}.csv")))
+        ))
+        .unwrap();
+    }
+}
+
+/// A bundle at `path` holding the fixture's rows.
+fn import(dir: &Path, path: &Path) {
+    let b = Bundle::open(path).unwrap();
+    let c = b.connection();
+    c.execute_batch("DELETE FROM meta").unwrap();
+    for (t, _) in TABLES {
+        c.execute_batch(&format!(
+            "COPY {t} FROM {} (HEADER, DELIMITER ',')",
+            q(&dir.join(format!("{t}.csv")))
+        ))
+        .unwrap_or_else(|e| panic!("importing {t}: {e}"));
+    }
+    c.execute_batch("CHECKPOINT").unwrap();
+}
+
+fn compare_or_update(got: &str, golden: &Path) {
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(golden, got).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(golden)
+        .unwrap_or_else(|e| panic!("{}: {e}; run with UPDATE_GOLDEN=1", golden.display()));
+    if got != want {
+        let line = got
+            .lines()
+            .zip(want.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(got.lines().count().min(want.lines().count()));
+        panic!(
+            "{} differs from the report at line {}:\n  golden: {:?}\n  now:    {:?}\nIf the change is intended, rerun with UPDATE_GOLDEN=1 and review the diff.",
+            golden.display(),
+            line + 1,
+            want.lines().nth(line),
+            got.lines().nth(line)
+        );
+    }
+}
+
+#[test]
+fn golden_markdown_and_json_report() {
+    let dir = tempfile::tempdir().unwrap();
+    if let Some(src) = std::env::var_os("REPORT_FIXTURE_FROM") {
+        // scripts/regen-report-fixture.sh: refresh the CSV fixture first.
+        let _ = std::fs::remove_dir_all(fixture().join("bundle"));
+        export(Path::new(&src), &fixture().join("bundle"));
+    }
+    let bundle = dir.path().join("report-golden.duckdb");
+    import(&fixture().join("bundle"), &bundle);
+    let out = dir.path().join("report");
+    run_ok(&[
+        "report",
+        bundle.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--rpm",
+        "600",
+        "--rpm-range",
+        "60..6000",
+        "--rpm-steps",
+        "5",
+    ]);
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let json = std::fs::read_to_string(out.join("report.json")).unwrap();
+    compare_or_update(&md, &fixture().join("report.md"));
+    compare_or_update(&json, &fixture().join("report.json"));
+    // Every chart the Markdown links to exists and is an SVG.
+    let links: Vec<&str> = md
+        .lines()
+        .filter_map(|l| l.strip_prefix("![")?.split_once("](")?.1.strip_suffix(')'))
+        .collect();
+    assert_eq!(
+        links.len(),
+        12,
+        "6 charts for each of 2 workloads: {links:?}"
+    );
+    for l in links {
+        let svg = std::fs::read_to_string(out.join(l)).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{l}"
+        );
+    }
+}
+
+const CFG: &str = r#"
+name: r
+endpoints:
+  - name: a
+    provider: sim
+    instance_type: g5.xlarge
+    instance_count: 2
+    sim: { ttft_ms: 20, itl_ms: 4 }
+  - name: b
+    provider: sim
+    instance_type: g6e.2xlarge
+    sim: { ttft_ms: 80, itl_ms: 4 }
+datasets:
+  - name: d
+    synthetic: { prompt_tokens: 16, output_tokens: 8 }
+load: { concurrency: [1, 4], requests: 16 }
+pricing: { instance_hourly: { g5.xlarge: 1.0, g6e.2xlarge: 2.0 } }
+budgets: { ttft_p95_ms: 60 }
+"#;
+
+#[test]
+fn report_numbers_are_the_bundles_and_the_budget_is_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "r", CFG);
+    let bundle = run_into(dir.path(), &cfg, "r", &[]);
+    let out = dir.path().join("rep");
+    run_ok(&[
+        "report",
+        bundle.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(
+        !out.join("report.md").exists(),
+        "only the formats asked for"
+    );
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let stored = experiments(&bundle);
+    let rows = j["experiments"].as_array().unwrap();
+    assert_eq!(rows.len(), stored.len());
+    for e in &stored {
+        let r = rows
+            .iter()
+            .find(|r| r["experiment_id"] == e.experiment_id.as_str())
+            .unwrap();
+        assert_eq!(
+            r["throughput"].as_f64().unwrap(),
+            e.summary.request_throughput
+        );
+        assert_eq!(r["usd_per_request"].as_f64(), e.cost.usd_per_request);
+        assert_eq!(
+            r["latency"]["ttft.p95"].as_f64().unwrap(),
+            e.summary.dist(harness_core::Metric::Ttft).unwrap().p95
+        );
+    }
+    // The bundle's budget (TTFT p95 <= 60 ms) rejects b (80 ms) and keeps a.
+    assert_eq!(j["budget"]["constraints"]["latency"][0][0], "ttft.p95");
+    let w = &j["analysis"]["workloads"][0];
+    let rejected: Vec<&str> = w["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert!(rejected.iter().all(|n| n.starts_with("b ")), "{rejected:?}");
+    assert_eq!(rejected.len(), 2);
+    assert!(w["best"].as_str().unwrap().starts_with("a "));
+    // a runs 2 instances: its per-instance capacity is half its throughput.
+    let cap = w["capacity"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["instance_type"] == "g5.xlarge")
+        .unwrap();
+    let best_a = stored
+        .iter()
+        .filter(|e| e.endpoint == "a")
+        .map(|e| e.summary.request_throughput)
+        .fold(0.0, f64::max);
+    assert!((cap["capacity"]["per_instance_rps"].as_f64().unwrap() - best_a / 2.0).abs() < 1e-9);
+    assert_eq!(cap["usd_per_instance_hour"].as_f64(), Some(1.0));
+
+    // A command-line budget replaces the bundle's: now b passes too.
+    run_ok(&[
+        "report",
+        bundle.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--latency",
+        "ttft.p95=500",
+    ]);
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("Every configuration met the budget."), "{md}");
+    assert!(md.contains("from command line"));
+}
+
+#[test]
+fn bad_report_arguments_are_named() {
+    let bad = [
+        (vec!["--latency", "ttft.p42=5"], "not a latency statistic"),
+        (vec!["--latency", "ttft.p95"], "expected METRIC.STAT=MS"),
+        (vec!["--format", "pdf"], "--format `pdf`"),
+        (vec!["--rpm-range", "10..1"], "--rpm-range `10..1`"),
+    ];
+    for (args, want) in bad {
+        let mut a = vec!["report", "nowhere.duckdb"];
+        a.extend(args.iter());
+        let o = harness().args(&a).output().unwrap();
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains(want), "{a:?}: {}", stderr(&o));
+    }
+    let o = harness()
+        .args(["report", "nowhere.duckdb"])
+        .output()
+        .unwrap();
+    assert!(stderr(&o).contains("no bundle at nowhere.duckdb"));
+}
