@@ -5,8 +5,11 @@
 use crate::bundle::read::{self, StoredExperiment};
 use crate::cli::PlanArgs;
 use crate::pricing::PriceBook;
+use crate::report::model;
 use anyhow::{bail, Result};
-use harness_core::capacity::{heatmap, per_instance_capacity, Capacity, Point};
+use harness_core::analysis::{analyse, Measured};
+use harness_core::capacity::Capacity;
+use harness_core::recommend::Constraints;
 use harness_core::Metric;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -85,6 +88,11 @@ pub fn run(a: PlanArgs) -> Result<ExitCode> {
     };
 
     let simulated = chosen.iter().any(|(_, v)| v.iter().any(|e| e.simulated));
+    let k = Constraints {
+        max_error_rate: a.max_error_rate,
+        latency: vec![(format!("{}.p95", metric.id()), a.latency_p95)],
+        max_usd_per_request: None,
+    };
     for ((dataset, bucket), v) in chosen {
         println!(
             "Workload: {} req/min ({:.2} req/s), {} p95 <= {} ms, error rate <= {}%; measured on dataset {dataset} [{bucket}] (prompt ~{:.0}, output ~{:.0} tokens)",
@@ -96,50 +104,48 @@ pub fn run(a: PlanArgs) -> Result<ExitCode> {
             avg(v, Metric::PromptTokens).unwrap_or(0.0),
             avg(v, Metric::OutputTokens).unwrap_or(0.0),
         );
-        let mut by_type: BTreeMap<String, Vec<&StoredExperiment>> = BTreeMap::new();
-        for e in v {
-            by_type
-                .entry(e.instance_type.clone().expect("filtered"))
-                .or_default()
-                .push(e);
-        }
-        let mut types: Vec<(String, Option<Capacity>, Option<f64>)> = vec![];
+        // Prices come from the price book given here, so a plan can be redone
+        // with other prices without rerunning the benchmark.
+        let measured: Vec<Measured> = v
+            .iter()
+            .map(|e| {
+                let mut m = model::measured(e);
+                m.usd_per_hour = book
+                    .hourly(&m.instance_type, &a.region, &BTreeMap::new())
+                    .map(|p| p * m.instance_count as f64);
+                m.usd_per_request = m
+                    .usd_per_hour
+                    .filter(|_| m.throughput > 0.0)
+                    .map(|h| h / 3600.0 / m.throughput);
+                m
+            })
+            .collect();
+        let analysis = analyse(&measured, &k, &[a.rpm]);
+        let w = &analysis.workloads[0];
         let mut notes: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (t, es) in &by_type {
-            // Per-instance points: each level's throughput over its instance count.
-            let points: Vec<Point> = es
-                .iter()
-                .filter_map(|e| {
-                    Some(Point {
-                        throughput: e.summary.request_throughput / e.instance_count.max(1) as f64,
-                        metric: e.summary.dist(metric)?.p95,
-                        error_rate: e.summary.error_rate,
-                    })
-                })
-                .collect();
-            let cap = per_instance_capacity(&points, a.latency_p95, a.max_error_rate, 1);
-            let n = notes.entry(t.clone()).or_default();
-            match &cap {
+        for c in &w.capacity {
+            let n = notes.entry(c.instance_type.clone()).or_default();
+            match &c.capacity {
                 None => n.push("budget never met at any measured level".into()),
-                Some(c) if !c.budget_reached => n.push(
+                Some(x) if !x.budget_reached => n.push(
                     "budget held at the highest level measured: capacity may be higher".into(),
                 ),
                 _ => {}
             }
-            let price = book.hourly(t, &a.region, &BTreeMap::new());
-            if price.is_none() {
-                n.push(format!("no price for {t} in {}", a.region));
+            if c.usd_per_instance_hour.is_none() {
+                n.push(format!("no price for {} in {}", c.instance_type, a.region));
             }
-            types.push((t.clone(), cap, price));
         }
-        let cells = heatmap(&types, &[a.rpm]);
+        let types: Vec<Option<&Capacity>> =
+            w.capacity.iter().map(|c| c.capacity.as_ref()).collect();
+        let cells = &w.heatmap;
         println!(
             "{:<16} {:>14} {:>10} {:>10} {:>12} {:>10}  notes",
             "instance type", "req/s/instance", "instances", "$/hour", "$/request", "$/1k req"
         );
         let fmt =
             |x: Option<f64>, p: usize| x.map(|v| format!("{v:.p$}")).unwrap_or_else(|| "-".into());
-        for (c, (_, cap, _)) in cells.iter().zip(&types) {
+        for (c, cap) in cells.iter().zip(&types) {
             let mut n = notes.remove(&c.instance_type).unwrap_or_default();
             if c.best_choice {
                 n.insert(0, "BEST CHOICE".into());
@@ -153,7 +159,7 @@ pub fn run(a: PlanArgs) -> Result<ExitCode> {
             println!(
                 "{:<16} {:>14} {:>10} {:>10} {:>12} {:>10}  {}",
                 c.instance_type,
-                fmt(cap.as_ref().map(|c| c.per_instance_rps), 2),
+                fmt(cap.map(|c| c.per_instance_rps), 2),
                 c.instances
                     .map(|n| n.to_string())
                     .unwrap_or_else(|| "-".into()),
