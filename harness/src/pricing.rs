@@ -100,14 +100,22 @@ impl PriceBook {
         })
     }
 
-    pub fn tokens(&self, model: &str, region: &str) -> Option<TokenPrice> {
-        self.tokens
-            .iter()
-            .find(|e| e.model == model && e.region == region)
-            .map(|e| TokenPrice {
-                input_per_1m: e.input_per_1m,
-                output_per_1m: e.output_per_1m,
-            })
+    /// $ per 1M input and output tokens for `model` in `region`; `overrides` win.
+    pub fn tokens(
+        &self,
+        model: &str,
+        region: &str,
+        overrides: &BTreeMap<String, TokenPrice>,
+    ) -> Option<TokenPrice> {
+        overrides.get(model).copied().or_else(|| {
+            self.tokens
+                .iter()
+                .find(|e| e.model == model && e.region == region)
+                .map(|e| TokenPrice {
+                    input_per_1m: e.input_per_1m,
+                    output_per_1m: e.output_per_1m,
+                })
+        })
     }
 
     pub fn source_of(&self, instance_type: &str, region: &str) -> Option<String> {
@@ -133,7 +141,9 @@ mod tests {
         assert_eq!(b.hourly("g5.xlarge", "eu-west-1", &BTreeMap::new()), None);
         let o = BTreeMap::from([("g5.xlarge".to_string(), 0.5)]);
         assert_eq!(b.hourly("g5.xlarge", "us-east-1", &o), Some(0.5));
-        assert!(b.tokens("amazon.nova-micro-v1:0", "us-east-1").is_some());
+        assert!(b
+            .tokens("amazon.nova-micro-v1:0", "us-east-1", &BTreeMap::new())
+            .is_some());
         for t in [
             "g5.xlarge",
             "g5.2xlarge",

@@ -245,14 +245,44 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
             }
             p
         });
-        let cost = harness_core::cost::instance_costs(&harness_core::cost::CostInputs {
-            hourly_usd: hourly,
-            instance_count: exp.endpoint.instance_count,
-            window_s: summary.window_s,
-            requests_ok: summary.requests_ok,
-            output_tokens: (summary.output_token_throughput * summary.window_s).round() as u64,
-            run_s: (outcome.ended_at - outcome.started_at).num_milliseconds() as f64 / 1e3,
-        });
+        // An endpoint without an instance type is priced per token when the
+        // book (or the config) has a price for its model: cost from the
+        // server's usage counts over the measured successful requests (the
+        // client's count where a response carried no usage).
+        let token_price = if exp.endpoint.instance_type.is_none() {
+            prices.tokens(&exp.endpoint.model, &region, &cfg.pricing.token_prices)
+        } else {
+            None
+        };
+        let cost = match token_price {
+            Some(tp) => {
+                let tokens = |measured_only: bool| {
+                    samples
+                        .iter()
+                        .filter(|s| !measured_only || (s.ok && !s.warmup))
+                        .fold((0, 0), |(p, o), s| {
+                            (
+                                p + s.prompt_tokens().unwrap_or(0),
+                                o + s.output_tokens().unwrap_or(0),
+                            )
+                        })
+                };
+                let (p, o) = tokens(true);
+                let mut c = harness_core::cost::token_costs(Some(tp), p, o, summary.requests_ok);
+                // The run's cost: every request's tokens, warm-up and failures too.
+                let (pa, oa) = tokens(false);
+                c.usd_run = harness_core::cost::token_costs(Some(tp), pa, oa, 1).usd_run;
+                c
+            }
+            None => harness_core::cost::instance_costs(&harness_core::cost::CostInputs {
+                hourly_usd: hourly,
+                instance_count: exp.endpoint.instance_count,
+                window_s: summary.window_s,
+                requests_ok: summary.requests_ok,
+                output_tokens: (summary.output_token_throughput * summary.window_s).round() as u64,
+                run_s: (outcome.ended_at - outcome.started_at).num_milliseconds() as f64 / 1e3,
+            }),
+        };
         let status = if outcome.interrupted {
             "interrupted"
         } else {

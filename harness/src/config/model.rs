@@ -149,6 +149,7 @@ pub struct Pricing {
     pub file: Option<String>,
     pub region: Option<String>,
     pub instance_hourly: BTreeMap<String, f64>,
+    pub token_prices: BTreeMap<String, harness_core::cost::TokenPrice>,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]

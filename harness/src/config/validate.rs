@@ -238,10 +238,33 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
             );
         }
     }
+    let mut token_prices = std::collections::BTreeMap::new();
+    for (model, tp) in wp.token_prices.iter().flatten() {
+        let at = root.key("pricing").key("token_prices").key(model);
+        for (field, v) in [
+            ("input_per_1m", tp.input_per_1m),
+            ("output_per_1m", tp.output_per_1m),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                cx.err(
+                    at.key(field),
+                    format!("{v} is not a price in $ per 1M tokens (>= 0)"),
+                );
+            }
+        }
+        token_prices.insert(
+            model.clone(),
+            harness_core::cost::TokenPrice {
+                input_per_1m: tp.input_per_1m,
+                output_per_1m: tp.output_per_1m,
+            },
+        );
+    }
     let pricing = Pricing {
         file: wp.file,
         region: wp.region,
         instance_hourly: wp.instance_hourly.unwrap_or_default(),
+        token_prices,
     };
 
     let wb = w.budgets.unwrap_or_default();

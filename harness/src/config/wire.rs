@@ -193,6 +193,16 @@ pub struct WirePricing {
     pub region: Option<String>,
     /// $/hour per instance type, overriding the file.
     pub instance_hourly: Option<BTreeMap<String, f64>>,
+    /// $ per 1M input and output tokens per model, overriding the file; used for
+    /// endpoints without an instance type (token-priced APIs such as Bedrock).
+    pub token_prices: Option<BTreeMap<String, WireTokenPrice>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireTokenPrice {
+    pub input_per_1m: f64,
+    pub output_per_1m: f64,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

@@ -247,3 +247,69 @@ fn bad_report_arguments_are_named() {
         .unwrap();
     assert!(stderr(&o).contains("no bundle at nowhere.duckdb"));
 }
+
+const TOKEN_PRICED: &str = r#"
+name: t
+endpoints:
+  - name: api
+    provider: sim
+    model: hosted-8b
+    sim: { ttft_ms: 5, itl_ms: 1 }
+datasets:
+  - name: d
+    synthetic: { prompt_tokens: 40, output_tokens: 12 }
+load: { concurrency: [2], requests: 10, warmup: { requests: 2 } }
+pricing: { token_prices: { hosted-8b: { input_per_1m: 2.0, output_per_1m: 10.0 } } }
+"#;
+
+#[test]
+fn token_priced_endpoint_costs_come_from_usage_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "t", TOKEN_PRICED);
+    let bundle = run_into(dir.path(), &cfg, "t", &[]);
+    let c = harness::bundle::read::open(&bundle).unwrap();
+    let tokens = |filter: &str| -> (i64, i64, i64) {
+        c.query_row(
+            &format!("SELECT sum(coalesce(prompt_tokens_usage, prompt_tokens_client)), sum(coalesce(output_tokens_usage, output_tokens_client)), count(*) FROM requests WHERE {filter}"),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap()
+    };
+    let (p, o, n) = tokens("status = 'ok' AND NOT warmup");
+    let (pa, oa, _) = tokens("TRUE");
+    assert_eq!((p, o, n), (400, 120, 10), "the simulator reports usage");
+    let e = &experiments(&bundle)[0];
+    let want = (p as f64 * 2.0 + o as f64 * 10.0) / 1e6 / n as f64;
+    let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() <= 1e-12 * b);
+    assert!(
+        close(e.cost.usd_per_request, want),
+        "{:?} vs {want}",
+        e.cost
+    );
+    assert!(close(e.cost.usd_per_10k_requests, want * 1e4));
+    assert!(close(
+        e.cost.usd_run,
+        (pa as f64 * 2.0 + oa as f64 * 10.0) / 1e6
+    ));
+    assert_eq!(e.cost.usd_per_hour, None, "token-priced: no hourly price");
+}
+
+#[test]
+fn a_negative_token_price_is_named_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = TOKEN_PRICED.replace("input_per_1m: 2.0", "input_per_1m: -2.0");
+    let cfg = write_config(dir.path(), "t", &bad);
+    let o = harness()
+        .args(["validate", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("t.yml:12:")
+            && stderr(&o)
+                .contains("pricing.token_prices.hosted-8b.input_per_1m: -2 is not a price"),
+        "{}",
+        stderr(&o)
+    );
+}
