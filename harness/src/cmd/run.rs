@@ -373,6 +373,10 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
         if interrupted { ", interrupted" } else { "" }
     );
     println!("bundle: {}", path.display());
+    println!(
+        "next: harness report {0} --out report   |   harness plan {0} --rpm R --latency-p95 MS",
+        path.display()
+    );
     Ok(if interrupted {
         ExitCode::from(crate::EXIT_INTERRUPTED)
     } else {

@@ -61,13 +61,29 @@ fn load_label(rows: &BTreeMap<String, Vec<&ExperimentRow>>) -> &'static str {
     }
 }
 
+/// A dashed horizontal line at `y` across the measured loads: the budget.
+fn budget_line(rows: &BTreeMap<String, Vec<&ExperimentRow>>, name: String, y: f64) -> Series {
+    let loads = rows.values().flatten().map(|e| e.measured.load);
+    let (lo, hi) = loads.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+        (a.min(x), b.max(x))
+    });
+    Series {
+        name,
+        points: vec![(lo, y), (hi, y)],
+        dashed: true,
+        colour: 7,
+        ..Default::default()
+    }
+}
+
 fn latency_chart(
+    r: &Report,
     w: &WorkloadAnalysis,
     rows: &BTreeMap<String, Vec<&ExperimentRow>>,
     metric: &str,
     name: &str,
 ) -> XyChart {
-    let series = rows
+    let mut series: Vec<Series> = rows
         .iter()
         .enumerate()
         .map(|(i, (t, v))| {
@@ -89,6 +105,14 @@ fn latency_chart(
             }
         })
         .collect();
+    let key = format!("{metric}.p95");
+    if let Some((_, limit)) = r.budget.constraints.latency.iter().find(|(k, _)| *k == key) {
+        series.push(budget_line(
+            rows,
+            format!("budget: p95 <= {}", svg::short(*limit)),
+            *limit,
+        ));
+    }
     XyChart {
         title: format!("{name} vs load — {}", w.workload),
         subtitle: Some("line: p50; shaded band: p50 to p95, over all measured requests".into()),
@@ -113,7 +137,7 @@ pub fn charts(r: &Report) -> Vec<Chart> {
             })
         };
         for (metric, name) in [("ttft", "TTFT"), ("e2e", "End-to-end latency")] {
-            let c = latency_chart(w, &rows, metric, name);
+            let c = latency_chart(r, w, &rows, metric, name);
             push(&format!("latency-{metric}"), c.title.clone(), c.render());
         }
         // TTFT distribution of each type's recommended configuration.
@@ -177,6 +201,11 @@ pub fn charts(r: &Report) -> Vec<Chart> {
                     colour: i,
                     ..Default::default()
                 })
+                .chain([budget_line(
+                    &rows,
+                    "budget".into(),
+                    r.budget.constraints.max_error_rate * 100.0,
+                )])
                 .collect(),
         };
         push("errors", errors.title.clone(), errors.render());

@@ -264,7 +264,7 @@ impl XyChart {
                     }
                 );
             }
-            if s.markers_only || pts.len() < 40 {
+            if s.markers_only || (pts.len() < 40 && !s.dashed) {
                 for p in &pts {
                     let (x, y) = p.split_once(',').expect("formatted above");
                     let _ = write!(svg, r#"<circle cx="{x}" cy="{y}" r="3.5" fill="{c}"/>"#);
