@@ -61,6 +61,24 @@ fn load_label(rows: &BTreeMap<String, Vec<&ExperimentRow>>) -> &'static str {
     }
 }
 
+/// One series per instance type, colour by position, points from `f`.
+fn per_type(
+    rows: &BTreeMap<String, Vec<&ExperimentRow>>,
+    markers_only: bool,
+    f: impl Fn(&ExperimentRow) -> Option<(f64, f64)>,
+) -> Vec<Series> {
+    rows.iter()
+        .enumerate()
+        .map(|(i, (t, v))| Series {
+            name: t.clone(),
+            points: v.iter().filter_map(|e| f(e)).collect(),
+            markers_only,
+            colour: i,
+            ..Default::default()
+        })
+        .collect()
+}
+
 /// A dashed horizontal line at `y` across the measured loads: the budget.
 fn budget_line(rows: &BTreeMap<String, Vec<&ExperimentRow>>, name: String, y: f64) -> Series {
     let loads = rows.values().flatten().map(|e| e.measured.load);
@@ -189,40 +207,21 @@ pub fn charts(r: &Report) -> Vec<Chart> {
             y_label: "failed requests (%)".into(),
             x_log: false,
             y_log: false,
-            series: rows
-                .iter()
-                .enumerate()
-                .map(|(i, (t, v))| Series {
-                    name: t.clone(),
-                    points: v
-                        .iter()
-                        .map(|e| (e.measured.load, e.measured.error_rate * 100.0))
-                        .collect(),
-                    colour: i,
-                    ..Default::default()
-                })
-                .chain([budget_line(
-                    &rows,
-                    "budget".into(),
-                    r.budget.constraints.max_error_rate * 100.0,
-                )])
-                .collect(),
+            series: per_type(&rows, false, |e| {
+                Some((e.measured.load, e.measured.error_rate * 100.0))
+            })
+            .into_iter()
+            .chain([budget_line(
+                &rows,
+                "budget".into(),
+                r.budget.constraints.max_error_rate * 100.0,
+            )])
+            .collect(),
         };
         push("errors", errors.title.clone(), errors.render());
-        let mut cost_series: Vec<Series> = rows
-            .iter()
-            .enumerate()
-            .map(|(i, (t, v))| Series {
-                name: t.clone(),
-                points: v
-                    .iter()
-                    .filter_map(|e| Some((e.measured.throughput, e.usd_per_10k_requests?)))
-                    .collect(),
-                markers_only: true,
-                colour: i,
-                ..Default::default()
-            })
-            .collect();
+        let mut cost_series = per_type(&rows, true, |e| {
+            Some((e.measured.throughput, e.usd_per_10k_requests?))
+        });
         let front: Vec<(f64, f64)> = w
             .pareto
             .iter()
@@ -289,16 +288,7 @@ fn heatmap(r: &Report, w: &WorkloadAnalysis) -> String {
                     else {
                         return Cell::default();
                     };
-                    let mut marks = String::new();
-                    if c.best_choice {
-                        marks.push('★');
-                    }
-                    if c.least_cost {
-                        marks.push('$');
-                    }
-                    if c.fewest_instances {
-                        marks.push('#');
-                    }
+                    let marks = marks(c, "");
                     Cell {
                         line1: c
                             .instances
@@ -329,6 +319,19 @@ fn heatmap(r: &Report, w: &WorkloadAnalysis) -> String {
         &cols,
         &cells,
     )
+}
+
+/// A heatmap cell's markers: ★ best choice, $ least cost, # fewest instances.
+pub fn marks(c: &harness_core::capacity::PlanCell, sep: &str) -> String {
+    [
+        (c.best_choice, "★"),
+        (c.least_cost, "$"),
+        (c.fewest_instances, "#"),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, m)| format!("{sep}{m}"))
+    .collect()
 }
 
 /// The budget in words, e.g. `ttft.p95 <= 1000 ms, e2e.p95 <= 5000 ms, error rate <= 1%`.

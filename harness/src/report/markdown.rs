@@ -394,16 +394,7 @@ fn capacity(out: &mut String, r: &Report, charts: &[Chart]) {
                         .find(|c| c.instance_type == *t && c.target_rpm == *rpm);
                     row.push(match cell {
                         Some(c) if c.instances.is_some() => {
-                            let mut m = String::new();
-                            if c.best_choice {
-                                m.push_str(" ★");
-                            }
-                            if c.least_cost {
-                                m.push_str(" $");
-                            }
-                            if c.fewest_instances {
-                                m.push_str(" #");
-                            }
+                            let m = super::charts::marks(c, " ");
                             format!(
                                 "{} × {}{m}",
                                 c.instances.unwrap_or(0),
