@@ -28,6 +28,12 @@ fn sql_str(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+fn three_strings(c: &duckdb::Connection, sql: &str) -> Result<Vec<(String, String, String)>> {
+    let mut st = c.prepare(sql)?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 pub fn run(a: MergeArgs) -> Result<ExitCode> {
     if a.out.exists() {
         bail!(
@@ -42,35 +48,22 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
     let mut datasets: BTreeMap<(String, String), (usize, String)> = BTreeMap::new();
     for (i, b) in a.bundles.iter().enumerate() {
         let conn = read::open(b)?;
-        let mut st = conn.prepare(
+        let exps = three_strings(
+            &conn,
             "SELECT experiment_id, run_id, strftime(ended_at, '%Y-%m-%dT%H:%M:%S.%f') FROM experiments",
         )?;
-        let rows = st.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (id, run_id, ended_at) = row?;
+        for (id, run_id, ended_at) in exps {
             copies.entry(id).or_default().push(Copy {
                 src: i,
                 run_id,
                 ended_at,
             });
         }
-        let mut st =
-            conn.prepare("SELECT dataset, tokenizer_sha256, content_sha256 FROM datasets")?;
-        let rows = st.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (d, t, content) = row?;
+        let cards = three_strings(
+            &conn,
+            "SELECT dataset, tokenizer_sha256, content_sha256 FROM datasets",
+        )?;
+        for (d, t, content) in cards {
             match datasets.get(&(d.clone(), t.clone())) {
                 Some((j, c)) if *c != content => bail!(
                     "dataset `{d}` has different contents in {} (SHA-256 {c}) and {} (SHA-256 {content}); bundles with different data under one name cannot be merged",

@@ -11,26 +11,23 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// Latency metrics whose statistics a budget may name (`metric.stat`).
-pub const LATENCY_METRICS: [Metric; 7] = [
-    Metric::Ttft,
-    Metric::TtftFromSchedule,
-    Metric::Itl,
-    Metric::Tpot,
-    Metric::E2e,
-    Metric::E2eFromSchedule,
-    Metric::DispatchLag,
-];
+/// Latency metrics whose statistics a budget may name (`metric.stat`):
+/// every metric measured in ms.
+pub fn latency_metrics() -> impl Iterator<Item = Metric> {
+    Metric::ALL
+        .into_iter()
+        .filter(|m| m.unit() == harness_core::metrics::Unit::Ms)
+}
 pub const STATS: [&str; 7] = ["mean", "p50", "p90", "p95", "p99", "min", "max"];
 
 /// Checks a `metric.stat` key, e.g. `ttft.p95`.
 pub fn check_latency_key(key: &str) -> Result<(), String> {
     let (m, s) = key.split_once('.').unwrap_or((key, ""));
-    let known_metric = LATENCY_METRICS.iter().any(|x| x.id() == m);
+    let known_metric = latency_metrics().any(|x| x.id() == m);
     if !known_metric || !STATS.contains(&s) {
         return Err(format!(
             "`{key}` is not a latency statistic; expected METRIC.STAT with METRIC one of {} and STAT one of {}",
-            LATENCY_METRICS.map(|m| m.id()).join(", "),
+            latency_metrics().map(|m| m.id()).collect::<Vec<_>>().join(", "),
             STATS.join(", ")
         ));
     }
@@ -40,7 +37,7 @@ pub fn check_latency_key(key: &str) -> Result<(), String> {
 /// The analysis view of a stored experiment.
 pub fn measured(e: &StoredExperiment) -> Measured {
     let mut latency = BTreeMap::new();
-    for m in LATENCY_METRICS {
+    for m in latency_metrics() {
         if let Some(d) = e.summary.dist(m) {
             for s in STATS {
                 if let Some(v) = d.stat(s) {
