@@ -133,6 +133,33 @@ fn best_option<'a>(chosen: &[&'a Measured]) -> Option<&'a Measured> {
         .copied()
 }
 
+fn capacity_heatmap(capacity: &[TypeCapacity], target_rpms: &[f64]) -> Vec<PlanCell> {
+    let types: Vec<(String, Option<Capacity>, Option<f64>)> = capacity
+        .iter()
+        .map(|c| {
+            (
+                c.instance_type.clone(),
+                c.capacity.clone(),
+                c.usd_per_instance_hour,
+            )
+        })
+        .collect();
+    heatmap(&types, target_rpms)
+}
+
+impl Analysis {
+    /// The same analysis with its heatmaps over other target rates (the
+    /// heatmap depends only on the capacities and prices already found).
+    pub fn with_targets(&self, target_rpms: &[f64]) -> Analysis {
+        let mut a = self.clone();
+        a.target_rpms = target_rpms.to_vec();
+        for w in &mut a.workloads {
+            w.heatmap = capacity_heatmap(&w.capacity, target_rpms);
+        }
+        a
+    }
+}
+
 pub fn analyse(experiments: &[Measured], k: &Constraints, target_rpms: &[f64]) -> Analysis {
     let mut by_workload: BTreeMap<String, Vec<&Measured>> = BTreeMap::new();
     for m in experiments {
@@ -174,16 +201,6 @@ pub fn analyse(experiments: &[Measured], k: &Constraints, target_rpms: &[f64]) -
                     }
                 })
                 .collect();
-            let types: Vec<(String, Option<Capacity>, Option<f64>)> = capacity
-                .iter()
-                .map(|c| {
-                    (
-                        c.instance_type.clone(),
-                        c.capacity.clone(),
-                        c.usd_per_instance_hour,
-                    )
-                })
-                .collect();
             WorkloadAnalysis {
                 dataset: ms[0].dataset.clone(),
                 bucket: ms[0].bucket.clone(),
@@ -192,7 +209,7 @@ pub fn analyse(experiments: &[Measured], k: &Constraints, target_rpms: &[f64]) -
                 choices: rec.choices,
                 rejected: rec.rejected,
                 pareto: rec.pareto,
-                heatmap: heatmap(&types, target_rpms),
+                heatmap: capacity_heatmap(&capacity, target_rpms),
                 capacity,
             }
         })
@@ -205,9 +222,8 @@ pub fn analyse(experiments: &[Measured], k: &Constraints, target_rpms: &[f64]) -
 }
 
 /// A default heatmap range: from half the smallest to ten times the largest
-/// per-instance capacity (in req/min) found in the analysis inputs, 8 steps.
-pub fn default_rpm_range(experiments: &[Measured], k: &Constraints) -> Vec<f64> {
-    let a = analyse(experiments, k, &[]);
+/// per-instance capacity (in req/min) found by the analysis, 8 steps.
+pub fn default_rpm_range(a: &Analysis) -> Vec<f64> {
     let caps: Vec<f64> = a
         .workloads
         .iter()
@@ -364,9 +380,13 @@ mod tests {
             m("b", "b", 1, 4.0, 10.0, 100.0, 100.0, Some(1.0)),
         ];
         // capacities 60 and 600 req/min -> 30 .. 6,000.
-        let r = default_rpm_range(&xs, &budget());
+        let a = analyse(&xs, &budget(), &[]);
+        let r = default_rpm_range(&a);
         assert_eq!(r.first(), Some(&30.0));
         assert_eq!(r.last(), Some(&6000.0));
         assert_eq!(r.len(), 8);
+        // Re-targeting keeps everything but the heatmap, which equals a fresh analysis's.
+        let fresh = analyse(&xs, &budget(), &r);
+        assert_eq!(a.with_targets(&r), fresh);
     }
 }

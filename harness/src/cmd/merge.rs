@@ -41,13 +41,10 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
             a.out.display()
         );
     }
-    for b in &a.bundles {
-        drop(read::open(b)?); // exists, is a bundle, same schema version
-    }
     let mut copies: BTreeMap<String, Vec<Copy>> = BTreeMap::new();
     let mut datasets: BTreeMap<(String, String), (usize, String)> = BTreeMap::new();
     for (i, b) in a.bundles.iter().enumerate() {
-        let conn = read::open(b)?;
+        let conn = read::open(b)?; // exists, is a bundle, same schema version
         let exps = three_strings(
             &conn,
             "SELECT experiment_id, run_id, strftime(ended_at, '%Y-%m-%dT%H:%M:%S.%f') FROM experiments",

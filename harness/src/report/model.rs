@@ -242,12 +242,14 @@ pub fn build(bundles: &[PathBuf], o: &Options) -> Result<Report> {
         .collect();
     let ms: Vec<Measured> = experiments.iter().map(|r| r.measured.clone()).collect();
     let k = &budget.constraints;
+    // Analysed once; the heatmaps over the chosen rates come from its capacities.
+    let base = analyse(&ms, k, &[]);
     let rpms = o
         .heatmap_rpms
         .clone()
-        .unwrap_or_else(|| default_rpm_range(&ms, k));
-    let analysis = analyse(&ms, k, &rpms);
-    let target = o.target_rpm.map(|r| analyse(&ms, k, &[r]));
+        .unwrap_or_else(|| default_rpm_range(&base));
+    let analysis = base.with_targets(&rpms);
+    let target = o.target_rpm.map(|r| base.with_targets(&[r]));
     // The TTFT distribution chart shows each instance type's recommended
     // configuration (or, when none passed, its lowest load level).
     for w in &analysis.workloads {
