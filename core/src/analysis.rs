@@ -45,6 +45,9 @@ pub struct Measured {
     /// $/hour of the whole endpoint (all its instances); `None` without a price.
     pub usd_per_hour: Option<f64>,
     pub usd_per_request: Option<f64>,
+    /// Whether the endpoint streamed its responses (TTFT, ITL and TPOT are
+    /// measured only then).
+    pub streamed: bool,
 }
 
 impl Measured {
@@ -60,8 +63,31 @@ pub struct TypeCapacity {
     pub usd_per_instance_hour: Option<f64>,
     /// `None`: the budget was met at no measured level.
     pub capacity: Option<Capacity>,
+    /// Why there is no capacity when a budgeted statistic was never measured
+    /// for this type (e.g. `ttft.p95 not measured: the endpoint does not stream`).
+    pub not_measured: Vec<String>,
     /// How many load levels were measured.
     pub levels: usize,
+}
+
+impl TypeCapacity {
+    /// What a reader must know about this capacity, in words: why there is
+    /// none, that it may be higher, that there is no price.
+    pub fn notes(&self) -> Vec<String> {
+        let mut n = vec![];
+        match &self.capacity {
+            None if !self.not_measured.is_empty() => n.extend(self.not_measured.iter().cloned()),
+            None => n.push("budget never met at any measured level".into()),
+            Some(x) if !x.budget_reached => {
+                n.push("budget held at the highest level measured: capacity may be higher".into())
+            }
+            Some(_) => {}
+        }
+        if self.usd_per_instance_hour.is_none() {
+            n.push("no price".into());
+        }
+        n
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,7 +136,17 @@ fn candidate(m: &Measured) -> Candidate {
         error_rate: m.error_rate,
         latency: m.latency.clone(),
         usd_per_request: m.usd_per_request,
+        streamed: m.streamed,
     }
+}
+
+/// The budgeted statistics that no experiment of a type measured, with why.
+fn unmeasured(v: &[&Measured], k: &Constraints) -> Vec<String> {
+    k.latency
+        .iter()
+        .filter(|(key, _)| v.iter().all(|m| !m.latency.contains_key(key)))
+        .map(|(key, _)| crate::recommend::not_measured(key, v.iter().any(|m| m.streamed)))
+        .collect()
 }
 
 fn best_option<'a>(chosen: &[&'a Measured]) -> Option<&'a Measured> {
@@ -197,6 +233,7 @@ pub fn analyse(experiments: &[Measured], k: &Constraints, target_rpms: &[f64]) -
                             m.usd_per_hour.map(|h| h / m.instance_count.max(1) as f64)
                         }),
                         capacity: per_instance_capacity(&points, 1.0, k.max_error_rate, 1),
+                        not_measured: unmeasured(v, k),
                         levels: v.len(),
                     }
                 })
@@ -270,6 +307,7 @@ mod tests {
             ]),
             usd_per_hour: hourly.map(|h| h * n as f64),
             usd_per_request: hourly.map(|h| h * n as f64 / 3600.0 / tput),
+            streamed: true,
         }
     }
 

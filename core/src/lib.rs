@@ -13,6 +13,7 @@ pub mod cost;
 pub mod diff;
 pub mod hash;
 pub mod metrics;
+pub mod outcome;
 pub mod recommend;
 pub mod rng;
 pub mod sample;

@@ -72,6 +72,16 @@ impl Metric {
         Metric::ALL.into_iter().find(|m| m.id() == id)
     }
 
+    /// True for the metrics that need a streamed response: a response that
+    /// arrives in one piece has no first token or gaps to time, so TTFT, ITL
+    /// and TPOT get no sample from it (never one invented from e2e).
+    pub fn needs_stream(self) -> bool {
+        matches!(
+            self,
+            Metric::Ttft | Metric::TtftFromSchedule | Metric::Itl | Metric::Tpot
+        )
+    }
+
     pub fn unit(self) -> Unit {
         match self {
             Metric::OutputTokens | Metric::PromptTokens => Unit::Tokens,
@@ -81,10 +91,10 @@ impl Metric {
 
     pub fn description(self) -> &'static str {
         match self {
-            Metric::Ttft => "Time to first token: arrival of the first content-bearing chunk minus the actual send time. Successful requests only.",
-            Metric::TtftFromSchedule => "TTFT measured from the scheduled send time instead of the actual one; includes the client's dispatch lag.",
-            Metric::Itl => "Inter-token latency: every gap between consecutive content-bearing chunks, pooled over all successful requests (one sample per gap, not one per request).",
-            Metric::Tpot => "Time per output token: (e2e - ttft) / (output tokens - 1), one sample per successful request with at least 2 output tokens.",
+            Metric::Ttft => "Time to first token: arrival of the first content-bearing chunk minus the actual send time. Successful streamed requests only.",
+            Metric::TtftFromSchedule => "TTFT measured from the scheduled send time instead of the actual one; includes the client's dispatch lag. Successful streamed requests only.",
+            Metric::Itl => "Inter-token latency: every gap between consecutive content-bearing chunks, pooled over all successful streamed requests (one sample per gap, not one per request).",
+            Metric::Tpot => "Time per output token: (e2e - ttft) / (output tokens - 1), one sample per successful streamed request with at least 2 output tokens.",
             Metric::E2e => "End-to-end latency: response complete minus actual send time. Successful requests only.",
             Metric::E2eFromSchedule => "End-to-end latency from the scheduled send time; includes the client's dispatch lag.",
             Metric::DispatchLag => "Actual send time minus scheduled send time: how late the client itself was. All requests, failed ones included.",
@@ -201,6 +211,19 @@ mod tests {
         for m in Metric::ALL {
             let n = collect(m, &r).len();
             assert_eq!(n, usize::from(m == Metric::DispatchLag), "{m:?}");
+        }
+    }
+
+    #[test]
+    fn unstreamed_response_has_no_per_token_metrics() {
+        // A response read in one piece has no first-token stamp and no chunks.
+        let mut r = req();
+        r.prompt_tokens_usage = Some(3);
+        r.first_token_ns = None;
+        r.token_chunk_ns.clear();
+        for m in Metric::ALL {
+            let n = collect(m, &r).len();
+            assert_eq!(n == 0, m.needs_stream(), "{m:?}");
         }
     }
 

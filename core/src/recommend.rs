@@ -29,6 +29,9 @@ pub struct Candidate {
     /// Latency statistics in ms, keyed like `ttft.p95`, `e2e.p95`.
     pub latency: BTreeMap<String, f64>,
     pub usd_per_request: Option<f64>,
+    /// False when the endpoint's responses were not streamed: then TTFT, ITL
+    /// and TPOT were not measured, and a limit on them fails with that reason.
+    pub streamed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,7 +89,7 @@ pub fn failures(c: &Candidate, k: &Constraints) -> Vec<String> {
         match c.latency.get(metric) {
             Some(v) if v > limit => f.push(format!("{metric} {v:.1} ms > {limit:.1} ms")),
             Some(_) => {}
-            None => f.push(format!("{metric} not measured")),
+            None => f.push(not_measured(metric, c.streamed)),
         }
     }
     if let Some(max) = k.max_usd_per_request {
@@ -97,6 +100,17 @@ pub fn failures(c: &Candidate, k: &Constraints) -> Vec<String> {
         }
     }
     f
+}
+
+/// The failed criterion for a limit on a statistic that has no samples: never
+/// a pass. `key` is `metric.stat`.
+pub fn not_measured(key: &str, streamed: bool) -> String {
+    let metric = key.split('.').next().and_then(crate::Metric::from_id);
+    if !streamed && metric.is_some_and(|m| m.needs_stream()) {
+        format!("{key} not measured: the endpoint does not stream")
+    } else {
+        format!("{key} not measured: no request gave a sample")
+    }
 }
 
 fn better(a: &Candidate, b: &Candidate, k: &Constraints) -> Ordering {
@@ -208,6 +222,7 @@ mod tests {
                 ("ttft.p95".to_string(), e2e_p95 / 10.0),
             ]),
             usd_per_request: cost,
+            streamed: true,
         }
     }
 
@@ -312,6 +327,29 @@ mod tests {
         );
         assert_eq!(r.choices[0].chosen, None);
         assert!(r.pareto.is_empty());
+    }
+
+    #[test]
+    fn budget_on_unmeasured_metric_fails_with_reason() {
+        // A non-streaming endpoint has no TPOT: a TPOT limit fails, never passes.
+        let mut k = k();
+        k.latency = vec![("tpot.p95".into(), 10.0)];
+        let mut fast = cand("unstreamed", "x", 50.0, 0.0, 300.0, Some(0.0001));
+        fast.streamed = false;
+        let mut streamed = cand("streamed", "y", 10.0, 0.0, 400.0, Some(0.001));
+        streamed.latency.insert("tpot.p95".into(), 20.0);
+        let r = recommend(&[fast.clone(), streamed], &k);
+        assert!(r.choices.iter().all(|c| c.chosen.is_none()));
+        assert_eq!(
+            r.rejected[0].failed,
+            vec!["tpot.p95 not measured: the endpoint does not stream"]
+        );
+        assert_eq!(r.rejected[1].failed, vec!["tpot.p95 20.0 ms > 10.0 ms"]);
+        fast.streamed = true;
+        assert_eq!(
+            failures(&fast, &k),
+            vec!["tpot.p95 not measured: no request gave a sample"]
+        );
     }
 
     #[test]

@@ -12,12 +12,15 @@ pub struct RequestSample {
     pub scheduled_ns: i64,
     /// When the client actually began sending it.
     pub sent_ns: i64,
-    /// Arrival of the first chunk that carried generated content.
+    /// Arrival of the first chunk that carried generated content. `None` for
+    /// a response that was not streamed (it arrives in one piece: there is no
+    /// first token to time) and for failed requests that got no content.
     pub first_token_ns: Option<i64>,
     /// When the response was complete (or the request failed).
     pub end_ns: i64,
     /// Arrival time of every content-bearing chunk, in order. Each is stamped
-    /// when its bytes were read from the socket, before parsing.
+    /// when its bytes were read from the socket, before parsing. Empty for a
+    /// response that was not streamed.
     pub token_chunk_ns: Vec<i64>,
     /// True when the request succeeded.
     pub ok: bool,

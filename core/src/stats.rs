@@ -73,6 +73,33 @@ impl Recorder {
     }
 }
 
+/// Rounds values the way a [`Recorder`] stores them, so that exact order
+/// statistics of rounded values equal the recorder's percentiles.
+pub struct Quantizer {
+    hist: Histogram<u64>,
+}
+
+impl Default for Quantizer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Quantizer {
+    pub fn new() -> Self {
+        Quantizer {
+            hist: Histogram::new_with_bounds(1, MAX_NS, 3).expect("valid HDR bounds"),
+        }
+    }
+
+    /// The value a recorder reports for `value` (clamped like [`Recorder::record`]):
+    /// the highest value of its histogram bucket.
+    pub fn quantize(&self, value: i64) -> u64 {
+        self.hist
+            .highest_equivalent(value.clamp(0, MAX_NS as i64) as u64)
+    }
+}
+
 /// Summary statistics of one metric over all requests of an experiment.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Distribution {
@@ -153,6 +180,24 @@ mod tests {
         }
         a.merge(&b);
         assert_eq!(a.summarize(1.0), all.summarize(1.0));
+    }
+
+    #[test]
+    fn nearest_rank_of_quantized_values_equals_the_recorders_percentiles() {
+        let q = Quantizer::new();
+        let mut r = Recorder::new();
+        let mut v = vec![];
+        for i in 0..997i64 {
+            let x = (i * 7919 % 5003) * 12_345 + 1;
+            r.record(x);
+            v.push(q.quantize(x) as f64 / 1e6);
+        }
+        v.sort_by(f64::total_cmp);
+        let d = r.summarize(1e6);
+        for (p, want) in [(0.5, d.p50), (0.9, d.p90), (0.95, d.p95), (0.99, d.p99)] {
+            let rank = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len());
+            assert_eq!(v[rank - 1], want, "p{p}");
+        }
     }
 
     #[test]

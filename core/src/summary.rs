@@ -41,6 +41,14 @@ pub struct ExperimentSummary {
     pub output_token_discrepancy: Option<f64>,
     /// Distribution of every metric, keyed by metric id.
     pub distributions: BTreeMap<String, Distribution>,
+    /// Prompt and output tokens of the successful measured requests (server
+    /// usage, else the client's count): the numerators of the token throughputs.
+    pub prompt_tokens_total: u64,
+    pub output_tokens_total: u64,
+    /// Prompt and output tokens of every request sent, warm-up and failures
+    /// included, where counted: what a token-priced endpoint bills for the run.
+    pub prompt_tokens_all: u64,
+    pub output_tokens_all: u64,
 }
 
 /// Prompt-token discrepancy (|usage − client| / usage) above which an
@@ -66,6 +74,8 @@ impl ExperimentSummary {
         let (mut out_tokens, mut prompt_tokens) = (0u64, 0u64);
         let (mut pu, mut pc, mut ou, mut oc) = (0u64, 0u64, 0u64, 0u64);
         for r in samples {
+            s.prompt_tokens_all += r.prompt_tokens().unwrap_or(0);
+            s.output_tokens_all += r.output_tokens().unwrap_or(0);
             if r.warmup {
                 s.warmup_requests += 1;
                 continue;
@@ -109,6 +119,8 @@ impl ExperimentSummary {
                     Some((s.requests - 1) as f64 / ((last_sent - first_sent) as f64 / 1e9));
             }
         }
+        s.prompt_tokens_total = prompt_tokens;
+        s.output_tokens_total = out_tokens;
         let disc = |u: u64, c: u64| (u > 0).then(|| (u as f64 - c as f64) / u as f64);
         s.prompt_token_discrepancy = disc(pu, pc);
         s.output_token_discrepancy = disc(ou, oc);
@@ -122,6 +134,30 @@ impl ExperimentSummary {
     pub fn dist(&self, m: Metric) -> Option<&Distribution> {
         self.distributions.get(m.id()).filter(|d| d.count > 0)
     }
+}
+
+/// Every per-request value of `m` over the measured (non-warm-up) requests of
+/// `samples`, exactly, in the metric's summary unit (ms or tokens). The
+/// selection is `m`'s own ([`Metric::samples`]), the same as its distribution's.
+pub fn metric_values(samples: &[RequestSample], m: Metric) -> Vec<f64> {
+    let mut out = vec![];
+    for r in samples.iter().filter(|r| !r.warmup) {
+        m.samples(r, |v| out.push(v as f64 / m.scale()));
+    }
+    out
+}
+
+/// [`metric_values`], each as the distribution's HDR histogram holds it (its
+/// bucket's highest equivalent value, within 0.1%), so that the nearest-rank
+/// percentile of these values equals the stored distribution's percentile
+/// exactly: `harness diff` compares these.
+pub fn metric_values_as_recorded(samples: &[RequestSample], m: Metric) -> Vec<f64> {
+    let q = crate::stats::Quantizer::new();
+    let mut out = vec![];
+    for r in samples.iter().filter(|r| !r.warmup) {
+        m.samples(r, |v| out.push(q.quantize(v) as f64 / m.scale()));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -61,6 +61,9 @@ pub struct RunArgs {
     /// No live progress bars.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Do not send each endpoint one test request before its experiments.
+    #[arg(long)]
+    pub no_preflight: bool,
 }
 
 #[derive(Args, Debug)]
@@ -135,27 +138,52 @@ pub struct PlanArgs {
     /// Target workload in requests per minute.
     #[arg(long)]
     pub rpm: f64,
-    /// Latency budget in ms on the p95 of --metric.
-    #[arg(long = "latency-p95")]
-    pub latency_p95: f64,
-    /// Latency metric the budget applies to: e2e or ttft.
+    /// Shorthand for `--latency METRIC.p95=MS` with METRIC from --metric.
+    #[arg(long = "latency-p95", value_name = "MS")]
+    pub latency_p95: Option<f64>,
+    /// The metric --latency-p95 applies to: e2e or ttft.
     #[arg(long, default_value = "e2e")]
     pub metric: String,
-    /// Most acceptable error rate (fraction).
-    #[arg(long, default_value_t = 0.01)]
-    pub max_error_rate: f64,
+    #[command(flatten)]
+    pub budget: BudgetArgs,
     /// Prompt tokens of the workload: picks the closest measured dataset bucket.
     #[arg(long)]
     pub prompt: Option<f64>,
     /// Output tokens of the workload: picks the closest measured dataset bucket.
     #[arg(long)]
     pub output: Option<f64>,
-    /// Pricing file.
-    #[arg(long, default_value = "configs/pricing.yml")]
-    pub pricing: PathBuf,
-    /// Region whose prices apply.
-    #[arg(long, default_value = "us-east-1")]
+    #[command(flatten)]
+    pub reprice: RepriceArgs,
+}
+
+/// The budget, as `plan` and `report` take it. Given in part or whole, it
+/// replaces the bundles' `budgets:`.
+#[derive(Args, Debug, Default)]
+pub struct BudgetArgs {
+    /// A latency budget METRIC.STAT=MS, e.g. ttft.p95=1000 (repeatable).
+    #[arg(long = "latency", value_name = "METRIC.STAT=MS")]
+    pub latency: Vec<String>,
+    /// Most acceptable error rate (fraction); default: the bundles' budget, else 0.01.
+    #[arg(long)]
+    pub max_error_rate: Option<f64>,
+    /// Most acceptable $/request.
+    #[arg(long)]
+    pub max_usd_per_request: Option<f64>,
+}
+
+/// Pricing again with another price book instead of the prices recorded in
+/// the bundles at run time.
+#[derive(Args, Debug, Default)]
+pub struct RepriceArgs {
+    /// Reprice every experiment from this pricing file (e.g. configs/pricing.yml); the output says so.
+    #[arg(long, value_name = "FILE")]
+    pub reprice: Option<PathBuf>,
+    /// Region whose prices apply when repricing.
+    #[arg(long, default_value = "us-east-1", requires = "reprice")]
     pub region: String,
+    /// Instance pricing when repricing: on_demand or spot.
+    #[arg(long, default_value = "on_demand", requires = "reprice")]
+    pub price_mode: String,
 }
 
 #[derive(Args, Debug)]
@@ -164,13 +192,13 @@ pub struct DiffArgs {
     pub old: PathBuf,
     /// The bundle to compare with it.
     pub new: PathBuf,
-    /// Metrics to compare (comma-separated): ttft, e2e, tpot, ttft_from_schedule, e2e_from_schedule.
+    /// Latency metrics to compare (comma-separated): ttft, ttft_from_schedule, itl, tpot, e2e, e2e_from_schedule, dispatch_lag.
     #[arg(long, default_value = "ttft,e2e")]
     pub metric: String,
     /// Smallest relative slowdown that counts as a regression, e.g. 5%.
     #[arg(long, default_value = "5%")]
     pub threshold: String,
-    /// Exit with status 1 when any significant regression exceeds the threshold.
+    /// Exit with status 1 when any significant regression exceeds the threshold (2: bad input, 3: a failure).
     #[arg(long)]
     pub fail_on_regression: bool,
     /// Output format: text, md or json.
@@ -192,15 +220,10 @@ pub struct ReportArgs {
     /// Directory to write the report into (created if missing).
     #[arg(long, default_value = "report")]
     pub out: PathBuf,
-    /// A latency budget METRIC.STAT=MS, e.g. ttft.p95=1000 (repeatable). Replaces the bundles' budgets.
-    #[arg(long = "latency", value_name = "METRIC.STAT=MS")]
-    pub latency: Vec<String>,
-    /// Most acceptable error rate (fraction); default: the bundles' budget, else 0.01.
-    #[arg(long)]
-    pub max_error_rate: Option<f64>,
-    /// Most acceptable $/request.
-    #[arg(long)]
-    pub max_usd_per_request: Option<f64>,
+    #[command(flatten)]
+    pub budget: BudgetArgs,
+    #[command(flatten)]
+    pub reprice: RepriceArgs,
     /// Target workload (req/min) for the summary's capacity answer.
     #[arg(long)]
     pub rpm: Option<f64>,

@@ -13,12 +13,16 @@ pub mod clock;
 pub mod cmd;
 pub mod config;
 pub mod dataset;
+pub mod deploy;
+pub mod exit;
 pub mod host;
 pub mod plan;
+pub mod preflight;
 pub mod pricing;
 pub mod progress;
 pub mod provider;
 pub mod record;
+pub mod redact;
 pub mod report;
 pub mod runner;
 pub mod schedule;
@@ -31,11 +35,6 @@ pub mod workload;
 
 use cli::{Cli, Command};
 use std::process::ExitCode;
-
-/// Exit status for a config the user must fix.
-pub const EXIT_BAD_INPUT: u8 = 2;
-/// Exit status after Ctrl-C.
-pub const EXIT_INTERRUPTED: u8 = 130;
 
 pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {

@@ -6,8 +6,8 @@ fn main() -> ExitCode {
     match harness::main(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
+            eprintln!("error: {}", harness::redact::text(&format!("{e:#}")));
+            ExitCode::from(harness::exit::code_for(&e))
         }
     }
 }

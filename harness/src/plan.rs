@@ -8,7 +8,7 @@
 //! The id is SHA-256 over the canonical JSON of exactly what defines the
 //! workload (see `docs/experiment-id.md`): endpoint identity (name, provider,
 //! model, API, streaming, instance type and count, serving stack, simulator
-//! settings, tokenizer content hash), the dataset (name, kind, bucket, spec and
+//! settings, tokenizer content hash, `extra_body` when not empty), the dataset (name, kind, bucket, spec and
 //! content hash), the load (level, stop rule, warm-up, timeout, in-flight cap),
 //! the sampling parameters and the seed. Not hashed: the endpoint's base URL and
 //! credentials, headers, file paths, pricing and budgets, the output location,
@@ -44,6 +44,10 @@ impl Experiment {
     }
     pub fn card(&self) -> &Card {
         &self.prepared.card
+    }
+    /// The hash inputs as canonical JSON, as stored in the bundle.
+    pub fn hash_inputs_json(&self) -> String {
+        harness_core::hash::canonical_json(&self.hash_inputs)
     }
 }
 
@@ -123,7 +127,7 @@ fn hash_inputs(
     level: &LoadLevel,
 ) -> Value {
     let secs = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64());
-    json!({
+    let mut v = json!({
         "schema": HASH_SCHEMA_VERSION,
         "endpoint": {
             "name": ep.name,
@@ -160,5 +164,10 @@ fn hash_inputs(
             "ignore_eos": cfg.sampling.ignore_eos,
         },
         "seed": cfg.seed,
-    })
+    });
+    // Present only when set, so that ids of endpoints without it are unchanged.
+    if !ep.extra_body.is_empty() {
+        v["endpoint"]["extra_body"] = Value::Object(ep.extra_body.clone());
+    }
+    v
 }

@@ -1,9 +1,12 @@
 //! The price book: `configs/pricing.yml` (or the user's file) plus overrides.
-//! A missing price is reported, and costs are then null, never zero.
+//! [`PriceBook::price`] is the one lookup: it returns the unit price an
+//! experiment is costed with, with its source, region, mode and date, which the
+//! bundle records. A missing price is reported, and costs are then null, never
+//! zero.
 
 use crate::config::yaml::{self, Origin, Path};
-use anyhow::{bail, Result};
-use harness_core::cost::TokenPrice;
+use anyhow::Result;
+use harness_core::cost::{PriceMode, Rate, TokenPrice, UnitPrice};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -43,12 +46,18 @@ pub struct PriceBook {
 }
 
 impl PriceBook {
+    /// Loads and checks a pricing file. Every error is bad input (exit 2) and
+    /// names the file, line and field.
     pub fn load(path: &std::path::Path) -> Result<PriceBook> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("{file}: cannot read the pricing file: {e}"))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            crate::exit::bad_input(format!("{file}: cannot read the pricing file: {e}"))
+        })?;
         let (value, pos) = yaml::parse(&text).map_err(|e| {
-            anyhow::anyhow!("{file}:{}:{}: invalid YAML: {}", e.line, e.col, e.message)
+            crate::exit::bad_input(format!(
+                "{file}:{}:{}: invalid YAML: {}",
+                e.line, e.col, e.message
+            ))
         })?;
         let book: PriceBook = match serde_path_to_error::deserialize(&value) {
             Ok(b) => b,
@@ -71,12 +80,12 @@ impl PriceBook {
                     Some((Origin::File { line, col }, _)) => format!("{file}:{line}:{col}"),
                     _ => file,
                 };
-                bail!("{at}: {path}: {}", e.into_inner());
+                crate::bad_input!("{at}: {path}: {}", e.into_inner());
             }
         };
         for (i, e) in book.instances.iter().enumerate() {
             if !(e.on_demand.is_finite() && e.on_demand >= 0.0) {
-                bail!(
+                crate::bad_input!(
                     "{file}: instances[{i}].on_demand: {} is not a price in $/hour",
                     e.on_demand
                 );
@@ -85,44 +94,149 @@ impl PriceBook {
         Ok(book)
     }
 
-    /// On-demand $/hour for `instance_type` in `region`; `overrides` win.
-    pub fn hourly(
-        &self,
-        instance_type: &str,
-        region: &str,
-        overrides: &BTreeMap<String, f64>,
-    ) -> Option<f64> {
-        overrides.get(instance_type).copied().or_else(|| {
-            self.instances
-                .iter()
-                .find(|e| e.instance_type == instance_type && e.region == region)
-                .map(|e| e.on_demand)
-        })
-    }
-
-    /// $ per 1M input and output tokens for `model` in `region`; `overrides` win.
-    pub fn tokens(
-        &self,
-        model: &str,
-        region: &str,
-        overrides: &BTreeMap<String, TokenPrice>,
-    ) -> Option<TokenPrice> {
-        overrides.get(model).copied().or_else(|| {
-            self.tokens
-                .iter()
-                .find(|e| e.model == model && e.region == region)
-                .map(|e| TokenPrice {
+    /// The unit price of an endpoint: with an instance type, $/hour of one
+    /// instance in `q.mode` (on demand or spot); without one, $ per 1M tokens
+    /// of its model. `q`'s overrides win over the book. `None` when neither
+    /// knows a price.
+    pub fn price(&self, instance_type: Option<&str>, model: &str, q: &Query) -> Option<UnitPrice> {
+        let unit = |rate, mode, source: String, as_of: &str| UnitPrice {
+            rate,
+            mode,
+            source,
+            region: q.region.clone(),
+            as_of: as_of.to_string(),
+        };
+        match instance_type {
+            Some(t) => {
+                if let Some(p) = q.instance_hourly.get(t) {
+                    let source = format!("{} pricing.instance_hourly.{t}", q.override_source);
+                    return Some(unit(
+                        Rate::InstanceHour(*p),
+                        q.mode,
+                        source,
+                        &q.override_as_of,
+                    ));
+                }
+                let e = self
+                    .instances
+                    .iter()
+                    .find(|e| e.instance_type == t && e.region == q.region)?;
+                let p = match q.mode {
+                    PriceMode::Spot => e.spot?,
+                    _ => e.on_demand,
+                };
+                Some(unit(
+                    Rate::InstanceHour(p),
+                    q.mode,
+                    e.source.clone(),
+                    &e.as_of,
+                ))
+            }
+            None => {
+                if let Some(p) = q.token_prices.get(model) {
+                    let source = format!("{} pricing.token_prices.{model}", q.override_source);
+                    return Some(unit(
+                        Rate::Tokens(*p),
+                        PriceMode::Token,
+                        source,
+                        &q.override_as_of,
+                    ));
+                }
+                let e = self
+                    .tokens
+                    .iter()
+                    .find(|e| e.model == model && e.region == q.region)?;
+                let rate = Rate::Tokens(TokenPrice {
                     input_per_1m: e.input_per_1m,
                     output_per_1m: e.output_per_1m,
-                })
+                });
+                Some(unit(rate, PriceMode::Token, e.source.clone(), &e.as_of))
+            }
+        }
+    }
+}
+
+/// What to look up: region, mode, and the overrides that win over the book.
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub region: String,
+    /// `OnDemand` or `Spot` for instances (token prices have their own mode).
+    pub mode: PriceMode,
+    pub instance_hourly: BTreeMap<String, f64>,
+    pub token_prices: BTreeMap<String, TokenPrice>,
+    /// Names where overrides come from, e.g. `config (configs/local.yml)`.
+    pub override_source: String,
+    /// The date recorded for an overridden price (the run's date).
+    pub override_as_of: String,
+}
+
+impl Query {
+    /// A query without overrides.
+    pub fn plain(region: &str, mode: PriceMode) -> Query {
+        Query {
+            region: region.to_string(),
+            mode,
+            instance_hourly: BTreeMap::new(),
+            token_prices: BTreeMap::new(),
+            override_source: String::new(),
+            override_as_of: String::new(),
+        }
+    }
+}
+
+/// The prices of a run: the config's pricing file (an empty book when none)
+/// and its overrides. Warns once per endpoint without a price.
+pub struct RunPricing {
+    book: PriceBook,
+    query: Query,
+    from: String,
+    warned: std::collections::HashSet<String>,
+}
+
+impl RunPricing {
+    /// Loads the config's price book (bad input when it cannot be read).
+    pub fn new(p: &crate::config::Pricing, config_file: &str, today: &str) -> Result<Self> {
+        let book = match &p.file {
+            Some(f) => PriceBook::load(std::path::Path::new(f))?,
+            None => PriceBook::default(),
+        };
+        Ok(RunPricing {
+            book,
+            query: Query {
+                region: p.region.clone().unwrap_or_else(|| "us-east-1".into()),
+                mode: p.mode,
+                instance_hourly: p.instance_hourly.clone(),
+                token_prices: p.token_prices.clone(),
+                override_source: format!("config {config_file}:"),
+                override_as_of: today.to_string(),
+            },
+            from: p
+                .file
+                .clone()
+                .unwrap_or_else(|| "no pricing file configured".into()),
+            warned: Default::default(),
         })
     }
 
-    pub fn source_of(&self, instance_type: &str, region: &str) -> Option<String> {
-        self.instances
-            .iter()
-            .find(|e| e.instance_type == instance_type && e.region == region)
-            .map(|e| format!("{} ({})", e.source, e.as_of))
+    /// The unit price of `ep`, or `None`, with a warning (once per endpoint)
+    /// when it has an instance type.
+    pub fn price(&mut self, ep: &crate::config::Endpoint) -> Option<UnitPrice> {
+        let found = self
+            .book
+            .price(ep.instance_type.as_deref(), &ep.model, &self.query);
+        // An endpoint with neither an instance type nor a token price (a
+        // local server, the default simulator) simply has no cost.
+        if found.is_none() && ep.instance_type.is_some() && self.warned.insert(ep.name.clone()) {
+            let what = match &ep.instance_type {
+                Some(t) => format!("{t} ({})", self.query.mode.as_str()),
+                None => format!("model {} (per token)", ep.model),
+            };
+            eprintln!(
+                "warning: no price for {what} in {} ({}): the cost columns of endpoint `{}` are null",
+                self.query.region, self.from, ep.name
+            );
+        }
+        found
     }
 }
 
@@ -130,20 +244,50 @@ impl PriceBook {
 mod tests {
     use super::*;
 
+    fn hourly(b: &PriceBook, t: &str, q: &Query) -> Option<f64> {
+        match b.price(Some(t), "m", q)?.rate {
+            Rate::InstanceHour(p) => Some(p),
+            Rate::Tokens(_) => None,
+        }
+    }
+
     #[test]
     fn shipped_price_book_loads_and_looks_up() {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/pricing.yml");
         let b = PriceBook::load(&p).unwrap();
+        let q = Query::plain("us-east-1", PriceMode::OnDemand);
+        assert_eq!(hourly(&b, "g5.xlarge", &q), Some(1.006));
+        let found = b.price(Some("g5.xlarge"), "m", &q).unwrap();
         assert_eq!(
-            b.hourly("g5.xlarge", "us-east-1", &BTreeMap::new()),
-            Some(1.006)
+            (found.mode, found.region.as_str()),
+            (PriceMode::OnDemand, "us-east-1")
         );
-        assert_eq!(b.hourly("g5.xlarge", "eu-west-1", &BTreeMap::new()), None);
-        let o = BTreeMap::from([("g5.xlarge".to_string(), 0.5)]);
-        assert_eq!(b.hourly("g5.xlarge", "us-east-1", &o), Some(0.5));
-        assert!(b
-            .tokens("amazon.nova-micro-v1:0", "us-east-1", &BTreeMap::new())
-            .is_some());
+        assert!(!found.source.is_empty() && !found.as_of.is_empty());
+        assert_eq!(
+            hourly(
+                &b,
+                "g5.xlarge",
+                &Query::plain("eu-west-1", PriceMode::OnDemand)
+            ),
+            None
+        );
+        let mut o = q.clone();
+        o.instance_hourly.insert("g5.xlarge".into(), 0.5);
+        o.override_source = "config".into();
+        o.override_as_of = "2026-11-30".into();
+        let over = b.price(Some("g5.xlarge"), "m", &o).unwrap();
+        assert_eq!(over.rate, Rate::InstanceHour(0.5));
+        assert_eq!(
+            (over.source.as_str(), over.as_of.as_str()),
+            ("config pricing.instance_hourly.g5.xlarge", "2026-11-30")
+        );
+        let tok = b.price(None, "amazon.nova-micro-v1:0", &q).unwrap();
+        assert_eq!(tok.mode, PriceMode::Token);
+        let spot = Query::plain("us-east-1", PriceMode::Spot);
+        let on_demand = hourly(&b, "g5.xlarge", &q).unwrap();
+        if let Some(s) = hourly(&b, "g5.xlarge", &spot) {
+            assert!(s < on_demand, "spot is cheaper");
+        }
         for t in [
             "g5.xlarge",
             "g5.2xlarge",
@@ -153,7 +297,7 @@ mod tests {
             "inf2.xlarge",
             "g6.xlarge",
         ] {
-            assert!(b.source_of(t, "us-east-1").is_some(), "{t}");
+            assert!(b.price(Some(t), "m", &q).is_some(), "{t}");
         }
     }
 

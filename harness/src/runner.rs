@@ -9,6 +9,7 @@ use crate::tokenizer::Tokenizer;
 use crate::workload::Workload;
 use crate::{progress::Progress, schedule};
 use chrono::{DateTime, Utc};
+use harness_core::outcome::ErrorClass;
 use harness_core::stats::Recorder;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -83,7 +84,7 @@ pub async fn run_experiment(
                 if d.saturated {
                     rec.sent_ns = clock.now_ns();
                     rec.end_ns = rec.sent_ns;
-                    rec.fail("client_saturated", "max_in_flight requests were already in flight at the scheduled time; not sent");
+                    rec.fail(ErrorClass::ClientSaturated, "max_in_flight requests were already in flight at the scheduled time; not sent");
                 } else {
                     let item = workload.item(d.seq);
                     if tokio::time::timeout(timeout, provider.send(&item, &clock, &mut rec))
@@ -95,7 +96,7 @@ pub async fn run_experiment(
                             rec.sent_ns = rec.end_ns;
                         }
                         rec.fail(
-                            "timeout",
+                            ErrorClass::Timeout,
                             format!(
                                 "no complete response within {}",
                                 humantime::format_duration(timeout)

@@ -12,11 +12,12 @@ use crate::record::RequestRecord;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use duckdb::{params, Config, Connection};
+use harness_core::cost::Rate;
 use harness_core::{ExperimentSummary, Metric};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-pub const SCHEMA_VERSION: &str = "3";
+pub const SCHEMA_VERSION: &str = "4";
 pub const STORAGE_VERSION: &str = "v1.4.0";
 const SCHEMA: &str = include_str!("schema.sql");
 
@@ -41,7 +42,8 @@ pub struct RunRow {
     pub command_line: String,
 }
 
-/// An experiment's row (everything but its results).
+/// An experiment's row (everything but its results). Built from the
+/// experiment with [`ExperimentRow::new`].
 pub struct ExperimentRow<'a> {
     pub experiment_id: &'a str,
     pub run_id: &'a str,
@@ -62,13 +64,91 @@ pub struct ExperimentRow<'a> {
     pub load_mode: &'a str,
     pub concurrency: Option<i32>,
     pub rate: Option<f64>,
-    pub arrival: Option<&'a str>,
-    pub hash_inputs: &'a str,
+    pub arrival: Option<&'static str>,
+    pub hash_inputs: String,
     pub simulated: bool,
     pub sim_profile: Option<&'a str>,
     pub status: &'a str,
+    /// Why an experiment is `failed`, `skipped` or `interrupted`.
+    pub status_reason: Option<String>,
     pub started_at: DateTime<Utc>,
     pub ended_at: DateTime<Utc>,
+}
+
+impl<'a> ExperimentRow<'a> {
+    /// The row of `exp` in run `run_id`, with its outcome.
+    pub fn new(
+        exp: &'a crate::plan::Experiment,
+        run_id: &'a str,
+        status: &'a str,
+        status_reason: Option<String>,
+        started_at: DateTime<Utc>,
+        ended_at: DateTime<Utc>,
+    ) -> Self {
+        use crate::config::{ApiKind, LoadLevel, ProviderKind};
+        let ep = &exp.endpoint;
+        let (load_mode, concurrency, rate, arrival) = match exp.plan.level {
+            LoadLevel::Closed { concurrency } => ("closed", Some(concurrency as i32), None, None),
+            LoadLevel::Open { rate, arrival } => (
+                "open",
+                None,
+                Some(rate),
+                Some(match arrival {
+                    crate::config::Arrival::Constant => "constant",
+                    crate::config::Arrival::Poisson => "poisson",
+                }),
+            ),
+        };
+        ExperimentRow {
+            experiment_id: &exp.id,
+            run_id,
+            ordinal: exp.ordinal as i32,
+            label: &exp.label,
+            endpoint: &ep.name,
+            provider: match ep.provider {
+                ProviderKind::Sim => "sim",
+                ProviderKind::Openai => "openai",
+            },
+            model: &ep.model,
+            api: match ep.api {
+                ApiKind::Chat => "chat",
+                ApiKind::Completions => "completions",
+            },
+            stream: ep.stream,
+            instance_type: ep.instance_type.as_deref(),
+            instance_count: ep.instance_count as i32,
+            serving_stack: ep.serving_stack.as_deref(),
+            dataset: &exp.dataset.name,
+            bucket: exp.bucket_name(),
+            tokenizer_id: &exp.tokenizer.info.id,
+            tokenizer_sha256: &exp.tokenizer.info.content_sha256,
+            load_mode,
+            concurrency,
+            rate,
+            arrival,
+            hash_inputs: exp.hash_inputs_json(),
+            simulated: ep.provider == ProviderKind::Sim,
+            sim_profile: ep.sim.as_ref().map(|s| s.profile.as_str()),
+            status,
+            status_reason,
+            started_at,
+            ended_at,
+        }
+    }
+}
+
+/// The outcome of one endpoint's preflight request.
+pub struct PreflightRow<'a> {
+    pub run_id: &'a str,
+    pub endpoint: &'a str,
+    /// Masked (`redact::url`).
+    pub url: Option<String>,
+    pub checked_at: DateTime<Utc>,
+    pub ok: bool,
+    pub http_status: Option<u16>,
+    pub error_class: Option<&'a str>,
+    pub message: String,
+    pub latency_ms: Option<f64>,
 }
 
 impl Bundle {
@@ -92,11 +172,11 @@ impl Bundle {
                 .ok();
             match version.as_deref() {
                 Some(SCHEMA_VERSION) => {}
-                Some(v) => anyhow::bail!(
+                Some(v) => crate::bad_input!(
                     "{} was written with bundle schema {v}; this harness writes schema {SCHEMA_VERSION}. Write to a new file with --out",
                     path.display()
                 ),
-                None => anyhow::bail!("{} exists but is not a result bundle (no meta table); choose another --out", path.display()),
+                None => crate::bad_input!("{} exists but is not a result bundle (no meta table); choose another --out", path.display()),
             }
         }
         conn.execute_batch(SCHEMA)?;
@@ -136,7 +216,7 @@ impl Bundle {
                     x.get(0)
                 })?;
         self.conn.execute(
-            "INSERT INTO runs VALUES (?, ?, ?, ?, NULL, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO runs VALUES (?, ?, ?, ?, NULL, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
             params![
                 r.run_id,
                 env!("CARGO_PKG_VERSION"),
@@ -158,11 +238,60 @@ impl Bundle {
         self.checkpoint()
     }
 
-    pub fn finish_run(&self, run_id: &str, status: &str) -> Result<()> {
+    /// Ends a run with its status (`complete`, `failed`, `interrupted`) and,
+    /// unless complete, the reason (secrets masked).
+    pub fn finish_run(&self, run_id: &str, status: &str, reason: Option<&str>) -> Result<()> {
         self.conn.execute(
-            "UPDATE runs SET status = ?, ended_at = ? WHERE run_id = ?",
-            params![status, ts(Utc::now()), run_id],
+            "UPDATE runs SET status = ?, ended_at = ?, status_reason = ? WHERE run_id = ?",
+            params![
+                status,
+                ts(Utc::now()),
+                reason.map(crate::redact::text),
+                run_id
+            ],
         )?;
+        self.checkpoint()
+    }
+
+    /// Records an endpoint's preflight check.
+    pub fn write_preflight(&self, p: &PreflightRow<'_>) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO preflights VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            params![
+                p.run_id,
+                p.endpoint,
+                p.url,
+                ts(p.checked_at),
+                p.ok,
+                p.http_status.map(|s| s as i16),
+                p.error_class,
+                crate::redact::text(&p.message),
+                p.latency_ms,
+            ],
+        )?;
+        self.checkpoint()
+    }
+
+    /// Records an experiment that was not run (e.g. `skipped`: its endpoint
+    /// failed preflight), unless the bundle already holds complete results
+    /// for it, which are kept.
+    pub fn write_skipped(&mut self, e: &ExperimentRow<'_>) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let complete: i64 = tx.query_row(
+            "SELECT count(*) FROM experiments WHERE experiment_id = ? AND status = 'complete'",
+            params![e.experiment_id],
+            |r| r.get(0),
+        )?;
+        if complete == 0 {
+            for table in ["distributions", "summaries", "requests", "experiments"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE experiment_id = ?"),
+                    params![e.experiment_id],
+                )?;
+            }
+            insert_experiment(&tx, e)?;
+        }
+        tx.commit()?;
         self.checkpoint()
     }
 
@@ -173,7 +302,7 @@ impl Bundle {
         e: &ExperimentRow<'_>,
         records: &[RequestRecord],
         s: &ExperimentSummary,
-        cost: &harness_core::cost::CostFigures,
+        costed: &harness_core::cost::Costed,
     ) -> Result<()> {
         let tx = self.conn.transaction()?;
         for table in ["distributions", "summaries", "requests", "experiments"] {
@@ -182,14 +311,7 @@ impl Bundle {
                 params![e.experiment_id],
             )?;
         }
-        tx.execute(
-            "INSERT INTO experiments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            params![
-                e.experiment_id, e.run_id, e.ordinal, e.label, e.endpoint, e.provider, e.model, e.api, e.stream,
-                e.instance_type, e.instance_count, e.serving_stack, e.dataset, e.bucket, e.tokenizer_id, e.tokenizer_sha256, e.load_mode, e.concurrency, e.rate,
-                e.arrival, e.hash_inputs, e.simulated, e.sim_profile, e.status, ts(e.started_at), ts(e.ended_at),
-            ],
-        )?;
+        insert_experiment(&tx, e)?;
         {
             // DuckDB's appender cannot append LIST values yet: stage the chunk
             // times as text and cast in one INSERT ... SELECT.
@@ -219,7 +341,7 @@ impl Bundle {
                     r.events as i32,
                     r.http_status.map(|s| s as i16),
                     if r.ok { "ok" } else { "error" },
-                    r.error_class,
+                    r.error_class.map(|c| c.as_str()),
                     r.error_message,
                     r.prompt_tokens_client.map(|v| v as i64),
                     r.output_tokens_client.map(|v| v as i64),
@@ -242,8 +364,15 @@ impl Bundle {
              output_tokens_client, prompt_tokens_usage, output_tokens_usage, prompt_token_discrepancy, finish_reason, simulated FROM requests_stage; \
              DELETE FROM requests_stage;",
         )?;
+        let cost = &costed.figures;
+        let price = costed.price.as_ref();
+        let (hourly, tokens) = match price.map(|p| p.rate) {
+            Some(Rate::InstanceHour(h)) => (Some(h), None),
+            Some(Rate::Tokens(t)) => (None, Some(t)),
+            None => (None, None),
+        };
         tx.execute(
-            "INSERT INTO summaries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO summaries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             params![
                 e.experiment_id,
                 s.requests as i64,
@@ -266,6 +395,18 @@ impl Bundle {
                 cost.usd_per_1m_output_tokens,
                 cost.usd_run,
                 e.simulated,
+                costed.inputs.prompt_tokens as i64,
+                costed.inputs.output_tokens as i64,
+                costed.inputs.prompt_tokens_all as i64,
+                costed.inputs.output_tokens_all as i64,
+                costed.inputs.run_s,
+                price.map(|p| p.mode.as_str()),
+                hourly,
+                tokens.map(|t| t.input_per_1m),
+                tokens.map(|t| t.output_per_1m),
+                price.map(|p| p.source.as_str()),
+                price.map(|p| p.region.as_str()),
+                price.map(|p| p.as_of.as_str()),
             ],
         )?;
         {
@@ -344,8 +485,21 @@ impl Bundle {
         self.checkpoint()
     }
 
-    fn checkpoint(&self) -> Result<()> {
+    pub(crate) fn checkpoint(&self) -> Result<()> {
         self.conn.execute_batch("CHECKPOINT")?;
         Ok(())
     }
+}
+
+fn insert_experiment(tx: &duckdb::Transaction<'_>, e: &ExperimentRow<'_>) -> Result<()> {
+    tx.execute(
+        "INSERT INTO experiments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        params![
+            e.experiment_id, e.run_id, e.ordinal, e.label, e.endpoint, e.provider, e.model, e.api, e.stream,
+            e.instance_type, e.instance_count, e.serving_stack, e.dataset, e.bucket, e.tokenizer_id, e.tokenizer_sha256, e.load_mode, e.concurrency, e.rate,
+            e.arrival, e.hash_inputs, e.simulated, e.sim_profile, e.status, ts(e.started_at), ts(e.ended_at),
+            e.status_reason.as_deref().map(crate::redact::text),
+        ],
+    )?;
+    Ok(())
 }

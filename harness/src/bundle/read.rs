@@ -2,7 +2,8 @@
 
 use anyhow::{Context, Result};
 use duckdb::{AccessMode, Config, Connection};
-use harness_core::{Distribution, ExperimentSummary};
+use harness_core::cost::{CostInputs, PriceMode, Rate, TokenPrice, UnitPrice};
+use harness_core::{Distribution, ExperimentSummary, RequestSample};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -13,6 +14,9 @@ pub struct StoredExperiment {
     pub run_id: String,
     pub label: String,
     pub endpoint: String,
+    pub model: String,
+    /// Whether the endpoint streamed (TTFT, ITL and TPOT need it).
+    pub stream: bool,
     pub instance_type: Option<String>,
     pub instance_count: i32,
     pub dataset: String,
@@ -22,8 +26,11 @@ pub struct StoredExperiment {
     pub rate: Option<f64>,
     pub simulated: bool,
     pub status: String,
+    /// Why the experiment is `failed`, `skipped` or `interrupted`.
+    pub status_reason: Option<String>,
     pub summary: ExperimentSummary,
-    pub cost: harness_core::cost::CostFigures,
+    /// The price, inputs and figures it was costed with at run time.
+    pub costed: harness_core::cost::Costed,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -33,6 +40,8 @@ pub struct StoredRun {
     pub git_revision: String,
     pub started_at: String,
     pub status: String,
+    /// Why a run is `failed` or `interrupted`.
+    pub status_reason: Option<String>,
     pub config_file: String,
     /// The effective config (secrets masked), YAML.
     pub config_yaml: String,
@@ -41,7 +50,7 @@ pub struct StoredRun {
 /// Opens a bundle read-only.
 pub fn open(path: &Path) -> Result<Connection> {
     if !path.exists() {
-        anyhow::bail!("no bundle at {}", path.display());
+        crate::bad_input!("no bundle at {}", path.display());
     }
     let cfg = Config::default().access_mode(AccessMode::ReadOnly)?;
     let conn = Connection::open_with_flags(path, cfg)
@@ -52,9 +61,11 @@ pub fn open(path: &Path) -> Result<Connection> {
             [],
             |r| r.get(0),
         )
-        .with_context(|| format!("{} is not a result bundle", path.display()))?;
+        .map_err(|_| {
+            crate::exit::bad_input(format!("{} is not a result bundle", path.display()))
+        })?;
     if v != super::SCHEMA_VERSION {
-        anyhow::bail!(
+        crate::bad_input!(
             "{} uses bundle schema {v}; this harness reads schema {}",
             path.display(),
             super::SCHEMA_VERSION
@@ -65,7 +76,7 @@ pub fn open(path: &Path) -> Result<Connection> {
 
 pub fn runs(conn: &Connection) -> Result<Vec<StoredRun>> {
     let mut st = conn.prepare(
-        "SELECT run_id, harness_version, git_revision, strftime(started_at, '%Y-%m-%d %H:%M:%S UTC'), status, config_file, config_yaml FROM runs ORDER BY started_at",
+        "SELECT run_id, harness_version, git_revision, strftime(started_at, '%Y-%m-%d %H:%M:%S UTC'), status, status_reason, config_file, config_yaml FROM runs ORDER BY started_at",
     )?;
     let rows = st.query_map([], |r| {
         Ok(StoredRun {
@@ -74,8 +85,9 @@ pub fn runs(conn: &Connection) -> Result<Vec<StoredRun>> {
             git_revision: r.get(2)?,
             started_at: r.get(3)?,
             status: r.get(4)?,
-            config_file: r.get(5)?,
-            config_yaml: r.get(6)?,
+            status_reason: r.get(5)?,
+            config_file: r.get(6)?,
+            config_yaml: r.get(7)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -146,7 +158,11 @@ pub fn experiments(conn: &Connection) -> Result<Vec<StoredExperiment>> {
                 s.requests, s.requests_ok, s.requests_failed, s.warmup_requests, s.window_s, s.request_throughput,
                 s.output_token_throughput, s.prompt_token_throughput, s.send_rate, s.error_rate, s.errors_by_class,
                 s.prompt_token_discrepancy, s.output_token_discrepancy,
-                s.usd_per_hour, s.usd_per_request, s.usd_per_10k_requests, s.usd_per_1m_output_tokens, s.usd_run
+                s.usd_per_hour, s.usd_per_request, s.usd_per_10k_requests, s.usd_per_1m_output_tokens, s.usd_run,
+                e.model, e.stream, e.status_reason,
+                s.prompt_tokens_total, s.output_tokens_total, s.prompt_tokens_all, s.output_tokens_all, s.run_s,
+                s.price_mode, s.price_usd_per_instance_hour, s.price_input_per_1m, s.price_output_per_1m,
+                s.price_source, s.price_region, s.price_as_of
          FROM experiments e LEFT JOIN summaries s USING (experiment_id) ORDER BY e.ordinal, e.label",
     )?;
     let mut out = vec![];
@@ -154,11 +170,14 @@ pub fn experiments(conn: &Connection) -> Result<Vec<StoredExperiment>> {
     while let Some(r) = rows.next()? {
         let id: String = r.get(0)?;
         let errors: Option<String> = r.get(23)?;
+        let count = |i: usize| -> duckdb::Result<u64> {
+            Ok(r.get::<_, Option<i64>>(i)?.unwrap_or(0) as u64)
+        };
         let summary = ExperimentSummary {
-            requests: r.get::<_, Option<i64>>(13)?.unwrap_or(0) as u64,
-            requests_ok: r.get::<_, Option<i64>>(14)?.unwrap_or(0) as u64,
-            requests_failed: r.get::<_, Option<i64>>(15)?.unwrap_or(0) as u64,
-            warmup_requests: r.get::<_, Option<i64>>(16)?.unwrap_or(0) as u64,
+            requests: count(13)?,
+            requests_ok: count(14)?,
+            requests_failed: count(15)?,
+            warmup_requests: count(16)?,
             window_s: r.get::<_, Option<f64>>(17)?.unwrap_or(0.0),
             request_throughput: r.get::<_, Option<f64>>(18)?.unwrap_or(0.0),
             output_token_throughput: r.get::<_, Option<f64>>(19)?.unwrap_or(0.0),
@@ -171,14 +190,57 @@ pub fn experiments(conn: &Connection) -> Result<Vec<StoredExperiment>> {
             prompt_token_discrepancy: r.get(24)?,
             output_token_discrepancy: r.get(25)?,
             distributions: dists.remove(&id).unwrap_or_default(),
+            prompt_tokens_total: count(34)?,
+            output_tokens_total: count(35)?,
+            prompt_tokens_all: count(36)?,
+            output_tokens_all: count(37)?,
+        };
+        let instance_count: i32 = r.get(5)?;
+        let mode: Option<String> = r.get(39)?;
+        let hourly: Option<f64> = r.get(40)?;
+        let (input, output): (Option<f64>, Option<f64>) = (r.get(41)?, r.get(42)?);
+        let rate = match (hourly, input, output) {
+            (Some(h), _, _) => Some(Rate::InstanceHour(h)),
+            (None, Some(i), Some(o)) => Some(Rate::Tokens(TokenPrice {
+                input_per_1m: i,
+                output_per_1m: o,
+            })),
+            _ => None,
+        };
+        let price = match (rate, mode.as_deref().and_then(PriceMode::parse)) {
+            (Some(rate), Some(mode)) => Some(UnitPrice {
+                rate,
+                mode,
+                source: r.get::<_, Option<String>>(43)?.unwrap_or_default(),
+                region: r.get::<_, Option<String>>(44)?.unwrap_or_default(),
+                as_of: r.get::<_, Option<String>>(45)?.unwrap_or_default(),
+            }),
+            _ => None,
+        };
+        let costed = harness_core::cost::Costed {
+            price,
+            inputs: CostInputs::from_summary(
+                &summary,
+                instance_count.max(1) as u32,
+                r.get::<_, Option<f64>>(38)?.unwrap_or(0.0),
+            ),
+            figures: harness_core::cost::CostFigures {
+                usd_per_hour: r.get(26)?,
+                usd_per_request: r.get(27)?,
+                usd_per_10k_requests: r.get(28)?,
+                usd_per_1m_output_tokens: r.get(29)?,
+                usd_run: r.get(30)?,
+            },
         };
         out.push(StoredExperiment {
             experiment_id: id,
             run_id: r.get(1)?,
             label: r.get(2)?,
             endpoint: r.get(3)?,
+            model: r.get(31)?,
+            stream: r.get(32)?,
             instance_type: r.get(4)?,
-            instance_count: r.get(5)?,
+            instance_count,
             dataset: r.get(6)?,
             bucket: r.get(7)?,
             load_mode: r.get(8)?,
@@ -186,42 +248,46 @@ pub fn experiments(conn: &Connection) -> Result<Vec<StoredExperiment>> {
             rate: r.get(10)?,
             simulated: r.get(11)?,
             status: r.get(12)?,
+            status_reason: r.get(33)?,
             summary,
-            cost: harness_core::cost::CostFigures {
-                usd_per_hour: r.get(26)?,
-                usd_per_request: r.get(27)?,
-                usd_per_10k_requests: r.get(28)?,
-                usd_per_1m_output_tokens: r.get(29)?,
-                usd_run: r.get(30)?,
-            },
+            costed,
         });
     }
     Ok(out)
 }
 
-/// SQL for the per-request value (ms) of a metric diff and report can read
-/// from `requests`; `None` for other metrics.
-pub fn metric_sql(m: &str) -> Option<&'static str> {
-    Some(match m {
-        "ttft" => "(first_token_ns - sent_ns) / 1e6",
-        "e2e" => "(end_ns - sent_ns) / 1e6",
-        "ttft_from_schedule" => "(first_token_ns - scheduled_ns) / 1e6",
-        "e2e_from_schedule" => "(end_ns - scheduled_ns) / 1e6",
-        "tpot" => "(end_ns - first_token_ns) / 1e6 / (coalesce(output_tokens_usage, output_tokens_client) - 1)",
-        _ => return None,
-    })
-}
-
-/// Per-request values of a metric (ms), successful measured requests only.
-pub fn samples(c: &Connection, id: &str, m: &str) -> Result<Vec<f64>> {
-    let expr =
-        metric_sql(m).ok_or_else(|| anyhow::anyhow!("no per-request values for metric `{m}`"))?;
-    let mut st = c.prepare(&format!(
-        "SELECT {expr} FROM requests WHERE experiment_id = ? AND status = 'ok' AND NOT warmup AND first_token_ns IS NOT NULL \
-         AND coalesce(output_tokens_usage, output_tokens_client, 2) >= 2"
-    ))?;
-    let v = st
-        .query_map([id], |r| r.get::<_, f64>(0))?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(v.into_iter().filter(|x| x.is_finite()).collect())
+/// Every request of an experiment as the statistics see it (warm-up ones
+/// flagged), in send order. Metric selections are applied by the caller with
+/// `harness_core` (`Metric::samples`, `summary::metric_values`), never in SQL.
+pub fn request_samples(c: &Connection, id: &str) -> Result<Vec<RequestSample>> {
+    let mut st = c.prepare(
+        "SELECT warmup, scheduled_ns, sent_ns, first_token_ns, end_ns, token_chunk_ns::VARCHAR, status = 'ok', error_class,
+                prompt_tokens_usage, output_tokens_usage, prompt_tokens_client, output_tokens_client
+         FROM requests WHERE experiment_id = ? ORDER BY seq",
+    )?;
+    let rows = st.query_map([id], |r| {
+        let chunks: String = r.get(5)?;
+        let u = |i: usize| -> duckdb::Result<Option<u64>> {
+            Ok(r.get::<_, Option<i64>>(i)?.map(|v| v as u64))
+        };
+        Ok(RequestSample {
+            warmup: r.get(0)?,
+            scheduled_ns: r.get(1)?,
+            sent_ns: r.get(2)?,
+            first_token_ns: r.get(3)?,
+            end_ns: r.get(4)?,
+            token_chunk_ns: chunks
+                .trim_matches(['[', ']'])
+                .split(',')
+                .filter_map(|x| x.trim().parse().ok())
+                .collect(),
+            ok: r.get(6)?,
+            error_class: r.get(7)?,
+            prompt_tokens_usage: u(8)?,
+            output_tokens_usage: u(9)?,
+            prompt_tokens_client: u(10)?,
+            output_tokens_client: u(11)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -22,7 +22,8 @@ CREATE TABLE IF NOT EXISTS runs (
     host_arch         VARCHAR,
     host_cpus         INTEGER,
     host_memory_bytes BIGINT,
-    duckdb_version    VARCHAR
+    duckdb_version    VARCHAR,
+    status_reason     VARCHAR
 );
 CREATE TABLE IF NOT EXISTS experiments (
     experiment_id  VARCHAR PRIMARY KEY,
@@ -50,7 +51,8 @@ CREATE TABLE IF NOT EXISTS experiments (
     sim_profile    VARCHAR,
     status         VARCHAR NOT NULL,
     started_at     TIMESTAMPTZ NOT NULL,
-    ended_at       TIMESTAMPTZ NOT NULL
+    ended_at       TIMESTAMPTZ NOT NULL,
+    status_reason  VARCHAR
 );
 CREATE TABLE IF NOT EXISTS requests (
     experiment_id        VARCHAR NOT NULL,
@@ -96,7 +98,19 @@ CREATE TABLE IF NOT EXISTS summaries (
     usd_per_10k_requests      DOUBLE,
     usd_per_1m_output_tokens  DOUBLE,
     usd_run                   DOUBLE,
-    simulated                 BOOLEAN NOT NULL
+    simulated                 BOOLEAN NOT NULL,
+    prompt_tokens_total       BIGINT NOT NULL,
+    output_tokens_total       BIGINT NOT NULL,
+    prompt_tokens_all         BIGINT NOT NULL,
+    output_tokens_all         BIGINT NOT NULL,
+    run_s                     DOUBLE NOT NULL,
+    price_mode                VARCHAR,
+    price_usd_per_instance_hour DOUBLE,
+    price_input_per_1m        DOUBLE,
+    price_output_per_1m       DOUBLE,
+    price_source              VARCHAR,
+    price_region              VARCHAR,
+    price_as_of               VARCHAR
 );
 CREATE TABLE IF NOT EXISTS distributions (
     experiment_id VARCHAR NOT NULL,
@@ -135,4 +149,16 @@ CREATE TABLE IF NOT EXISTS dataset_rows (
     prompt           VARCHAR NOT NULL,
     prompt_tokens    BIGINT NOT NULL,
     answers          VARCHAR
+);
+CREATE TABLE IF NOT EXISTS preflights (
+    run_id       VARCHAR NOT NULL,
+    endpoint     VARCHAR NOT NULL,
+    url          VARCHAR,
+    checked_at   TIMESTAMPTZ NOT NULL,
+    ok           BOOLEAN NOT NULL,
+    http_status  SMALLINT,
+    error_class  VARCHAR,
+    message      VARCHAR NOT NULL,
+    latency_ms   DOUBLE,
+    PRIMARY KEY (run_id, endpoint)
 );

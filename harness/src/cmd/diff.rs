@@ -1,10 +1,18 @@
 //! `harness diff OLD NEW`: matches experiments by id and, per metric, tests
 //! whether the median and p95 changed (bootstrap, `harness_core::diff`).
+//!
+//! Each side's values are the metric's own selection of the stored requests
+//! (`Metric::samples` via `summary::metric_values_as_recorded`), so the
+//! p50 and p95 it prints are the bundle's `distributions` rows exactly.
 
+use crate::bad_input;
 use crate::bundle::read;
 use crate::cli::DiffArgs;
-use anyhow::{bail, Result};
+use anyhow::Result;
 use harness_core::diff::{compare, Comparison, Stat};
+use harness_core::metrics::Unit;
+use harness_core::summary::metric_values_as_recorded;
+use harness_core::Metric;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -39,9 +47,9 @@ pub fn run(a: DiffArgs) -> Result<ExitCode> {
             None => (t, false),
         };
         let v: f64 = num.parse().map_err(|_| {
-            anyhow::anyhow!(
+            crate::exit::bad_input(format!(
                 "--threshold `{t}`: expected a percentage like `5%` or a fraction like `0.05`"
-            )
+            ))
         })?;
         if pct {
             v / 100.0
@@ -49,10 +57,17 @@ pub fn run(a: DiffArgs) -> Result<ExitCode> {
             v
         }
     };
-    let metrics: Vec<String> = a.metric.split(',').map(|s| s.trim().to_string()).collect();
-    for m in &metrics {
-        if read::metric_sql(m).is_none() {
-            bail!("--metric `{m}`: expected one of ttft, e2e, tpot, ttft_from_schedule, e2e_from_schedule");
+    let mut metrics = vec![];
+    for m in a.metric.split(',').map(str::trim) {
+        match Metric::from_id(m).filter(|m| m.unit() == Unit::Ms) {
+            Some(x) => metrics.push(x),
+            None => bad_input!(
+                "--metric `{m}`: expected latency metrics, comma-separated, from {}",
+                crate::report::model::latency_metrics()
+                    .map(|m| m.id())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
     }
     let (co, cn) = (read::open(&a.old)?, read::open(&a.new)?);
@@ -71,18 +86,26 @@ pub fn run(a: DiffArgs) -> Result<ExitCode> {
         if !new.contains_key(id) {
             continue;
         }
-        for m in &metrics {
-            let (so, sn) = (read::samples(&co, id, m)?, read::samples(&cn, id, m)?);
+        let (ro, rn) = (
+            read::request_samples(&co, id)?,
+            read::request_samples(&cn, id)?,
+        );
+        for m in metrics.iter().copied() {
+            let (so, sn) = (
+                metric_values_as_recorded(&ro, m),
+                metric_values_as_recorded(&rn, m),
+            );
             for stat in [Stat::P50, Stat::P95] {
                 // Seeded per comparison: the verdict is reproducible.
-                let seed =
-                    harness_core::hash::sha256_hex(format!("{id}/{m}/{}", stat.name()).as_bytes());
+                let seed = harness_core::hash::sha256_hex(
+                    format!("{id}/{}/{}", m.id(), stat.name()).as_bytes(),
+                );
                 let seed = u64::from_str_radix(&seed[..16], 16).expect("hex");
                 if let Some(cmp) = compare(&so, &sn, stat, threshold, 2000, seed) {
                     rows.push(Row {
                         experiment_id: id.clone(),
                         label: label.clone(),
-                        metric: m.clone(),
+                        metric: m.id().to_string(),
                         stat: stat.name(),
                         cmp,
                     });
@@ -103,14 +126,14 @@ pub fn run(a: DiffArgs) -> Result<ExitCode> {
     let text = match a.format.as_str() {
         "json" => serde_json::to_string_pretty(&report)? + "\n",
         "md" | "text" => render(&report, a.format == "md"),
-        other => bail!("--format `{other}`: expected text, md or json"),
+        other => bad_input!("--format `{other}`: expected text, md or json"),
     };
     match &a.out {
         Some(p) => std::fs::write(p, &text)?,
         None => print!("{text}"),
     }
     Ok(if a.fail_on_regression && report.regressions > 0 {
-        ExitCode::from(1)
+        ExitCode::from(crate::exit::FINDING)
     } else {
         ExitCode::SUCCESS
     })

@@ -10,10 +10,12 @@
 //!   named in the output and in `meta.merged_from`.
 //! - A dataset card present in several inputs must have the same content hash.
 //! - `meta.merged_from` records each input's file name, runs and experiment count.
+//! - Preflight checks go with their runs.
 
+use crate::bad_input;
 use crate::bundle::{read, Bundle};
 use crate::cli::MergeArgs;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use duckdb::params;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -36,7 +38,7 @@ fn three_strings(c: &duckdb::Connection, sql: &str) -> Result<Vec<(String, Strin
 
 pub fn run(a: MergeArgs) -> Result<ExitCode> {
     if a.out.exists() {
-        bail!(
+        bad_input!(
             "{} already exists; merge writes a new bundle, choose another -o",
             a.out.display()
         );
@@ -62,7 +64,7 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
         )?;
         for (d, t, content) in cards {
             match datasets.get(&(d.clone(), t.clone())) {
-                Some((j, c)) if *c != content => bail!(
+                Some((j, c)) if *c != content => bad_input!(
                     "dataset `{d}` has different contents in {} (SHA-256 {c}) and {} (SHA-256 {content}); bundles with different data under one name cannot be merged",
                     a.bundles[*j].display(),
                     b.display()
@@ -114,7 +116,7 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
         keep.push((id.clone(), chosen.src));
     }
     if !conflicts.is_empty() {
-        bail!(
+        bad_input!(
             "{} experiment(s) were measured in different runs, so merging would have to drop results:\n{}\nPass --on-conflict newest or --on-conflict first to keep one copy of each",
             conflicts.len(),
             conflicts.join("\n")
@@ -170,6 +172,7 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
         c.execute_batch(&format!(
             "BEGIN;
              INSERT INTO runs SELECT * FROM src.runs WHERE run_id NOT IN (SELECT run_id FROM runs);
+             INSERT INTO preflights SELECT * FROM src.preflights WHERE (run_id, endpoint) NOT IN (SELECT (run_id, endpoint) FROM preflights);
              INSERT INTO experiments SELECT * FROM src.experiments WHERE experiment_id IN {kept};
              INSERT INTO summaries SELECT * FROM src.summaries WHERE experiment_id IN {kept};
              INSERT INTO distributions SELECT * FROM src.distributions WHERE experiment_id IN {kept};

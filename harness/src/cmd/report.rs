@@ -1,11 +1,11 @@
 //! `harness report BUNDLE... --format md,json --out DIR`: parse the arguments,
 //! build the view model, render each format and the charts, write them.
 
+use crate::bad_input;
 use crate::cli::ReportArgs;
 use crate::report::{self, charts, model};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use harness_core::capacity::rpm_range;
-use harness_core::recommend::Constraints;
 use std::process::ExitCode;
 
 fn parse_range(s: &str) -> Result<(f64, f64)> {
@@ -14,42 +14,8 @@ fn parse_range(s: &str) -> Result<(f64, f64)> {
         .and_then(|(a, b)| Some((a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?)));
     match parsed {
         Some((lo, hi)) if lo > 0.0 && hi >= lo && hi.is_finite() => Ok((lo, hi)),
-        _ => bail!("--rpm-range `{s}`: expected LO..HI with 0 < LO <= HI, e.g. 60..6000"),
+        _ => bad_input!("--rpm-range `{s}`: expected LO..HI with 0 < LO <= HI, e.g. 60..6000"),
     }
-}
-
-/// The budget given on the command line, if any part of it was.
-fn constraints(a: &ReportArgs) -> Result<Option<Constraints>> {
-    if a.latency.is_empty() && a.max_error_rate.is_none() && a.max_usd_per_request.is_none() {
-        return Ok(None);
-    }
-    let mut latency = vec![];
-    for l in &a.latency {
-        let Some((key, v)) = l.split_once('=') else {
-            bail!("--latency `{l}`: expected METRIC.STAT=MS, e.g. ttft.p95=1000");
-        };
-        model::check_latency_key(key.trim()).map_err(|e| anyhow::anyhow!("--latency: {e}"))?;
-        let ms: f64 = v
-            .trim()
-            .trim_end_matches("ms")
-            .parse()
-            .ok()
-            .filter(|x: &f64| *x > 0.0 && x.is_finite())
-            .with_context(|| format!("--latency `{l}`: `{v}` is not a positive number of ms"))?;
-        latency.push((key.trim().to_string(), ms));
-    }
-    if let Some(e) = a.max_error_rate {
-        if !(0.0..=1.0).contains(&e) {
-            bail!("--max-error-rate {e}: expected a fraction within 0..=1");
-        }
-    }
-    Ok(Some(Constraints {
-        max_error_rate: a
-            .max_error_rate
-            .unwrap_or(Constraints::default().max_error_rate),
-        latency,
-        max_usd_per_request: a.max_usd_per_request,
-    }))
 }
 
 pub fn run(a: ReportArgs) -> Result<ExitCode> {
@@ -57,7 +23,7 @@ pub fn run(a: ReportArgs) -> Result<ExitCode> {
     for f in a.format.split(',').map(str::trim).filter(|f| !f.is_empty()) {
         match report::exporter(f) {
             Some(e) => exporters.push(e),
-            None => bail!(
+            None => bad_input!(
                 "--format `{f}`: expected a comma-separated list of {}",
                 report::FORMATS.join(", ")
             ),
@@ -65,11 +31,11 @@ pub fn run(a: ReportArgs) -> Result<ExitCode> {
     }
     if let Some(r) = a.rpm {
         if !(r > 0.0 && r.is_finite()) {
-            bail!("--rpm {r}: expected a number of requests per minute > 0");
+            bad_input!("--rpm {r}: expected a number of requests per minute > 0");
         }
     }
     if a.rpm_steps == 0 || a.rpm_steps > 50 {
-        bail!("--rpm-steps {}: expected 1 to 50", a.rpm_steps);
+        bad_input!("--rpm-steps {}: expected 1 to 50", a.rpm_steps);
     }
     let heatmap_rpms = match &a.rpm_range {
         Some(s) => {
@@ -79,9 +45,11 @@ pub fn run(a: ReportArgs) -> Result<ExitCode> {
         None => None,
     };
     let opts = model::Options {
-        constraints: constraints(&a)?,
+        constraints: super::budget(&a.budget, None)?,
         target_rpm: a.rpm,
         heatmap_rpms,
+        repricing: super::repricing(&a.reprice)?,
+        chart_samples: true,
     };
     let r = model::build(&a.bundles, &opts)?;
     let charts = charts::charts(&r);

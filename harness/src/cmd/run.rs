@@ -1,25 +1,33 @@
-//! `harness run`: load config → expand → skip what the bundle already holds →
-//! run each experiment → write it → print the summary.
+//! `harness run`: load config → open bundle → for each experiment: deploy,
+//! preflight its endpoint once, run, price, write → print the summary.
+//!
+//! Exit status (crate::exit): 0 when every experiment completed; 3 when an
+//! endpoint failed its preflight or an experiment had no successful request
+//! (the others still run); 2 for bad input; 130 when interrupted.
 
-use crate::bundle::{read, Bundle, ExperimentRow, RunRow};
+use crate::bundle::{read, Bundle, ExperimentRow, PreflightRow, RunRow};
 use crate::cli::RunArgs;
-use crate::config::{self, ApiKind, Config, Endpoint, LoadLevel, ProviderKind};
+use crate::config::{Config, LoadLevel, Loaded};
+use crate::deploy;
+use crate::exit;
 use crate::plan::Experiment;
+use crate::preflight::{self, Verdict};
+use crate::pricing::RunPricing;
 use crate::progress::Progress;
-use crate::provider::openai::{OpenAiClient, OpenAiOptions};
 use crate::provider::Provider;
 use crate::report::table;
 use crate::runner;
-use crate::sim::{Engine, EngineOptions, SimServer};
 use crate::workload::Workload;
 use anyhow::{Context, Result};
 use chrono::Utc;
+use futures_util::FutureExt;
+use harness_core::cost::{CostInputs, Costed};
 use harness_core::hash::sha256_hex;
 use harness_core::ExperimentSummary;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 /// Where the bundle goes: `--out` as a file (.duckdb) or directory, else
@@ -33,117 +41,312 @@ pub fn bundle_path(cfg: &Config, out: Option<&Path>) -> PathBuf {
     }
 }
 
-/// API keys, read once before any experiment starts. Never stored or printed.
-fn credentials(cfg: &Config) -> Result<BTreeMap<String, String>> {
-    let mut keys = BTreeMap::new();
-    let mut missing = vec![];
-    for ep in &cfg.endpoints {
-        if let Some(var) = &ep.api_key_env {
-            match std::env::var(var) {
-                Ok(v) if !v.is_empty() => {
-                    keys.insert(ep.name.clone(), v);
-                }
-                _ => missing.push(format!(
-                    "endpoint `{}` reads its API key from ${var}, which is not set",
-                    ep.name
-                )),
-            }
-        }
-    }
-    if !missing.is_empty() {
-        anyhow::bail!(
-            "{}\nset the variable(s), or remove `api_key_env` for servers without authentication",
-            missing.join("\n")
-        );
-    }
-    Ok(keys)
-}
-
-fn pool_size(level: &LoadLevel) -> usize {
-    match level {
-        LoadLevel::Closed { concurrency } => *concurrency as usize,
-        LoadLevel::Open { .. } => 1024,
-    }
-}
-
-/// The provider for an experiment, and the simulator behind it if any.
-async fn provider_for(
-    cfg: &Config,
-    exp: &Experiment,
-    key: Option<&String>,
-) -> Result<(Provider, Option<SimServer>)> {
-    let ep: &Endpoint = &exp.endpoint;
-    let (base_url, sim) = match ep.provider {
-        ProviderKind::Openai => (ep.base_url.clone().expect("validated"), None),
-        ProviderKind::Sim => {
-            let s = ep.sim.as_ref().expect("validated");
-            let profile = crate::cmd::sim::profile_for(&s.profile, s.ttft_ms, s.itl_ms)
-                .map_err(anyhow::Error::msg)?;
-            let engine = Engine::new(
-                profile,
-                EngineOptions {
-                    seed: cfg.seed,
-                    max_concurrency: s.max_concurrency,
-                    error_rate: s.error_rate,
-                    error_kind: s.error_kind,
-                },
-            );
-            let server = SimServer::start("127.0.0.1:0".parse().expect("addr"), engine).await?;
-            (server.base_url(), Some(server))
-        }
-    };
-    let client = OpenAiClient::new(OpenAiOptions {
-        base_url: &base_url,
-        model: &ep.model,
-        api: ep.api,
-        stream: ep.stream,
-        api_key: key.cloned(),
-        headers: &ep.headers,
-        sampling: cfg.sampling.clone(),
-        pool_size: pool_size(&exp.plan.level),
-    })?;
-    Ok((Provider::OpenAi(client), sim))
-}
-
-fn expected_requests(exp: &Experiment) -> u64 {
-    let p = &exp.plan;
-    let by_duration = p.duration.map(|d| match p.level {
-        LoadLevel::Open { rate, .. } => (rate * d.as_secs_f64() * 1.2) as u64 + 16,
-        LoadLevel::Closed { .. } => 256,
-    });
-    p.warmup_requests + p.requests.or(by_duration).unwrap_or(256)
-}
-
 pub async fn run(a: RunArgs) -> Result<ExitCode> {
-    // Parse, validate, expand.
     let (loaded, experiments) = match super::load(&a.config).await {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
-    let cfg = &loaded.config;
-    let keys = credentials(cfg)?;
-    // No pricing file: an empty book, so only the config's overrides apply.
-    let prices = match &cfg.pricing.file {
-        Some(f) => match crate::pricing::PriceBook::load(std::path::Path::new(f)) {
-            Ok(b) => b,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                return Ok(ExitCode::from(crate::EXIT_BAD_INPUT));
-            }
-        },
-        None => crate::pricing::PriceBook::default(),
+    let keys = match loaded.credentials() {
+        Ok(k) => k,
+        Err(errors) => {
+            eprint!("{errors}");
+            return Ok(ExitCode::from(exit::BAD_INPUT));
+        }
     };
-    let region = cfg
-        .pricing
-        .region
-        .clone()
-        .unwrap_or_else(|| "us-east-1".into());
-    let mut price_warned = HashSet::new();
-    let path = bundle_path(cfg, a.out.as_deref());
-    let mut bundle = Bundle::open(&path)?;
-    let completed = bundle.completed_ids()?;
-
     let started_at = Utc::now();
+    let pricing = RunPricing::new(
+        &loaded.config.pricing,
+        &loaded.file,
+        &started_at.format("%Y-%m-%d").to_string(),
+    )?;
+    let path = bundle_path(&loaded.config, a.out.as_deref());
+    let mut bundle = Bundle::open(&path)?;
+    let run_id = begin_run(&bundle, &loaded, &path, started_at)?;
+    let stop = Stop::install(&bundle, &run_id)?;
+
+    let mut session = Session {
+        cfg: &loaded.config,
+        args: &a,
+        keys,
+        pricing,
+        run_id: &run_id,
+        stop: stop.clone(),
+        tally: Tally::default(),
+    };
+    let result = std::panic::AssertUnwindSafe(session.run_all(&mut bundle, &experiments))
+        .catch_unwind()
+        .await;
+    let tally = session.tally;
+    let (status, reason) = match &result {
+        _ if stop.signal().is_some() => (
+            "interrupted",
+            Some(format!(
+                "interrupted by {}",
+                stop.signal().unwrap_or("a signal")
+            )),
+        ),
+        Ok(Ok(())) if tally.failures.is_empty() => ("complete", None),
+        Ok(Ok(())) => ("failed", Some(tally.failures.join("; "))),
+        Ok(Err(e)) => ("failed", Some(format!("stopped on an error: {e:#}"))),
+        Err(panic) => (
+            "failed",
+            Some(format!("stopped on a panic: {}", panic_message(panic))),
+        ),
+    };
+    bundle.finish_run(&run_id, status, reason.as_deref())?;
+    drop(bundle);
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+
+    print_summary(&loaded.config, &path, &experiments, &tally, stop.signal())?;
+    Ok(ExitCode::from(if stop.signal().is_some() {
+        exit::INTERRUPTED
+    } else if tally.failures.is_empty() {
+        exit::SUCCESS
+    } else {
+        exit::RUNTIME_FAILURE
+    }))
+}
+
+/// What happened to the experiments of this run.
+#[derive(Default)]
+struct Tally {
+    ran: usize,
+    /// Complete in the bundle already; not rerun.
+    already_complete: HashSet<String>,
+    /// Experiment id → why it was skipped in this run.
+    skipped: HashMap<String, String>,
+    /// One line per failed endpoint or experiment, for the run's reason.
+    failures: Vec<String>,
+}
+
+/// One run's state while it goes through the experiments.
+struct Session<'a> {
+    cfg: &'a Config,
+    args: &'a RunArgs,
+    keys: BTreeMap<String, String>,
+    pricing: RunPricing,
+    run_id: &'a str,
+    stop: Stop,
+    tally: Tally,
+}
+
+impl Session<'_> {
+    async fn run_all(&mut self, bundle: &mut Bundle, experiments: &[Experiment]) -> Result<()> {
+        write_datasets(bundle, experiments)?;
+        let completed = bundle.completed_ids()?;
+        // Endpoint name → its preflight verdict, checked before its first
+        // experiment that has to run.
+        let mut checked: HashMap<String, Verdict> = HashMap::new();
+        for exp in experiments {
+            if self.stop.signal().is_some() {
+                break;
+            }
+            if completed.contains(&exp.id) && !self.args.force {
+                self.tally.already_complete.insert(exp.id.clone());
+                continue;
+            }
+            let ep = &exp.endpoint;
+            let deployed = deploy::start(ep, self.cfg.seed).await?;
+            let provider = Provider::new(
+                self.cfg,
+                ep,
+                &deployed.base_url,
+                self.keys.get(&ep.name),
+                pool_size(&exp.plan.level),
+            )?;
+            if !checked.contains_key(&ep.name) {
+                let v = self.preflight(bundle, exp, &deployed, &provider).await?;
+                checked.insert(ep.name.clone(), v);
+            }
+            let verdict = &checked[&ep.name];
+            if !verdict.ok {
+                let reason = format!("skipped: preflight failed: {}", verdict.message);
+                let now = Utc::now();
+                bundle.write_skipped(&ExperimentRow::new(
+                    exp,
+                    self.run_id,
+                    "skipped",
+                    Some(reason.clone()),
+                    now,
+                    now,
+                ))?;
+                self.tally.skipped.insert(exp.id.clone(), reason);
+                continue;
+            }
+            self.run_one(bundle, exp, provider, experiments.len())
+                .await?;
+            drop(deployed);
+        }
+        Ok(())
+    }
+
+    /// Checks `exp`'s endpoint and records the verdict; a failure is printed
+    /// once with the endpoint, its URL (masked) and the fix.
+    async fn preflight(
+        &mut self,
+        bundle: &Bundle,
+        exp: &Experiment,
+        deployed: &deploy::Deployed,
+        provider: &Provider,
+    ) -> Result<Verdict> {
+        let ep = &exp.endpoint;
+        let checked_at = Utc::now();
+        let verdict = if self.args.no_preflight {
+            Verdict {
+                message: "not checked (--no-preflight)".into(),
+                ..Verdict::embedded()
+            }
+        } else if deployed.is_embedded() {
+            Verdict::embedded()
+        } else {
+            preflight::check(provider, ep, self.cfg.load.timeout.min(PREFLIGHT_TIMEOUT)).await
+        };
+        bundle.write_preflight(&PreflightRow {
+            run_id: self.run_id,
+            endpoint: &ep.name,
+            url: Some(crate::redact::url(match provider {
+                Provider::OpenAi(c) => c.url(),
+            })),
+            checked_at,
+            ok: verdict.ok,
+            http_status: verdict.http_status,
+            error_class: verdict.error_class.map(|c| c.as_str()),
+            message: verdict.message.clone(),
+            latency_ms: verdict.latency_ms,
+        })?;
+        if !verdict.ok {
+            let Provider::OpenAi(client) = provider;
+            eprintln!(
+                "error: endpoint `{}` ({}) failed its preflight check: {}\n       its experiments are skipped; the other endpoints go on (--no-preflight turns the check off)",
+                ep.name,
+                crate::redact::url(client.url()),
+                verdict.message
+            );
+            self.tally.failures.push(format!(
+                "endpoint `{}` failed preflight: {}",
+                ep.name, verdict.message
+            ));
+        }
+        Ok(verdict)
+    }
+
+    /// Runs one experiment, prices it and writes it to the bundle.
+    async fn run_one(
+        &mut self,
+        bundle: &mut Bundle,
+        exp: &Experiment,
+        provider: Provider,
+        total: usize,
+    ) -> Result<()> {
+        let workload = Arc::new(Workload::new(
+            exp,
+            self.cfg.sampling.max_tokens,
+            expected_requests(exp),
+        ));
+        let total_reqs = exp
+            .plan
+            .requests
+            .filter(|_| exp.plan.duration.is_none())
+            .map(|r| r + exp.plan.warmup_requests);
+        let progress = Progress::new(
+            &format!("[{}/{total}] {}", exp.ordinal + 1, exp.label),
+            total_reqs,
+            self.args.quiet,
+        );
+        let outcome = runner::run_experiment(
+            exp,
+            Arc::new(provider),
+            workload,
+            exp.tokenizer.clone(),
+            self.cfg.load.timeout,
+            self.stop.flag(),
+            progress,
+        )
+        .await;
+        let samples: Vec<_> = outcome.records.iter().map(|r| r.sample()).collect();
+        let summary = ExperimentSummary::compute(&samples);
+        let run_s = (outcome.ended_at - outcome.started_at).num_milliseconds() as f64 / 1e3;
+        let costed = Costed::new(
+            self.pricing.price(&exp.endpoint),
+            CostInputs::from_summary(&summary, exp.endpoint.instance_count, run_s),
+        );
+        let (status, reason) = if outcome.interrupted {
+            (
+                "interrupted",
+                Some("interrupted before the plan ended".to_string()),
+            )
+        } else if summary.requests > 0 && summary.requests_ok == 0 {
+            let reason = format!(
+                "every measured request failed ({})",
+                error_classes(&summary)
+            );
+            self.tally
+                .failures
+                .push(format!("experiment `{}`: {reason}", exp.label));
+            ("failed", Some(reason))
+        } else {
+            ("complete", None)
+        };
+        bundle
+            .write_experiment(
+                &ExperimentRow::new(
+                    exp,
+                    self.run_id,
+                    status,
+                    reason,
+                    outcome.started_at,
+                    outcome.ended_at,
+                ),
+                &outcome.records,
+                &summary,
+                &costed,
+            )
+            .with_context(|| {
+                format!(
+                    "writing experiment `{}` to {}",
+                    exp.label,
+                    bundle.path.display()
+                )
+            })?;
+        self.tally.ran += 1;
+        Ok(())
+    }
+}
+
+/// Longest a preflight request may take (the config's timeout when shorter).
+const PREFLIGHT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `connect×6 http_5xx×1`
+pub fn error_classes(s: &ExperimentSummary) -> String {
+    s.errors_by_class
+        .iter()
+        .map(|(k, v)| format!("{k}×{v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Inputs first: every dataset card (and JSONL rows) as prepared.
+fn write_datasets(bundle: &mut Bundle, experiments: &[Experiment]) -> Result<()> {
+    let mut written = HashSet::new();
+    for exp in experiments {
+        let c = exp.card();
+        if written.insert((c.dataset.clone(), c.tokenizer_sha256.clone())) {
+            bundle.write_dataset(&exp.prepared)?;
+        }
+    }
+    Ok(())
+}
+
+fn begin_run(
+    bundle: &Bundle,
+    loaded: &Loaded,
+    path: &Path,
+    started_at: chrono::DateTime<Utc>,
+) -> Result<String> {
     let run_id = sha256_hex(
         format!(
             "{}/{}/{}",
@@ -158,242 +361,160 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
         run_id: run_id.clone(),
         started_at,
         config_file: loaded.file.clone(),
-        config_name: cfg.name.clone(),
+        config_name: loaded.config.name.clone(),
         config_yaml: loaded.effective_yaml.clone(),
-        overrides: loaded.overrides.clone(),
-        command_line: command_line(),
+        overrides: loaded.overrides.iter().map(|o| mask_arg(o)).collect(),
+        command_line: std::env::args()
+            .map(|a| mask_arg(&a))
+            .collect::<Vec<_>>()
+            .join(" "),
     })?;
+    Ok(run_id)
+}
 
-    // Ctrl-C: stop issuing requests, let in-flight ones finish, write what is
-    // done. A second Ctrl-C exits at once; completed experiments are already
-    // checkpointed in the bundle.
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                stop.store(true, Ordering::SeqCst);
-                eprintln!("\ninterrupted: finishing in-flight requests (Ctrl-C again to quit now)");
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    std::process::exit(crate::EXIT_INTERRUPTED as i32);
-                }
-            }
-        });
-    }
-
-    // Inputs first: every dataset card (and JSONL rows) as prepared.
-    let mut written = HashSet::new();
-    for exp in &experiments {
-        let c = exp.card();
-        if written.insert((c.dataset.clone(), c.tokenizer_sha256.clone())) {
-            bundle.write_dataset(&exp.prepared)?;
-        }
-    }
-
-    let mut skipped = HashSet::new();
-    let mut ran = 0usize;
-    let total = experiments.len();
-    for exp in &experiments {
-        if stop.load(Ordering::SeqCst) {
-            break;
-        }
-        if completed.contains(&exp.id) && !a.force {
-            skipped.insert(exp.id.clone());
-            continue;
-        }
-        let (provider, sim) = provider_for(cfg, exp, keys.get(&exp.endpoint.name)).await?;
-        let workload = Arc::new(Workload::new(
-            exp,
-            cfg.sampling.max_tokens,
-            expected_requests(exp),
-        ));
-        let total_reqs = exp
-            .plan
-            .requests
-            .filter(|_| exp.plan.duration.is_none())
-            .map(|r| r + exp.plan.warmup_requests);
-        let progress = Progress::new(
-            &format!("[{}/{total}] {}", exp.ordinal + 1, exp.label),
-            total_reqs,
-            a.quiet,
-        );
-        let outcome = runner::run_experiment(
-            exp,
-            Arc::new(provider),
-            workload,
-            exp.tokenizer.clone(),
-            cfg.load.timeout,
-            stop.clone(),
-            progress,
-        )
-        .await;
-        drop(sim);
-        let samples: Vec<_> = outcome.records.iter().map(|r| r.sample()).collect();
-        let summary = ExperimentSummary::compute(&samples);
-        // Cost from the price book (config overrides win); null when unknown.
-        let hourly = exp.endpoint.instance_type.as_deref().and_then(|t| {
-            let p = prices.hourly(t, &region, &cfg.pricing.instance_hourly);
-            if p.is_none() && price_warned.insert(t.to_string()) {
-                let from = cfg
-                    .pricing
-                    .file
-                    .as_deref()
-                    .unwrap_or("no pricing file configured");
-                eprintln!(
-                    "warning: no price for {t} in {region} ({from}): its cost columns are null"
-                );
-            }
-            p
-        });
-        // An endpoint without an instance type is priced per token when the
-        // book (or the config) has a price for its model: cost from the
-        // server's usage counts over the measured successful requests (the
-        // client's count where a response carried no usage).
-        let token_price = if exp.endpoint.instance_type.is_none() {
-            prices.tokens(&exp.endpoint.model, &region, &cfg.pricing.token_prices)
-        } else {
-            None
-        };
-        let cost = match token_price {
-            Some(tp) => {
-                let tokens = |measured_only: bool| {
-                    samples
-                        .iter()
-                        .filter(|s| !measured_only || (s.ok && !s.warmup))
-                        .fold((0, 0), |(p, o), s| {
-                            (
-                                p + s.prompt_tokens().unwrap_or(0),
-                                o + s.output_tokens().unwrap_or(0),
-                            )
-                        })
-                };
-                let (p, o) = tokens(true);
-                let mut c = harness_core::cost::token_costs(Some(tp), p, o, summary.requests_ok);
-                // The run's cost: every request's tokens, warm-up and failures too.
-                let (pa, oa) = tokens(false);
-                c.usd_run = harness_core::cost::token_costs(Some(tp), pa, oa, 1).usd_run;
-                c
-            }
-            None => harness_core::cost::instance_costs(&harness_core::cost::CostInputs {
-                hourly_usd: hourly,
-                instance_count: exp.endpoint.instance_count,
-                window_s: summary.window_s,
-                requests_ok: summary.requests_ok,
-                output_tokens: (summary.output_token_throughput * summary.window_s).round() as u64,
-                run_s: (outcome.ended_at - outcome.started_at).num_milliseconds() as f64 / 1e3,
-            }),
-        };
-        let status = if outcome.interrupted {
-            "interrupted"
-        } else {
-            "complete"
-        };
-        let hash_inputs = harness_core::hash::canonical_json(&exp.hash_inputs);
-        let ep = &exp.endpoint;
-        let (mode, concurrency, rate, arrival) = match exp.plan.level {
-            LoadLevel::Closed { concurrency } => ("closed", Some(concurrency as i32), None, None),
-            LoadLevel::Open { rate, arrival } => (
-                "open",
-                None,
-                Some(rate),
-                Some(format!("{arrival:?}").to_lowercase()),
-            ),
-        };
-        bundle
-            .write_experiment(
-                &ExperimentRow {
-                    experiment_id: &exp.id,
-                    run_id: &run_id,
-                    ordinal: exp.ordinal as i32,
-                    label: &exp.label,
-                    endpoint: &ep.name,
-                    provider: match ep.provider {
-                        ProviderKind::Sim => "sim",
-                        ProviderKind::Openai => "openai",
-                    },
-                    model: &ep.model,
-                    api: match ep.api {
-                        ApiKind::Chat => "chat",
-                        ApiKind::Completions => "completions",
-                    },
-                    stream: ep.stream,
-                    instance_type: ep.instance_type.as_deref(),
-                    instance_count: ep.instance_count as i32,
-                    serving_stack: ep.serving_stack.as_deref(),
-                    dataset: &exp.dataset.name,
-                    bucket: exp.bucket_name(),
-                    tokenizer_id: &exp.tokenizer.info.id,
-                    tokenizer_sha256: &exp.tokenizer.info.content_sha256,
-                    load_mode: mode,
-                    concurrency,
-                    rate,
-                    arrival: arrival.as_deref(),
-                    hash_inputs: &hash_inputs,
-                    simulated: ep.provider == ProviderKind::Sim,
-                    sim_profile: ep.sim.as_ref().map(|s| s.profile.as_str()),
-                    status,
-                    started_at: outcome.started_at,
-                    ended_at: outcome.ended_at,
-                },
-                &outcome.records,
-                &summary,
-                &cost,
-            )
-            .with_context(|| format!("writing experiment `{}` to {}", exp.label, path.display()))?;
-        ran += 1;
-    }
-    let interrupted = stop.load(Ordering::SeqCst);
-    bundle.finish_run(
-        &run_id,
-        if interrupted {
-            "interrupted"
-        } else {
-            "complete"
-        },
-    )?;
-    drop(bundle);
-
-    // Export: the summary of this config's experiments, read back from the bundle.
-    let conn = read::open(&path)?;
+fn print_summary(
+    cfg: &Config,
+    path: &Path,
+    experiments: &[Experiment],
+    tally: &Tally,
+    signal: Option<&str>,
+) -> Result<()> {
+    let conn = read::open(path)?;
     let ids: HashSet<&str> = experiments.iter().map(|e| e.id.as_str()).collect();
     let rows: Vec<_> = read::experiments(&conn)?
         .into_iter()
         .filter(|e| ids.contains(e.experiment_id.as_str()))
         .collect();
     println!();
-    print!(
-        "{}",
-        table::render(&rows, &|id| skipped
-            .contains(id)
-            .then(|| "skipped: already in bundle (--force reruns)".to_string()))
-    );
+    let notes = |id: &str| {
+        if tally.already_complete.contains(id) {
+            Some("skipped: already in bundle (--force reruns)".to_string())
+        } else {
+            tally
+                .skipped
+                .get(id)
+                .map(|_| "endpoint failed preflight".to_string())
+        }
+    };
+    print!("{}", table::render(&rows, &notes, cfg.budgets.error_rate));
     println!(
-        "{ran} experiment(s) run, {} skipped (complete in the bundle){}",
-        skipped.len(),
-        if interrupted { ", interrupted" } else { "" }
+        "{} experiment(s) run, {} skipped (complete in the bundle){}{}",
+        tally.ran,
+        tally.already_complete.len(),
+        if tally.skipped.is_empty() {
+            String::new()
+        } else {
+            format!(", {} skipped (preflight failed)", tally.skipped.len())
+        },
+        match signal {
+            Some(s) => format!(", interrupted ({s})"),
+            None => String::new(),
+        }
     );
+    for f in &tally.failures {
+        println!("FAILED: {f}");
+    }
     println!("bundle: {}", path.display());
     println!(
         "next: harness report {0} --out report   |   harness plan {0} --rpm R --latency-p95 MS",
         path.display()
     );
-    Ok(if interrupted {
-        ExitCode::from(crate::EXIT_INTERRUPTED)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(())
 }
 
-fn command_line() -> String {
-    // Arguments only name files and config paths; `--set` values are config
-    // values, masked like the config when they look secret.
-    std::env::args()
-        .map(|a| match a.split_once('=') {
-            Some((k, _)) if config::validate::is_secret_key(k.rsplit('.').next().unwrap_or(k)) => {
-                format!("{k}=****")
+fn pool_size(level: &LoadLevel) -> usize {
+    match level {
+        LoadLevel::Closed { concurrency } => *concurrency as usize,
+        LoadLevel::Open { .. } => 1024,
+    }
+}
+
+fn expected_requests(exp: &Experiment) -> u64 {
+    let p = &exp.plan;
+    let by_duration = p.duration.map(|d| match p.level {
+        LoadLevel::Open { rate, .. } => (rate * d.as_secs_f64() * 1.2) as u64 + 16,
+        LoadLevel::Closed { .. } => 256,
+    });
+    p.warmup_requests + p.requests.or(by_duration).unwrap_or(256)
+}
+
+/// A command-line argument or `--set` override as stored: `--set` values
+/// whose key looks secret are masked, and so are URL credentials anywhere.
+fn mask_arg(a: &str) -> String {
+    match a.split_once('=') {
+        Some((k, _)) if crate::redact::is_secret_key(k.rsplit('.').next().unwrap_or(k)) => {
+            format!("{k}={}", crate::redact::MASK)
+        }
+        _ => crate::redact::text(a),
+    }
+}
+
+fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Ctrl-C and SIGTERM: stop issuing requests, let in-flight ones finish,
+/// write what is done and mark the run `interrupted`. A second signal exits at
+/// once, after marking the run (completed experiments are already
+/// checkpointed in the bundle).
+#[derive(Clone)]
+struct Stop {
+    flag: Arc<std::sync::atomic::AtomicBool>,
+    /// 0: none, 1: SIGINT, 2: SIGTERM.
+    which: Arc<AtomicU8>,
+}
+
+impl Stop {
+    fn install(bundle: &Bundle, run_id: &str) -> Result<Stop> {
+        let stop = Stop {
+            flag: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            which: Arc::new(AtomicU8::new(0)),
+        };
+        let conn = bundle.connection().try_clone()?;
+        let (s, run_id) = (stop.clone(), run_id.to_string());
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return;
+            };
+            for round in 0..2 {
+                let which = tokio::select! {
+                    _ = int.recv() => 1,
+                    _ = term.recv() => 2,
+                };
+                if round == 0 {
+                    s.which.store(which, Ordering::SeqCst);
+                    s.flag.store(true, Ordering::SeqCst);
+                    eprintln!(
+                        "\ninterrupted: finishing in-flight requests (Ctrl-C again to quit now)"
+                    );
+                } else {
+                    let _ = conn.execute_batch(&format!(
+                        "UPDATE runs SET status = 'interrupted', ended_at = now(), status_reason = 'interrupted twice: stopped at once; the experiment in progress was not written' WHERE run_id = '{run_id}'; CHECKPOINT;"
+                    ));
+                    std::process::exit(exit::INTERRUPTED as i32);
+                }
             }
-            _ => a,
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+        });
+        Ok(stop)
+    }
+
+    fn flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.flag.clone()
+    }
+
+    /// The signal that stopped the run, if any.
+    fn signal(&self) -> Option<&'static str> {
+        match self.which.load(Ordering::SeqCst) {
+            1 => Some("Ctrl-C (SIGINT)"),
+            2 => Some("SIGTERM"),
+            _ => None,
+        }
+    }
 }

@@ -14,15 +14,36 @@ pub fn run(a: ShowArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(ExitCode::SUCCESS);
     }
-    for r in read::runs(&conn)? {
+    let runs = read::runs(&conn)?;
+    for r in &runs {
         println!(
-            "run {} · {} · harness {} ({}) · {} · {}",
-            r.run_id, r.started_at, r.harness_version, r.git_revision, r.config_file, r.status
+            "run {} · {} · harness {} ({}) · {} · {}{}",
+            r.run_id,
+            r.started_at,
+            r.harness_version,
+            r.git_revision,
+            r.config_file,
+            r.status,
+            r.status_reason
+                .as_deref()
+                .map(|x| format!(": {x}"))
+                .unwrap_or_default()
         );
     }
     let exps = read::experiments(&conn)?;
+    let max_error_rate = crate::report::model::budgeted_error_rate(&runs);
     println!();
-    print!("{}", table::render(&exps, &|_| None));
+    print!(
+        "{}",
+        table::render(
+            &exps,
+            &|id| exps
+                .iter()
+                .find(|e| e.experiment_id == id)
+                .and_then(|e| e.status_reason.clone()),
+            max_error_rate
+        )
+    );
     println!("bundle: {}", a.bundle.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,6 @@
 use crate::cli::SimArgs;
 use crate::config::SimErrorKind;
 use crate::sim::{profile, Engine, EngineOptions, SimServer};
-use anyhow::Context;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -29,26 +28,26 @@ pub async fn run(a: SimArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let addr: SocketAddr = a.listen.parse().with_context(|| {
-        format!(
+    let addr: SocketAddr = a.listen.parse().map_err(|_| {
+        crate::exit::bad_input(format!(
             "--listen `{}` is not an address like 127.0.0.1:8000",
             a.listen
-        )
+        ))
     })?;
     if !addr.ip().is_loopback() {
-        anyhow::bail!("--listen {addr}: the simulator only listens on loopback addresses (127.0.0.0/8 or ::1)");
+        crate::bad_input!("--listen {addr}: the simulator only listens on loopback addresses (127.0.0.0/8 or ::1)");
     }
     let p = profile_for(&a.profile, a.ttft_ms, a.itl_ms)
-        .map_err(|e| anyhow::anyhow!("--profile: {e}"))?;
+        .map_err(|e| crate::exit::bad_input(format!("--profile: {e}")))?;
     let error_kind = SimErrorKind::parse(&a.error_kind).ok_or_else(|| {
-        anyhow::anyhow!(
+        crate::exit::bad_input(format!(
             "--error-kind `{}`: expected one of {}",
             a.error_kind,
             SimErrorKind::NAMES.join(", ")
-        )
+        ))
     })?;
     if !(0.0..=1.0).contains(&a.error_rate) {
-        anyhow::bail!("--error-rate {} must be within 0..=1", a.error_rate);
+        crate::bad_input!("--error-rate {} must be within 0..=1", a.error_rate);
     }
     let engine = Engine::new(
         p.clone(),

@@ -1,4 +1,11 @@
+//! `harness validate CONFIG [--show-settings]`: every config error with its
+//! file, line and field (exit 2), including API keys that are not set and
+//! header values HTTP cannot carry; with `--show-settings`, the resolved
+//! config, the exact request each endpoint is sent, and the experiments.
+
 use crate::cli::ValidateArgs;
+use crate::config::ProviderKind;
+use crate::workload::Workload;
 use std::process::ExitCode;
 
 pub async fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
@@ -6,15 +13,57 @@ pub async fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
-    if a.show_settings {
-        println!("# Resolved config (defaults filled in, secrets masked)");
-        print!("{}", loaded.effective_yaml);
-        println!("\n# Experiments ({})", exps.len());
-        for e in &exps {
-            println!("{}  {}", e.id, e.label);
-        }
-    } else {
+    if let Err(errors) = loaded.credentials() {
+        eprint!("{errors}");
+        return Ok(ExitCode::from(crate::exit::BAD_INPUT));
+    }
+    if !a.show_settings {
         println!("{}: OK, {} experiments", loaded.file, exps.len());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("# Resolved config (defaults filled in, secrets masked)");
+    print!("{}", loaded.effective_yaml);
+    println!("\n# Request body per endpoint (exactly as sent; the prompt is its first request's, shortened here)");
+    for (i, ep) in loaded.config.endpoints.iter().enumerate() {
+        let Some(exp) = exps.iter().find(|e| e.endpoint.name == ep.name) else {
+            continue;
+        };
+        let shape = crate::provider::request_shape(&loaded.config, ep, i);
+        let url = match ep.provider {
+            ProviderKind::Openai => crate::redact::url(&crate::provider::openai::join_url(
+                ep.base_url.as_deref().unwrap_or(""),
+                shape.path(),
+            )),
+            ProviderKind::Sim => format!(
+                "http://127.0.0.1:<port>/v1/{} (embedded simulator)",
+                shape.path()
+            ),
+        };
+        let item = Workload::new(exp, loaded.config.sampling.max_tokens, 1).item(0);
+        let chars = item.prompt.chars().count();
+        let prompt = if chars > 60 {
+            format!(
+                "{}… ({} more characters)",
+                item.prompt.chars().take(60).collect::<String>(),
+                chars - 60
+            )
+        } else {
+            item.prompt.to_string()
+        };
+        let mut body = shape.body(&prompt, item.max_tokens);
+        crate::redact::value(&mut body);
+        println!("\n## {}: POST {url}", ep.name);
+        let mut headers = vec!["Content-Type: application/json".to_string()];
+        if let Some(var) = &ep.api_key_env {
+            headers.push(format!("Authorization: Bearer **** (from ${var})"));
+        }
+        headers.extend(ep.headers.keys().map(|k| format!("{k}: ****")));
+        println!("{}", headers.join("\n"));
+        println!("{}", serde_json::to_string_pretty(&body)?);
+    }
+    println!("\n# Experiments ({})", exps.len());
+    for e in &exps {
+        println!("{}  {}", e.id, e.label);
     }
     Ok(ExitCode::SUCCESS)
 }

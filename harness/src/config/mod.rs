@@ -23,6 +23,57 @@ pub struct Loaded {
     pub effective_yaml: String,
     /// The `--set` overrides, as given.
     pub overrides: Vec<String>,
+    /// Where each key and value came from, for errors found after validation.
+    pub positions: Positions,
+}
+
+impl Loaded {
+    /// The API keys the endpoints name with `api_key_env`, read from the
+    /// environment, by endpoint name. Each key and every secret header value
+    /// and URL credential is registered with `redact` so that no output shows
+    /// it. Errors (a variable not set, a key that cannot go in an HTTP
+    /// header) name the file, line and field, never the value.
+    pub fn credentials(&self) -> Result<std::collections::BTreeMap<String, String>, ConfigErrors> {
+        let mut keys = std::collections::BTreeMap::new();
+        let mut errors = vec![];
+        for (i, ep) in self.config.endpoints.iter().enumerate() {
+            if let Some(u) = &ep.base_url {
+                crate::redact::register_url(u);
+            }
+            for (k, v) in &ep.headers {
+                if crate::redact::is_secret_key(k) {
+                    crate::redact::register(v);
+                }
+            }
+            let Some(var) = &ep.api_key_env else { continue };
+            let path = Path::root().key("endpoints").index(i).key("api_key_env");
+            let problem = match std::env::var(var) {
+                Ok(v) if !v.is_empty() => {
+                    crate::redact::register(&v);
+                    if reqwest::header::HeaderValue::from_str(&format!("Bearer {v}")).is_ok() {
+                        keys.insert(ep.name.clone(), v);
+                        continue;
+                    }
+                    format!("the key in ${var} holds a line break, a control character or non-ASCII text, which an HTTP header cannot carry")
+                }
+                _ => format!("${var} is not set: export it (the endpoint `{}` sends it as its API key), or remove `api_key_env` for a server without authentication", ep.name),
+            };
+            errors.push(ConfigError {
+                file: self.file.clone(),
+                origin: self
+                    .positions
+                    .value_or_ancestor(&path)
+                    .map(|(o, _)| o.clone()),
+                path: Some(path),
+                message: problem,
+            });
+        }
+        if errors.is_empty() {
+            Ok(keys)
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -174,12 +225,13 @@ pub fn load_str(
         return Err(ConfigErrors(errors));
     }
     let mut resolved = serde_json::to_value(&config).expect("config serialises");
-    validate::mask_secrets(&mut resolved);
+    crate::redact::value(&mut resolved);
     Ok(Loaded {
         config,
         file: file.to_string(),
         effective_yaml: to_yaml(&resolved),
         overrides: overrides.to_vec(),
+        positions: pos,
     })
 }
 

@@ -33,6 +33,9 @@ pub struct Endpoint {
     pub base_url: Option<String>,
     pub api_key_env: Option<String>,
     pub headers: BTreeMap<String, String>,
+    /// Fields merged into every request body (validated not to collide with
+    /// the fields the harness sets).
+    pub extra_body: serde_json::Map<String, serde_json::Value>,
     pub sim: Option<SimSettings>,
     pub tokenizer: TokenizerSpec,
 }
@@ -141,6 +144,7 @@ pub struct Sampling {
     pub max_tokens: Option<u32>,
     pub temperature: f64,
     pub top_p: Option<f64>,
+    /// Sent (as `"ignore_eos": true`) only when true.
     pub ignore_eos: bool,
 }
 
@@ -148,6 +152,7 @@ pub struct Sampling {
 pub struct Pricing {
     pub file: Option<String>,
     pub region: Option<String>,
+    pub mode: harness_core::cost::PriceMode,
     pub instance_hourly: BTreeMap<String, f64>,
     pub token_prices: BTreeMap<String, harness_core::cost::TokenPrice>,
 }

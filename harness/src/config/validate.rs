@@ -226,7 +226,7 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
         max_tokens: ws.max_tokens,
         temperature,
         top_p: ws.top_p,
-        ignore_eos: ws.ignore_eos.unwrap_or(true),
+        ignore_eos: ws.ignore_eos.unwrap_or(false),
     };
 
     let wp = w.pricing.unwrap_or_default();
@@ -260,9 +260,23 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
             },
         );
     }
+    let mode = match wp.mode.as_deref() {
+        None | Some("on_demand") => harness_core::cost::PriceMode::OnDemand,
+        Some("spot") => harness_core::cost::PriceMode::Spot,
+        Some(other) => {
+            cx.err(
+                root.key("pricing").key("mode"),
+                format!(
+                    "`{other}` is not an instance pricing mode; expected `on_demand` or `spot`"
+                ),
+            );
+            harness_core::cost::PriceMode::OnDemand
+        }
+    };
     let pricing = Pricing {
         file: wp.file,
         region: wp.region,
+        mode,
         instance_hourly: wp.instance_hourly.unwrap_or_default(),
         token_prices,
     };
@@ -493,6 +507,31 @@ fn endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<Endpoint> {
         }
     }
     let tokenizer = tokenizer(cx, p.key("tokenizer"), e.tokenizer.clone());
+    for (k, v) in e.headers.iter().flatten() {
+        let at = p.key("headers").key(k);
+        if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
+            cx.err(
+                at,
+                format!("`{k}` is not a valid HTTP header name (letters, digits and `-`)"),
+            );
+        } else if reqwest::header::HeaderValue::from_str(v).is_err() {
+            // Never echo the value: header values are often secrets.
+            cx.err(at, "the value is not valid in an HTTP header: it holds a line break, a control character or non-ASCII text");
+        }
+    }
+    let extra_body = e.extra_body.clone().unwrap_or_default();
+    for k in extra_body.keys() {
+        let at = p.key("extra_body").key(k);
+        match k.as_str() {
+            "model" | "messages" | "prompt" => cx.err(at, format!("`{k}` is set by the harness from the endpoint's `model` and the dataset; remove it from `extra_body`")),
+            "stream" | "stream_options" => cx.err(at, format!("`{k}` is set by the harness from the endpoint's `stream`; remove it from `extra_body`")),
+            "max_tokens" | "temperature" | "top_p" | "ignore_eos" => cx.err(at, format!("set `sampling.{k}` instead, so that it is hashed and shown with the other sampling settings")),
+            _ => {}
+        }
+    }
+    if provider == ProviderKind::Sim && !extra_body.is_empty() {
+        cx.err(p.key("extra_body"), "only applies to provider `openai`");
+    }
     if cx.issues.len() > before {
         return None;
     }
@@ -508,6 +547,7 @@ fn endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<Endpoint> {
         base_url: e.base_url,
         api_key_env: e.api_key_env,
         headers: e.headers.unwrap_or_default(),
+        extra_body,
         sim,
         tokenizer,
     })
@@ -579,82 +619,5 @@ fn load(cx: &mut Ctx, w: WireLoad) -> Load {
         warmup_duration,
         timeout,
         max_in_flight,
-    }
-}
-
-/// Keys whose values are masked wherever the config is shown or stored: a
-/// key with a word (split at `_`, `-`, `.`) like `key`, `token` or `secret`
-/// (`api_key`, `hf_token`, `x-api-key`), but not counts like `prompt_tokens`
-/// nor `*_env` (the name of a variable, not its value).
-pub fn is_secret_key(key: &str) -> bool {
-    const WORDS: [&str; 11] = [
-        "authorization",
-        "key",
-        "apikey",
-        "token",
-        "secret",
-        "password",
-        "passwd",
-        "credential",
-        "credentials",
-        "cookie",
-        "signature",
-    ];
-    let k = key.to_ascii_lowercase();
-    !k.ends_with("_env") && k.split(['_', '-', '.']).any(|w| WORDS.contains(&w))
-}
-
-/// Masks secret-looking values (header values always) in a config value.
-pub fn mask_secrets(v: &mut serde_json::Value) {
-    fn walk(v: &mut serde_json::Value, in_headers: bool) {
-        match v {
-            serde_json::Value::Object(m) => {
-                for (k, child) in m.iter_mut() {
-                    if (in_headers || is_secret_key(k))
-                        && !child.is_object()
-                        && !child.is_array()
-                        && !child.is_null()
-                    {
-                        *child = serde_json::Value::String("****".into());
-                    } else {
-                        walk(child, k == "headers");
-                    }
-                }
-            }
-            serde_json::Value::Array(a) => a.iter_mut().for_each(|c| walk(c, false)),
-            _ => {}
-        }
-    }
-    walk(v, false);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_secret_key;
-
-    #[test]
-    fn secret_keys_are_words_not_substrings() {
-        for k in [
-            "api_key",
-            "hf_token",
-            "X-Api-Key",
-            "Authorization",
-            "aws_secret_access_key",
-            "session_token",
-            "password",
-            "apikey",
-        ] {
-            assert!(is_secret_key(k), "{k}");
-        }
-        for k in [
-            "prompt_tokens",
-            "shared_prefix_tokens",
-            "max_tokens",
-            "tokenizer",
-            "api_key_env",
-            "monkey",
-        ] {
-            assert!(!is_secret_key(k), "{k}");
-        }
     }
 }

@@ -56,6 +56,9 @@ pub struct WireEndpoint {
     /// Name of the environment variable holding the API key (never the key).
     pub api_key_env: Option<String>,
     pub headers: Option<BTreeMap<String, String>>,
+    /// Engine-specific request fields merged into every request body, e.g.
+    /// `{top_k: 20}` for vLLM; the default body holds only OpenAI fields.
+    pub extra_body: Option<serde_json::Map<String, serde_json::Value>>,
     pub sim: Option<WireSim>,
     /// How the client counts tokens: one of `file`, `gguf`, `hf` (default: words).
     pub tokenizer: Option<WireTokenizer>,
@@ -181,6 +184,9 @@ pub struct WireSampling {
     pub max_tokens: Option<u32>,
     pub temperature: Option<f64>,
     pub top_p: Option<f64>,
+    /// Ask the server to ignore end-of-sequence so that every response has
+    /// `max_tokens` tokens. Not an OpenAI field (vLLM, SGLang and the simulator
+    /// take it): sent only when true. Default false.
     pub ignore_eos: Option<bool>,
 }
 
@@ -191,6 +197,8 @@ pub struct WirePricing {
     pub file: Option<String>,
     /// Region whose prices apply.
     pub region: Option<String>,
+    /// Instance pricing: `on_demand` (default) or `spot`.
+    pub mode: Option<String>,
     /// $/hour per instance type, overriding the file.
     pub instance_hourly: Option<BTreeMap<String, f64>>,
     /// $ per 1M input and output tokens per model, overriding the file; used for

@@ -9,35 +9,132 @@ use super::sse::{SseEvent, SseParser};
 use super::WorkItem;
 use crate::clock::Clock;
 use crate::config::{ApiKind, Sampling};
-use crate::record::{http_error_class, RequestRecord};
+use crate::record::RequestRecord;
 use futures_util::StreamExt;
+use harness_core::outcome::{is_normal_finish, ErrorClass};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::borrow::Cow;
+
+/// Everything that shapes a request body but the prompt and `max_tokens`.
+///
+/// The body holds only OpenAI fields (`model`, `messages` or `prompt`,
+/// `max_tokens`, `temperature`, `top_p`, `stream`, `stream_options`), plus
+/// `ignore_eos` only when `sampling.ignore_eos` is true, plus the endpoint's
+/// `extra_body`. Each field knows the config key that sent it, so that a
+/// server's rejection of a field points at the key to change.
+#[derive(Debug, Clone)]
+pub struct RequestShape {
+    pub api: ApiKind,
+    pub stream: bool,
+    pub model: String,
+    pub sampling: Sampling,
+    pub extra_body: Map<String, Value>,
+    /// The endpoint's place in the config, e.g. `endpoints[2]`.
+    pub config_path: String,
+}
+
+impl RequestShape {
+    /// The request path under the base URL.
+    pub fn path(&self) -> &'static str {
+        match self.api {
+            ApiKind::Chat => "chat/completions",
+            ApiKind::Completions => "completions",
+        }
+    }
+
+    /// The JSON body of one request.
+    pub fn body(&self, prompt: &str, max_tokens: u32) -> Value {
+        let mut b = match self.api {
+            ApiKind::Chat => {
+                json!({"model": self.model, "messages": [{"role": "user", "content": prompt}]})
+            }
+            ApiKind::Completions => json!({"model": self.model, "prompt": prompt}),
+        };
+        b["max_tokens"] = json!(max_tokens);
+        b["temperature"] = json!(self.sampling.temperature);
+        if let Some(p) = self.sampling.top_p {
+            b["top_p"] = json!(p);
+        }
+        if self.sampling.ignore_eos {
+            b["ignore_eos"] = json!(true);
+        }
+        if self.stream {
+            b["stream"] = json!(true);
+            b["stream_options"] = json!({"include_usage": true});
+        }
+        for (k, v) in &self.extra_body {
+            b[k.as_str()] = v.clone();
+        }
+        b
+    }
+
+    /// The config key that made the harness send `field`, for the fields a
+    /// server may reject (`model`, `messages`, `prompt` and `stream` are not
+    /// listed: every OpenAI server takes them).
+    pub fn config_key(&self, field: &str) -> Option<String> {
+        if self.extra_body.contains_key(field) {
+            return Some(format!("{}.extra_body.{field}", self.config_path));
+        }
+        match field {
+            "ignore_eos" if self.sampling.ignore_eos => Some("sampling.ignore_eos: true".into()),
+            "top_p" if self.sampling.top_p.is_some() => Some("sampling.top_p".into()),
+            "temperature" => Some("sampling.temperature".into()),
+            "max_tokens" => Some("sampling.max_tokens (or the dataset's output_tokens)".into()),
+            "stream_options" if self.stream => Some(format!(
+                "{}.stream: true (streams ask for usage with stream_options.include_usage)",
+                self.config_path
+            )),
+            _ => None,
+        }
+    }
+
+    /// For an error message that names a field this body sent: which config
+    /// key sent it.
+    fn blame(&self, message: &str) -> Option<String> {
+        let mut fields: Vec<String> = self.extra_body.keys().cloned().collect();
+        fields.extend(
+            [
+                "ignore_eos",
+                "stream_options",
+                "top_p",
+                "max_tokens",
+                "temperature",
+            ]
+            .map(String::from),
+        );
+        fields.into_iter().find_map(|f| {
+            let named = message
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .any(|w| w == f);
+            let key = self.config_key(&f).filter(|_| named)?;
+            Some(format!(
+                "the harness sent `{f}` because of `{key}` in the config; change or remove it if this server does not take it"
+            ))
+        })
+    }
+}
 
 pub struct OpenAiClient {
     http: reqwest::Client,
+    base_url: String,
     url: String,
-    api: ApiKind,
-    stream: bool,
-    model: String,
-    sampling: Sampling,
+    shape: RequestShape,
 }
 
 pub struct OpenAiOptions<'a> {
     pub base_url: &'a str,
-    pub model: &'a str,
-    pub api: ApiKind,
-    pub stream: bool,
+    pub shape: RequestShape,
     pub api_key: Option<String>,
     pub headers: &'a std::collections::BTreeMap<String, String>,
-    pub sampling: Sampling,
     /// Connections kept open: the concurrency of the load.
     pub pool_size: usize,
 }
 
 impl OpenAiClient {
+    /// Errors name the header at fault, never its value (the config's
+    /// validation catches these first, with file and line).
     pub fn new(o: OpenAiOptions<'_>) -> anyhow::Result<Self> {
         crate::tls::install_provider();
         let mut headers = HeaderMap::new();
@@ -63,46 +160,49 @@ impl OpenAiClient {
             .tcp_nodelay(true)
             .no_proxy()
             .build()?;
-        let base = o.base_url.trim_end_matches('/');
-        let path = match o.api {
-            ApiKind::Chat => "chat/completions",
-            ApiKind::Completions => "completions",
-        };
         Ok(OpenAiClient {
+            url: join_url(o.base_url, o.shape.path()),
+            base_url: o.base_url.to_string(),
             http,
-            url: format!("{base}/{path}"),
-            api: o.api,
-            stream: o.stream,
-            model: o.model.to_string(),
-            sampling: o.sampling,
+            shape: o.shape,
         })
     }
 
-    fn body(&self, item: &WorkItem) -> Vec<u8> {
-        let mut b = match self.api {
-            ApiKind::Chat => {
-                json!({"model": self.model, "messages": [{"role": "user", "content": &*item.prompt}]})
-            }
-            ApiKind::Completions => json!({"model": self.model, "prompt": &*item.prompt}),
-        };
-        b["max_tokens"] = json!(item.max_tokens);
-        b["temperature"] = json!(self.sampling.temperature);
-        if let Some(p) = self.sampling.top_p {
-            b["top_p"] = json!(p);
+    pub fn shape(&self) -> &RequestShape {
+        &self.shape
+    }
+
+    /// The request URL (with credentials: mask before showing it).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The model ids the server lists at `GET {base_url}/models`.
+    pub async fn list_models(&self) -> anyhow::Result<Vec<String>> {
+        let r = self
+            .http
+            .get(join_url(&self.base_url, "models"))
+            .timeout(std::time::Duration::from_secs(10))
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            anyhow::bail!("HTTP {}", r.status().as_u16());
         }
-        if self.sampling.ignore_eos {
-            b["ignore_eos"] = json!(true);
-        }
-        if self.stream {
-            b["stream"] = json!(true);
-            b["stream_options"] = json!({"include_usage": true});
-        }
-        serde_json::to_vec(&b).expect("json")
+        let v: Value = serde_json::from_slice(&r.bytes().await?)?;
+        Ok(v["data"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|m| m["id"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     pub async fn send(&self, item: &WorkItem, clock: &Clock, rec: &mut RequestRecord) {
         rec.prompt_tokens_client = Some(item.prompt_tokens_client);
-        let body = self.body(item);
+        let body =
+            serde_json::to_vec(&self.shape.body(&item.prompt, item.max_tokens)).expect("json");
         rec.sent_ns = clock.now_ns();
         let resp = match self.http.post(&self.url).body(body).send().await {
             Ok(r) => r,
@@ -118,13 +218,30 @@ impl OpenAiClient {
         if !resp.status().is_success() {
             let text = resp.text().await.unwrap_or_default();
             rec.end_ns = clock.now_ns();
+            let message = error_message(&text);
+            let hint = matches!(status, 400 | 422)
+                .then(|| self.shape.blame(&message))
+                .flatten()
+                .map(|h| format!(" ({h})"))
+                .unwrap_or_default();
             rec.fail(
-                http_error_class(status),
-                format!("HTTP {status}: {}", error_message(&text)),
+                ErrorClass::for_status(status),
+                format!("HTTP {status}: {message}{hint}"),
             );
             return;
         }
-        if self.stream {
+        // A stream is read as one when the server says it is one (or says
+        // nothing, or `text/plain`, as some proxies do); a JSON or HTML body
+        // to a streaming request is read whole, to be classed.
+        let ct = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let stream_body =
+            ct.is_empty() || ct.contains("event-stream") || ct.starts_with("text/plain");
+        if self.shape.stream && stream_body {
             self.read_stream(resp, clock, rec).await;
         } else {
             self.read_full(resp, clock, rec).await;
@@ -146,7 +263,10 @@ impl OpenAiClient {
                 }
                 Err(e) => {
                     rec.end_ns = t;
-                    rec.fail("transport", format!("stream broke: {}", error_chain(&e)));
+                    rec.fail(
+                        ErrorClass::Transport,
+                        format!("stream broke: {}", error_chain(&e)),
+                    );
                     break;
                 }
             }
@@ -159,62 +279,138 @@ impl OpenAiClient {
             rec.end_ns = last;
         }
         rec.output_text = std::mem::take(&mut st.text);
-        finish_stream(rec, st.done);
+        judge(rec, rec.first_token_ns.is_some(), Some(st.done));
     }
 
+    /// A response read in one piece: e2e, tokens and outcome only. It has no
+    /// first token or chunk gaps to time, so `first_token_ns` stays `None`
+    /// and TTFT, ITL and TPOT get no sample from it.
     async fn read_full(&self, resp: reqwest::Response, clock: &Clock, rec: &mut RequestRecord) {
         let bytes = match resp.bytes().await {
             Ok(b) => b,
             Err(e) => {
                 rec.end_ns = clock.now_ns();
-                rec.fail("transport", error_chain(&e));
+                rec.fail(ErrorClass::Transport, error_chain(&e));
                 return;
             }
         };
-        let t = clock.now_ns();
-        rec.end_ns = t;
+        rec.end_ns = clock.now_ns();
         let v: Value = match serde_json::from_slice(&bytes) {
             Ok(v) => v,
             Err(e) => {
-                rec.fail("malformed_response", format!("response is not JSON: {e}"));
+                rec.fail(
+                    ErrorClass::MalformedResponse,
+                    format!(
+                        "HTTP 200, but the body is not JSON ({e}): {}",
+                        truncate(&String::from_utf8_lossy(&bytes), 120)
+                    ),
+                );
                 return;
             }
         };
         if v.get("error").is_some_and(|e| !e.is_null()) {
-            rec.fail("response_error", error_message(&v.to_string()));
+            rec.fail(ErrorClass::ResponseError, error_message(&v.to_string()));
             return;
         }
-        let choice = &v["choices"][0];
-        let text = choice["message"]["content"]
-            .as_str()
-            .or(choice["text"].as_str())
-            .unwrap_or("");
-        rec.first_token_ns = Some(t);
-        rec.token_chunk_ns.push(t);
-        rec.output_text = text.to_string();
+        if self.shape.stream {
+            rec.fail(
+                ErrorClass::NotStreamed,
+                "`stream: true` was asked for, but the server answered with one JSON body: set `stream: false` for this endpoint if it cannot stream",
+            );
+            return;
+        }
+        let Some(choice) = v["choices"].as_array().and_then(|c| c.first()) else {
+            rec.fail(
+                ErrorClass::EmptyResponse,
+                format!(
+                    "HTTP 200 with no choices: {}",
+                    truncate(&v.to_string(), 200)
+                ),
+            );
+            return;
+        };
+        let message = &choice["message"];
+        let text = [
+            &message["content"],
+            &message["reasoning_content"],
+            &message["reasoning"],
+            &choice["text"],
+        ]
+        .into_iter()
+        .filter_map(|x| x.as_str())
+        .find(|s| !s.is_empty());
+        let tool_args: String = message["tool_calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["function"]["arguments"].as_str())
+            .collect();
+        let tool_call = message["tool_calls"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty());
+        rec.output_text = text.map(str::to_string).unwrap_or(tool_args);
         rec.finish_reason = choice["finish_reason"].as_str().map(str::to_string);
         rec.prompt_tokens_usage = v["usage"]["prompt_tokens"].as_u64();
         rec.output_tokens_usage = v["usage"]["completion_tokens"].as_u64();
-        rec.ok = true;
+        judge(rec, text.is_some() || tool_call, None);
     }
 }
 
-/// Decides whether a stream that ended without an error is complete: it must
-/// carry a finish_reason; `[DONE]` alone means the server cut it short
-/// (llama-cpp-python does this when a new request interrupts a running one).
-/// A missing `[DONE]` after a finish_reason is fine.
-fn finish_stream(rec: &mut RequestRecord, done: bool) {
+/// `base` + `/path`, keeping a query string where it belongs:
+/// `https://h/openai/v1?api-version=1` + `chat/completions` →
+/// `https://h/openai/v1/chat/completions?api-version=1`.
+pub fn join_url(base: &str, path: &str) -> String {
+    let (head, query) = match base.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (base, None),
+    };
+    let mut u = format!("{}/{path}", head.trim_end_matches('/'));
+    if let Some(q) = query {
+        u.push('?');
+        u.push_str(q);
+    }
+    u
+}
+
+/// Decides whether a response that ended without an error is a success
+/// (docs/metrics.md, "Success and error classes"): a normal finish reason
+/// (`harness_core::outcome`), generated content, and a finish reason at all.
+/// `stream_done` is `None` for a response read in one piece, else whether
+/// the stream sent `[DONE]`: `[DONE]` with no finish reason means the server
+/// cut the stream short (llama-cpp-python does this when a new request
+/// interrupts a running one); a missing `[DONE]` after a finish reason is fine.
+fn judge(rec: &mut RequestRecord, content: bool, stream_done: Option<bool>) {
     if rec.error_class.is_some() {
         return;
     }
-    match (rec.finish_reason.is_some(), done) {
+    if let Some(f) = rec.finish_reason.clone().filter(|f| !is_normal_finish(f)) {
+        rec.fail(
+            ErrorClass::AbnormalFinish,
+            format!(
+                "finish_reason `{f}`: the server ended the request without a normal completion"
+            ),
+        );
+        return;
+    }
+    if !content {
+        rec.fail(
+            ErrorClass::EmptyResponse,
+            "the response carried no generated content (no text, reasoning or tool call)",
+        );
+        return;
+    }
+    match (rec.finish_reason.is_some(), stream_done) {
         (true, _) => rec.ok = true,
-        (false, true) => rec.fail(
-            "incomplete_stream",
+        (false, None) => rec.fail(
+            ErrorClass::IncompleteResponse,
+            "the response has no finish_reason",
+        ),
+        (false, Some(true)) => rec.fail(
+            ErrorClass::IncompleteStream,
             "the stream ended with [DONE] but no finish_reason: the server cut it short",
         ),
-        (false, false) => rec.fail(
-            "incomplete_stream",
+        (false, Some(false)) => rec.fail(
+            ErrorClass::IncompleteStream,
             "the stream ended without a finish_reason or [DONE]",
         ),
     }
@@ -254,6 +450,21 @@ struct Delta<'a> {
     reasoning_content: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     reasoning: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    tool_calls: Option<Vec<ToolCallDelta<'a>>>,
+}
+
+/// A piece of a streamed tool call: generated content too.
+#[derive(Deserialize)]
+struct ToolCallDelta<'a> {
+    #[serde(borrow, default)]
+    function: Option<FunctionDelta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct FunctionDelta<'a> {
+    #[serde(borrow, default)]
+    arguments: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -281,7 +492,7 @@ impl StreamState {
             Err(e) => {
                 rec.end_ns = t;
                 rec.fail(
-                    "malformed_stream",
+                    ErrorClass::MalformedStream,
                     format!("event is not a JSON chunk ({e}): {}", truncate(data, 200)),
                 );
                 return;
@@ -290,14 +501,14 @@ impl StreamState {
         if let Some(err) = chunk.error.filter(|e| !e.is_null()) {
             rec.end_ns = t;
             rec.fail(
-                "stream_error",
+                ErrorClass::StreamError,
                 error_message(&json!({ "error": err }).to_string()),
             );
             return;
         }
         if ev.event.as_deref() == Some("error") {
             rec.end_ns = t;
-            rec.fail("stream_error", truncate(data, 500));
+            rec.fail(ErrorClass::StreamError, truncate(data, 500));
             return;
         }
         let mut content = false;
@@ -315,6 +526,12 @@ impl StreamState {
             if let Some(p) = piece {
                 self.text.push_str(p);
                 content = true;
+            }
+            for call in c.delta.iter().flat_map(|d| d.tool_calls.iter().flatten()) {
+                content = true;
+                if let Some(a) = call.function.as_ref().and_then(|f| f.arguments.as_ref()) {
+                    self.text.push_str(a);
+                }
             }
             if let Some(f) = &c.finish_reason {
                 rec.finish_reason = Some(f.clone());
@@ -348,13 +565,13 @@ fn error_message(body: &str) -> String {
         .unwrap_or_else(|| truncate(body, 300))
 }
 
-fn transport_class(e: &reqwest::Error) -> &'static str {
+fn transport_class(e: &reqwest::Error) -> ErrorClass {
     if e.is_connect() {
-        "connect"
+        ErrorClass::Connect
     } else if e.is_timeout() {
-        "timeout"
+        ErrorClass::Timeout
     } else {
-        "transport"
+        ErrorClass::Transport
     }
 }
 
@@ -389,6 +606,13 @@ mod tests {
         (rec, st)
     }
 
+    fn judged(events: &[&str]) -> RequestRecord {
+        let (mut rec, st) = run(events);
+        let content = rec.first_token_ns.is_some();
+        judge(&mut rec, content, Some(st.done));
+        rec
+    }
+
     #[test]
     fn role_chunk_is_not_the_first_token() {
         let (rec, st) = run(&[
@@ -416,32 +640,70 @@ mod tests {
             r#"{"error":{"message":"overloaded","type":"server_error"}}"#,
             "[DONE]",
         ]);
-        assert_eq!(rec.error_class.as_deref(), Some("stream_error"));
+        assert_eq!(rec.error_class, Some(ErrorClass::StreamError));
         assert_eq!(rec.error_message.as_deref(), Some("overloaded"));
     }
 
     #[test]
     fn a_stream_needs_a_finish_reason() {
         // Cut short: content, then [DONE] with no finish_reason.
-        let (mut rec, st) = run(&[r#"{"choices":[{"delta":{"content":"a"}}]}"#, "[DONE]"]);
-        finish_stream(&mut rec, st.done);
+        let rec = judged(&[r#"{"choices":[{"delta":{"content":"a"}}]}"#, "[DONE]"]);
         assert!(!rec.ok);
-        assert_eq!(rec.error_class.as_deref(), Some("incomplete_stream"));
+        assert_eq!(rec.error_class, Some(ErrorClass::IncompleteStream));
         // finish_reason without [DONE]: complete.
-        let (mut rec, st) =
-            run(&[r#"{"choices":[{"delta":{"content":"a"},"finish_reason":"stop"}]}"#]);
-        finish_stream(&mut rec, st.done);
+        let rec = judged(&[r#"{"choices":[{"delta":{"content":"a"},"finish_reason":"stop"}]}"#]);
         assert!(rec.ok);
         // Neither.
-        let (mut rec, st) = run(&[r#"{"choices":[{"delta":{"content":"a"}}]}"#]);
-        finish_stream(&mut rec, st.done);
+        let rec = judged(&[r#"{"choices":[{"delta":{"content":"a"}}]}"#]);
         assert!(!rec.ok);
+    }
+
+    #[test]
+    fn stream_without_content_is_not_a_success() {
+        let rec = judged(&[
+            r#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#,
+            "[DONE]",
+        ]);
+        assert_eq!(rec.error_class, Some(ErrorClass::EmptyResponse));
+    }
+
+    #[test]
+    fn aborted_stream_is_not_a_success() {
+        let rec = judged(&[
+            r#"{"choices":[{"delta":{"content":"a"}}]}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":"abort"}]}"#,
+            "[DONE]",
+        ]);
+        assert_eq!(rec.error_class, Some(ErrorClass::AbnormalFinish));
+        assert!(rec.error_message.unwrap().contains("`abort`"));
+    }
+
+    #[test]
+    fn streamed_tool_calls_are_content() {
+        let rec = judged(&[
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"name":"f","arguments":""}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"x\":1}"}}]}}]}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":"tool_calls"}]}"#,
+            "[DONE]",
+        ]);
+        assert!(rec.ok, "{:?}", rec.error_message);
+        assert_eq!(rec.token_chunk_ns.len(), 2);
+    }
+
+    #[test]
+    fn paths_go_before_the_query() {
+        assert_eq!(
+            join_url("https://h/v1?api-version=1", "chat/completions"),
+            "https://h/v1/chat/completions?api-version=1"
+        );
+        assert_eq!(join_url("http://h/v1/", "models"), "http://h/v1/models");
     }
 
     #[test]
     fn malformed_json_is_classified() {
         let (rec, _) = run(&["{not json"]);
-        assert_eq!(rec.error_class.as_deref(), Some("malformed_stream"));
+        assert_eq!(rec.error_class, Some(ErrorClass::MalformedStream));
     }
 
     #[test]
@@ -451,5 +713,60 @@ mod tests {
             r#"{"choices":[{"delta":{"reasoning_content":"think"}}]}"#,
         ]);
         assert_eq!(rec.token_chunk_ns.len(), 2);
+    }
+
+    fn shape() -> RequestShape {
+        RequestShape {
+            api: ApiKind::Chat,
+            stream: true,
+            model: "m".into(),
+            sampling: Sampling {
+                max_tokens: None,
+                temperature: 0.0,
+                top_p: None,
+                ignore_eos: false,
+            },
+            extra_body: Map::new(),
+            config_path: "endpoints[0]".into(),
+        }
+    }
+
+    #[test]
+    fn default_body_has_only_openai_fields() {
+        let b = shape().body("hi", 8);
+        let keys: Vec<&str> = b.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "max_tokens",
+                "messages",
+                "model",
+                "stream",
+                "stream_options",
+                "temperature"
+            ]
+        );
+        let mut s = shape();
+        s.sampling.ignore_eos = true;
+        s.extra_body.insert("top_k".into(), json!(20));
+        let b = s.body("hi", 8);
+        assert_eq!(
+            (b["ignore_eos"].clone(), b["top_k"].clone()),
+            (json!(true), json!(20))
+        );
+    }
+
+    #[test]
+    fn rejected_field_points_to_config_key() {
+        let mut s = shape();
+        s.sampling.ignore_eos = true;
+        s.extra_body.insert("top_k".into(), json!(20));
+        let h = s
+            .blame("Unrecognized request argument supplied: ignore_eos")
+            .unwrap();
+        assert!(h.contains("`sampling.ignore_eos: true`"), "{h}");
+        let h = s.blame("extra fields not permitted: top_k").unwrap();
+        assert!(h.contains("`endpoints[0].extra_body.top_k`"), "{h}");
+        assert_eq!(s.blame("model `m` not found"), None);
     }
 }

@@ -7,6 +7,7 @@ use super::charts::{budget_text, Chart};
 use super::model::{ExperimentRow, Report};
 use harness_core::analysis::WorkloadAnalysis;
 use harness_core::capacity::PlanCell;
+use harness_core::cost::Rate;
 use std::fmt::Write;
 
 fn opt(x: Option<f64>, f: impl Fn(f64) -> String) -> String {
@@ -284,7 +285,40 @@ fn best_and_recommendations(out: &mut String, r: &Report) {
 }
 
 fn cost(out: &mut String, r: &Report) {
-    out.push_str("## Cost\n\nFrom each experiment's measured window, for all of the endpoint's instances (docs/cost.md). – : no price known.\n\n");
+    let _ = write!(
+        out,
+        "## Cost\n\nFrom each experiment's measured window, for all of the endpoint's instances (docs/cost.md). – : no price known. Prices: {}.\n\n",
+        r.pricing.label
+    );
+    let mut prices: Vec<Vec<String>> = vec![];
+    for e in &r.experiments {
+        let Some(p) = &e.price else { continue };
+        let unit = match p.rate {
+            Rate::InstanceHour(h) => format!("${h}/hour per instance"),
+            Rate::Tokens(t) => format!(
+                "${} / ${} per 1M input / output tokens",
+                t.input_per_1m, t.output_per_1m
+            ),
+        };
+        let row = vec![
+            e.measured.instance_type.clone(),
+            unit,
+            p.mode.as_str().to_string(),
+            p.region.clone(),
+            p.source.clone(),
+            p.as_of.clone(),
+        ];
+        if !prices.contains(&row) {
+            prices.push(row);
+        }
+    }
+    if !prices.is_empty() {
+        table(
+            out,
+            &["priced", "unit price", "mode", "region", "source", "as of"],
+            &prices,
+        );
+    }
     let rows: Vec<Vec<String>> = r
         .experiments
         .iter()
@@ -324,18 +358,7 @@ fn capacity(out: &mut String, r: &Report, charts: &[Chart]) {
     let mut rows = vec![];
     for w in &r.analysis.workloads {
         for c in &w.capacity {
-            let note = match &c.capacity {
-                None => "budget never met at any measured level".to_string(),
-                Some(x) if !x.budget_reached => {
-                    "budget held at the highest level measured: capacity may be higher".into()
-                }
-                Some(_) => String::new(),
-            };
-            let note = if c.usd_per_instance_hour.is_none() {
-                format!("{note}{}no price", if note.is_empty() { "" } else { "; " })
-            } else {
-                note
-            };
+            let note = c.notes().join("; ");
             rows.push(vec![
                 w.workload.clone(),
                 c.instance_type.clone(),

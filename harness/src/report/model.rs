@@ -3,8 +3,10 @@
 //! `harness_core::analysis`, so the viewer reproduces it from the same JSON.
 
 use crate::bundle::read::{self, StoredDataset, StoredExperiment, StoredRun};
+use crate::pricing::{PriceBook, Query};
 use anyhow::Result;
 use harness_core::analysis::{analyse, default_rpm_range, Analysis, Measured};
+use harness_core::cost::{Costed, UnitPrice};
 use harness_core::recommend::Constraints;
 use harness_core::Metric;
 use serde::Serialize;
@@ -34,8 +36,9 @@ pub fn check_latency_key(key: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The analysis view of a stored experiment.
-pub fn measured(e: &StoredExperiment) -> Measured {
+/// The analysis view of a stored experiment, costed as `costed` (the
+/// bundle's own, or a repricing of it).
+pub fn measured(e: &StoredExperiment, costed: &Costed) -> Measured {
     let mut latency = BTreeMap::new();
     for m in latency_metrics() {
         if let Some(d) = e.summary.dist(m) {
@@ -60,9 +63,68 @@ pub fn measured(e: &StoredExperiment) -> Measured {
         throughput: e.summary.request_throughput,
         error_rate: e.summary.error_rate,
         latency,
-        usd_per_hour: e.cost.usd_per_hour,
-        usd_per_request: e.cost.usd_per_request,
+        usd_per_hour: costed.figures.usd_per_hour,
+        usd_per_request: costed.figures.usd_per_request,
+        streamed: e.stream,
     }
+}
+
+/// Pricing again with another price book: an explicit, labelled option of
+/// `plan` and `report` (`--reprice FILE`). The costs are recomputed by
+/// `harness_core::cost` from the inputs each experiment stored, so repricing
+/// with the book the run used gives the run's own figures.
+#[derive(Debug, Clone)]
+pub struct Repricing {
+    pub book: PriceBook,
+    pub query: Query,
+    /// The file, for the label.
+    pub file: String,
+}
+
+impl Repricing {
+    /// `e` costed with this book (no price: null costs, and a warning once
+    /// per instance type or model).
+    pub fn cost(
+        &self,
+        e: &StoredExperiment,
+        warned: &mut std::collections::BTreeSet<String>,
+    ) -> Costed {
+        let price = self
+            .book
+            .price(e.instance_type.as_deref(), &e.model, &self.query);
+        if price.is_none() {
+            let what = match &e.instance_type {
+                Some(t) => format!("{t} ({})", self.query.mode.as_str()),
+                None => format!("model {} (per token)", e.model),
+            };
+            if warned.insert(what.clone()) {
+                eprintln!(
+                    "warning: no price for {what} in {} ({}): its cost columns are empty",
+                    self.query.region, self.file
+                );
+            }
+        }
+        Costed::new(price, e.costed.inputs.clone())
+    }
+
+    pub fn label(&self) -> String {
+        format!(
+            "repriced from {} (region {}, {})",
+            self.file,
+            self.query.region,
+            self.query.mode.as_str()
+        )
+    }
+}
+
+/// Where the report's prices come from.
+#[derive(Debug, Clone, Serialize)]
+pub struct PricingBasis {
+    /// `recorded` (the price each experiment was costed with at run time) or
+    /// `repriced`.
+    pub basis: &'static str,
+    /// In words, for the reader.
+    pub label: String,
 }
 
 /// Where the budget came from.
@@ -104,6 +166,17 @@ pub fn budget_from_runs(runs: &[StoredRun]) -> Option<Budget> {
     None
 }
 
+/// The error-rate budget (`budgets.error_rate`) of the first run that set one.
+pub fn budgeted_error_rate(runs: &[StoredRun]) -> Option<f64> {
+    runs.iter().find_map(|r| {
+        crate::config::yaml::parse_value(&r.config_yaml)
+            .ok()?
+            .get("budgets")?
+            .get("error_rate")?
+            .as_f64()
+    })
+}
+
 /// One bundle's provenance.
 #[derive(Debug, Clone, Serialize)]
 pub struct BundleInfo {
@@ -133,6 +206,8 @@ pub struct ExperimentRow {
     pub usd_per_10k_requests: Option<f64>,
     pub usd_per_1m_output_tokens: Option<f64>,
     pub usd_run: Option<f64>,
+    /// The unit price the costs come from, with its source, region, mode and date.
+    pub price: Option<UnitPrice>,
     pub token_mismatch: bool,
 }
 
@@ -143,6 +218,7 @@ pub struct Report {
     pub harness_version: String,
     pub bundles: Vec<BundleInfo>,
     pub budget: Budget,
+    pub pricing: PricingBasis,
     /// The target workload of the summary, req/min, when given.
     pub target_rpm: Option<f64>,
     pub simulated: bool,
@@ -172,9 +248,14 @@ pub struct Options {
     pub constraints: Option<Constraints>,
     pub target_rpm: Option<f64>,
     pub heatmap_rpms: Option<Vec<f64>>,
+    /// Replaces the prices recorded in the bundles when given.
+    pub repricing: Option<Repricing>,
+    /// Read per-request TTFT samples for the distribution chart (`report`
+    /// does, `plan` needs no charts).
+    pub chart_samples: bool,
 }
 
-pub const REPORT_VERSION: u32 = 1;
+pub const REPORT_VERSION: u32 = 2;
 
 pub fn build(bundles: &[PathBuf], o: &Options) -> Result<Report> {
     let mut infos = vec![];
@@ -202,7 +283,7 @@ pub fn build(bundles: &[PathBuf], o: &Options) -> Result<Report> {
         conns.push(conn);
     }
     if rows.is_empty() {
-        anyhow::bail!(
+        crate::bad_input!(
             "no complete experiment in {} bundle(s); nothing to report",
             bundles.len()
         );
@@ -220,10 +301,28 @@ pub fn build(bundles: &[PathBuf], o: &Options) -> Result<Report> {
                 source: "default (no latency budget in the bundles or on the command line)".into(),
             }),
     };
+    let pricing = match &o.repricing {
+        Some(r) => PricingBasis {
+            basis: "repriced",
+            label: r.label(),
+        },
+        None => PricingBasis {
+            basis: "recorded",
+            label: "as recorded in the bundles at run time (each experiment's unit price, source, region, mode and date)".into(),
+        },
+    };
+    let mut warned = std::collections::BTreeSet::new();
     let experiments: Vec<ExperimentRow> = rows
         .iter()
-        .map(|(i, e)| ExperimentRow {
-            measured: measured(e),
+        .map(|(i, e)| {
+            let costed = match &o.repricing {
+                Some(r) => r.cost(e, &mut warned),
+                None => e.costed.clone(),
+            };
+            (i, e, costed)
+        })
+        .map(|(i, e, costed)| ExperimentRow {
+            measured: measured(e, &costed),
             bundle: *i,
             run_id: e.run_id.clone(),
             endpoint: e.endpoint.clone(),
@@ -234,9 +333,10 @@ pub fn build(bundles: &[PathBuf], o: &Options) -> Result<Report> {
             output_token_throughput: e.summary.output_token_throughput,
             prompt_tokens_mean: e.summary.dist(Metric::PromptTokens).map(|d| d.mean),
             output_tokens_mean: e.summary.dist(Metric::OutputTokens).map(|d| d.mean),
-            usd_per_10k_requests: e.cost.usd_per_10k_requests,
-            usd_per_1m_output_tokens: e.cost.usd_per_1m_output_tokens,
-            usd_run: e.cost.usd_run,
+            usd_per_10k_requests: costed.figures.usd_per_10k_requests,
+            usd_per_1m_output_tokens: costed.figures.usd_per_1m_output_tokens,
+            usd_run: costed.figures.usd_run,
+            price: costed.price.clone(),
             token_mismatch: e.summary.token_mismatch(),
         })
         .collect();
@@ -252,7 +352,7 @@ pub fn build(bundles: &[PathBuf], o: &Options) -> Result<Report> {
     let target = o.target_rpm.map(|r| base.with_targets(&[r]));
     // The TTFT distribution chart shows each instance type's recommended
     // configuration (or, when none passed, its lowest load level).
-    for w in &analysis.workloads {
+    for w in analysis.workloads.iter().filter(|_| o.chart_samples) {
         for c in &w.choices {
             let name = c.chosen.clone().or_else(|| {
                 experiments
@@ -268,7 +368,8 @@ pub fn build(bundles: &[PathBuf], o: &Options) -> Result<Report> {
             let Some(r) = experiments.iter().find(|r| r.measured.name == name) else {
                 continue;
             };
-            let mut samples = read::samples(&conns[r.bundle], &r.measured.experiment_id, "ttft")?;
+            let requests = read::request_samples(&conns[r.bundle], &r.measured.experiment_id)?;
+            let mut samples = harness_core::summary::metric_values(&requests, Metric::Ttft);
             samples.sort_by(f64::total_cmp);
             ttft.push(TtftSamples {
                 workload: w.workload.clone(),
@@ -284,6 +385,7 @@ pub fn build(bundles: &[PathBuf], o: &Options) -> Result<Report> {
         simulated: experiments.iter().any(|r| r.simulated),
         bundles: infos,
         budget,
+        pricing,
         target_rpm: o.target_rpm,
         experiments,
         excluded,

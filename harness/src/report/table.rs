@@ -12,8 +12,13 @@ fn ms(e: &StoredExperiment, m: Metric, stat: &str) -> String {
 }
 
 /// Renders one row per experiment. `notes` adds a note per experiment id
-/// (e.g. "skipped: complete in bundle").
-pub fn render(exps: &[StoredExperiment], notes: &dyn Fn(&str) -> Option<String>) -> String {
+/// (e.g. "skipped: complete in bundle"); an experiment whose error rate is
+/// over `max_error_rate` (the config's budget) is flagged.
+pub fn render(
+    exps: &[StoredExperiment],
+    notes: &dyn Fn(&str) -> Option<String>,
+    max_error_rate: Option<f64>,
+) -> String {
     let header = [
         "experiment",
         "ok",
@@ -42,12 +47,14 @@ pub fn render(exps: &[StoredExperiment], notes: &dyn Fn(&str) -> Option<String>)
             status = format!("{status}, TOKEN MISMATCH: server counts {d:+.1}% prompt tokens");
         }
         if s.requests_failed > 0 {
-            let classes: Vec<String> = s
-                .errors_by_class
-                .iter()
-                .map(|(k, v)| format!("{k}×{v}"))
-                .collect();
-            status = format!("{status} [{}]", classes.join(" "));
+            status = format!("{status} [{}]", crate::cmd::run::error_classes(s));
+        }
+        if let Some(max) = max_error_rate.filter(|m| e.status == "complete" && s.error_rate > *m) {
+            status = format!(
+                "{status} ERROR RATE {:.1}% > budget {:.1}%",
+                s.error_rate * 100.0,
+                max * 100.0
+            );
         }
         rows.push(vec![
             e.label.clone(),
@@ -62,7 +69,8 @@ pub fn render(exps: &[StoredExperiment], notes: &dyn Fn(&str) -> Option<String>)
             ms(e, Metric::E2e, "p50"),
             ms(e, Metric::E2e, "p95"),
             ms(e, Metric::DispatchLag, "p99"),
-            e.cost
+            e.costed
+                .figures
                 .usd_per_10k_requests
                 .map(|c| format!("{c:.3}"))
                 .unwrap_or_else(|| "-".into()),

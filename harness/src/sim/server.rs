@@ -184,11 +184,19 @@ async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Response<
         }
         _ => {}
     }
+    // `length` when the request ran to max_tokens, `stop` when the model
+    // "ended" earlier (without ignore_eos, lengths are drawn below the cap).
+    let finish = if plan.output_tokens >= max_tokens {
+        "length"
+    } else {
+        "stop"
+    };
     let g = Gen {
         api,
         model,
         plan,
         include_usage,
+        finish,
     };
     if stream {
         let (tx, rx) = mpsc::channel::<Bytes>(64);
@@ -227,6 +235,7 @@ struct Gen {
     model: String,
     plan: Plan,
     include_usage: bool,
+    finish: &'static str,
 }
 
 impl Gen {
@@ -300,7 +309,7 @@ async fn generate_stream(engine: Arc<Engine>, g: Gen, tx: mpsc::Sender<Bytes>) {
         }
     }
     drop(seq);
-    let mut tail = g.chunk(None, Some("length"), false).to_vec();
+    let mut tail = g.chunk(None, Some(g.finish), false).to_vec();
     if g.include_usage {
         let obj = if g.api == Api::Chat {
             "chat.completion.chunk"
@@ -347,10 +356,10 @@ async fn generate_full(engine: Arc<Engine>, g: Gen) -> Response<Body> {
     }
     let body = match g.api {
         Api::Chat => json!({"id": "chatcmpl-sim", "object": "chat.completion", "model": g.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "length"}],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": g.finish}],
             "usage": g.usage()}),
         Api::Completions => json!({"id": "cmpl-sim", "object": "text_completion", "model": g.model,
-            "choices": [{"index": 0, "text": text, "finish_reason": "length"}], "usage": g.usage()}),
+            "choices": [{"index": 0, "text": text, "finish_reason": g.finish}], "usage": g.usage()}),
     };
     full(StatusCode::OK, "application/json", body.to_string())
 }

@@ -31,6 +31,7 @@ load:
   {level}
   requests: {requests}
   warmup: {{ requests: {warmup} }}
+sampling: {{ ignore_eos: true }}
 "#
     )
 }

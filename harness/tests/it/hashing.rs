@@ -22,6 +22,7 @@ datasets:
 load:
   concurrency: [1, 4]
   requests: 10
+sampling: { ignore_eos: true }
 "#;
 
 fn ids(extra: &[&str]) -> Vec<String> {
@@ -32,7 +33,15 @@ fn ids(extra: &[&str]) -> Vec<String> {
         args.push("--set");
         args.push(e);
     }
-    let out = stdout(&run_ok(&args));
+    // validate checks that the endpoint's key variable is set.
+    let o = harness()
+        .env("SOME_KEY", "k")
+        .env("OTHER_KEY", "k")
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
     let ids: Vec<String> = out
         .lines()
         .skip_while(|l| !l.starts_with("# Experiments"))

@@ -50,7 +50,7 @@ fn merge_keeps_every_run_and_refuses_silent_loss() {
             .unwrap();
         assert_eq!(m.run_id, e.run_id, "provenance per run");
         assert_eq!(m.summary.distributions, e.summary.distributions);
-        assert_eq!(m.cost, e.cost);
+        assert_eq!(m.costed, e.costed);
     }
     for t in ["requests", "distributions", "dataset_rows"] {
         let sql = format!("SELECT count(*) FROM {t}");

@@ -11,7 +11,7 @@ use super::common::*;
 use harness::bundle::Bundle;
 use std::path::{Path, PathBuf};
 
-const TABLES: [(&str, &str); 8] = [
+const TABLES: [(&str, &str); 9] = [
     ("meta", "key"),
     ("runs", "run_id"),
     ("experiments", "ordinal, experiment_id"),
@@ -20,6 +20,7 @@ const TABLES: [(&str, &str); 8] = [
     ("requests", "experiment_id, seq"),
     ("datasets", "dataset, tokenizer_sha256"),
     ("dataset_rows", "dataset, tokenizer_sha256, bucket, line"),
+    ("preflights", "run_id, endpoint"),
 ];
 
 fn fixture() -> PathBuf {
@@ -179,7 +180,10 @@ fn report_numbers_are_the_bundles_and_the_budget_is_applied() {
             r["throughput"].as_f64().unwrap(),
             e.summary.request_throughput
         );
-        assert_eq!(r["usd_per_request"].as_f64(), e.cost.usd_per_request);
+        assert_eq!(
+            r["usd_per_request"].as_f64(),
+            e.costed.figures.usd_per_request
+        );
         assert_eq!(
             r["latency"]["ttft.p95"].as_f64().unwrap(),
             e.summary.dist(harness_core::Metric::Ttft).unwrap().p95
@@ -259,6 +263,7 @@ datasets:
   - name: d
     synthetic: { prompt_tokens: 40, output_tokens: 12 }
 load: { concurrency: [2], requests: 10, warmup: { requests: 2 } }
+sampling: { ignore_eos: true }
 pricing: { token_prices: { hosted-8b: { input_per_1m: 2.0, output_per_1m: 10.0 } } }
 "#;
 
@@ -283,16 +288,19 @@ fn token_priced_endpoint_costs_come_from_usage_tokens() {
     let want = (p as f64 * 2.0 + o as f64 * 10.0) / 1e6 / n as f64;
     let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() <= 1e-12 * b);
     assert!(
-        close(e.cost.usd_per_request, want),
+        close(e.costed.figures.usd_per_request, want),
         "{:?} vs {want}",
-        e.cost
+        e.costed
     );
-    assert!(close(e.cost.usd_per_10k_requests, want * 1e4));
+    assert!(close(e.costed.figures.usd_per_10k_requests, want * 1e4));
     assert!(close(
-        e.cost.usd_run,
+        e.costed.figures.usd_run,
         (pa as f64 * 2.0 + oa as f64 * 10.0) / 1e6
     ));
-    assert_eq!(e.cost.usd_per_hour, None, "token-priced: no hourly price");
+    assert_eq!(
+        e.costed.figures.usd_per_hour, None,
+        "token-priced: no hourly price"
+    );
 }
 
 #[test]
@@ -306,7 +314,7 @@ fn a_negative_token_price_is_named_with_its_line() {
         .unwrap();
     assert!(!o.status.success());
     assert!(
-        stderr(&o).contains("t.yml:12:")
+        stderr(&o).contains("t.yml:13:")
             && stderr(&o)
                 .contains("pricing.token_prices.hosted-8b.input_per_1m: -2 is not a price"),
         "{}",

@@ -142,9 +142,15 @@ fn show_settings_masks_secrets() {
         "headers",
         "endpoints:\n  - name: x\n    provider: openai\n    base_url: http://127.0.0.1:1/v1\n    model: m\n    api_key_env: MY_KEY\n    headers: { X-Api-Token: hunter2 }\n",
     );
-    let (ok, out, _) = validate(&[p.to_str().unwrap(), "--show-settings"]);
-    assert!(ok);
+    let o = harness()
+        .env("MY_KEY", "sk-live-123456")
+        .args(["validate", p.to_str().unwrap(), "--show-settings"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
     assert!(out.contains("X-Api-Token: \"****\""), "{out}");
+    assert!(!out.contains("sk-live-123456"), "{out}");
     assert!(out.contains("api_key_env: \"MY_KEY\""), "{out}");
     assert!(!out.contains("hunter2"), "{out}");
 }

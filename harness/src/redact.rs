@@ -1,0 +1,268 @@
+//! Secrets never enter a bundle, a log or a report. This module is the one
+//! place that decides what a secret looks like and how it is masked:
+//!
+//! - **keys**: a config or header key that names a secret (`api_key`,
+//!   `hf_token`, `X-Api-Key`, …, see [`is_secret_key`]) has its value masked;
+//!   header values are always masked;
+//! - **URLs**: the user-info (`http://user:password@host`) and query
+//!   parameters that carry keys, tokens or signatures (`?api-key=…`,
+//!   `X-Amz-Signature=…`, `sig=…`) are masked wherever a URL is shown, logged
+//!   or stored ([`url`]); free text has every URL in it masked ([`text`]);
+//! - **values**: secret values the process has read (API keys from the
+//!   environment, header values, URL passwords) are registered with
+//!   [`register`] and replaced wherever they appear in text, e.g. a server's
+//!   error message that echoes the key.
+//!
+//! The mask is `****`.
+
+use serde_json::Value;
+use std::sync::{OnceLock, RwLock};
+
+pub const MASK: &str = "****";
+
+/// Keys whose values are masked wherever the config is shown or stored: a
+/// key with a word (split at `_`, `-`, `.`) like `key`, `token` or `secret`
+/// (`api_key`, `hf_token`, `x-api-key`), but not counts like `prompt_tokens`
+/// nor `*_env` (the name of a variable, not its value).
+pub fn is_secret_key(key: &str) -> bool {
+    const WORDS: [&str; 11] = [
+        "authorization",
+        "key",
+        "apikey",
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "credential",
+        "credentials",
+        "cookie",
+        "signature",
+    ];
+    let k = key.to_ascii_lowercase();
+    !k.ends_with("_env") && k.split(['_', '-', '.']).any(|w| WORDS.contains(&w))
+}
+
+/// Query parameters that carry a secret: every secret key, plus the short
+/// names signed and keyed URLs use (`sig` of Azure SAS, `code` of Azure
+/// Functions, `auth`, `access_token`).
+fn is_secret_param(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    is_secret_key(&n) || matches!(n.as_str(), "sig" | "code" | "auth" | "pass" | "pwd")
+}
+
+fn registry() -> &'static RwLock<Vec<String>> {
+    static R: OnceLock<RwLock<Vec<String>>> = OnceLock::new();
+    R.get_or_init(|| RwLock::new(Vec::new()))
+}
+
+/// Registers a secret value read by this process, so that [`text`] masks it
+/// wherever it appears. Values shorter than 4 characters are ignored (they
+/// would mask ordinary words).
+pub fn register(secret: &str) {
+    if secret.chars().count() < 4 {
+        return;
+    }
+    let mut r = registry().write().expect("secret registry");
+    if !r.iter().any(|s| s == secret) {
+        r.push(secret.to_string());
+        // Longest first, so a secret containing another is masked whole.
+        r.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+}
+
+/// Registers the secrets inside a URL (its password and secret query values).
+pub fn register_url(u: &str) {
+    let Some((_, rest)) = u.split_once("://") else {
+        return;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if let Some((userinfo, _)) = authority.rsplit_once('@') {
+        match userinfo.split_once(':') {
+            Some((_, pw)) => register(pw),
+            None => register(userinfo),
+        }
+    }
+    if let Some((_, q)) = rest.split_once('?') {
+        let q = q.split('#').next().unwrap_or("");
+        for pair in q.split('&') {
+            if let Some((k, v)) = pair.split_once('=') {
+                if is_secret_param(k) {
+                    register(v);
+                }
+            }
+        }
+    }
+}
+
+/// A URL with its user-info and secret query values masked:
+/// `http://user:pw@h:8000/v1?api-key=abc&x=1` → `http://****@h:8000/v1?api-key=****&x=1`.
+pub fn url(u: &str) -> String {
+    let Some((scheme, rest)) = u.split_once("://") else {
+        return u.to_string();
+    };
+    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(auth_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{MASK}@{host}"),
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        None => tail.to_string(),
+        Some((path, q)) => {
+            let (q, frag) = match q.split_once('#') {
+                Some((q, f)) => (q, Some(f)),
+                None => (q, None),
+            };
+            let q: Vec<String> = q
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) if is_secret_param(k) => format!("{k}={MASK}"),
+                    _ => pair.to_string(),
+                })
+                .collect();
+            let mut s = format!("{path}?{}", q.join("&"));
+            if let Some(f) = frag {
+                s.push('#');
+                s.push_str(f);
+            }
+            s
+        }
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+/// Free text with every URL in it masked ([`url`]) and every registered secret
+/// value replaced by the mask.
+pub fn text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("://") {
+        // The scheme: letters, digits, `+`, `-`, `.` before `://`.
+        let start = rest[..i]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+            .map(|p| p + 1)
+            .unwrap_or(0);
+        let end = rest[i + 3..]
+            .find(|c: char| {
+                c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '(' | ')' | '`' | '\\')
+            })
+            .map(|p| i + 3 + p)
+            .unwrap_or(rest.len());
+        out.push_str(&rest[..start]);
+        out.push_str(&url(&rest[start..end]));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    let secrets = registry().read().expect("secret registry");
+    for secret in secrets.iter() {
+        if out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), MASK);
+        }
+    }
+    out
+}
+
+/// Masks a config value for display or storage: values of secret keys and
+/// of every header, and the secrets inside any string ([`text`]).
+pub fn value(v: &mut Value) {
+    fn walk(v: &mut Value, in_headers: bool) {
+        match v {
+            Value::Object(m) => {
+                for (k, child) in m.iter_mut() {
+                    if (in_headers || is_secret_key(k))
+                        && !child.is_object()
+                        && !child.is_array()
+                        && !child.is_null()
+                    {
+                        *child = Value::String(MASK.into());
+                    } else {
+                        walk(child, k == "headers");
+                    }
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|c| walk(c, false)),
+            Value::String(s) => *s = text(s),
+            _ => {}
+        }
+    }
+    walk(v, false);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_keys_are_words_not_substrings() {
+        for k in [
+            "api_key",
+            "hf_token",
+            "X-Api-Key",
+            "Authorization",
+            "aws_secret_access_key",
+            "session_token",
+            "password",
+            "apikey",
+        ] {
+            assert!(is_secret_key(k), "{k}");
+        }
+        for k in [
+            "prompt_tokens",
+            "shared_prefix_tokens",
+            "max_tokens",
+            "tokenizer",
+            "api_key_env",
+            "monkey",
+        ] {
+            assert!(!is_secret_key(k), "{k}");
+        }
+    }
+
+    #[test]
+    fn url_credentials_are_masked() {
+        assert_eq!(
+            url("http://user:pw@127.0.0.1:8000/v1"),
+            "http://****@127.0.0.1:8000/v1"
+        );
+        assert_eq!(url("https://tok@h/v1"), "https://****@h/v1");
+        assert_eq!(
+            url("https://x.openai.azure.com/openai?api-version=2024-02-01&api-key=abc#f"),
+            "https://x.openai.azure.com/openai?api-version=2024-02-01&api-key=****#f"
+        );
+        assert_eq!(
+            url("https://b.s3.amazonaws.com/k?X-Amz-Credential=AK%2F1&X-Amz-Signature=ff&X-Amz-Security-Token=t&X-Amz-Expires=60"),
+            "https://b.s3.amazonaws.com/k?X-Amz-Credential=****&X-Amz-Signature=****&X-Amz-Security-Token=****&X-Amz-Expires=60"
+        );
+        assert_eq!(
+            url("https://a.blob/c?sv=1&sig=zz"),
+            "https://a.blob/c?sv=1&sig=****"
+        );
+        assert_eq!(url("http://127.0.0.1:8000/v1"), "http://127.0.0.1:8000/v1");
+        // An @ in the path is not user-info.
+        assert_eq!(url("http://h/v1/a@b"), "http://h/v1/a@b");
+    }
+
+    #[test]
+    fn urls_inside_text_are_masked() {
+        let t = "error sending request for url (http://u:hunter2@10.0.0.1:9/v1/chat/completions): refused";
+        assert_eq!(
+            text(t),
+            "error sending request for url (http://****@10.0.0.1:9/v1/chat/completions): refused"
+        );
+        assert_eq!(
+            text("see \"https://h/x?token=abc\" and ftp://a@b"),
+            "see \"https://h/x?token=****\" and ftp://****@b"
+        );
+    }
+
+    #[test]
+    fn registered_values_are_masked_anywhere() {
+        register("sk-registered-XYZ");
+        assert_eq!(
+            text("Incorrect API key provided: sk-registered-XYZ."),
+            "Incorrect API key provided: ****."
+        );
+        register("ab"); // too short to register
+        assert_eq!(text("ab cd"), "ab cd");
+    }
+}
