@@ -153,12 +153,41 @@ pub fn text(s: &str) -> String {
         rest = &rest[end..];
     }
     out.push_str(rest);
+    let mut out = auth_values(&out);
     let secrets = registry().read().expect("secret registry");
     for secret in secrets.iter() {
         if out.contains(secret.as_str()) {
             out = out.replace(secret.as_str(), MASK);
         }
     }
+    out
+}
+
+/// Masks the credential after an HTTP auth scheme (`Bearer sk-…`,
+/// `Basic dXNlcjpwdw==`), as a server may echo the header it was sent.
+fn auth_values(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    loop {
+        let found = ["Bearer ", "Basic ", "bearer ", "basic "]
+            .iter()
+            .filter_map(|k| rest.find(k).map(|i| (i, k.len())))
+            .min();
+        let Some((i, n)) = found else { break };
+        let start = i + n;
+        let len = rest[start..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || "._~+/=-".contains(c)))
+            .unwrap_or(rest.len() - start);
+        out.push_str(&rest[..start]);
+        // A credential, not a word: at least 8 characters.
+        if len >= 8 {
+            out.push_str(MASK);
+        } else {
+            out.push_str(&rest[start..start + len]);
+        }
+        rest = &rest[start + len..];
+    }
+    out.push_str(rest);
     out
 }
 
@@ -253,6 +282,15 @@ mod tests {
             text("see \"https://h/x?token=abc\" and ftp://a@b"),
             "see \"https://h/x?token=****\" and ftp://****@b"
         );
+    }
+
+    #[test]
+    fn echoed_auth_headers_are_masked() {
+        assert_eq!(
+            text("Incorrect API key provided: Bearer sk-abc123456; Basic YWRtaW46aHVudGVy"),
+            "Incorrect API key provided: Bearer ****; Basic ****"
+        );
+        assert_eq!(text("the Basic plan"), "the Basic plan");
     }
 
     #[test]

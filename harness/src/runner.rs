@@ -114,13 +114,13 @@ pub async fn run_experiment(
             }
         }
     };
-    schedule::drive(&exp.plan, stop.clone(), send).await;
+    let cut_short = schedule::drive(&exp.plan, stop, send).await;
     drop(tx);
     let mut records = collector.await.expect("collector task");
     records.sort_by_key(|r| r.seq);
     Outcome {
         records,
-        interrupted: stop.load(std::sync::atomic::Ordering::Relaxed),
+        interrupted: cut_short,
         started_at,
         ended_at: Utc::now(),
     }

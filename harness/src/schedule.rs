@@ -55,11 +55,14 @@ struct Admission {
     measure_start: OnceLock<Instant>,
     measured: AtomicU64,
     stop: Arc<AtomicBool>,
+    /// Set when `stop` ended issuing before the plan's own end.
+    cut_short: AtomicBool,
 }
 
 impl Admission {
     fn admit(&self, seq: u64, scheduled: Instant) -> Option<bool> {
         if self.stop.load(Ordering::Relaxed) {
+            self.cut_short.store(true, Ordering::Relaxed);
             return None;
         }
         let in_warmup_time = self
@@ -82,8 +85,9 @@ impl Admission {
 }
 
 /// Runs the plan to completion: returns when every issued request's `send`
-/// future has finished. Setting `stop` ends issuing early.
-pub async fn drive<F, Fut>(plan: &LoadPlan, stop: Arc<AtomicBool>, send: F)
+/// future has finished. Setting `stop` ends issuing early; the result is
+/// true when it did (the plan was cut short), false when the plan ran out.
+pub async fn drive<F, Fut>(plan: &LoadPlan, stop: Arc<AtomicBool>, send: F) -> bool
 where
     F: Fn(Dispatch) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
@@ -95,8 +99,10 @@ where
         measure_start: OnceLock::new(),
         measured: AtomicU64::new(0),
         stop,
+        cut_short: AtomicBool::new(false),
     });
     let send = Arc::new(send);
+    let outcome = adm.clone();
     match plan.level {
         LoadLevel::Closed { concurrency } => {
             let next = Arc::new(AtomicU64::new(0));
@@ -152,6 +158,7 @@ where
                             > Duration::from_millis(50)
                         {
                             if adm.stop.load(Ordering::Relaxed) {
+                                adm.cut_short.store(true, Ordering::Relaxed);
                                 return;
                             }
                             std::thread::sleep(Duration::from_millis(40));
@@ -184,6 +191,7 @@ where
             let _ = done_rx.recv().await;
         }
     }
+    outcome.cut_short.load(Ordering::Relaxed)
 }
 
 #[cfg(test)]

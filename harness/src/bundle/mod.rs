@@ -160,8 +160,7 @@ impl Bundle {
         }
         let existed = path.exists();
         let cfg = Config::default().with("storage_compatibility_version", STORAGE_VERSION)?;
-        let conn = Connection::open_with_flags(path, cfg)
-            .with_context(|| format!("cannot open bundle {}", path.display()))?;
+        let conn = Connection::open_with_flags(path, cfg).map_err(|e| open_error(path, e))?;
         if existed {
             let version: Option<String> = conn
                 .query_row(
@@ -180,6 +179,13 @@ impl Bundle {
             }
         }
         conn.execute_batch(SCHEMA)?;
+        // Only one process writes a bundle at a time (DuckDB's file lock), so
+        // a run still marked `running` belongs to a process that ended without
+        // finishing it: SIGKILL, a crash, a machine that stopped.
+        conn.execute(
+            "UPDATE runs SET status = 'killed', status_reason = ? WHERE status = 'running'",
+            params!["the process ended without finishing the run (killed, crashed, or the machine stopped); every experiment written before is complete"],
+        )?;
         conn.execute(
             "INSERT INTO meta VALUES ('schema_version', ?), ('created_by', ?) ON CONFLICT DO NOTHING",
             params![SCHEMA_VERSION, format!("harness {}", env!("CARGO_PKG_VERSION"))],
@@ -488,6 +494,20 @@ impl Bundle {
     pub(crate) fn checkpoint(&self) -> Result<()> {
         self.conn.execute_batch("CHECKPOINT")?;
         Ok(())
+    }
+}
+
+/// An error opening a bundle: bad input (exit 2) when the file is not a
+/// DuckDB database at all, a runtime failure otherwise (e.g. another process
+/// holds its lock).
+pub(crate) fn open_error(path: &Path, e: duckdb::Error) -> anyhow::Error {
+    if e.to_string().contains("not a valid DuckDB database") {
+        crate::exit::bad_input(format!(
+            "{} is not a result bundle (not a DuckDB file)",
+            path.display()
+        ))
+    } else {
+        anyhow::anyhow!("cannot open bundle {}: {e}", path.display())
     }
 }
 

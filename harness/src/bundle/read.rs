@@ -1,6 +1,6 @@
 //! Reading a bundle back: the rows `harness show` and reports need.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use duckdb::{AccessMode, Config, Connection};
 use harness_core::cost::{CostInputs, PriceMode, Rate, TokenPrice, UnitPrice};
 use harness_core::{Distribution, ExperimentSummary, RequestSample};
@@ -53,8 +53,7 @@ pub fn open(path: &Path) -> Result<Connection> {
         crate::bad_input!("no bundle at {}", path.display());
     }
     let cfg = Config::default().access_mode(AccessMode::ReadOnly)?;
-    let conn = Connection::open_with_flags(path, cfg)
-        .with_context(|| format!("cannot open bundle {}", path.display()))?;
+    let conn = Connection::open_with_flags(path, cfg).map_err(|e| super::open_error(path, e))?;
     let v: String = conn
         .query_row(
             "SELECT value FROM meta WHERE key = 'schema_version'",

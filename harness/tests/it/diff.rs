@@ -87,3 +87,71 @@ fn experiments_on_one_side_are_listed() {
         .unwrap();
     assert!(!e.status.success() && stderr(&e).contains("--threshold `lots`"));
 }
+
+#[test]
+fn diff_reads_the_requests_each_metric_is_defined_over() {
+    // Variable output lengths (no ignore_eos), 1-token responses (no TPOT
+    // sample), failures (only dispatch lag) and warm-up: each metric selects
+    // different requests, and diff must select the same ones as the bundle's
+    // own distributions.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "sel",
+        r#"
+name: sel
+endpoints:
+  - name: s
+    provider: sim
+    sim: { ttft_ms: 10, itl_ms: 3, error_rate: 0.2 }
+datasets:
+  - name: d
+    synthetic: { prompt_tokens: 16, output_tokens: { uniform: [1, 6] } }
+load: { concurrency: [3], requests: 60, warmup: { requests: 3 } }
+"#,
+    );
+    let b = run_into(dir.path(), &cfg, "sel", &[]);
+    let b = b.to_str().unwrap();
+    let metrics: Vec<&str> = harness::report::model::latency_metrics()
+        .map(|m| m.id())
+        .collect();
+    assert_eq!(metrics.len(), 7);
+    let o = run_ok(&[
+        "diff",
+        b,
+        b,
+        "--metric",
+        &metrics.join(","),
+        "--format",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let e = &experiments(std::path::Path::new(b))[0];
+    for m in harness_core::Metric::ALL
+        .into_iter()
+        .filter(|m| metrics.contains(&m.id()))
+    {
+        let d = e.summary.dist(m).unwrap();
+        for (stat, want) in [("p50", d.p50), ("p95", d.p95)] {
+            let c = v["comparisons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["metric"] == m.id() && c["stat"] == stat)
+                .unwrap_or_else(|| panic!("no {} {stat}", m.id()));
+            assert_eq!(c["old"].as_f64(), Some(want), "{} {stat}", m.id());
+            assert_eq!(c["new"].as_f64(), Some(want), "{} {stat}", m.id());
+        }
+    }
+    let tpot = e.summary.dist(harness_core::Metric::Tpot).unwrap().count;
+    let e2e = e.summary.dist(harness_core::Metric::E2e).unwrap().count;
+    assert!(
+        tpot < e2e,
+        "1-token responses have no TPOT ({tpot} vs {e2e})"
+    );
+    let bad = harness()
+        .args(["diff", b, b, "--metric", "output_tokens"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}

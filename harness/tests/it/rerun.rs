@@ -142,6 +142,21 @@ load:
         again.contains("2 skipped") || again.contains("3 skipped"),
         "{again}"
     );
+    // The killed run is marked, with why, when the bundle is next opened.
+    let conn = harness::bundle::read::open(&out).unwrap();
+    let (status, reason): (String, String) = conn
+        .query_row(
+            "SELECT status, status_reason FROM runs ORDER BY started_at LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(status, "killed");
+    assert!(
+        reason.contains("ended without finishing the run"),
+        "{reason}"
+    );
+    drop(conn);
     assert_eq!(
         experiments(&out)
             .iter()
