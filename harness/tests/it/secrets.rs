@@ -154,8 +154,8 @@ budgets: {{ e2e_p95_ms: 5000 }}
 
     // With preflight (the server that is down is skipped, its URL in the message),
     // with progress output, and a --set carrying a credential.
-    let set = format!("endpoints[1].base_url=http://root:SETSECRET@127.0.0.1:1/v1");
-    let o = h(&["run", c, "--out", b, "--set", &set]);
+    let set = "endpoints[1].base_url=http://root:SETSECRET@127.0.0.1:1/v1";
+    let o = h(&["run", c, "--out", b, "--set", set]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("http://****@127.0.0.1:1/v1"),
