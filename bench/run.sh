@@ -43,6 +43,7 @@ datasets:
   - name: d
     synthetic: { prompt_tokens: 32, output_tokens: $tokens }
 load: $load
+sampling: { ignore_eos: true }
 YAML
   /usr/bin/time -f "%U %S %M" -o "$out/$name.time" "$bin" run -q "$out/$name.yml" --out "$out/$name.duckdb" >/dev/null
   awk '{printf "%.3f %d\n", $1+$2, $3}' "$out/$name.time"

@@ -167,6 +167,17 @@ mod tests {
     }
 
     #[test]
+    fn docs_list_every_class_and_every_normal_finish_reason() {
+        let doc = include_str!("../../docs/metrics.md");
+        for c in ErrorClass::ALL {
+            assert!(doc.contains(&format!("| `{}` |", c.as_str())), "{c}");
+        }
+        for r in NORMAL_FINISH_REASONS {
+            assert!(doc.contains(&format!("`{r}`")), "{r}");
+        }
+    }
+
+    #[test]
     fn status_classes() {
         assert_eq!(ErrorClass::for_status(429), ErrorClass::Http429);
         assert_eq!(ErrorClass::for_status(404), ErrorClass::Http4xx);

@@ -282,7 +282,7 @@ impl Session<'_> {
         } else if summary.requests > 0 && summary.requests_ok == 0 {
             let reason = format!(
                 "every measured request failed ({})",
-                error_classes(&summary)
+                table::error_classes(&summary)
             );
             self.tally
                 .failures
@@ -319,15 +319,6 @@ impl Session<'_> {
 
 /// Longest a preflight request may take (the config's timeout when shorter).
 const PREFLIGHT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// `connect×6 http_5xx×1`
-pub fn error_classes(s: &ExperimentSummary) -> String {
-    s.errors_by_class
-        .iter()
-        .map(|(k, v)| format!("{k}×{v}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 /// Inputs first: every dataset card (and JSONL rows) as prepared.
 fn write_datasets(bundle: &mut Bundle, experiments: &[Experiment]) -> Result<()> {

@@ -185,7 +185,7 @@ pub fn charts(r: &Report) -> Vec<Chart> {
                         .experiments
                         .iter()
                         .find(|e| e.measured.name == t.name)
-                        .map(super::markdown::load)
+                        .map(ExperimentRow::load_label)
                         .unwrap_or_default();
                     Series {
                         name: format!("{} {load}", t.instance_type),

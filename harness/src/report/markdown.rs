@@ -32,12 +32,8 @@ fn pct(x: f64) -> String {
     format!("{:.2}%", x * 100.0)
 }
 
-pub fn load(e: &ExperimentRow) -> String {
-    if e.load_mode == "closed" {
-        format!("c={}", e.measured.load)
-    } else {
-        format!("{} req/s", e.measured.load)
-    }
+fn load(e: &ExperimentRow) -> String {
+    e.load_label()
 }
 
 fn lat(e: &ExperimentRow, key: &str) -> String {

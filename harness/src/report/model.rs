@@ -211,6 +211,17 @@ pub struct ExperimentRow {
     pub token_mismatch: bool,
 }
 
+impl ExperimentRow {
+    /// The load level in words: `c=32` (closed loop) or `2.5 req/s` (open loop).
+    pub fn load_label(&self) -> String {
+        if self.load_mode == "closed" {
+            format!("c={}", self.measured.load)
+        } else {
+            format!("{} req/s", self.measured.load)
+        }
+    }
+}
+
 /// The best option of a workload for a target rate (the heatmap's best choice).
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {

@@ -11,6 +11,15 @@ fn ms(e: &StoredExperiment, m: Metric, stat: &str) -> String {
     }
 }
 
+/// A summary's failures by class: `connect×6 http_5xx×1`.
+pub fn error_classes(s: &harness_core::ExperimentSummary) -> String {
+    s.errors_by_class
+        .iter()
+        .map(|(k, v)| format!("{k}×{v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Renders one row per experiment. `notes` adds a note per experiment id
 /// (e.g. "skipped: complete in bundle"); an experiment whose error rate is
 /// over `max_error_rate` (the config's budget) is flagged.
@@ -47,7 +56,7 @@ pub fn render(
             status = format!("{status}, TOKEN MISMATCH: server counts {d:+.1}% prompt tokens");
         }
         if s.requests_failed > 0 {
-            status = format!("{status} [{}]", crate::cmd::run::error_classes(s));
+            status = format!("{status} [{}]", error_classes(s));
         }
         if let Some(max) = max_error_rate.filter(|m| e.status == "complete" && s.error_rate > *m) {
             status = format!(

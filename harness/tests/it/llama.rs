@@ -135,6 +135,24 @@ fn llama_cpp_bundle_is_consistent() {
         0,
         "chunk counts inconsistent with output tokens"
     );
+    // Preflight: each endpoint passed one real request, with its latency.
+    assert_eq!(
+        q("SELECT count(*) FROM preflights WHERE ok AND latency_ms > 0 AND http_status = 200"),
+        3
+    );
+    assert_eq!(
+        q("SELECT count(*) FROM experiments WHERE status <> 'complete'"),
+        0
+    );
+    // Not streamed: e2e and tokens only; no TTFT, ITL or TPOT from those.
+    assert_eq!(
+        q(&format!("SELECT count(*) {join} WHERE NOT e.stream AND (r.first_token_ns IS NOT NULL OR len(r.token_chunk_ns) > 0)")),
+        0
+    );
+    assert_eq!(
+        q("SELECT count(*) FROM distributions d JOIN experiments e USING (experiment_id) WHERE NOT e.stream AND d.metric IN ('ttft', 'itl', 'tpot') AND d.count > 0"),
+        0
+    );
     // Summaries per bucket: every experiment has throughput and latency, no mismatch flag.
     assert_eq!(q("SELECT count(DISTINCT bucket) FROM experiments"), 2);
     assert_eq!(q("SELECT count(*) FROM experiments e JOIN summaries s USING (experiment_id) WHERE s.request_throughput > 0 AND NOT s.token_mismatch"), q("SELECT count(*) FROM experiments"));

@@ -154,3 +154,73 @@ fn show_settings_masks_secrets() {
     assert!(out.contains("api_key_env: \"MY_KEY\""), "{out}");
     assert!(!out.contains("hunter2"), "{out}");
 }
+
+#[test]
+fn keys_and_header_values_are_checked_before_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_config(
+        dir.path(),
+        "hdr",
+        "endpoints:\n  - name: x\n    provider: openai\n    base_url: http://127.0.0.1:1/v1\n    model: m\n    api_key_env: HARNESS_TEST_UNSET_KEY\n    headers: { \"X-Bad\": \"line\\nbreak-secret\", \"Bad Name\": v }\n",
+    );
+    // A header HTTP cannot carry is a config error with its line, naming the
+    // header but never its value.
+    let o = harness().arg("validate").arg(&p).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("hdr.yml:7:")
+            && err.contains("endpoints[0].headers.X-Bad: the value is not valid in an HTTP header"),
+        "{err}"
+    );
+    assert!(
+        err.contains("endpoints[0].headers.Bad Name: `Bad Name` is not a valid HTTP header name"),
+        "{err}"
+    );
+    assert!(!err.contains("break-secret"), "{err}");
+    // A key variable that is not set: validate and run say which, before anything starts.
+    let p = write_config(
+        dir.path(),
+        "key",
+        "endpoints:\n  - name: x\n    provider: openai\n    base_url: http://127.0.0.1:1/v1\n    model: m\n    api_key_env: HARNESS_TEST_UNSET_KEY\n",
+    );
+    let out = dir.path().join("k.duckdb");
+    for args in [
+        vec!["validate"],
+        vec!["run", "--out", out.to_str().unwrap()],
+    ] {
+        let cmd = args[0];
+        let o = harness()
+            .env_remove("HARNESS_TEST_UNSET_KEY")
+            .args(&args)
+            .arg(&p)
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{cmd}: {err}");
+        assert!(
+            err.contains(
+                "key.yml:6:18: endpoints[0].api_key_env: $HARNESS_TEST_UNSET_KEY is not set"
+            ),
+            "{cmd}: {err}"
+        );
+        assert!(
+            !dir.path().join("k.duckdb").exists(),
+            "{cmd}: no bundle, no run row"
+        );
+    }
+    // A key with a line break cannot go in a header: named, never shown.
+    let o = harness()
+        .env("HARNESS_TEST_UNSET_KEY", "sk-abc\nxyz")
+        .arg("validate")
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("the key in $HARNESS_TEST_UNSET_KEY holds a line break"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("sk-abc"));
+}
