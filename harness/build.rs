@@ -29,6 +29,13 @@ fn main() {
         rev
     };
     println!("cargo:rustc-env=HARNESS_GIT_REVISION={rev}");
-    println!("cargo:rerun-if-changed=../.git/HEAD");
-    println!("cargo:rerun-if-changed=../.git/index");
+    // Watch git's files only where they exist: a path that does not exist
+    // (a copy or tarball without .git) would rerun this script, and rebuild
+    // the crate, on every build.
+    println!("cargo:rerun-if-changed=build.rs");
+    for f in ["../.git/HEAD", "../.git/index"] {
+        if std::path::Path::new(f).exists() {
+            println!("cargo:rerun-if-changed={f}");
+        }
+    }
 }
