@@ -131,6 +131,7 @@ pub struct SimArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
 pub struct PlanArgs {
     /// One or more result bundles (.duckdb), e.g. one per instance type.
     #[arg(required = true)]
@@ -210,6 +211,7 @@ pub struct DiffArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
 pub struct ReportArgs {
     /// One or more result bundles (.duckdb), e.g. one per instance type.
     #[arg(required = true)]

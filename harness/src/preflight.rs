@@ -129,8 +129,11 @@ pub async fn check(provider: &Provider, ep: &Endpoint, timeout: Duration) -> Ver
                 _ => format!("HTTP {s} at {url}: check base_url (it should end in /v1) and the model name `{}` ({detail})", ep.model),
             }
         }
+        (ErrorClass::MalformedResponse, _) if detail.contains("event stream") => {
+            format!("HTTP 200 from {url}, but {detail}")
+        }
         (ErrorClass::MalformedResponse, _) => format!(
-            "HTTP 200 from {url}, but the body is not JSON: is base_url the server's OpenAI API root (e.g. http://host:8000/v1)? ({detail})"
+            "HTTP 200 from {url}, but {detail}: is base_url the server's OpenAI API root (e.g. http://host:8000/v1)?"
         ),
         (ErrorClass::NotStreamed, _) => format!(
             "the endpoint has `stream: true`, but {url} answered with one JSON body, not a stream: set `stream: false` for endpoint `{}` (TTFT, ITL and TPOT are then not measured)",

@@ -501,10 +501,17 @@ impl Bundle {
 /// DuckDB database at all, a runtime failure otherwise (e.g. another process
 /// holds its lock).
 pub(crate) fn open_error(path: &Path, e: duckdb::Error) -> anyhow::Error {
-    if e.to_string().contains("not a valid DuckDB database") {
+    let text = e.to_string();
+    if text.contains("not a valid DuckDB database") {
         crate::exit::bad_input(format!(
             "{} is not a result bundle (not a DuckDB file)",
             path.display()
+        ))
+    } else if text.contains("version number") {
+        crate::exit::bad_input(format!(
+            "{} was written by a DuckDB version this harness cannot read ({}); bundles are written with storage version {STORAGE_VERSION}",
+            path.display(),
+            text.lines().next().unwrap_or("")
         ))
     } else {
         anyhow::anyhow!("cannot open bundle {}: {e}", path.display())

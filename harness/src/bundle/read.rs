@@ -61,7 +61,10 @@ pub fn open(path: &Path) -> Result<Connection> {
             |r| r.get(0),
         )
         .map_err(|_| {
-            crate::exit::bad_input(format!("{} is not a result bundle", path.display()))
+            crate::exit::bad_input(format!(
+                "{} is not a result bundle (a DuckDB file without the bundle's `meta` table)",
+                path.display()
+            ))
         })?;
     if v != super::SCHEMA_VERSION {
         crate::bad_input!(

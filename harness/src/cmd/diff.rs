@@ -4,9 +4,14 @@
 //! Each side's values are the metric's own selection of the stored requests
 //! (`Metric::samples` via `summary::metric_values_as_recorded`), so the
 //! p50 and p95 it prints are the bundle's `distributions` rows exactly.
+//!
+//! An experiment complete in the old bundle that is `failed`, `skipped` or
+//! `interrupted` in the new one is a regression too, and a diff that compared
+//! nothing fails `--fail-on-regression`: a gate must not pass a release whose
+//! server never answered.
 
 use crate::bad_input;
-use crate::bundle::read;
+use crate::bundle::read::{self, StoredExperiment};
 use crate::cli::DiffArgs;
 use anyhow::Result;
 use harness_core::diff::{compare, Comparison, Stat};
@@ -27,6 +32,15 @@ struct Row {
     cmp: Comparison,
 }
 
+/// An experiment complete in the old bundle and failed, skipped or
+/// interrupted in the new one.
+#[derive(Serialize)]
+struct Broken {
+    label: String,
+    status: String,
+    reason: Option<String>,
+}
+
 #[derive(Serialize)]
 struct Report {
     old: String,
@@ -36,6 +50,11 @@ struct Report {
     comparisons: Vec<Row>,
     only_old: Vec<String>,
     only_new: Vec<String>,
+    /// Complete in old, not complete in new: each counts as a regression.
+    not_complete_in_new: Vec<Broken>,
+    /// Experiments complete in both bundles (compared).
+    compared: usize,
+    /// Significant latency regressions plus experiments not complete in new.
     regressions: usize,
 }
 
@@ -76,11 +95,29 @@ pub fn run(a: DiffArgs) -> Result<ExitCode> {
         .filter(|e| e.status == "complete")
         .map(|e| (e.experiment_id, e.label))
         .collect();
-    let new: BTreeMap<String, String> = read::experiments(&cn)?
+    let new_all: BTreeMap<String, StoredExperiment> = read::experiments(&cn)?
         .into_iter()
-        .filter(|e| e.status == "complete")
-        .map(|e| (e.experiment_id, e.label))
+        .map(|e| (e.experiment_id.clone(), e))
         .collect();
+    let new: BTreeMap<String, String> = new_all
+        .values()
+        .filter(|e| e.status == "complete")
+        .map(|e| (e.experiment_id.clone(), e.label.clone()))
+        .collect();
+    // Complete in the old bundle, present but not complete in the new one:
+    // the new build broke it, which no latency comparison can show.
+    let mut broken: Vec<Broken> = old
+        .keys()
+        .filter(|id| !new.contains_key(*id))
+        .filter_map(|id| new_all.get(id))
+        .map(|e| Broken {
+            label: e.label.clone(),
+            status: e.status.clone(),
+            reason: e.status_reason.clone(),
+        })
+        .collect();
+    broken.sort_by(|x, y| x.label.cmp(&y.label));
+    let compared = old.keys().filter(|id| new.contains_key(*id)).count();
     let mut rows = vec![];
     for (id, label) in &old {
         if !new.contains_key(id) {
@@ -117,11 +154,13 @@ pub fn run(a: DiffArgs) -> Result<ExitCode> {
         old: a.old.display().to_string(),
         new: a.new.display().to_string(),
         threshold,
-        regressions: rows.iter().filter(|r| r.cmp.regression).count(),
+        regressions: rows.iter().filter(|r| r.cmp.regression).count() + broken.len(),
         method: "percentile bootstrap (2000 resamples) of new - old; significant when the 95% interval excludes 0 (docs/cost.md#diff)",
         comparisons: rows,
-        only_old: old.iter().filter(|(k, _)| !new.contains_key(*k)).map(|(_, l)| l.clone()).collect(),
-        only_new: new.iter().filter(|(k, _)| !old.contains_key(*k)).map(|(_, l)| l.clone()).collect(),
+        only_old: sorted(old.iter().filter(|(k, _)| !new_all.contains_key(*k)).map(|(_, l)| l.clone())),
+        only_new: sorted(new.iter().filter(|(k, _)| !old.contains_key(*k)).map(|(_, l)| l.clone())),
+        not_complete_in_new: broken,
+        compared,
     };
     let text = match a.format.as_str() {
         "json" => serde_json::to_string_pretty(&report)? + "\n",
@@ -132,11 +171,20 @@ pub fn run(a: DiffArgs) -> Result<ExitCode> {
         Some(p) => std::fs::write(p, &text)?,
         None => print!("{text}"),
     }
-    Ok(if a.fail_on_regression && report.regressions > 0 {
-        ExitCode::from(crate::exit::FINDING)
-    } else {
-        ExitCode::SUCCESS
-    })
+    // A gate that compared nothing must not pass.
+    Ok(
+        if a.fail_on_regression && (report.regressions > 0 || report.compared == 0) {
+            ExitCode::from(crate::exit::FINDING)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
+}
+
+fn sorted(v: impl Iterator<Item = String>) -> Vec<String> {
+    let mut v: Vec<String> = v.collect();
+    v.sort();
+    v
 }
 
 fn verdict(c: &Comparison, threshold: f64) -> &'static str {
@@ -190,14 +238,29 @@ fn render(r: &Report, md: bool) -> String {
             );
         }
     }
+    for b in &r.not_complete_in_new {
+        s += &format!(
+            "REGRESSION: {} is {} in new{}\n",
+            b.label,
+            b.status,
+            b.reason
+                .as_deref()
+                .map(|x| format!(" ({x})"))
+                .unwrap_or_default()
+        );
+    }
     for l in &r.only_old {
         s += &format!("only in old: {l}\n");
     }
     for l in &r.only_new {
         s += &format!("only in new: {l}\n");
     }
+    if r.compared == 0 {
+        s += "nothing compared: no experiment is complete in both bundles\n";
+    }
     s += &format!(
-        "{} significant regression(s) above {:.1}%\n",
+        "{} experiment(s) compared; {} regression(s): significant slowdowns above {:.1}%, or experiments no longer complete\n",
+        r.compared,
         r.regressions,
         r.threshold * 100.0
     );

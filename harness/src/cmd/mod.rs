@@ -97,8 +97,23 @@ pub fn repricing(a: &RepriceArgs) -> anyhow::Result<Option<crate::report::model:
             a.price_mode
         ),
     };
+    let book = crate::pricing::PriceBook::load(file)?;
+    let regions: std::collections::BTreeSet<&str> = book
+        .instances
+        .iter()
+        .map(|e| e.region.as_str())
+        .chain(book.tokens.iter().map(|e| e.region.as_str()))
+        .collect();
+    if !regions.contains(a.region.as_str()) {
+        bad_input!(
+            "--region {}: {} has no price in that region; it has {}",
+            a.region,
+            file.display(),
+            regions.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
     Ok(Some(crate::report::model::Repricing {
-        book: crate::pricing::PriceBook::load(file)?,
+        book,
         query: crate::pricing::Query::plain(&a.region, mode),
         file: file.display().to_string(),
     }))

@@ -81,8 +81,10 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
         _ if stop.signal().is_some() => (
             "interrupted",
             Some(format!(
-                "interrupted by {}",
-                stop.signal().unwrap_or("a signal")
+                "stopped by {}; {} of {} experiment(s) not run",
+                stop.signal().unwrap_or("a signal"),
+                experiments.len() - tally.ran - tally.already_complete.len() - tally.skipped.len(),
+                experiments.len()
             )),
         ),
         Ok(Ok(())) if tally.failures.is_empty() => ("complete", None),
@@ -98,7 +100,9 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
     match result {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(e),
-        Err(panic) => std::panic::resume_unwind(panic),
+        // A bug, reported as a runtime failure (exit 3) after the bundle
+        // recorded it; the panic message was printed when it happened.
+        Err(panic) => anyhow::bail!("the run stopped on a panic: {}", panic_message(&panic)),
     }
 
     print_summary(&loaded.config, &path, &experiments, &tally, stop.signal())?;

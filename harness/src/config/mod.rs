@@ -85,16 +85,29 @@ pub struct ConfigError {
 }
 
 impl fmt::Display for ConfigError {
+    /// `file:line:col: path: message`, with secrets masked (a `--set` value
+    /// of a secret key, credentials in any URL quoted).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.origin {
-            Some(Origin::File { line, col }) => write!(f, "{}:{line}:{col}: ", self.file)?,
-            Some(Origin::Override(s)) => write!(f, "{} (--set {s}): ", self.file)?,
-            None => write!(f, "{}: ", self.file)?,
-        }
+        let mut s = match &self.origin {
+            Some(Origin::File { line, col }) => format!("{}:{line}:{col}: ", self.file),
+            Some(Origin::Override(o)) => {
+                let shown = match o.split_once('=') {
+                    Some((k, _))
+                        if crate::redact::is_secret_key(k.rsplit('.').next().unwrap_or(k)) =>
+                    {
+                        format!("{k}={}", crate::redact::MASK)
+                    }
+                    _ => o.clone(),
+                };
+                format!("{} (--set {shown}): ", self.file)
+            }
+            None => format!("{}: ", self.file),
+        };
         if let Some(p) = &self.path {
-            write!(f, "{p}: ")?;
+            s.push_str(&format!("{p}: "));
         }
-        write!(f, "{}", self.message)
+        s.push_str(&self.message);
+        f.write_str(&crate::redact::text(&s))
     }
 }
 

@@ -428,11 +428,19 @@ fn endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<Endpoint> {
                     p.key("base_url"),
                     "is required for provider `openai`, e.g. `base_url: http://127.0.0.1:8000/v1`",
                 ),
+                // The value may hold credentials: never echo it unmasked.
                 Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => cx.err(
                     p.key("base_url"),
-                    format!("`{u}` must start with http:// or https://"),
+                    "must start with http:// or https://, e.g. `base_url: http://127.0.0.1:8000/v1`",
                 ),
-                _ => {}
+                Some(u) => match reqwest::Url::parse(u) {
+                    Ok(url) if url.host_str().is_some_and(|h| !h.is_empty()) => {}
+                    Ok(_) => cx.err(p.key("base_url"), "has no host; write e.g. `http://127.0.0.1:8000/v1`"),
+                    Err(e) => cx.err(
+                        p.key("base_url"),
+                        format!("is not a valid URL ({e}); write e.g. `http://127.0.0.1:8000/v1`"),
+                    ),
+                },
             }
             if model.is_none() {
                 cx.err(

@@ -298,13 +298,13 @@ impl OpenAiClient {
         let v: Value = match serde_json::from_slice(&bytes) {
             Ok(v) => v,
             Err(e) => {
-                rec.fail(
-                    ErrorClass::MalformedResponse,
-                    format!(
-                        "HTTP 200, but the body is not JSON ({e}): {}",
-                        truncate(&String::from_utf8_lossy(&bytes), 120)
-                    ),
-                );
+                let body = String::from_utf8_lossy(&bytes);
+                let message = if !self.shape.stream && body.trim_start().starts_with("data:") {
+                    "the body is an event stream, though `stream: false` was asked for: the server streams regardless; set `stream: true` for this endpoint".to_string()
+                } else {
+                    format!("the body is not JSON ({e}): {}", truncate(&body, 120))
+                };
+                rec.fail(ErrorClass::MalformedResponse, message);
                 return;
             }
         };
@@ -323,7 +323,7 @@ impl OpenAiClient {
             rec.fail(
                 ErrorClass::EmptyResponse,
                 format!(
-                    "HTTP 200 with no choices: {}",
+                    "the response has no choices: {}",
                     truncate(&v.to_string(), 200)
                 ),
             );

@@ -294,8 +294,16 @@ pub fn build(bundles: &[PathBuf], o: &Options) -> Result<Report> {
         conns.push(conn);
     }
     if rows.is_empty() {
+        let why = if excluded.is_empty() {
+            "they hold no experiment".to_string()
+        } else {
+            format!(
+                "left out, not complete: {}; `harness show` says why",
+                excluded.join(", ")
+            )
+        };
         crate::bad_input!(
-            "no complete experiment in {} bundle(s); nothing to report",
+            "no complete experiment in {} bundle(s), nothing to analyse ({why})",
             bundles.len()
         );
     }

@@ -47,7 +47,7 @@ fn injected_slowdown_is_a_regression_and_a_rerun_is_not() {
         .unwrap();
     assert!(same.status.success(), "{}", stdout(&same));
     assert!(
-        stdout(&same).contains("0 significant regression(s)"),
+        stdout(&same).contains("1 experiment(s) compared; 0 regression(s)"),
         "{}",
         stdout(&same)
     );
@@ -154,4 +154,74 @@ load: { concurrency: [3], requests: 60, warmup: { requests: 3 } }
         .output()
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn an_experiment_that_broke_is_a_regression_and_comparing_nothing_fails_the_gate() {
+    use super::fake::{self, Fake};
+    let good = Fake::start(|r| {
+        if r.method == "GET" {
+            return fake::json(200, r#"{"data":[{"id":"m"}]}"#);
+        }
+        fake::chat_stream_ok(4)
+    });
+    let down = Fake::start(|_| fake::json(401, r#"{"error":{"message":"bad key"}}"#));
+    let dir = tempfile::tempdir().unwrap();
+    // The base URL is not hashed: the same experiment against a broken server.
+    let cfg = |url: String| {
+        format!("name: g\nendpoints:\n  - {{ name: gw, provider: openai, base_url: \"{url}\", model: m }}\ndatasets:\n  - name: d\n    synthetic: {{ prompt_tokens: 8, output_tokens: 4 }}\nload: {{ concurrency: [1], requests: 4 }}\n")
+    };
+    let old = run_into(
+        dir.path(),
+        &write_config(dir.path(), "old", &cfg(good.base_url())),
+        "old",
+        &[],
+    );
+    let (old, o) = (old.to_str().unwrap(), dir.path().join("new.duckdb"));
+    for extra in [vec![], vec!["--no-preflight"]] {
+        let _ = std::fs::remove_file(&o);
+        let new_cfg = write_config(dir.path(), "new", &cfg(down.base_url()));
+        let r = harness()
+            .args(["run", "-q"])
+            .args(&extra)
+            .arg(&new_cfg)
+            .arg("--out")
+            .arg(&o)
+            .output()
+            .unwrap();
+        assert_eq!(r.status.code(), Some(3));
+        let d = harness()
+            .args(["diff", old, o.to_str().unwrap(), "--fail-on-regression"])
+            .output()
+            .unwrap();
+        let text = stdout(&d);
+        assert_eq!(d.status.code(), Some(1), "{extra:?}: {text}");
+        let status = if extra.is_empty() {
+            "skipped"
+        } else {
+            "failed"
+        };
+        assert!(
+            text.contains(&format!("REGRESSION: gw · d · c=1 is {status} in new")),
+            "{text}"
+        );
+        assert!(!text.contains("only in old"), "{text}");
+    }
+    // Two bundles with nothing in common: the gate does not pass.
+    let other = run_into(
+        dir.path(),
+        &write_config(
+            dir.path(),
+            "o",
+            &cfg(good.base_url()).replace("requests: 4", "requests: 5"),
+        ),
+        "other",
+        &[],
+    );
+    let d = harness()
+        .args(["diff", old, other.to_str().unwrap(), "--fail-on-regression"])
+        .output()
+        .unwrap();
+    assert_eq!(d.status.code(), Some(1));
+    assert!(stdout(&d).contains("nothing compared"), "{}", stdout(&d));
 }

@@ -163,7 +163,10 @@ fn an_interrupted_run_exits_130_and_is_marked_with_why() {
             })
             .unwrap();
         assert_eq!(status, "interrupted");
-        assert_eq!(reason, format!("interrupted by {name}"));
+        assert_eq!(
+            reason,
+            format!("stopped by {name}; 2 of 3 experiment(s) not run")
+        );
         drop(conn);
         // The finished experiment is kept; what the signal cut short is marked.
         let exps = experiments(&out);

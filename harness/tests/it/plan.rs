@@ -91,7 +91,27 @@ fn plan_answers_with_instances_and_cost() {
             && s.contains("no measured instance type with a known price serves 60 req/min"),
         "{s}"
     );
-    // A region without prices.
+    // A region the book does not have: bad input.
+    let o = harness()
+        .args([
+            "plan",
+            out.to_str().unwrap(),
+            "--rpm",
+            "60",
+            "--reprice",
+            &pricing,
+            "--region",
+            "mars-1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--region mars-1:") && stderr(&o).contains("us-east-1"),
+        "{}",
+        stderr(&o)
+    );
+    // A mode the book has no price for: each type warned about, no answer.
     let o = harness()
         .args([
             "plan",
@@ -102,14 +122,14 @@ fn plan_answers_with_instances_and_cost() {
             "1000",
             "--reprice",
             &pricing,
-            "--region",
-            "mars-1",
+            "--price-mode",
+            "spot",
         ])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).contains("warning: no price for g5.xlarge (on_demand) in mars-1"),
+        stderr(&o).contains("warning: no price for g5.xlarge (spot) in us-east-1"),
         "{}",
         stderr(&o)
     );
