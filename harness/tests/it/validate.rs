@@ -224,3 +224,58 @@ fn keys_and_header_values_are_checked_before_a_run() {
     );
     assert!(!stderr(&o).contains("sk-abc"));
 }
+
+#[test]
+fn a_malformed_base_url_is_a_config_error_that_never_echoes_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_config(
+        dir.path(),
+        "url",
+        "endpoints:\n  - { name: a, provider: openai, base_url: \"ftp://user:pw123secret@h/v1?api-key=QSECRET\", model: m }\n  - { name: b, provider: openai, base_url: \"http://127.0.0.1:notaport/v1\", model: m }\n  - { name: c, provider: openai, base_url: \"http:///v1\", model: m }\n",
+    );
+    let o = harness()
+        .args([
+            "validate",
+            p.to_str().unwrap(),
+            "--set",
+            "endpoints[2].base_url=ftp://u:SETSECRET@h/v1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("url.yml:2:")
+            && err.contains("endpoints[0].base_url: must start with http:// or https://"),
+        "{err}"
+    );
+    assert!(
+        err.contains("url.yml:3:")
+            && err.contains("endpoints[1].base_url: is not a valid URL (invalid port number)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("(--set endpoints[2].base_url=ftp://****@h/v1)"),
+        "{err}"
+    );
+    for s in ["pw123secret", "QSECRET", "SETSECRET"] {
+        assert!(!err.contains(s), "{s} in {err}");
+    }
+}
+
+#[test]
+fn a_closed_pipe_ends_output_quietly() {
+    use std::process::Stdio;
+    let path = format!("{}/../configs/local.yml", env!("CARGO_MANIFEST_DIR"));
+    let mut child = harness()
+        .args(["validate", &path, "--show-settings"])
+        .env("RUST_BACKTRACE", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // like `| head -0`
+    let o = child.wait_with_output().unwrap();
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(141));
+}
