@@ -11,6 +11,11 @@ use serde::{Deserialize, Serialize};
 /// Highest trackable value: one hour in nanoseconds.
 const MAX_NS: u64 = 3_600_000_000_000;
 
+/// The histogram every recorder uses: 1 ns to one hour, 3 significant digits.
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_NS, 3).expect("valid HDR bounds")
+}
+
 /// A recorder of non-negative nanosecond durations (or plain counts).
 pub struct Recorder {
     hist: Histogram<u64>,
@@ -26,7 +31,7 @@ impl Default for Recorder {
 impl Recorder {
     pub fn new() -> Self {
         Recorder {
-            hist: Histogram::new_with_bounds(1, MAX_NS, 3).expect("valid HDR bounds"),
+            hist: histogram(),
             sum: 0.0,
         }
     }
@@ -87,9 +92,7 @@ impl Default for Quantizer {
 
 impl Quantizer {
     pub fn new() -> Self {
-        Quantizer {
-            hist: Histogram::new_with_bounds(1, MAX_NS, 3).expect("valid HDR bounds"),
-        }
+        Quantizer { hist: histogram() }
     }
 
     /// The value a recorder reports for `value` (clamped like [`Recorder::record`]):

@@ -184,57 +184,73 @@ impl Query {
     }
 }
 
-/// The prices of a run: the config's pricing file (an empty book when none)
-/// and its overrides. Warns once per endpoint without a price.
-pub struct RunPricing {
-    book: PriceBook,
-    query: Query,
-    from: String,
-    warned: std::collections::HashSet<String>,
+/// A price book with the query one command prices with: the run (the
+/// config's file, region, mode and overrides) or `--reprice` (another book).
+/// Warns once per missing price.
+#[derive(Debug, Clone)]
+pub struct Pricer {
+    pub book: PriceBook,
+    pub query: Query,
+    /// Where the book came from: its file, or `no pricing file configured`.
+    pub from: String,
+    warned: std::collections::BTreeSet<String>,
 }
 
-impl RunPricing {
-    /// Loads the config's price book (bad input when it cannot be read).
-    pub fn new(p: &crate::config::Pricing, config_file: &str, today: &str) -> Result<Self> {
+impl Pricer {
+    pub fn new(book: PriceBook, query: Query, from: String) -> Pricer {
+        Pricer {
+            book,
+            query,
+            from,
+            warned: Default::default(),
+        }
+    }
+
+    /// The run's pricer: the config's price book (an empty one when none is
+    /// set; bad input when it cannot be read) with the config's overrides,
+    /// recorded as from `config_file` on `today`.
+    pub fn for_run(p: &crate::config::Pricing, config_file: &str, today: &str) -> Result<Pricer> {
         let book = match &p.file {
             Some(f) => PriceBook::load(std::path::Path::new(f))?,
             None => PriceBook::default(),
         };
-        Ok(RunPricing {
-            book,
-            query: Query {
-                region: p.region.clone().unwrap_or_else(|| "us-east-1".into()),
-                mode: p.mode,
-                instance_hourly: p.instance_hourly.clone(),
-                token_prices: p.token_prices.clone(),
-                override_source: format!("config {config_file}:"),
-                override_as_of: today.to_string(),
-            },
-            from: p
-                .file
-                .clone()
-                .unwrap_or_else(|| "no pricing file configured".into()),
-            warned: Default::default(),
-        })
+        let query = Query {
+            region: p.region.clone().unwrap_or_else(|| "us-east-1".into()),
+            mode: p.mode,
+            instance_hourly: p.instance_hourly.clone(),
+            token_prices: p.token_prices.clone(),
+            override_source: format!("config {config_file}:"),
+            override_as_of: today.to_string(),
+        };
+        let from = p
+            .file
+            .clone()
+            .unwrap_or_else(|| "no pricing file configured".into());
+        Ok(Pricer::new(book, query, from))
     }
 
-    /// The unit price of `ep`, or `None`, with a warning (once per endpoint)
-    /// when it has an instance type.
-    pub fn price(&mut self, ep: &crate::config::Endpoint) -> Option<UnitPrice> {
-        let found = self
-            .book
-            .price(ep.instance_type.as_deref(), &ep.model, &self.query);
-        // An endpoint with neither an instance type nor a token price (a
-        // local server, the default simulator) simply has no cost.
-        if found.is_none() && ep.instance_type.is_some() && self.warned.insert(ep.name.clone()) {
-            let what = match &ep.instance_type {
+    /// The unit price of an endpoint ([`PriceBook::price`]), or `None`. A
+    /// missing price is warned about (once per instance type or model) when
+    /// one was `expected`: an endpoint with neither an instance type nor a
+    /// token price (a local server, the default simulator) simply has no cost.
+    pub fn price(
+        &mut self,
+        instance_type: Option<&str>,
+        model: &str,
+        expected: bool,
+    ) -> Option<UnitPrice> {
+        let found = self.book.price(instance_type, model, &self.query);
+        if found.is_none() && expected {
+            let what = match instance_type {
                 Some(t) => format!("{t} ({})", self.query.mode.as_str()),
-                None => format!("model {} (per token)", ep.model),
+                None => format!("model {model} (per token)"),
             };
-            eprintln!(
-                "warning: no price for {what} in {} ({}): the cost columns of endpoint `{}` are null",
-                self.query.region, self.from, ep.name
-            );
+            if self.warned.insert(what.clone()) {
+                eprintln!(
+                    "warning: no price for {what} in {} ({}): its cost columns are empty",
+                    self.query.region, self.from
+                );
+            }
         }
         found
     }

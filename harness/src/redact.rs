@@ -70,65 +70,94 @@ pub fn register(secret: &str) {
     }
 }
 
+/// A URL cut where its secrets can be:
+/// `scheme://[userinfo@]host[path][?query][#fragment]`.
+struct Parts<'a> {
+    scheme: &'a str,
+    userinfo: Option<&'a str>,
+    host: &'a str,
+    path: &'a str,
+    query: Option<&'a str>,
+    fragment: Option<&'a str>,
+}
+
+impl<'a> Parts<'a> {
+    /// `None` for text without `://`.
+    fn of(u: &'a str) -> Option<Parts<'a>> {
+        let (scheme, rest) = u.split_once("://")?;
+        let (rest, fragment) = match rest.split_once('#') {
+            Some((r, f)) => (r, Some(f)),
+            None => (rest, None),
+        };
+        let (rest, query) = match rest.split_once('?') {
+            Some((r, q)) => (r, Some(q)),
+            None => (rest, None),
+        };
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let (userinfo, host) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        Some(Parts {
+            scheme,
+            userinfo,
+            host,
+            path,
+            query,
+            fragment,
+        })
+    }
+
+    /// The query's `(name, value)` pairs that carry a secret.
+    fn secret_params(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
+        self.query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .filter_map(|pair| pair.split_once('='))
+            .filter(|(k, _)| is_secret_param(k))
+    }
+}
+
 /// Registers the secrets inside a URL (its password and secret query values).
 pub fn register_url(u: &str) {
-    let Some((_, rest)) = u.split_once("://") else {
-        return;
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if let Some((userinfo, _)) = authority.rsplit_once('@') {
-        match userinfo.split_once(':') {
-            Some((_, pw)) => register(pw),
-            None => register(userinfo),
-        }
+    let Some(p) = Parts::of(u) else { return };
+    if let Some(userinfo) = p.userinfo {
+        register(userinfo.split_once(':').map(|x| x.1).unwrap_or(userinfo));
     }
-    if let Some((_, q)) = rest.split_once('?') {
-        let q = q.split('#').next().unwrap_or("");
-        for pair in q.split('&') {
-            if let Some((k, v)) = pair.split_once('=') {
-                if is_secret_param(k) {
-                    register(v);
-                }
-            }
-        }
+    for (_, v) in p.secret_params() {
+        register(v);
     }
 }
 
 /// A URL with its user-info and secret query values masked:
 /// `http://user:pw@h:8000/v1?api-key=abc&x=1` → `http://****@h:8000/v1?api-key=****&x=1`.
 pub fn url(u: &str) -> String {
-    let Some((scheme, rest)) = u.split_once("://") else {
+    let Some(p) = Parts::of(u) else {
         return u.to_string();
     };
-    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(auth_end);
-    let authority = match authority.rsplit_once('@') {
-        Some((_, host)) => format!("{MASK}@{host}"),
-        None => authority.to_string(),
-    };
-    let tail = match tail.split_once('?') {
-        None => tail.to_string(),
-        Some((path, q)) => {
-            let (q, frag) = match q.split_once('#') {
-                Some((q, f)) => (q, Some(f)),
-                None => (q, None),
-            };
-            let q: Vec<String> = q
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((k, _)) if is_secret_param(k) => format!("{k}={MASK}"),
-                    _ => pair.to_string(),
-                })
-                .collect();
-            let mut s = format!("{path}?{}", q.join("&"));
-            if let Some(f) = frag {
-                s.push('#');
-                s.push_str(f);
-            }
-            s
-        }
-    };
-    format!("{scheme}://{authority}{tail}")
+    let mut s = format!("{}://", p.scheme);
+    if p.userinfo.is_some() {
+        s.push_str(MASK);
+        s.push('@');
+    }
+    s.push_str(p.host);
+    s.push_str(p.path);
+    if let Some(q) = p.query {
+        let pairs: Vec<String> = q
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if is_secret_param(k) => format!("{k}={MASK}"),
+                _ => pair.to_string(),
+            })
+            .collect();
+        s.push('?');
+        s.push_str(&pairs.join("&"));
+    }
+    if let Some(f) = p.fragment {
+        s.push('#');
+        s.push_str(f);
+    }
+    s
 }
 
 /// Free text with every URL in it masked ([`url`]) and every registered secret
@@ -189,6 +218,16 @@ fn auth_values(s: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// A command-line argument or `--set PATH=VALUE` as shown or stored: the
+/// value is masked when the last key of PATH names a secret
+/// (`endpoints[0].headers.x-api-key=…`), and URL credentials anywhere ([`text`]).
+pub fn arg(a: &str) -> String {
+    match a.split_once('=') {
+        Some((k, _)) if is_secret_key(k.rsplit('.').next().unwrap_or(k)) => format!("{k}={MASK}"),
+        _ => text(a),
+    }
 }
 
 /// Masks a config value for display or storage: values of secret keys and

@@ -289,12 +289,7 @@ impl Bundle {
             |r| r.get(0),
         )?;
         if complete == 0 {
-            for table in ["distributions", "summaries", "requests", "experiments"] {
-                tx.execute(
-                    &format!("DELETE FROM {table} WHERE experiment_id = ?"),
-                    params![e.experiment_id],
-                )?;
-            }
+            delete_experiment(&tx, e.experiment_id)?;
             insert_experiment(&tx, e)?;
         }
         tx.commit()?;
@@ -311,12 +306,7 @@ impl Bundle {
         costed: &harness_core::cost::Costed,
     ) -> Result<()> {
         let tx = self.conn.transaction()?;
-        for table in ["distributions", "summaries", "requests", "experiments"] {
-            tx.execute(
-                &format!("DELETE FROM {table} WHERE experiment_id = ?"),
-                params![e.experiment_id],
-            )?;
-        }
+        delete_experiment(&tx, e.experiment_id)?;
         insert_experiment(&tx, e)?;
         {
             // DuckDB's appender cannot append LIST values yet: stage the chunk
@@ -516,6 +506,17 @@ pub(crate) fn open_error(path: &Path, e: duckdb::Error) -> anyhow::Error {
     } else {
         anyhow::anyhow!("cannot open bundle {}: {e}", path.display())
     }
+}
+
+/// Removes every row of an experiment (before it is written again).
+fn delete_experiment(tx: &duckdb::Transaction<'_>, id: &str) -> Result<()> {
+    for table in ["distributions", "summaries", "requests", "experiments"] {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE experiment_id = ?"),
+            params![id],
+        )?;
+    }
+    Ok(())
 }
 
 fn insert_experiment(tx: &duckdb::Transaction<'_>, e: &ExperimentRow<'_>) -> Result<()> {

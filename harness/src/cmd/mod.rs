@@ -84,7 +84,7 @@ pub fn budget(
 }
 
 /// `--reprice FILE --region R --price-mode M`, loaded; `None` without `--reprice`.
-pub fn repricing(a: &RepriceArgs) -> anyhow::Result<Option<crate::report::model::Repricing>> {
+pub fn repricing(a: &RepriceArgs) -> anyhow::Result<Option<crate::pricing::Pricer>> {
     let Some(file) = &a.reprice else {
         return Ok(None);
     };
@@ -112,9 +112,9 @@ pub fn repricing(a: &RepriceArgs) -> anyhow::Result<Option<crate::report::model:
             regions.into_iter().collect::<Vec<_>>().join(", ")
         );
     }
-    Ok(Some(crate::report::model::Repricing {
+    Ok(Some(crate::pricing::Pricer::new(
         book,
-        query: crate::pricing::Query::plain(&a.region, mode),
-        file: file.display().to_string(),
-    }))
+        crate::pricing::Query::plain(&a.region, mode),
+        file.display().to_string(),
+    )))
 }

@@ -13,7 +13,7 @@
 use crate::bad_input;
 use crate::cli::PlanArgs;
 use crate::exit;
-use crate::report::model::{self, ExperimentRow, Report};
+use crate::report::model::{self, Report};
 use anyhow::Result;
 use harness_core::analysis::WorkloadAnalysis;
 use std::process::ExitCode;
@@ -38,7 +38,7 @@ pub fn run(a: PlanArgs) -> Result<ExitCode> {
     let target = r.target.as_ref().expect("a target rate was given");
     let chosen: Vec<&WorkloadAnalysis> = if a.prompt.is_some() || a.output.is_some() {
         let distance = |w: &&WorkloadAnalysis| {
-            let (p, o) = mean_tokens(&r, w);
+            let (p, o) = r.mean_tokens(&w.workload);
             let d = |want: Option<f64>, got: Option<f64>| match (want, got) {
                 (Some(w), Some(g)) if w > 0.0 => (g - w).abs() / w,
                 (Some(_), None) => f64::INFINITY,
@@ -71,27 +71,9 @@ pub fn run(a: PlanArgs) -> Result<ExitCode> {
     }))
 }
 
-fn rows<'a>(r: &'a Report, w: &'a WorkloadAnalysis) -> impl Iterator<Item = &'a ExperimentRow> {
-    r.experiments
-        .iter()
-        .filter(move |e| e.measured.workload() == w.workload)
-}
-
-/// Mean prompt and output tokens over a workload's experiments.
-fn mean_tokens(r: &Report, w: &WorkloadAnalysis) -> (Option<f64>, Option<f64>) {
-    let avg = |f: &dyn Fn(&ExperimentRow) -> Option<f64>| {
-        let xs: Vec<f64> = rows(r, w).filter_map(f).collect();
-        (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
-    };
-    (
-        avg(&|e| e.prompt_tokens_mean),
-        avg(&|e| e.output_tokens_mean),
-    )
-}
-
 /// Prints one workload's plan; false when nothing serves the rate.
 fn print_workload(r: &Report, w: &WorkloadAnalysis, rpm: f64) -> bool {
-    let (p, o) = mean_tokens(r, w);
+    let (p, o) = r.mean_tokens(&w.workload);
     println!(
         "Workload: {rpm} req/min ({:.2} req/s), {}; measured on dataset {} [{}] (prompt ~{:.0}, output ~{:.0} tokens)",
         rpm / 60.0,

@@ -12,9 +12,10 @@ use crate::deploy;
 use crate::exit;
 use crate::plan::Experiment;
 use crate::preflight::{self, Verdict};
-use crate::pricing::RunPricing;
+use crate::pricing::Pricer;
 use crate::progress::Progress;
 use crate::provider::Provider;
+use crate::redact;
 use crate::report::table;
 use crate::runner;
 use crate::workload::Workload;
@@ -54,7 +55,7 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
         }
     };
     let started_at = Utc::now();
-    let pricing = RunPricing::new(
+    let pricing = Pricer::for_run(
         &loaded.config.pricing,
         &loaded.file,
         &started_at.format("%Y-%m-%d").to_string(),
@@ -132,7 +133,7 @@ struct Session<'a> {
     cfg: &'a Config,
     args: &'a RunArgs,
     keys: BTreeMap<String, String>,
-    pricing: RunPricing,
+    pricing: Pricer,
     run_id: &'a str,
     stop: Stop,
     tally: Tally,
@@ -154,6 +155,11 @@ impl Session<'_> {
                 continue;
             }
             let ep = &exp.endpoint;
+            // An endpoint that failed its check is not brought up again.
+            if let Some(v) = checked.get(&ep.name).filter(|v| !v.ok) {
+                self.skip(bundle, exp, v)?;
+                continue;
+            }
             let deployed = deploy::start(ep, self.cfg.seed).await?;
             let provider = Provider::new(
                 self.cfg,
@@ -166,25 +172,30 @@ impl Session<'_> {
                 let v = self.preflight(bundle, exp, &deployed, &provider).await?;
                 checked.insert(ep.name.clone(), v);
             }
-            let verdict = &checked[&ep.name];
-            if !verdict.ok {
-                let reason = format!("skipped: preflight failed: {}", verdict.message);
-                let now = Utc::now();
-                bundle.write_skipped(&ExperimentRow::new(
-                    exp,
-                    self.run_id,
-                    "skipped",
-                    Some(reason.clone()),
-                    now,
-                    now,
-                ))?;
-                self.tally.skipped.insert(exp.id.clone(), reason);
+            if !checked[&ep.name].ok {
+                self.skip(bundle, exp, &checked[&ep.name])?;
                 continue;
             }
             self.run_one(bundle, exp, provider, experiments.len())
                 .await?;
             drop(deployed);
         }
+        Ok(())
+    }
+
+    /// Records `exp` as skipped because its endpoint failed its preflight.
+    fn skip(&mut self, bundle: &mut Bundle, exp: &Experiment, v: &Verdict) -> Result<()> {
+        let reason = format!("skipped: preflight failed: {}", v.message);
+        let now = Utc::now();
+        bundle.write_skipped(&ExperimentRow::new(
+            exp,
+            self.run_id,
+            "skipped",
+            Some(reason.clone()),
+            now,
+            now,
+        ))?;
+        self.tally.skipped.insert(exp.id.clone(), reason);
         Ok(())
     }
 
@@ -275,7 +286,11 @@ impl Session<'_> {
         let summary = ExperimentSummary::compute(&samples);
         let run_s = (outcome.ended_at - outcome.started_at).num_milliseconds() as f64 / 1e3;
         let costed = Costed::new(
-            self.pricing.price(&exp.endpoint),
+            self.pricing.price(
+                exp.endpoint.instance_type.as_deref(),
+                &exp.endpoint.model,
+                exp.endpoint.instance_type.is_some(),
+            ),
             CostInputs::from_summary(&summary, exp.endpoint.instance_count, run_s),
         );
         let (status, reason) = if outcome.interrupted {
@@ -358,9 +373,9 @@ fn begin_run(
         config_file: loaded.file.clone(),
         config_name: loaded.config.name.clone(),
         config_yaml: loaded.effective_yaml.clone(),
-        overrides: loaded.overrides.iter().map(|o| mask_arg(o)).collect(),
+        overrides: loaded.overrides.iter().map(|o| redact::arg(o)).collect(),
         command_line: std::env::args()
-            .map(|a| mask_arg(&a))
+            .map(|a| redact::arg(&a))
             .collect::<Vec<_>>()
             .join(" "),
     })?;
@@ -431,17 +446,6 @@ fn expected_requests(exp: &Experiment) -> u64 {
         LoadLevel::Closed { .. } => 256,
     });
     p.warmup_requests + p.requests.or(by_duration).unwrap_or(256)
-}
-
-/// A command-line argument or `--set` override as stored: `--set` values
-/// whose key looks secret are masked, and so are URL credentials anywhere.
-fn mask_arg(a: &str) -> String {
-    match a.split_once('=') {
-        Some((k, _)) if crate::redact::is_secret_key(k.rsplit('.').next().unwrap_or(k)) => {
-            format!("{k}={}", crate::redact::MASK)
-        }
-        _ => crate::redact::text(a),
-    }
 }
 
 fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {

@@ -91,15 +91,7 @@ impl fmt::Display for ConfigError {
         let mut s = match &self.origin {
             Some(Origin::File { line, col }) => format!("{}:{line}:{col}: ", self.file),
             Some(Origin::Override(o)) => {
-                let shown = match o.split_once('=') {
-                    Some((k, _))
-                        if crate::redact::is_secret_key(k.rsplit('.').next().unwrap_or(k)) =>
-                    {
-                        format!("{k}={}", crate::redact::MASK)
-                    }
-                    _ => o.clone(),
-                };
-                format!("{} (--set {shown}): ", self.file)
+                format!("{} (--set {}): ", self.file, crate::redact::arg(o))
             }
             None => format!("{}: ", self.file),
         };

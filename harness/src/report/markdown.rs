@@ -5,7 +5,6 @@
 
 use super::charts::{budget_text, Chart};
 use super::model::{ExperimentRow, Report};
-use harness_core::analysis::WorkloadAnalysis;
 use harness_core::capacity::PlanCell;
 use harness_core::cost::Rate;
 use std::fmt::Write;
@@ -58,22 +57,6 @@ fn find<'a>(r: &'a Report, name: &str) -> Option<&'a ExperimentRow> {
     r.experiments.iter().find(|e| e.measured.name == name)
 }
 
-fn mean_tokens(r: &Report, w: &WorkloadAnalysis) -> (Option<f64>, Option<f64>) {
-    let rows: Vec<&ExperimentRow> = r
-        .experiments
-        .iter()
-        .filter(|e| e.measured.workload() == w.workload)
-        .collect();
-    let avg = |f: &dyn Fn(&ExperimentRow) -> Option<f64>| {
-        let v: Vec<f64> = rows.iter().filter_map(|e| f(e)).collect();
-        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
-    };
-    (
-        avg(&|e| e.prompt_tokens_mean),
-        avg(&|e| e.output_tokens_mean),
-    )
-}
-
 fn plan_sentence(c: &PlanCell) -> String {
     format!(
         "{} × {} at {}/hour, {} per request ({} per 10k)",
@@ -88,7 +71,7 @@ fn plan_sentence(c: &PlanCell) -> String {
 fn summary(out: &mut String, r: &Report) {
     out.push_str("## Summary\n\n");
     for w in &r.analysis.workloads {
-        let (p, g) = mean_tokens(r, w);
+        let (p, g) = r.mean_tokens(&w.workload);
         let what = format!(
             "**{}** (prompt ~{} tokens, output ~{} tokens)",
             w.workload,

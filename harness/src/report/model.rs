@@ -3,7 +3,7 @@
 //! `harness_core::analysis`, so the viewer reproduces it from the same JSON.
 
 use crate::bundle::read::{self, StoredDataset, StoredExperiment, StoredRun};
-use crate::pricing::{PriceBook, Query};
+use crate::pricing::Pricer;
 use anyhow::Result;
 use harness_core::analysis::{analyse, default_rpm_range, Analysis, Measured};
 use harness_core::cost::{Costed, UnitPrice};
@@ -69,54 +69,6 @@ pub fn measured(e: &StoredExperiment, costed: &Costed) -> Measured {
     }
 }
 
-/// Pricing again with another price book: an explicit, labelled option of
-/// `plan` and `report` (`--reprice FILE`). The costs are recomputed by
-/// `harness_core::cost` from the inputs each experiment stored, so repricing
-/// with the book the run used gives the run's own figures.
-#[derive(Debug, Clone)]
-pub struct Repricing {
-    pub book: PriceBook,
-    pub query: Query,
-    /// The file, for the label.
-    pub file: String,
-}
-
-impl Repricing {
-    /// `e` costed with this book (no price: null costs, and a warning once
-    /// per instance type or model).
-    pub fn cost(
-        &self,
-        e: &StoredExperiment,
-        warned: &mut std::collections::BTreeSet<String>,
-    ) -> Costed {
-        let price = self
-            .book
-            .price(e.instance_type.as_deref(), &e.model, &self.query);
-        if price.is_none() {
-            let what = match &e.instance_type {
-                Some(t) => format!("{t} ({})", self.query.mode.as_str()),
-                None => format!("model {} (per token)", e.model),
-            };
-            if warned.insert(what.clone()) {
-                eprintln!(
-                    "warning: no price for {what} in {} ({}): its cost columns are empty",
-                    self.query.region, self.file
-                );
-            }
-        }
-        Costed::new(price, e.costed.inputs.clone())
-    }
-
-    pub fn label(&self) -> String {
-        format!(
-            "repriced from {} (region {}, {})",
-            self.file,
-            self.query.region,
-            self.query.mode.as_str()
-        )
-    }
-}
-
 /// Where the report's prices come from.
 #[derive(Debug, Clone, Serialize)]
 pub struct PricingBasis {
@@ -137,10 +89,7 @@ pub struct Budget {
 /// Budgets stored in a bundle's run config (`budgets:`), if any.
 pub fn budget_from_runs(runs: &[StoredRun]) -> Option<Budget> {
     for r in runs {
-        let Ok(v) = crate::config::yaml::parse_value(&r.config_yaml) else {
-            continue;
-        };
-        let Some(b) = v.get("budgets").filter(|b| b.is_object()) else {
+        let Some(b) = budgets_of(r) else {
             continue;
         };
         let num = |k: &str| b.get(k).and_then(|x| x.as_f64());
@@ -168,13 +117,17 @@ pub fn budget_from_runs(runs: &[StoredRun]) -> Option<Budget> {
 
 /// The error-rate budget (`budgets.error_rate`) of the first run that set one.
 pub fn budgeted_error_rate(runs: &[StoredRun]) -> Option<f64> {
-    runs.iter().find_map(|r| {
-        crate::config::yaml::parse_value(&r.config_yaml)
-            .ok()?
-            .get("budgets")?
-            .get("error_rate")?
-            .as_f64()
-    })
+    runs.iter()
+        .find_map(|r| budgets_of(r)?.get("error_rate")?.as_f64())
+}
+
+/// The `budgets:` section of a run's stored config.
+fn budgets_of(r: &StoredRun) -> Option<serde_json::Value> {
+    crate::config::yaml::parse_value(&r.config_yaml)
+        .ok()?
+        .get("budgets")
+        .filter(|b| b.is_object())
+        .cloned()
 }
 
 /// One bundle's provenance.
@@ -209,6 +162,26 @@ pub struct ExperimentRow {
     /// The unit price the costs come from, with its source, region, mode and date.
     pub price: Option<UnitPrice>,
     pub token_mismatch: bool,
+}
+
+impl Report {
+    /// Mean prompt and output tokens per request over a workload's
+    /// experiments (`dataset/bucket`).
+    pub fn mean_tokens(&self, workload: &str) -> (Option<f64>, Option<f64>) {
+        let avg = |f: &dyn Fn(&ExperimentRow) -> Option<f64>| {
+            let v: Vec<f64> = self
+                .experiments
+                .iter()
+                .filter(|e| e.measured.workload() == workload)
+                .filter_map(f)
+                .collect();
+            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+        };
+        (
+            avg(&|e| e.prompt_tokens_mean),
+            avg(&|e| e.output_tokens_mean),
+        )
+    }
 }
 
 impl ExperimentRow {
@@ -259,8 +232,12 @@ pub struct Options {
     pub constraints: Option<Constraints>,
     pub target_rpm: Option<f64>,
     pub heatmap_rpms: Option<Vec<f64>>,
-    /// Replaces the prices recorded in the bundles when given.
-    pub repricing: Option<Repricing>,
+    /// Pricing again with another price book (`--reprice FILE`): an
+    /// explicit, labelled option of `plan` and `report`. Costs are recomputed
+    /// by `harness_core::cost` from the inputs each experiment stored, so
+    /// repricing with the book the run used gives the run's own figures.
+    /// `None`: the prices recorded in the bundles.
+    pub repricing: Option<Pricer>,
     /// Read per-request TTFT samples for the distribution chart (`report`
     /// does, `plan` needs no charts).
     pub chart_samples: bool,
@@ -321,21 +298,39 @@ pub fn build(bundles: &[PathBuf], o: &Options) -> Result<Report> {
             }),
     };
     let pricing = match &o.repricing {
-        Some(r) => PricingBasis {
+        Some(p) => PricingBasis {
             basis: "repriced",
-            label: r.label(),
+            label: format!(
+                "repriced from {} (region {}, {})",
+                p.from,
+                p.query.region,
+                p.query.mode.as_str()
+            ),
         },
         None => PricingBasis {
             basis: "recorded",
             label: "as recorded in the bundles at run time (each experiment's unit price, source, region, mode and date)".into(),
         },
     };
-    let mut warned = std::collections::BTreeSet::new();
+    let mut repricing = o.repricing.clone();
     let experiments: Vec<ExperimentRow> = rows
         .iter()
         .map(|(i, e)| {
-            let costed = match &o.repricing {
-                Some(r) => r.cost(e, &mut warned),
+            let costed = match &mut repricing {
+                // Expected: a type, or a model the run priced per token.
+                Some(p) => {
+                    let per_token = e
+                        .costed
+                        .price
+                        .as_ref()
+                        .is_some_and(|x| x.mode == harness_core::cost::PriceMode::Token);
+                    let price = p.price(
+                        e.instance_type.as_deref(),
+                        &e.model,
+                        e.instance_type.is_some() || per_token,
+                    );
+                    Costed::new(price, e.costed.inputs.clone())
+                }
                 None => e.costed.clone(),
             };
             (i, e, costed)
