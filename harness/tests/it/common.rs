@@ -28,6 +28,23 @@ pub fn run_into(dir: &Path, cfg: &Path, name: &str, extra: &[&str]) -> PathBuf {
     out
 }
 
+/// `harness run -q EXTRA... CFG --out OUT`, for a test to add environment
+/// variables to before `.output()`.
+pub fn run_cmd(cfg: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut c = harness();
+    c.args(["run", "-q"])
+        .args(extra)
+        .arg(cfg)
+        .arg("--out")
+        .arg(out);
+    c
+}
+
+/// `harness ARGS...`, whatever its exit status.
+pub fn output(args: &[&str]) -> Output {
+    harness().args(args).output().unwrap()
+}
+
 pub fn run_ok(args: &[&str]) -> Output {
     let out = harness().args(args).output().unwrap();
     assert!(

@@ -41,10 +41,7 @@ fn injected_slowdown_is_a_regression_and_a_rerun_is_not() {
     let b = bundle(dir.path(), "b", None, &[]);
     let slow = bundle(dir.path(), "slow", Some("1.3"), &[]);
 
-    let same = harness()
-        .args(["diff", &a, &b, "--fail-on-regression"])
-        .output()
-        .unwrap();
+    let same = output(&["diff", &a, &b, "--fail-on-regression"]);
     assert!(same.status.success(), "{}", stdout(&same));
     assert!(
         stdout(&same).contains("1 experiment(s) compared; 0 regression(s)"),
@@ -52,10 +49,7 @@ fn injected_slowdown_is_a_regression_and_a_rerun_is_not() {
         stdout(&same)
     );
 
-    let worse = harness()
-        .args(["diff", &a, &slow, "--fail-on-regression"])
-        .output()
-        .unwrap();
+    let worse = output(&["diff", &a, &slow, "--fail-on-regression"]);
     assert_eq!(worse.status.code(), Some(1), "{}", stdout(&worse));
     assert!(stdout(&worse).contains("REGRESSION"));
 
@@ -81,10 +75,7 @@ fn experiments_on_one_side_are_listed() {
         s.contains("only in old: s · d · c=4") && s.contains("only in new: s · d · c=2"),
         "{s}"
     );
-    let e = harness()
-        .args(["diff", &a, &b, "--threshold", "lots"])
-        .output()
-        .unwrap();
+    let e = output(&["diff", &a, &b, "--threshold", "lots"]);
     assert!(!e.status.success() && stderr(&e).contains("--threshold `lots`"));
 }
 
@@ -149,10 +140,7 @@ load: { concurrency: [3], requests: 60, warmup: { requests: 3 } }
         tpot < e2e,
         "1-token responses have no TPOT ({tpot} vs {e2e})"
     );
-    let bad = harness()
-        .args(["diff", b, b, "--metric", "output_tokens"])
-        .output()
-        .unwrap();
+    let bad = output(&["diff", b, b, "--metric", "output_tokens"]);
     assert_eq!(bad.status.code(), Some(2));
 }
 
@@ -181,19 +169,9 @@ fn an_experiment_that_broke_is_a_regression_and_comparing_nothing_fails_the_gate
     for extra in [vec![], vec!["--no-preflight"]] {
         let _ = std::fs::remove_file(&o);
         let new_cfg = write_config(dir.path(), "new", &cfg(down.base_url()));
-        let r = harness()
-            .args(["run", "-q"])
-            .args(&extra)
-            .arg(&new_cfg)
-            .arg("--out")
-            .arg(&o)
-            .output()
-            .unwrap();
+        let r = run_cmd(&new_cfg, &o, &extra).output().unwrap();
         assert_eq!(r.status.code(), Some(3));
-        let d = harness()
-            .args(["diff", old, o.to_str().unwrap(), "--fail-on-regression"])
-            .output()
-            .unwrap();
+        let d = output(&["diff", old, o.to_str().unwrap(), "--fail-on-regression"]);
         let text = stdout(&d);
         assert_eq!(d.status.code(), Some(1), "{extra:?}: {text}");
         let status = if extra.is_empty() {
@@ -218,10 +196,7 @@ fn an_experiment_that_broke_is_a_regression_and_comparing_nothing_fails_the_gate
         "other",
         &[],
     );
-    let d = harness()
-        .args(["diff", old, other.to_str().unwrap(), "--fail-on-regression"])
-        .output()
-        .unwrap();
+    let d = output(&["diff", old, other.to_str().unwrap(), "--fail-on-regression"]);
     assert_eq!(d.status.code(), Some(1));
     assert!(stdout(&d).contains("nothing compared"), "{}", stdout(&d));
 }

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
 fn code(args: &[&str]) -> (Option<i32>, String) {
-    let o = harness().args(args).output().unwrap();
+    let o = output(args);
     (o.status.code(), stderr(&o))
 }
 

@@ -84,13 +84,7 @@ fn responses_that_did_not_complete_are_not_successes() {
         &format!("name: unfinished\n{}{SMALL}", endpoints(&fake, &eps)),
     );
     let out = dir.path().join("u.duckdb");
-    let o = harness()
-        .args(["run", "-q", "--no-preflight"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = run_cmd(&cfg, &out, &["--no-preflight"]).output().unwrap();
     // Every request failed: each experiment is `failed` and the run says so.
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     for (model, _, _, class) in cases {
@@ -203,17 +197,14 @@ fn unstreamed_responses_have_no_per_token_metrics() {
     assert!(md.contains("tpot.p95 not measured: the endpoint does not stream"));
 
     // plan: the same verdict, and exit 1 (no configuration meets the budget).
-    let o = harness()
-        .args([
-            "plan",
-            bundle.to_str().unwrap(),
-            "--rpm",
-            "60",
-            "--latency",
-            "tpot.p95=10",
-        ])
-        .output()
-        .unwrap();
+    let o = output(&[
+        "plan",
+        bundle.to_str().unwrap(),
+        "--rpm",
+        "60",
+        "--latency",
+        "tpot.p95=10",
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let text = stdout(&o);
     assert!(
@@ -310,11 +301,7 @@ fn request_bodies_hold_only_openai_fields_by_default() {
         "sampling: { temperature: 0.0, ignore_eos: true }",
     );
     let cfg = write_config(dir.path(), "eos", &with);
-    let o = harness()
-        .args(["run", "-q"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(dir.path().join("eos.duckdb"))
+    let o = run_cmd(&cfg, &dir.path().join("eos.duckdb"), &[])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(3));
@@ -323,11 +310,7 @@ fn request_bodies_hold_only_openai_fields_by_default() {
         "{}",
         stderr(&o)
     );
-    let o = harness()
-        .args(["run", "-q", "--no-preflight"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(dir.path().join("eos2.duckdb"))
+    let o = run_cmd(&cfg, &dir.path().join("eos2.duckdb"), &["--no-preflight"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(3));
@@ -347,11 +330,7 @@ fn request_bodies_hold_only_openai_fields_by_default() {
         "model: m, extra_body: { top_k: 20, repetition_penalty: 1.1 } }",
     );
     let cfg = write_config(dir.path(), "extra", &extra);
-    let o = harness()
-        .args(["run", "-q", "--no-preflight"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(dir.path().join("extra.duckdb"))
+    let o = run_cmd(&cfg, &dir.path().join("extra.duckdb"), &["--no-preflight"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(3));

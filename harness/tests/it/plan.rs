@@ -71,19 +71,16 @@ fn plan_answers_with_instances_and_cost() {
     assert!((per_instance - tp / 2.0).abs() < 0.01, "{line} vs {tp}");
 
     // A budget no level meets: a finding, exit 1.
-    let o = harness()
-        .args([
-            "plan",
-            out.to_str().unwrap(),
-            "--rpm",
-            "60",
-            "--latency-p95",
-            "1",
-            "--reprice",
-            &pricing,
-        ])
-        .output()
-        .unwrap();
+    let o = output(&[
+        "plan",
+        out.to_str().unwrap(),
+        "--rpm",
+        "60",
+        "--latency-p95",
+        "1",
+        "--reprice",
+        &pricing,
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let s = stdout(&o);
     assert!(
@@ -92,19 +89,16 @@ fn plan_answers_with_instances_and_cost() {
         "{s}"
     );
     // A region the book does not have: bad input.
-    let o = harness()
-        .args([
-            "plan",
-            out.to_str().unwrap(),
-            "--rpm",
-            "60",
-            "--reprice",
-            &pricing,
-            "--region",
-            "mars-1",
-        ])
-        .output()
-        .unwrap();
+    let o = output(&[
+        "plan",
+        out.to_str().unwrap(),
+        "--rpm",
+        "60",
+        "--reprice",
+        &pricing,
+        "--region",
+        "mars-1",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).contains("--region mars-1:") && stderr(&o).contains("us-east-1"),
@@ -112,21 +106,18 @@ fn plan_answers_with_instances_and_cost() {
         stderr(&o)
     );
     // A mode the book has no price for: each type warned about, no answer.
-    let o = harness()
-        .args([
-            "plan",
-            out.to_str().unwrap(),
-            "--rpm",
-            "60",
-            "--latency-p95",
-            "1000",
-            "--reprice",
-            &pricing,
-            "--price-mode",
-            "spot",
-        ])
-        .output()
-        .unwrap();
+    let o = output(&[
+        "plan",
+        out.to_str().unwrap(),
+        "--rpm",
+        "60",
+        "--latency-p95",
+        "1000",
+        "--reprice",
+        &pricing,
+        "--price-mode",
+        "spot",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("warning: no price for g5.xlarge (spot) in us-east-1"),
@@ -135,17 +126,14 @@ fn plan_answers_with_instances_and_cost() {
     );
     // The bundle recorded no price (its config has no pricing): plan says so
     // instead of pricing silently from a default book.
-    let o = harness()
-        .args([
-            "plan",
-            out.to_str().unwrap(),
-            "--rpm",
-            "60",
-            "--latency-p95",
-            "1000",
-        ])
-        .output()
-        .unwrap();
+    let o = output(&[
+        "plan",
+        out.to_str().unwrap(),
+        "--rpm",
+        "60",
+        "--latency-p95",
+        "1000",
+    ]);
     assert!(
         stdout(&o).contains("Prices: as recorded in the bundles"),
         "{}",

@@ -138,8 +138,7 @@ fn a_failed_preflight_names_the_fix_skips_the_endpoint_and_exits_3() {
     for c in CASES {
         let cfg = write_config(dir.path(), c.name, &config(c, &urls, None));
         let out = dir.path().join(format!("{}.duckdb", c.name));
-        let mut cmd = harness();
-        cmd.args(["run", "-q"]).arg(&cfg).arg("--out").arg(&out);
+        let mut cmd = run_cmd(&cfg, &out, &[]);
         for (k, v) in c.env {
             cmd.env(k, v);
         }
@@ -203,12 +202,8 @@ fn a_good_endpoint_runs_fully_beside_a_bad_one() {
         &config(&CASES[0], &[], Some(&good.base_url())),
     );
     let out = dir.path().join("mixed.duckdb");
-    let o = harness()
+    let o = run_cmd(&cfg, &out, &[])
         .env("KEY_OK", "right")
-        .args(["run", "-q"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&out)
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
@@ -236,12 +231,8 @@ fn a_good_endpoint_runs_fully_beside_a_bad_one() {
         "{s}"
     );
     // A rerun does not redo the complete ones, and checks the bad one again.
-    let o = harness()
+    let o = run_cmd(&cfg, &out, &[])
         .env("KEY_OK", "right")
-        .args(["run", "-q"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&out)
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(3));
@@ -260,13 +251,7 @@ fn without_preflight_every_request_fails_and_the_experiment_is_failed() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), "np", &config(&CASES[0], &[], None));
     let out = dir.path().join("np.duckdb");
-    let o = harness()
-        .args(["run", "-q", "--no-preflight"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = run_cmd(&cfg, &out, &["--no-preflight"]).output().unwrap();
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     for e in experiments(&out) {
         assert_eq!(e.status, "failed");
@@ -277,13 +262,7 @@ fn without_preflight_every_request_fails_and_the_experiment_is_failed() {
     }
     assert!(stdout(&o).contains("failed [connect×4]"), "{}", stdout(&o));
     // Failed experiments are not complete: a rerun runs them again.
-    let o = harness()
-        .args(["run", "-q", "--no-preflight"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = run_cmd(&cfg, &out, &["--no-preflight"]).output().unwrap();
     assert!(stdout(&o).contains("2 experiment(s) run"), "{}", stdout(&o));
 }
 
@@ -295,11 +274,7 @@ fn an_error_rate_over_budget_is_flagged_not_failed() {
         "errs",
         "name: errs\nseed: 5\nendpoints:\n  - { name: flaky, provider: sim, sim: { ttft_ms: 2, itl_ms: 1, error_rate: 0.3 } }\ndatasets:\n  - name: d\n    synthetic: { prompt_tokens: 8, output_tokens: 4 }\nload: { concurrency: [2], requests: 40 }\nbudgets: { error_rate: 0.01 }\n",
     );
-    let o = harness()
-        .args(["run", "-q"])
-        .arg(&cfg)
-        .arg("--out")
-        .arg(dir.path().join("errs.duckdb"))
+    let o = run_cmd(&cfg, &dir.path().join("errs.duckdb"), &[])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));

@@ -245,10 +245,7 @@ fn bad_report_arguments_are_named() {
         assert!(!o.status.success());
         assert!(stderr(&o).contains(want), "{a:?}: {}", stderr(&o));
     }
-    let o = harness()
-        .args(["report", "nowhere.duckdb"])
-        .output()
-        .unwrap();
+    let o = output(&["report", "nowhere.duckdb"]);
     assert!(stderr(&o).contains("no bundle at nowhere.duckdb"));
 }
 
@@ -308,10 +305,7 @@ fn a_negative_token_price_is_named_with_its_line() {
     let dir = tempfile::tempdir().unwrap();
     let bad = TOKEN_PRICED.replace("input_per_1m: 2.0", "input_per_1m: -2.0");
     let cfg = write_config(dir.path(), "t", &bad);
-    let o = harness()
-        .args(["validate", cfg.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let o = output(&["validate", cfg.to_str().unwrap()]);
     assert!(!o.status.success());
     assert!(
         stderr(&o).contains("t.yml:13:")

@@ -30,6 +30,17 @@ fn scan_output(what: &str, o: &std::process::Output) {
     scan(&format!("{what} (stderr)"), &stderr(o));
 }
 
+/// The first column of every row of `sql`, as text.
+fn strings(conn: &duckdb::Connection, sql: &str) -> Vec<String> {
+    let mut st = conn.prepare(sql).unwrap();
+    let v = st
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    v
+}
+
 /// Every table of the bundle, row by row as text, and its raw bytes.
 fn scan_bundle(path: &Path) {
     let conn = duckdb::Connection::open_with_flags(
@@ -39,29 +50,13 @@ fn scan_bundle(path: &Path) {
             .unwrap(),
     )
     .unwrap();
-    let tables: Vec<String> = {
-        let mut st = conn
-            .prepare(
-                "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()",
-            )
-            .unwrap();
-        let v = st
-            .query_map([], |r| r.get::<_, String>(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        v
-    };
+    let tables = strings(
+        &conn,
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()",
+    );
     assert!(tables.len() >= 9, "{tables:?}");
     for t in tables {
-        let mut st = conn
-            .prepare(&format!("SELECT CAST(t AS VARCHAR) FROM {t} AS t"))
-            .unwrap();
-        let rows: Vec<String> = st
-            .query_map([], |r| r.get::<_, String>(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let rows = strings(&conn, &format!("SELECT CAST(t AS VARCHAR) FROM {t} AS t"));
         scan(&format!("bundle table {t}"), &rows.join("\n"));
     }
     drop(conn);
@@ -176,17 +171,10 @@ budgets: {{ e2e_p95_ms: 5000 }}
             |r| r.get(0),
         )
         .unwrap();
-    let all: Vec<String> = {
-        let mut st = conn
-            .prepare("SELECT DISTINCT coalesce(error_message, '') FROM requests")
-            .unwrap();
-        let v = st
-            .query_map([], |r| r.get::<_, String>(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        v
-    };
+    let all = strings(
+        &conn,
+        "SELECT DISTINCT coalesce(error_message, '') FROM requests",
+    );
     assert!(
         echoed > 0,
         "the gateway's echo is recorded, masked: {all:?}"
