@@ -158,6 +158,37 @@ impl Metric {
     }
 
     /// Divisor turning base units into summary units (ns → ms).
+    /// The metric's per-request sample as a DuckDB SQL expression over one row
+    /// of the bundle's `requests` table, in the raw unit of [`Metric::samples`]
+    /// (ns for latencies, tokens for counts; divide by [`Metric::scale`]), NULL
+    /// where the request gives no sample. `None` for ITL, which gives one sample
+    /// per gap between chunks, not one per request. Warm-up requests are left
+    /// out by the caller (`NOT warmup`), as [`crate::summary::metric_values`]
+    /// does. The viewer aggregates with these; a harness test checks that they
+    /// select exactly what [`Metric::samples`] does.
+    pub fn sql_sample(self) -> Option<&'static str> {
+        Some(match self {
+            Metric::Ttft => "CASE WHEN status = 'ok' THEN first_token_ns - sent_ns END",
+            Metric::TtftFromSchedule => {
+                "CASE WHEN status = 'ok' THEN first_token_ns - scheduled_ns END"
+            }
+            Metric::Itl => return None,
+            Metric::Tpot => {
+                "CASE WHEN status = 'ok' AND first_token_ns IS NOT NULL AND coalesce(output_tokens_usage, output_tokens_client) >= 2 \
+                 THEN (end_ns - first_token_ns) // (coalesce(output_tokens_usage, output_tokens_client) - 1) END"
+            }
+            Metric::E2e => "CASE WHEN status = 'ok' THEN end_ns - sent_ns END",
+            Metric::E2eFromSchedule => "CASE WHEN status = 'ok' THEN end_ns - scheduled_ns END",
+            Metric::DispatchLag => "sent_ns - scheduled_ns",
+            Metric::OutputTokens => {
+                "CASE WHEN status = 'ok' THEN coalesce(output_tokens_usage, output_tokens_client) END"
+            }
+            Metric::PromptTokens => {
+                "CASE WHEN status = 'ok' THEN coalesce(prompt_tokens_usage, prompt_tokens_client) END"
+            }
+        })
+    }
+
     pub fn scale(self) -> f64 {
         match self.unit() {
             Unit::Ms => 1e6,

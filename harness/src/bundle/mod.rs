@@ -17,8 +17,7 @@ use harness_core::{ExperimentSummary, Metric};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-pub const SCHEMA_VERSION: &str = "4";
-pub const STORAGE_VERSION: &str = "v1.4.0";
+pub use harness_view::contract::{SCHEMA_VERSION, STORAGE_VERSION};
 const SCHEMA: &str = include_str!("schema.sql");
 
 /// Timestamps go in as RFC 3339 text; DuckDB casts them to TIMESTAMPTZ.

@@ -13,7 +13,7 @@
 use crate::bad_input;
 use crate::cli::PlanArgs;
 use crate::exit;
-use crate::report::model::{self, Report};
+use crate::report::model::Report;
 use anyhow::Result;
 use harness_core::analysis::WorkloadAnalysis;
 use std::process::ExitCode;
@@ -27,14 +27,14 @@ pub fn run(a: PlanArgs) -> Result<ExitCode> {
         (Some(ms), m @ ("e2e" | "ttft")) => Some((format!("{m}.p95"), ms)),
         (Some(_), other) => bad_input!("--metric `{other}`: expected `e2e` or `ttft`"),
     };
-    let opts = model::Options {
+    let opts = crate::report::Options {
         constraints: super::budget(&a.budget, shorthand)?,
         target_rpm: Some(a.rpm),
         heatmap_rpms: Some(vec![]),
         repricing: super::repricing(&a.reprice)?,
         chart_samples: false,
     };
-    let r = model::build(&a.bundles, &opts)?;
+    let r = crate::report::build(&a.bundles, opts)?;
     let target = r.target.as_ref().expect("a target rate was given");
     let chosen: Vec<&WorkloadAnalysis> = if a.prompt.is_some() || a.output.is_some() {
         let distance = |w: &&WorkloadAnalysis| {

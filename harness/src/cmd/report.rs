@@ -3,7 +3,7 @@
 
 use crate::bad_input;
 use crate::cli::ReportArgs;
-use crate::report::{self, charts, model};
+use crate::report::{self, charts};
 use anyhow::{Context, Result};
 use harness_core::capacity::rpm_range;
 use std::process::ExitCode;
@@ -44,14 +44,14 @@ pub fn run(a: ReportArgs) -> Result<ExitCode> {
         }
         None => None,
     };
-    let opts = model::Options {
+    let opts = crate::report::Options {
         constraints: super::budget(&a.budget, None)?,
         target_rpm: a.rpm,
         heatmap_rpms,
         repricing: super::repricing(&a.reprice)?,
         chart_samples: true,
     };
-    let r = model::build(&a.bundles, &opts)?;
+    let r = crate::report::build(&a.bundles, opts)?;
     let charts = charts::charts(&r);
     std::fs::create_dir_all(a.out.join("charts"))
         .with_context(|| format!("cannot create {}", a.out.join("charts").display()))?;

@@ -315,3 +315,36 @@ fn a_negative_token_price_is_named_with_its_line() {
         stderr(&o)
     );
 }
+
+/// The SQL form of each metric's selection (`Metric::sql_sample`, which the
+/// viewer aggregates with) picks exactly the values `Metric::samples` does, on
+/// the fixture's requests (successes, failures, warm-up, streamed).
+#[test]
+fn sql_metric_selection_is_the_rust_definition() {
+    use harness_core::Metric;
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("golden.duckdb");
+    import(&fixture().join("bundle"), &bundle);
+    let conn = harness::bundle::read::open(&bundle).unwrap();
+    let mut checked = 0;
+    for e in harness::bundle::read::experiments(&conn).unwrap() {
+        let requests = harness::bundle::read::request_samples(&conn, &e.experiment_id).unwrap();
+        for m in Metric::ALL {
+            let Some(expr) = m.sql_sample() else { continue };
+            let mut st = conn
+                .prepare(&format!(
+                    "SELECT v FROM (SELECT seq, {expr} AS v FROM requests WHERE experiment_id = ? AND NOT warmup) WHERE v IS NOT NULL ORDER BY seq"
+                ))
+                .unwrap();
+            let sql: Vec<f64> = st
+                .query_map([&e.experiment_id], |r| r.get::<_, i64>(0))
+                .unwrap()
+                .map(|v| v.unwrap() as f64 / m.scale())
+                .collect();
+            let rust = harness_core::summary::metric_values(&requests, m);
+            assert_eq!(sql, rust, "{} {}", e.label, m.id());
+            checked += rust.len();
+        }
+    }
+    assert!(checked > 100, "only {checked} values compared");
+}

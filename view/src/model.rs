@@ -1,17 +1,15 @@
 //! The report's view model: what every format (Markdown, JSON, SVG charts)
-//! renders. Built from one or more bundles; every derived number comes from
-//! `harness_core::analysis`, so the viewer reproduces it from the same JSON.
+//! and every page of the viewer renders. Built from the decoded rows of one or
+//! more bundles ([`crate::contract`]); every derived number comes from
+//! `harness_core::analysis`, so the harness and the viewer compute the same.
 
-use crate::bundle::read::{self, StoredDataset, StoredExperiment, StoredRun};
-use crate::pricing::Pricer;
-use anyhow::Result;
+use crate::contract::{StoredDataset, StoredExperiment, StoredRun};
 use harness_core::analysis::{analyse, default_rpm_range, Analysis, Measured};
 use harness_core::cost::{Costed, UnitPrice};
 use harness_core::recommend::Constraints;
 use harness_core::Metric;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 /// Latency metrics whose statistics a budget may name (`metric.stat`):
 /// every metric measured in ms.
@@ -123,11 +121,19 @@ pub fn budgeted_error_rate(runs: &[StoredRun]) -> Option<f64> {
 
 /// The `budgets:` section of a run's stored config.
 fn budgets_of(r: &StoredRun) -> Option<serde_json::Value> {
-    crate::config::yaml::parse_value(&r.config_yaml)
-        .ok()?
-        .get("budgets")
-        .filter(|b| b.is_object())
-        .cloned()
+    use yaml_rust2::{Yaml, YamlLoader};
+    let docs = YamlLoader::load_from_str(&r.config_yaml).ok()?;
+    let Yaml::Hash(b) = &docs.first()?["budgets"] else {
+        return None;
+    };
+    let mut out = serde_json::Map::new();
+    for (k, v) in b {
+        let (Some(k), Some(v)) = (k.as_str(), v.as_f64().or(v.as_i64().map(|i| i as f64))) else {
+            continue;
+        };
+        out.insert(k.to_string(), serde_json::json!(v));
+    }
+    Some(serde_json::Value::Object(out))
 }
 
 /// One bundle's provenance.
@@ -184,6 +190,39 @@ impl Report {
     }
 }
 
+impl Report {
+    /// The experiments whose per-request TTFT the distribution chart shows, as
+    /// (workload, instance type, row index into `experiments`): each instance
+    /// type's recommended configuration, or, when none passed, its lowest
+    /// load level. The reader fills [`Report::ttft`] with their samples.
+    pub fn ttft_wanted(&self) -> Vec<(String, String, usize)> {
+        let mut out = vec![];
+        for w in &self.analysis.workloads {
+            for c in &w.choices {
+                let name = c.chosen.clone().or_else(|| {
+                    self.experiments
+                        .iter()
+                        .filter(|r| {
+                            r.measured.workload() == w.workload
+                                && r.measured.instance_type == c.instance_type
+                        })
+                        .min_by(|a, b| a.measured.load.total_cmp(&b.measured.load))
+                        .map(|r| r.measured.name.clone())
+                });
+                let Some(name) = name else { continue };
+                if let Some(i) = self
+                    .experiments
+                    .iter()
+                    .position(|r| r.measured.name == name)
+                {
+                    out.push((w.workload.clone(), c.instance_type.clone(), i));
+                }
+            }
+        }
+        out
+    }
+}
+
 impl ExperimentRow {
     /// The load level in words: `c=32` (closed loop) or `2.5 req/s` (open loop).
     pub fn load_label(&self) -> String {
@@ -227,48 +266,63 @@ pub struct TtftSamples {
     pub samples: Vec<f64>,
 }
 
-pub struct Options {
+/// How `build` reprices: a label for the reader and the price function.
+pub struct Repricing<'a> {
+    /// In words, e.g. `repriced from prices.yml (region us-east-1, on-demand)`.
+    pub label: String,
+    /// The costing of an experiment with the new prices. Costs are recomputed
+    /// by `harness_core::cost` from the inputs each experiment stored, so
+    /// repricing with the book the run used gives the run's own figures.
+    pub price: Box<dyn FnMut(&StoredExperiment) -> Costed + 'a>,
+}
+
+/// What the view model is built for.
+#[derive(Default)]
+pub struct Options<'a> {
     /// Replaces the bundles' budgets when given.
     pub constraints: Option<Constraints>,
     pub target_rpm: Option<f64>,
     pub heatmap_rpms: Option<Vec<f64>>,
-    /// Pricing again with another price book (`--reprice FILE`): an
-    /// explicit, labelled option of `plan` and `report`. Costs are recomputed
-    /// by `harness_core::cost` from the inputs each experiment stored, so
-    /// repricing with the book the run used gives the run's own figures.
     /// `None`: the prices recorded in the bundles.
-    pub repricing: Option<Pricer>,
-    /// Read per-request TTFT samples for the distribution chart (`report`
-    /// does, `plan` needs no charts).
-    pub chart_samples: bool,
+    pub repricing: Option<Repricing<'a>>,
+}
+
+/// One bundle's decoded rows ([`crate::contract`]).
+pub struct BundleRows {
+    /// The file name (the directory is left out so reports are reproducible).
+    pub file: String,
+    pub runs: Vec<StoredRun>,
+    pub datasets: Vec<StoredDataset>,
+    pub experiments: Vec<StoredExperiment>,
 }
 
 pub const REPORT_VERSION: u32 = 2;
 
-pub fn build(bundles: &[PathBuf], o: &Options) -> Result<Report> {
+/// Builds the view model of `bundles`: the complete experiments, costed as
+/// recorded or repriced, analysed under the budget (the command line's, else
+/// the first run's `budgets:`, else the default) for the heatmap's target
+/// rates. The TTFT samples for the distribution chart are left empty; see
+/// [`Report::ttft_wanted`].
+///
+/// Errors: no complete experiment in any bundle (the message says why).
+pub fn build(bundles: Vec<BundleRows>, o: Options) -> Result<Report, String> {
     let mut infos = vec![];
     let mut rows = vec![];
     let mut excluded = vec![];
-    let mut ttft = vec![];
-    let mut conns = vec![];
-    for (i, path) in bundles.iter().enumerate() {
-        let conn = read::open(path)?;
-        infos.push(BundleInfo {
-            file: path
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            runs: read::runs(&conn)?,
-            datasets: read::datasets(&conn)?,
-        });
-        for e in read::experiments(&conn)? {
+    let n_bundles = bundles.len();
+    for (i, b) in bundles.into_iter().enumerate() {
+        for e in b.experiments {
             if e.status != "complete" {
                 excluded.push(format!("{} ({})", e.label, e.status));
                 continue;
             }
             rows.push((i, e));
         }
-        conns.push(conn);
+        infos.push(BundleInfo {
+            file: b.file,
+            runs: b.runs,
+            datasets: b.datasets,
+        });
     }
     if rows.is_empty() {
         let why = if excluded.is_empty() {
@@ -279,10 +333,9 @@ pub fn build(bundles: &[PathBuf], o: &Options) -> Result<Report> {
                 excluded.join(", ")
             )
         };
-        crate::bad_input!(
-            "no complete experiment in {} bundle(s), nothing to analyse ({why})",
-            bundles.len()
-        );
+        return Err(format!(
+            "no complete experiment in {n_bundles} bundle(s), nothing to analyse ({why})"
+        ));
     }
     let budget = match &o.constraints {
         Some(k) => Budget {
@@ -300,37 +353,19 @@ pub fn build(bundles: &[PathBuf], o: &Options) -> Result<Report> {
     let pricing = match &o.repricing {
         Some(p) => PricingBasis {
             basis: "repriced",
-            label: format!(
-                "repriced from {} (region {}, {})",
-                p.from,
-                p.query.region,
-                p.query.mode.as_str()
-            ),
+            label: p.label.clone(),
         },
         None => PricingBasis {
             basis: "recorded",
             label: "as recorded in the bundles at run time (each experiment's unit price, source, region, mode and date)".into(),
         },
     };
-    let mut repricing = o.repricing.clone();
+    let mut repricing = o.repricing;
     let experiments: Vec<ExperimentRow> = rows
         .iter()
         .map(|(i, e)| {
             let costed = match &mut repricing {
-                // Expected: a type, or a model the run priced per token.
-                Some(p) => {
-                    let per_token = e
-                        .costed
-                        .price
-                        .as_ref()
-                        .is_some_and(|x| x.mode == harness_core::cost::PriceMode::Token);
-                    let price = p.price(
-                        e.instance_type.as_deref(),
-                        &e.model,
-                        e.instance_type.is_some() || per_token,
-                    );
-                    Costed::new(price, e.costed.inputs.clone())
-                }
+                Some(p) => (p.price)(e),
                 None => e.costed.clone(),
             };
             (i, e, costed)
@@ -364,35 +399,6 @@ pub fn build(bundles: &[PathBuf], o: &Options) -> Result<Report> {
         .unwrap_or_else(|| default_rpm_range(&base));
     let analysis = base.with_targets(&rpms);
     let target = o.target_rpm.map(|r| base.with_targets(&[r]));
-    // The TTFT distribution chart shows each instance type's recommended
-    // configuration (or, when none passed, its lowest load level).
-    for w in analysis.workloads.iter().filter(|_| o.chart_samples) {
-        for c in &w.choices {
-            let name = c.chosen.clone().or_else(|| {
-                experiments
-                    .iter()
-                    .filter(|r| {
-                        r.measured.workload() == w.workload
-                            && r.measured.instance_type == c.instance_type
-                    })
-                    .min_by(|a, b| a.measured.load.total_cmp(&b.measured.load))
-                    .map(|r| r.measured.name.clone())
-            });
-            let Some(name) = name else { continue };
-            let Some(r) = experiments.iter().find(|r| r.measured.name == name) else {
-                continue;
-            };
-            let requests = read::request_samples(&conns[r.bundle], &r.measured.experiment_id)?;
-            let mut samples = harness_core::summary::metric_values(&requests, Metric::Ttft);
-            samples.sort_by(f64::total_cmp);
-            ttft.push(TtftSamples {
-                workload: w.workload.clone(),
-                instance_type: c.instance_type.clone(),
-                name,
-                samples,
-            });
-        }
-    }
     Ok(Report {
         report_version: REPORT_VERSION,
         harness_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -405,6 +411,6 @@ pub fn build(bundles: &[PathBuf], o: &Options) -> Result<Report> {
         excluded,
         analysis,
         target,
-        ttft,
+        ttft: vec![],
     })
 }

@@ -2,8 +2,8 @@
 //! band) for TTFT and e2e, the TTFT distribution, error rate vs load, cost per
 //! 10k requests vs throughput with the Pareto front, and the capacity heatmap.
 
-use super::model::{ExperimentRow, Report};
-use super::svg::{self, Cell, Series, XyChart};
+use crate::model::{ExperimentRow, Report};
+use crate::svg::{self, Cell, Series, XyChart};
 use harness_core::analysis::WorkloadAnalysis;
 use std::collections::BTreeMap;
 

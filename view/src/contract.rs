@@ -1,0 +1,422 @@
+//! The bundle contract: the schema version, the queries that read a bundle
+//! back, the rows they return and how those rows decode into the stored
+//! experiment, run and dataset types.
+//!
+//! Both readers run the same SQL text and hand its rows, as JSON objects keyed
+//! by column name, to the same decoding: the harness reads them with native
+//! DuckDB (`harness/src/bundle/read.rs`), the viewer with DuckDB-WASM
+//! (`viewer/src/db.rs`). `docs/bundle.md` documents every column.
+//!
+//! A query's table names carry a `{db}` prefix: empty for a file opened on its
+//! own, `"b0".` for a bundle attached under the alias `b0`.
+
+use harness_core::cost::{CostFigures, CostInputs, Costed, PriceMode, Rate, TokenPrice, UnitPrice};
+use harness_core::{Distribution, ExperimentSummary};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The bundle schema this build writes and reads (`meta.schema_version`).
+pub const SCHEMA_VERSION: &str = "4";
+/// The DuckDB storage version bundles are created with, so that DuckDB-WASM
+/// 1.32 (DuckDB 1.4.3) opens them.
+pub const STORAGE_VERSION: &str = "v1.4.0";
+
+/// A query over one bundle, with `{db}` where the catalog prefix goes.
+#[derive(Debug, Clone, Copy)]
+pub struct Query(pub &'static str);
+
+impl Query {
+    /// The SQL for the bundle attached as `alias` (`None`: the open database).
+    /// `alias` must be a plain identifier (`[a-z0-9_]+`); it is quoted.
+    pub fn sql(self, alias: Option<&str>) -> String {
+        let prefix = alias.map(|a| format!("\"{a}\".")).unwrap_or_default();
+        self.0.replace("{db}", &prefix)
+    }
+}
+
+/// `meta.schema_version`: one row, column `value`.
+pub const SCHEMA: Query = Query("SELECT value FROM {db}meta WHERE key = 'schema_version'");
+
+/// One [`RunRecord`] per run, oldest first.
+pub const RUNS: Query = Query(
+    "SELECT run_id, harness_version, git_revision, epoch(started_at) AS started_epoch_s, status, status_reason,
+            config_file, config_yaml
+     FROM {db}runs ORDER BY started_at",
+);
+
+/// One [`StoredDataset`] per dataset and tokenizer.
+pub const DATASETS: Query = Query(
+    "SELECT dataset, tokenizer_id, kind, path, content_sha256, template, bucket_edges, rows_total, rows_dropped,
+            rows_per_bucket
+     FROM {db}datasets ORDER BY dataset, tokenizer_id",
+);
+
+/// One [`DistributionRecord`] per experiment and metric.
+pub const DISTRIBUTIONS: Query = Query(
+    "SELECT experiment_id, metric, count, mean, min, p50, p90, p95, p99, max FROM {db}distributions",
+);
+
+/// One [`ExperimentRecord`] per experiment (with its summary when it has one),
+/// in plan order.
+pub const EXPERIMENTS: Query = Query(
+    "SELECT e.experiment_id, e.run_id, e.label, e.endpoint, e.model, e.stream, e.instance_type, e.instance_count,
+            e.dataset, e.bucket, e.load_mode, e.concurrency, e.rate, e.simulated, e.status, e.status_reason,
+            s.requests, s.requests_ok, s.requests_failed, s.warmup_requests, s.window_s, s.request_throughput,
+            s.output_token_throughput, s.prompt_token_throughput, s.send_rate, s.error_rate, s.errors_by_class,
+            s.prompt_token_discrepancy, s.output_token_discrepancy,
+            s.usd_per_hour, s.usd_per_request, s.usd_per_10k_requests, s.usd_per_1m_output_tokens, s.usd_run,
+            s.prompt_tokens_total, s.output_tokens_total, s.prompt_tokens_all, s.output_tokens_all, s.run_s,
+            s.price_mode, s.price_usd_per_instance_hour, s.price_input_per_1m, s.price_output_per_1m,
+            s.price_source, s.price_region, s.price_as_of
+     FROM {db}experiments e LEFT JOIN {db}summaries s USING (experiment_id) ORDER BY e.ordinal, e.label",
+);
+
+/// Checks a bundle's `meta.schema_version` against [`SCHEMA_VERSION`].
+///
+/// Errors: a message naming `file`, the version found and the one expected.
+pub fn check_schema(file: &str, found: Option<&str>) -> Result<(), String> {
+    match found {
+        None => Err(format!(
+            "{file} is not a result bundle (a DuckDB file without the bundle's `meta` table)"
+        )),
+        Some(v) if v != SCHEMA_VERSION => Err(format!(
+            "{file} uses bundle schema {v}; this build reads schema {SCHEMA_VERSION} (open it with the harness release that wrote it)"
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// One run as stored, with its start time in words.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredRun {
+    pub run_id: String,
+    pub harness_version: String,
+    pub git_revision: String,
+    /// `YYYY-MM-DD HH:MM:SS UTC`.
+    pub started_at: String,
+    pub status: String,
+    /// Why a run is `failed` or `interrupted`.
+    pub status_reason: Option<String>,
+    pub config_file: String,
+    /// The effective config (secrets masked), YAML.
+    pub config_yaml: String,
+}
+
+/// A row of [`RUNS`].
+#[derive(Debug, Clone, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub harness_version: String,
+    pub git_revision: String,
+    /// Seconds since the Unix epoch (time-zone free, so both readers agree).
+    pub started_epoch_s: f64,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub config_file: String,
+    pub config_yaml: String,
+}
+
+impl From<RunRecord> for StoredRun {
+    fn from(r: RunRecord) -> Self {
+        StoredRun {
+            run_id: r.run_id,
+            harness_version: r.harness_version,
+            git_revision: r.git_revision,
+            started_at: utc_text(r.started_epoch_s),
+            status: r.status,
+            status_reason: r.status_reason,
+            config_file: r.config_file,
+            config_yaml: r.config_yaml,
+        }
+    }
+}
+
+/// Seconds since the Unix epoch as `YYYY-MM-DD HH:MM:SS UTC` (proleptic
+/// Gregorian; days-from-civil inverse after H. Hinnant, "chrono-Compatible
+/// Low-Level Date Algorithms").
+pub fn utc_text(epoch_s: f64) -> String {
+    let s = epoch_s.floor() as i64;
+    let (days, rem) = (s.div_euclid(86_400), s.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// A dataset's card as stored (one per dataset and tokenizer): a row of [`DATASETS`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredDataset {
+    pub dataset: String,
+    pub tokenizer_id: String,
+    pub kind: String,
+    pub path: Option<String>,
+    pub content_sha256: String,
+    pub template: Option<String>,
+    pub bucket_edges: Option<String>,
+    pub rows_total: i64,
+    pub rows_dropped: i64,
+    pub rows_per_bucket: String,
+}
+
+/// A row of [`DISTRIBUTIONS`]. Statistics are NULL when the metric had no
+/// sample (`count` 0).
+#[derive(Debug, Clone, Deserialize)]
+pub struct DistributionRecord {
+    pub experiment_id: String,
+    pub metric: String,
+    pub count: u64,
+    pub mean: Option<f64>,
+    pub min: Option<f64>,
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+    pub max: Option<f64>,
+}
+
+/// A row of [`EXPERIMENTS`]; summary columns are NULL for an experiment that
+/// has no summary (failed, skipped).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExperimentRecord {
+    pub experiment_id: String,
+    pub run_id: String,
+    pub label: String,
+    pub endpoint: String,
+    pub model: String,
+    pub stream: bool,
+    pub instance_type: Option<String>,
+    pub instance_count: i32,
+    pub dataset: String,
+    pub bucket: String,
+    pub load_mode: String,
+    pub concurrency: Option<i32>,
+    pub rate: Option<f64>,
+    pub simulated: bool,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub requests: Option<u64>,
+    pub requests_ok: Option<u64>,
+    pub requests_failed: Option<u64>,
+    pub warmup_requests: Option<u64>,
+    pub window_s: Option<f64>,
+    pub request_throughput: Option<f64>,
+    pub output_token_throughput: Option<f64>,
+    pub prompt_token_throughput: Option<f64>,
+    pub send_rate: Option<f64>,
+    pub error_rate: Option<f64>,
+    pub errors_by_class: Option<String>,
+    pub prompt_token_discrepancy: Option<f64>,
+    pub output_token_discrepancy: Option<f64>,
+    pub usd_per_hour: Option<f64>,
+    pub usd_per_request: Option<f64>,
+    pub usd_per_10k_requests: Option<f64>,
+    pub usd_per_1m_output_tokens: Option<f64>,
+    pub usd_run: Option<f64>,
+    pub prompt_tokens_total: Option<u64>,
+    pub output_tokens_total: Option<u64>,
+    pub prompt_tokens_all: Option<u64>,
+    pub output_tokens_all: Option<u64>,
+    pub run_s: Option<f64>,
+    pub price_mode: Option<String>,
+    pub price_usd_per_instance_hour: Option<f64>,
+    pub price_input_per_1m: Option<f64>,
+    pub price_output_per_1m: Option<f64>,
+    pub price_source: Option<String>,
+    pub price_region: Option<String>,
+    pub price_as_of: Option<String>,
+}
+
+/// One experiment with its summary, as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredExperiment {
+    pub experiment_id: String,
+    pub run_id: String,
+    pub label: String,
+    pub endpoint: String,
+    pub model: String,
+    /// Whether the endpoint streamed (TTFT, ITL and TPOT need it).
+    pub stream: bool,
+    pub instance_type: Option<String>,
+    pub instance_count: i32,
+    pub dataset: String,
+    pub bucket: String,
+    pub load_mode: String,
+    pub concurrency: Option<i32>,
+    pub rate: Option<f64>,
+    pub simulated: bool,
+    pub status: String,
+    /// Why the experiment is `failed`, `skipped` or `interrupted`.
+    pub status_reason: Option<String>,
+    pub summary: ExperimentSummary,
+    /// The price, inputs and figures it was costed with at run time.
+    pub costed: Costed,
+}
+
+/// Decodes the rows of [`EXPERIMENTS`] and [`DISTRIBUTIONS`] into experiments,
+/// in the order of `experiments`.
+pub fn experiments(
+    experiments: Vec<ExperimentRecord>,
+    distributions: Vec<DistributionRecord>,
+) -> Vec<StoredExperiment> {
+    let mut dists: BTreeMap<String, BTreeMap<String, Distribution>> = BTreeMap::new();
+    for d in distributions {
+        let f = |x: Option<f64>| x.unwrap_or(0.0);
+        dists.entry(d.experiment_id).or_default().insert(
+            d.metric,
+            Distribution {
+                count: d.count,
+                mean: f(d.mean),
+                min: f(d.min),
+                p50: f(d.p50),
+                p90: f(d.p90),
+                p95: f(d.p95),
+                p99: f(d.p99),
+                max: f(d.max),
+            },
+        );
+    }
+    experiments
+        .into_iter()
+        .map(|r| {
+            let n = |x: Option<u64>| x.unwrap_or(0);
+            let x = |v: Option<f64>| v.unwrap_or(0.0);
+            let summary = ExperimentSummary {
+                requests: n(r.requests),
+                requests_ok: n(r.requests_ok),
+                requests_failed: n(r.requests_failed),
+                warmup_requests: n(r.warmup_requests),
+                window_s: x(r.window_s),
+                request_throughput: x(r.request_throughput),
+                output_token_throughput: x(r.output_token_throughput),
+                prompt_token_throughput: x(r.prompt_token_throughput),
+                send_rate: r.send_rate,
+                error_rate: x(r.error_rate),
+                errors_by_class: r
+                    .errors_by_class
+                    .as_deref()
+                    .and_then(|e| serde_json::from_str(e).ok())
+                    .unwrap_or_default(),
+                prompt_token_discrepancy: r.prompt_token_discrepancy,
+                output_token_discrepancy: r.output_token_discrepancy,
+                distributions: dists.remove(&r.experiment_id).unwrap_or_default(),
+                prompt_tokens_total: n(r.prompt_tokens_total),
+                output_tokens_total: n(r.output_tokens_total),
+                prompt_tokens_all: n(r.prompt_tokens_all),
+                output_tokens_all: n(r.output_tokens_all),
+            };
+            let rate = match (
+                r.price_usd_per_instance_hour,
+                r.price_input_per_1m,
+                r.price_output_per_1m,
+            ) {
+                (Some(h), _, _) => Some(Rate::InstanceHour(h)),
+                (None, Some(i), Some(o)) => Some(Rate::Tokens(TokenPrice {
+                    input_per_1m: i,
+                    output_per_1m: o,
+                })),
+                _ => None,
+            };
+            let price = match (rate, r.price_mode.as_deref().and_then(PriceMode::parse)) {
+                (Some(rate), Some(mode)) => Some(UnitPrice {
+                    rate,
+                    mode,
+                    source: r.price_source.unwrap_or_default(),
+                    region: r.price_region.unwrap_or_default(),
+                    as_of: r.price_as_of.unwrap_or_default(),
+                }),
+                _ => None,
+            };
+            let costed = Costed {
+                price,
+                inputs: CostInputs::from_summary(
+                    &summary,
+                    r.instance_count.max(1) as u32,
+                    x(r.run_s),
+                ),
+                figures: CostFigures {
+                    usd_per_hour: r.usd_per_hour,
+                    usd_per_request: r.usd_per_request,
+                    usd_per_10k_requests: r.usd_per_10k_requests,
+                    usd_per_1m_output_tokens: r.usd_per_1m_output_tokens,
+                    usd_run: r.usd_run,
+                },
+            };
+            StoredExperiment {
+                experiment_id: r.experiment_id,
+                run_id: r.run_id,
+                label: r.label,
+                endpoint: r.endpoint,
+                model: r.model,
+                stream: r.stream,
+                instance_type: r.instance_type,
+                instance_count: r.instance_count,
+                dataset: r.dataset,
+                bucket: r.bucket,
+                load_mode: r.load_mode,
+                concurrency: r.concurrency,
+                rate: r.rate,
+                simulated: r.simulated,
+                status: r.status,
+                status_reason: r.status_reason,
+                summary,
+                costed,
+            }
+        })
+        .collect()
+}
+
+/// Decodes rows (JSON objects keyed by column name) into `T`.
+///
+/// Errors: the first row that does not fit, with the query's purpose.
+pub fn decode<T: serde::de::DeserializeOwned>(
+    what: &str,
+    rows: Vec<serde_json::Value>,
+) -> Result<Vec<T>, String> {
+    rows.into_iter()
+        .enumerate()
+        .map(|(i, r)| serde_json::from_value(r).map_err(|e| format!("{what}, row {}: {e}", i + 1)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_text_matches_known_instants() {
+        assert_eq!(utc_text(0.0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_text(951_782_400.0), "2000-02-29 00:00:00 UTC");
+        // 2026-11-30 14:22:24 UTC
+        assert_eq!(utc_text(1_796_048_544.5), "2026-11-30 14:22:24 UTC");
+    }
+
+    #[test]
+    fn queries_take_the_alias_as_a_prefix() {
+        assert_eq!(
+            SCHEMA.sql(Some("b0")),
+            "SELECT value FROM \"b0\".meta WHERE key = 'schema_version'"
+        );
+        assert!(!EXPERIMENTS.sql(None).contains("{db}"));
+    }
+
+    #[test]
+    fn schema_check_names_file_and_versions() {
+        assert!(check_schema("a.duckdb", Some(SCHEMA_VERSION)).is_ok());
+        let e = check_schema("a.duckdb", Some("3")).unwrap_err();
+        assert!(e.contains("a.duckdb") && e.contains("schema 3") && e.contains("schema 4"));
+        assert!(check_schema("a.duckdb", None)
+            .unwrap_err()
+            .contains("not a result bundle"));
+    }
+}
