@@ -36,6 +36,17 @@ impl Stat {
     }
 }
 
+/// Resamples per comparison in `harness diff` and the viewer's diff page.
+pub const ITERATIONS: usize = 2000;
+
+/// The bootstrap seed of one comparison, from its experiment id, metric id and
+/// statistic (the first 8 bytes of their SHA-256), so each verdict is
+/// reproducible and the harness and the viewer agree.
+pub fn seed(experiment_id: &str, metric: &str, stat: Stat) -> u64 {
+    let h = crate::hash::sha256_hex(format!("{experiment_id}/{metric}/{}", stat.name()).as_bytes());
+    u64::from_str_radix(&h[..16], 16).expect("sha256_hex is hex")
+}
+
 /// Nearest-rank quantile of sorted values.
 pub fn quantile_sorted(v: &[f64], q: f64) -> f64 {
     if v.is_empty() {

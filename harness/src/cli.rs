@@ -35,6 +35,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Combine bundles into one, keeping every run's provenance.
     Merge(MergeArgs),
+    /// Write a static site (the viewer, DuckDB-WASM and the bundles with an index) that opens the bundles in any browser.
+    Publish(PublishArgs),
     /// Run the embedded simulated LLM server on its own.
     Sim(SimArgs),
 }
@@ -235,6 +237,19 @@ pub struct ReportArgs {
     /// Number of target rates in the heatmap (log-spaced).
     #[arg(long, default_value_t = 8)]
     pub rpm_steps: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct PublishArgs {
+    /// The bundles to publish.
+    #[arg(required = true)]
+    pub bundles: Vec<PathBuf>,
+    /// The directory to write the site into (created; bundles already there stay in its index).
+    #[arg(long)]
+    pub to: String,
+    /// The built viewer (viewer/build.sh); default: $HARNESS_VIEWER_SITE, else $HARNESS_CACHE/viewer-site.
+    #[arg(long)]
+    pub site: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

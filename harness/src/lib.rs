@@ -45,6 +45,7 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Diff(a) => cmd::diff::run(a),
         Command::Report(a) => cmd::report::run(a),
         Command::Merge(a) => cmd::merge::run(a),
+        Command::Publish(a) => cmd::publish::run(a),
         Command::Run(a) => runtime()?.block_on(cmd::run::run(a)),
         Command::Sim(a) => runtime()?.block_on(cmd::sim::run(a)),
     }

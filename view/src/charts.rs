@@ -2,7 +2,7 @@
 //! band) for TTFT and e2e, the TTFT distribution, error rate vs load, cost per
 //! 10k requests vs throughput with the Pareto front, and the capacity heatmap.
 
-use crate::model::{ExperimentRow, Report};
+use crate::model::{ExperimentRow, Report, TtftSamples};
 use crate::svg::{self, Cell, Series, XyChart};
 use harness_core::analysis::WorkloadAnalysis;
 use std::collections::BTreeMap;
@@ -94,6 +94,12 @@ fn budget_line(rows: &BTreeMap<String, Vec<&ExperimentRow>>, name: String, y: f6
     }
 }
 
+/// `metric` (an id such as `ttft`) against load for each instance type of
+/// workload `w`: p50 line, p50–p95 band, and the p95 budget when set.
+pub fn latency_vs_load(r: &Report, w: &WorkloadAnalysis, metric: &str, name: &str) -> XyChart {
+    latency_chart(r, w, &rows_by_type(r, w), metric, name)
+}
+
 fn latency_chart(
     r: &Report,
     w: &WorkloadAnalysis,
@@ -159,43 +165,7 @@ pub fn charts(r: &Report) -> Vec<Chart> {
             push(&format!("latency-{metric}"), c.title.clone(), c.render());
         }
         // TTFT distribution of each type's recommended configuration.
-        let types: Vec<&String> = rows.keys().collect();
-        let dist = XyChart {
-            title: format!("TTFT distribution — {}", w.workload),
-            subtitle: Some("each instance type's recommended configuration (its lowest load level when none met the budget)".into()),
-            x_label: "TTFT (ms, log scale)".into(),
-            y_label: "requests at or below (%)".into(),
-            x_log: true,
-            y_log: false,
-            series: r
-                .ttft
-                .iter()
-                .filter(|t| t.workload == w.workload && !t.samples.is_empty())
-                .map(|t| {
-                    let v = &t.samples;
-                    let n = v.len();
-                    let steps = n.min(200);
-                    let points = (1..=steps)
-                        .map(|i| {
-                            let idx = (i * n).div_ceil(steps) - 1;
-                            (v[idx], 100.0 * (idx + 1) as f64 / n as f64)
-                        })
-                        .collect();
-                    let load = r
-                        .experiments
-                        .iter()
-                        .find(|e| e.measured.name == t.name)
-                        .map(ExperimentRow::load_label)
-                        .unwrap_or_default();
-                    Series {
-                        name: format!("{} {load}", t.instance_type),
-                        points,
-                        colour: types.iter().position(|x| **x == t.instance_type).unwrap_or(0),
-                        ..Default::default()
-                    }
-                })
-                .collect(),
-        };
+        let dist = distribution(r, w, "TTFT", &r.ttft);
         push("ttft-distribution", dist.title.clone(), dist.render());
         let errors = XyChart {
             title: format!("Error rate vs load — {}", w.workload),
@@ -263,7 +233,56 @@ pub fn charts(r: &Report) -> Vec<Chart> {
     out
 }
 
-fn heatmap(r: &Report, w: &WorkloadAnalysis) -> String {
+/// The cumulative distribution of a metric (`label`, e.g. `TTFT`) over the
+/// requests of each experiment in `samples` (sorted ms values) of workload
+/// `w`: at most 200 nearest-rank steps per series, log x axis.
+pub fn distribution(
+    r: &Report,
+    w: &WorkloadAnalysis,
+    label: &str,
+    samples: &[TtftSamples],
+) -> XyChart {
+    let types: Vec<String> = rows_by_type(r, w).into_keys().collect();
+    XyChart {
+        title: format!("{label} distribution — {}", w.workload),
+        subtitle: Some("each instance type's recommended configuration (its lowest load level when none met the budget)".into()),
+        x_label: format!("{label} (ms, log scale)"),
+        y_label: "requests at or below (%)".into(),
+        x_log: true,
+        y_log: false,
+        series: samples
+            .iter()
+            .filter(|t| t.workload == w.workload && !t.samples.is_empty())
+            .map(|t| {
+                let v = &t.samples;
+                let n = v.len();
+                let steps = n.min(200);
+                let points = (1..=steps)
+                    .map(|i| {
+                        let idx = (i * n).div_ceil(steps) - 1;
+                        (v[idx], 100.0 * (idx + 1) as f64 / n as f64)
+                    })
+                    .collect();
+                let load = r
+                    .experiments
+                    .iter()
+                    .find(|e| e.measured.name == t.name)
+                    .map(ExperimentRow::load_label)
+                    .unwrap_or_default();
+                Series {
+                    name: format!("{} {load}", t.instance_type),
+                    points,
+                    colour: types.iter().position(|x| *x == t.instance_type).unwrap_or(0),
+                    ..Default::default()
+                }
+            })
+            .collect(),
+    }
+}
+
+/// The capacity heatmap of workload `w` as SVG: instances and $/hour per
+/// instance type (columns) and target rate (rows), with the markers.
+pub fn heatmap(r: &Report, w: &WorkloadAnalysis) -> String {
     let cols: Vec<String> = w.capacity.iter().map(|c| c.instance_type.clone()).collect();
     let rpms = &r.analysis.target_rpms;
     let costs: Vec<f64> = w

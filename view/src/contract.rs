@@ -39,7 +39,7 @@ pub const SCHEMA: Query = Query("SELECT value FROM {db}meta WHERE key = 'schema_
 
 /// One [`RunRecord`] per run, oldest first.
 pub const RUNS: Query = Query(
-    "SELECT run_id, harness_version, git_revision, epoch(started_at) AS started_epoch_s, status, status_reason,
+    "SELECT run_id, harness_version, git_revision, epoch_us(started_at) / 1e6 AS started_epoch_s, status, status_reason,
             config_file, config_yaml
      FROM {db}runs ORDER BY started_at",
 );
@@ -108,7 +108,8 @@ pub struct RunRecord {
     pub run_id: String,
     pub harness_version: String,
     pub git_revision: String,
-    /// Seconds since the Unix epoch (time-zone free, so both readers agree).
+    /// Seconds since the Unix epoch (time-zone free, so both readers agree;
+    /// `epoch_us`, because DuckDB-WASM 1.32 crashes on `epoch` of a TIMESTAMPTZ).
     pub started_epoch_s: f64,
     pub status: String,
     pub status_reason: Option<String>,

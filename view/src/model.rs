@@ -288,6 +288,7 @@ pub struct Options<'a> {
 }
 
 /// One bundle's decoded rows ([`crate::contract`]).
+#[derive(Clone)]
 pub struct BundleRows {
     /// The file name (the directory is left out so reports are reproducible).
     pub file: String,

@@ -134,11 +134,9 @@ pub fn run(a: DiffArgs) -> Result<ExitCode> {
             );
             for stat in [Stat::P50, Stat::P95] {
                 // Seeded per comparison: the verdict is reproducible.
-                let seed = harness_core::hash::sha256_hex(
-                    format!("{id}/{}/{}", m.id(), stat.name()).as_bytes(),
-                );
-                let seed = u64::from_str_radix(&seed[..16], 16).expect("hex");
-                if let Some(cmp) = compare(&so, &sn, stat, threshold, 2000, seed) {
+                let seed = harness_core::diff::seed(id, m.id(), stat);
+                let it = harness_core::diff::ITERATIONS;
+                if let Some(cmp) = compare(&so, &sn, stat, threshold, it, seed) {
                     rows.push(Row {
                         experiment_id: id.clone(),
                         label: label.clone(),

@@ -4,6 +4,7 @@ pub mod datasets;
 pub mod diff;
 pub mod merge;
 pub mod plan;
+pub mod publish;
 pub mod report;
 pub mod run;
 pub mod show;

@@ -1,0 +1,146 @@
+//! `harness publish BUNDLE... --to DIR`: a self-contained static site that
+//! opens the bundles in any browser, with no server of ours behind it.
+//!
+//! DIR receives the viewer (built by `viewer/build.sh`), its self-hosted
+//! DuckDB-WASM assets, the bundles under `bundles/` and `bundles/index.json`
+//! listing every bundle there. Every path in the site is relative, so it works
+//! under a sub-path (`https://owner.github.io/repo/`). Publishing into a site
+//! that already holds bundles adds to it.
+
+use crate::bad_input;
+use crate::bundle::read;
+use crate::cli::PublishArgs;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// One entry of `bundles/index.json` (the viewer's `db::IndexEntry`).
+#[derive(Serialize)]
+struct IndexEntry {
+    /// Relative to the site root.
+    path: String,
+    file: String,
+    bytes: u64,
+    runs: Vec<String>,
+    experiments: usize,
+    simulated: bool,
+}
+
+/// The files a built viewer site must hold.
+const SITE_FILES: [&str; 4] = [
+    "index.html",
+    "pkg/viewer_bg.wasm",
+    "vendor/duckdb/duckdb-shim.mjs",
+    "vendor/duckdb/duckdb-eh.wasm",
+];
+
+/// The built viewer: `--site`, else `$HARNESS_VIEWER_SITE`, else
+/// `$HARNESS_CACHE/viewer-site` (where `viewer/build.sh` writes it).
+fn site_dir(a: &PublishArgs) -> Result<PathBuf> {
+    let dir = a
+        .site
+        .clone()
+        .or_else(|| std::env::var_os("HARNESS_VIEWER_SITE").map(PathBuf::from))
+        .or_else(|| {
+            let cache = std::env::var_os("HARNESS_CACHE")
+                .map(PathBuf::from)
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/llm-harness"))
+                })?;
+            Some(cache.join("viewer-site"))
+        })
+        .unwrap_or_else(|| PathBuf::from("viewer-site"));
+    if let Some(missing) = SITE_FILES.iter().find(|f| !dir.join(f).is_file()) {
+        bad_input!(
+            "no built viewer at {} (it lacks {missing}); build it with `viewer/build.sh` from the repository, or pass --site DIR",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<u64> {
+    let mut n = 0;
+    std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+    for entry in
+        std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?
+    {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type()?.is_dir() {
+            n += copy_tree(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst)
+                .with_context(|| format!("cannot copy {} to {}", src.display(), dst.display()))?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+pub fn run(a: PublishArgs) -> Result<ExitCode> {
+    if a.to.starts_with("s3://") {
+        bad_input!(
+            "--to {}: publishing to S3 is not built yet; publish to a directory and upload it (keep `.wasm` as application/wasm and never compress `.duckdb`)",
+            crate::redact::arg(&a.to)
+        );
+    }
+    let to = PathBuf::from(&a.to);
+    // Every bundle is checked before anything is written.
+    let mut names = std::collections::BTreeSet::new();
+    for b in &a.bundles {
+        drop(read::open(b)?);
+        let name = b
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !names.insert(name.clone()) {
+            bad_input!("two bundles are named {name}; rename one, the site keeps them side by side under bundles/");
+        }
+    }
+    let site = site_dir(&a)?;
+    let files = copy_tree(&site, &to)?;
+    let dir = to.join("bundles");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for b in &a.bundles {
+        let dst = dir.join(b.file_name().expect("checked above"));
+        std::fs::copy(b, &dst)
+            .with_context(|| format!("cannot copy {} to {}", b.display(), dst.display()))?;
+    }
+    // The index lists every bundle in the site, earlier publications included.
+    let mut index = vec![];
+    let mut present: Vec<PathBuf> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "duckdb"))
+        .collect();
+    present.sort();
+    for p in present {
+        let conn = read::open(&p)?;
+        let exps = read::experiments(&conn)?;
+        let file = p.file_name().unwrap().to_string_lossy().into_owned();
+        index.push(IndexEntry {
+            path: format!("bundles/{file}"),
+            bytes: std::fs::metadata(&p)?.len(),
+            runs: read::runs(&conn)?.into_iter().map(|r| r.run_id).collect(),
+            experiments: exps.len(),
+            simulated: exps.iter().any(|e| e.simulated),
+            file,
+        });
+    }
+    let index_path = dir.join("index.json");
+    std::fs::write(&index_path, serde_json::to_string_pretty(&index)? + "\n")
+        .with_context(|| format!("cannot write {}", index_path.display()))?;
+    println!(
+        "published {} bundle(s) to {} ({} viewer files, {} bundle(s) in its index)",
+        a.bundles.len(),
+        to.display(),
+        files,
+        index.len()
+    );
+    println!(
+        "serve it with any static file server, e.g. `python3 scripts/serve-static.py {}`, and open the address it prints",
+        to.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,167 @@
+//! Reading bundles in the browser: DuckDB-WASM through `js/duckdb_facade.js`,
+//! the shared queries and decoding of `harness_view::contract`. Aggregation
+//! happens in SQL; only summary-sized results cross into Rust, as JSON text.
+
+use harness_core::Metric;
+use harness_view::contract::{self, Query, StoredRun};
+use harness_view::model::BundleRows;
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(module = "/js/duckdb_facade.js")]
+extern "C" {
+    #[wasm_bindgen(catch)]
+    async fn ddb_init(on_progress: &js_sys::Function) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(catch)]
+    async fn ddb_attach_url(alias: &str, url: &str) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(catch)]
+    async fn ddb_attach_buffer(alias: &str, bytes: js_sys::Uint8Array) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(catch)]
+    async fn ddb_query_json(sql: &str) -> Result<JsValue, JsValue>;
+    #[wasm_bindgen(catch)]
+    async fn fetch_text(url: &str) -> Result<JsValue, JsValue>;
+    fn error_text(e: &JsValue) -> String;
+}
+
+/// Starts DuckDB-WASM; `progress` receives short status lines. Returns the
+/// DuckDB version.
+pub async fn init(progress: impl Fn(String) + 'static) -> Result<String, String> {
+    let cb = Closure::<dyn Fn(JsValue)>::new(move |v: JsValue| {
+        progress(v.as_string().unwrap_or_default())
+    });
+    let v = ddb_init(cb.as_ref().unchecked_ref())
+        .await
+        .map_err(|e| format!("DuckDB-WASM did not start: {}", error_text(&e)))?;
+    cb.forget(); // DuckDB may report later; the callback lives as long as the page.
+    Ok(v.as_string().unwrap_or_default())
+}
+
+/// Where a bundle comes from.
+pub enum Source {
+    Url(String),
+    Bytes(Vec<u8>),
+}
+
+/// Runs `sql` and returns its rows as JSON objects.
+pub async fn query(sql: &str) -> Result<Vec<serde_json::Value>, String> {
+    let text = ddb_query_json(sql).await.map_err(|e| error_text(&e))?;
+    serde_json::from_str(&text.as_string().unwrap_or_default()).map_err(|e| e.to_string())
+}
+
+async fn rows<T: serde::de::DeserializeOwned>(
+    q: Query,
+    alias: &str,
+    what: &str,
+) -> Result<Vec<T>, String> {
+    contract::decode(what, query(&q.sql(Some(alias))).await?)
+}
+
+/// Attaches `src` as `alias` and reads it with the shared contract.
+///
+/// Errors, in words for the page: the file cannot be fetched, is not a DuckDB
+/// file, was written in a newer storage format, is not a bundle, or has
+/// another schema version.
+pub async fn load(alias: &str, name: &str, src: Source) -> Result<BundleRows, String> {
+    let attached = match src {
+        Source::Url(u) => ddb_attach_url(alias, &u).await,
+        Source::Bytes(b) => ddb_attach_buffer(alias, js_sys::Uint8Array::from(&b[..])).await,
+    };
+    attached.map_err(|e| attach_error(name, &error_text(&e)))?;
+    let version: Vec<serde_json::Value> = query(&contract::SCHEMA.sql(Some(alias)))
+        .await
+        .unwrap_or_default();
+    let found = version
+        .first()
+        .and_then(|v| v.get("value"))
+        .and_then(|v| v.as_str());
+    contract::check_schema(name, found)?;
+    let runs: Vec<contract::RunRecord> = rows(contract::RUNS, alias, "runs").await?;
+    Ok(BundleRows {
+        file: name.to_string(),
+        runs: runs.into_iter().map(StoredRun::from).collect(),
+        datasets: rows(contract::DATASETS, alias, "datasets").await?,
+        experiments: contract::experiments(
+            rows(contract::EXPERIMENTS, alias, "experiments").await?,
+            rows(contract::DISTRIBUTIONS, alias, "distributions").await?,
+        ),
+    })
+}
+
+/// A failed ATTACH in words: a newer storage format, or not a DuckDB file.
+fn attach_error(name: &str, e: &str) -> String {
+    if e.contains("version number") || e.contains("storage version") {
+        format!(
+            "{name} was written by a newer DuckDB than this viewer reads (DuckDB-WASM 1.32, storage up to v1.4.0); open it with the harness release that wrote it ({e})"
+        )
+    } else if e.contains("not a valid DuckDB database file") || e.contains("magic") {
+        format!("{name} is not a DuckDB file, so not a result bundle ({e})")
+    } else {
+        format!("{name} could not be opened: {e}")
+    }
+}
+
+/// The published site's index of bundles (`bundles/index.json`), if any.
+pub async fn index() -> Option<Vec<IndexEntry>> {
+    let t = fetch_text("bundles/index.json").await.ok()?;
+    serde_json::from_str(&t.as_string()?).ok()
+}
+
+/// One entry of `bundles/index.json`, as `harness publish` writes it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct IndexEntry {
+    /// Relative to the site root, e.g. `bundles/local.duckdb`.
+    pub path: String,
+    pub file: String,
+    pub bytes: u64,
+    pub runs: Vec<String>,
+    pub experiments: u64,
+    pub simulated: bool,
+}
+
+/// Up to 200 nearest-rank quantiles (ms, ascending) of `metric` over one
+/// experiment's measured requests, computed inside DuckDB with the metric's
+/// own SQL selection (`Metric::sql_sample`).
+pub async fn quantiles(alias: &str, experiment_id: &str, metric: Metric) -> Vec<f64> {
+    let Some(expr) = metric.sql_sample() else {
+        return vec![];
+    };
+    let qs: Vec<String> = (1..=200).map(|i| format!("{}", i as f64 / 200.0)).collect();
+    let sql = format!(
+        "SELECT quantile_disc(v, [{}]) AS q FROM (SELECT {expr} AS v FROM \"{alias}\".requests WHERE experiment_id = '{}' AND NOT warmup) WHERE v IS NOT NULL",
+        qs.join(", "),
+        experiment_id.replace('\'', "''")
+    );
+    let rows = query(&sql).await.unwrap_or_default();
+    let mut v: Vec<f64> = rows
+        .first()
+        .and_then(|r| r.get("q"))
+        .and_then(|q| q.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_f64())
+                .map(|x| x / metric.scale())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.dedup();
+    v
+}
+
+/// Every measured value of `metric` for one experiment, in ms, as the
+/// bundle's distribution recorded it (HDR bucket), for the diff's bootstrap.
+pub async fn values_as_recorded(alias: &str, experiment_id: &str, metric: Metric) -> Vec<f64> {
+    let Some(expr) = metric.sql_sample() else {
+        return vec![];
+    };
+    let sql = format!(
+        "SELECT v FROM (SELECT seq, {expr} AS v FROM \"{alias}\".requests WHERE experiment_id = '{}' AND NOT warmup) WHERE v IS NOT NULL ORDER BY seq",
+        experiment_id.replace('\'', "''")
+    );
+    let q = harness_core::stats::Quantizer::new();
+    query(&sql)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|r| r.get("v")?.as_i64())
+        .map(|v| q.quantize(v) as f64 / metric.scale())
+        .collect()
+}
