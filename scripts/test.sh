@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls this script):
 # formatting, clippy, every Rust test, the end-to-end run against a real
-# llama.cpp server, the wasm32 build of the shared crate, the flake parse check,
+# llama.cpp server, the wasm32 build of the shared crate, the viewer's release
+# site and its browser tests, the flake parse check,
 # and every command of the README on a fresh copy of the repository. One release profile is used for building and
 # testing so CI compiles dependencies once; caches live outside the clone.
 set -euo pipefail
@@ -17,6 +18,8 @@ echo "== end to end against llama.cpp (SmolLM2-135M)"
 scripts/e2e-llama.sh
 echo "== wasm32 build of harness-core"
 scripts/check-wasm.sh
+echo "== viewer: release site and browser tests (headless Chromium)"
+scripts/test-viewer.sh
 echo "== flake.nix"
 scripts/check-flake.sh
 echo "== the README's commands, in order, on a fresh copy"
