@@ -22,13 +22,19 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import duckdb' 2>/dev
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q duckdb==1.5.6
 fi
+moto="$HARNESS_CACHE/moto-5"
+if [ ! -x "$moto/bin/moto_server" ]; then
+  python3 -m venv "$moto"
+  "$moto/bin/pip" install -q 'moto[server]>=5,<6'
+fi
 site="$HARNESS_CACHE/viewer-site"
 viewer/build.sh "$site"
 cargo build --release --quiet -p harness
 h="$CARGO_TARGET_DIR/release/harness"
 work="$(mktemp -d)"
 server=""
-trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work/site"' EXIT
+s3server=""
+trap '[ -n "$server" ] && kill "$server" 2>/dev/null; [ -n "$s3server" ] && kill "$s3server" 2>/dev/null; rm -rf "$work/site"' EXIT
 
 echo "== bundles and the harness's own reports" >&2
 "$h" run -q configs/local.yml --out "$work/local.duckdb" >/dev/null 2>"$work/run.log" || { cat "$work/run.log"; exit 1; }
@@ -85,6 +91,54 @@ server=$!
 for _ in $(seq 50); do grep -q "^serving" "$work/server.txt" 2>/dev/null && break; sleep 0.1; done
 base="$(sed -n 's/^serving .* at \(http[^ ]*\)$/\1/p' "$work/server.txt")/"
 base="${base%//}/"
+
+echo "== publish to S3 (moto on loopback)" >&2
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+"$moto/bin/moto_server" -H 127.0.0.1 -p "$port" > "$work/moto.log" 2>&1 &
+s3server=$!
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 \
+  AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+python3 - "$AWS_ENDPOINT_URL" <<'PY'
+import sys, time, urllib.request
+for _ in range(200):
+    try:
+        urllib.request.urlopen(sys.argv[1] + "/moto-api/", timeout=1); break
+    except Exception:
+        time.sleep(0.1)
+PY
+# A public site: anyone may read its objects (as a bucket behind a website or CDN).
+"$moto/bin/python" - <<'PY'
+import boto3, json
+s3 = boto3.client("s3")
+s3.create_bucket(Bucket="viewer-site")
+s3.put_bucket_policy(Bucket="viewer-site", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::viewer-site/*"}]}))
+PY
+"$h" publish "$work/local.duckdb" --to s3://viewer-site/reports/v1 --site "$site"
+"$moto/bin/python" - <<'PY'
+import boto3
+s3 = boto3.client("s3")
+objs = s3.list_objects_v2(Bucket="viewer-site", Prefix="reports/v1/")["Contents"]
+got = {}
+for o in objs:
+    h = s3.head_object(Bucket="viewer-site", Key=o["Key"])
+    got[o["Key"]] = (h["ContentType"], h.get("ContentEncoding", ""))
+    print(f'{o["Key"]:55} {o["Size"]:>10}  {h["ContentType"]:32} {h.get("ContentEncoding", "")}')
+want = {
+    "reports/v1/index.html": ("text/html; charset=utf-8", ""),
+    "reports/v1/pkg/viewer_bg.wasm": ("application/wasm", "gzip"),
+    "reports/v1/pkg/viewer.js": ("text/javascript; charset=utf-8", "gzip"),
+    "reports/v1/vendor/duckdb/duckdb-eh.wasm": ("application/wasm", "gzip"),
+    "reports/v1/vendor/duckdb/duckdb-shim.mjs": ("text/javascript; charset=utf-8", "gzip"),
+    "reports/v1/viewer.css": ("text/css; charset=utf-8", ""),
+    "reports/v1/bundles/local.duckdb": ("application/octet-stream", ""),
+    "reports/v1/bundles/index.json": ("application/json", ""),
+}
+bad = {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v}
+assert not bad, f"content types (got, want): {bad}"
+print(f"ok   S3: {len(objs)} objects, content types and encodings as expected")
+PY
+export S3_BASE="$AWS_ENDPOINT_URL/viewer-site/reports/v1/"
 
 echo "== browser checks at $base" >&2
 artifacts="${VIEWER_ARTIFACTS:-$work}"

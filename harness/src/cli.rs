@@ -244,7 +244,7 @@ pub struct PublishArgs {
     /// The bundles to publish.
     #[arg(required = true)]
     pub bundles: Vec<PathBuf>,
-    /// The directory to write the site into (created; bundles already there stay in its index).
+    /// Where the site goes: a directory (created; bundles already there stay in its index), or s3://BUCKET/PREFIX (uploaded with the AWS SDK's credentials; AWS_ENDPOINT_URL for an S3-compatible store).
     #[arg(long)]
     pub to: String,
     /// The built viewer (viewer/build.sh); default: $HARNESS_VIEWER_SITE, else $HARNESS_CACHE/viewer-site.

@@ -25,6 +25,7 @@ pub mod record;
 pub mod redact;
 pub mod report;
 pub mod runner;
+pub mod s3;
 pub mod schedule;
 pub mod sim;
 pub mod timer;

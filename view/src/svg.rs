@@ -241,15 +241,19 @@ impl XyChart {
                     r#"<path d="{d} Z" fill="{c}" fill-opacity="0.15" stroke="none"/>"#
                 );
             }
-            let pts: Vec<String> = s
+            let shown: Vec<(f64, f64)> = s
                 .points
                 .iter()
+                .copied()
                 .filter(|(x, y)| {
                     x.is_finite()
                         && y.is_finite()
                         && (!self.x_log || *x > 0.0)
                         && (!self.y_log || *y > 0.0)
                 })
+                .collect();
+            let pts: Vec<String> = shown
+                .iter()
                 .map(|(x, y)| format!("{:.1},{:.1}", sx(*x), sy(*y)))
                 .collect();
             if !s.markers_only && pts.len() >= 2 {
@@ -265,9 +269,17 @@ impl XyChart {
                 );
             }
             if s.markers_only || (pts.len() < 40 && !s.dashed) {
-                for p in &pts {
+                for (p, (vx, vy)) in pts.iter().zip(&shown) {
                     let (x, y) = p.split_once(',').expect("formatted above");
-                    let _ = write!(svg, r#"<circle cx="{x}" cy="{y}" r="3.5" fill="{c}"/>"#);
+                    // A tooltip: the series and the point's values.
+                    let _ = write!(
+                        svg,
+                        r#"<circle cx="{x}" cy="{y}" r="3.5" fill="{c}"><title>{}: {} at {} {}</title></circle>"#,
+                        esc(&s.name),
+                        esc(&format!("{} {}", short(*vy), self.y_label)),
+                        short(*vx),
+                        esc(&self.x_label)
+                    );
                 }
             }
             // Legend.

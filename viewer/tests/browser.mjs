@@ -211,6 +211,18 @@ await page.setInputFiles('#file', path.join(work, 'local.duckdb'));
 await page.waitForSelector('#page table.experiments', { timeout: 60000 });
 check((await page.textContent('#page')).includes('local.duckdb'), 'a bundle chosen from disk opens');
 
+// 9. The same site served from S3 (moto): compressed wasm, the bundle by range reads.
+if (process.env.S3_BASE) {
+  const t0 = Date.now();
+  // The REST endpoint has no index document: name index.html.
+  await page.goto(`${process.env.S3_BASE}index.html?page=heatmap&bundle=bundles/local.duckdb`);
+  await page.waitForSelector('footer:has-text("DuckDB-WASM")', { timeout: 60000 });
+  await page.waitForFunction(() => !document.querySelector('#status'), null, { timeout: 60000 });
+  console.log(`time to interactive from S3 (moto): ${Date.now() - t0} ms`);
+  sameCells(await cells(), expectedCells(report), 'the site published to S3 shows the report\'s heatmap');
+  await shot('s3-heatmap');
+}
+
 check(pageErrors.length === 0, `no uncaught page errors (${pageErrors.join('; ')})`);
 await browser.close();
 console.log(`screenshots in ${shots}`);

@@ -1,11 +1,13 @@
-//! `harness publish BUNDLE... --to DIR`: a self-contained static site that
-//! opens the bundles in any browser, with no server of ours behind it.
+//! `harness publish BUNDLE... --to DIR|s3://BUCKET/PREFIX`: a self-contained
+//! static site that opens the bundles in any browser, with no server of ours
+//! behind it.
 //!
-//! DIR receives the viewer (built by `viewer/build.sh`), its self-hosted
+//! The site holds the viewer (built by `viewer/build.sh`), its self-hosted
 //! DuckDB-WASM assets, the bundles under `bundles/` and `bundles/index.json`
 //! listing every bundle there. Every path in the site is relative, so it works
-//! under a sub-path (`https://owner.github.io/repo/`). Publishing into a site
-//! that already holds bundles adds to it.
+//! under a sub-path (`https://owner.github.io/repo/`). Publishing into a
+//! directory that already holds bundles adds to it. For `s3://` the site is
+//! assembled in a temporary directory and uploaded ([`crate::s3`]).
 
 use crate::bad_input;
 use crate::bundle::read;
@@ -80,13 +82,20 @@ fn copy_tree(from: &Path, to: &Path) -> Result<u64> {
 }
 
 pub fn run(a: PublishArgs) -> Result<ExitCode> {
-    if a.to.starts_with("s3://") {
-        bad_input!(
-            "--to {}: publishing to S3 is not built yet; publish to a directory and upload it (keep `.wasm` as application/wasm and never compress `.duckdb`)",
-            crate::redact::arg(&a.to)
-        );
-    }
-    let to = PathBuf::from(&a.to);
+    let s3 = match a.to.starts_with("s3://") {
+        true => Some(
+            crate::s3::parse_url(&a.to).map_err(|e| crate::exit::bad_input(format!("--to {e}")))?,
+        ),
+        false => None,
+    };
+    let staging = match s3 {
+        Some(_) => Some(tempfile_dir()?),
+        None => None,
+    };
+    let to = match &staging {
+        Some(d) => d.clone(),
+        None => PathBuf::from(&a.to),
+    };
     // Every bundle is checked before anything is written.
     let mut names = std::collections::BTreeSet::new();
     for b in &a.bundles {
@@ -131,6 +140,24 @@ pub fn run(a: PublishArgs) -> Result<ExitCode> {
     let index_path = dir.join("index.json");
     std::fs::write(&index_path, serde_json::to_string_pretty(&index)? + "\n")
         .with_context(|| format!("cannot write {}", index_path.display()))?;
+    if let (Some((bucket, prefix)), Some(dir)) = (&s3, &staging) {
+        let uploaded = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(crate::s3::upload_dir(dir, bucket, prefix));
+        let _ = std::fs::remove_dir_all(dir);
+        let n = uploaded?;
+        println!(
+            "published {} bundle(s) to {} ({n} objects; .wasm and .js stored gzip-compressed, bundles uncompressed for range reads)",
+            a.bundles.len(),
+            a.to
+        );
+        println!(
+            "open {}/index.html through the bucket's website or CDN address",
+            a.to.trim_end_matches('/')
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "published {} bundle(s) to {} ({} viewer files, {} bundle(s) in its index)",
         a.bundles.len(),
@@ -143,4 +170,18 @@ pub fn run(a: PublishArgs) -> Result<ExitCode> {
         to.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// A new empty directory for assembling a site before upload.
+fn tempfile_dir() -> Result<PathBuf> {
+    let d = std::env::temp_dir().join(format!(
+        "harness-publish-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    ));
+    std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+    Ok(d)
 }

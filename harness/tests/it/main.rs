@@ -13,6 +13,7 @@ mod llama;
 mod merge;
 mod plan;
 mod preflight;
+mod publish;
 mod report;
 mod rerun;
 mod secrets;
