@@ -23,20 +23,7 @@ export CARGO_PROFILE_RELEASE_OPT_LEVEL=z CARGO_PROFILE_RELEASE_LTO=true \
   CARGO_PROFILE_RELEASE_PANIC=abort
 
 echo "== viewer: wasm32 build" >&2
-if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
-  cargo build -p viewer --target wasm32-unknown-unknown --release --locked --target-dir "$target_dir"
-else
-  if [ ! -x /usr/bin/cargo ] || [ ! -d /usr/lib/rustlib/src/rust/library ] || [ ! -x /usr/lib/llvm-19/bin/wasm-ld ]; then
-    echo "installing Debian's rustc-web toolchain (the wasm32 route without rustup's target)" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq rustc-web cargo-web rust-web-src lld-19 >/dev/null
-  fi
-  env -u RUSTUP_TOOLCHAIN RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
-    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=/usr/lib/llvm-19/bin/wasm-ld \
-    /usr/bin/cargo build -p viewer --target wasm32-unknown-unknown --release --locked \
-      -Zbuild-std=std,panic_abort --target-dir "$target_dir"
-fi
+scripts/wasm-cargo.sh -p viewer --locked --target-dir "$target_dir"
 
 # wasm-bindgen-cli must equal the wasm-bindgen crate exactly.
 wb_version="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)"

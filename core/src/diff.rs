@@ -36,6 +36,23 @@ impl Stat {
     }
 }
 
+impl Comparison {
+    /// The verdict in words: `REGRESSION`, `improved` (significant and faster
+    /// by more than `threshold`), `significant, within threshold`, or `no
+    /// significant change`.
+    pub fn verdict(&self, threshold: f64) -> &'static str {
+        if self.regression {
+            "REGRESSION"
+        } else if self.significant && self.change < -threshold {
+            "improved"
+        } else if self.significant {
+            "significant, within threshold"
+        } else {
+            "no significant change"
+        }
+    }
+}
+
 /// Resamples per comparison in `harness diff` and the viewer's diff page.
 pub const ITERATIONS: usize = 2000;
 

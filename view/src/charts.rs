@@ -280,11 +280,9 @@ pub fn distribution(
     }
 }
 
-/// The capacity heatmap of workload `w` as SVG: instances and $/hour per
-/// instance type (columns) and target rate (rows), with the markers.
-pub fn heatmap(r: &Report, w: &WorkloadAnalysis) -> String {
-    let cols: Vec<String> = w.capacity.iter().map(|c| c.instance_type.clone()).collect();
-    let rpms = &r.analysis.target_rpms;
+/// Where a $/hour figure sits among workload `w`'s heatmap cells, 0 (the
+/// cheapest) to 1 (the dearest) on a log scale; `None` without a price.
+pub fn cost_shade(w: &WorkloadAnalysis) -> impl Fn(Option<f64>) -> Option<f64> {
     let costs: Vec<f64> = w
         .heatmap
         .iter()
@@ -295,6 +293,23 @@ pub fn heatmap(r: &Report, w: &WorkloadAnalysis) -> String {
         costs.iter().copied().fold(f64::INFINITY, f64::min).ln(),
         costs.iter().copied().fold(0.0, f64::max).ln(),
     );
+    move |usd: Option<f64>| {
+        usd.filter(|h| *h > 0.0).map(|h| {
+            if hi > lo {
+                (h.ln() - lo) / (hi - lo)
+            } else {
+                0.0
+            }
+        })
+    }
+}
+
+/// The capacity heatmap of workload `w` as SVG: instances and $/hour per
+/// instance type (columns) and target rate (rows), with the markers.
+pub fn heatmap(r: &Report, w: &WorkloadAnalysis) -> String {
+    let cols: Vec<String> = w.capacity.iter().map(|c| c.instance_type.clone()).collect();
+    let rpms = &r.analysis.target_rpms;
+    let shade = cost_shade(w);
     let cells: Vec<Vec<Cell>> = rpms
         .iter()
         .map(|rpm| {
@@ -317,13 +332,7 @@ pub fn heatmap(r: &Report, w: &WorkloadAnalysis) -> String {
                             .usd_per_hour
                             .map(|h| format!("${h:.2}/h"))
                             .unwrap_or_else(|| "–".into()),
-                        shade: c.usd_per_hour.filter(|h| *h > 0.0).map(|h| {
-                            if hi > lo {
-                                (h.ln() - lo) / (hi - lo)
-                            } else {
-                                0.0
-                            }
-                        }),
+                        shade: shade(c.usd_per_hour),
                         best: c.best_choice,
                         marks,
                     }

@@ -314,6 +314,21 @@ fn header(svg: &mut String, title: &str, subtitle: Option<&str>) {
     }
 }
 
+/// A heatmap cell's colour for a shade in 0..=1: light green (cheap) to light
+/// red (dear); grey for none.
+pub fn shade_fill(shade: Option<f64>) -> String {
+    match shade {
+        Some(s) => {
+            let s = s.clamp(0.0, 1.0);
+            let r = (200.0 + 55.0 * s) as u8;
+            let g = (240.0 - 90.0 * s) as u8;
+            let b = (200.0 - 50.0 * s) as u8;
+            format!("#{r:02x}{g:02x}{b:02x}")
+        }
+        None => "#eeeeee".into(),
+    }
+}
+
 /// One heatmap cell: two text lines, a shade in 0..=1 (none: grey), markers.
 #[derive(Debug, Clone, Default)]
 pub struct Cell {
@@ -366,17 +381,7 @@ pub fn heatmap(
         );
         for (j, cell) in cells[i].iter().enumerate() {
             let x = left + cw * j as f64;
-            // Light green (cheap) to light red (dear).
-            let fill = match cell.shade {
-                Some(s) => {
-                    let s = s.clamp(0.0, 1.0);
-                    let r = (200.0 + 55.0 * s) as u8;
-                    let g = (240.0 - 90.0 * s) as u8;
-                    let b = (200.0 - 50.0 * s) as u8;
-                    format!("#{r:02x}{g:02x}{b:02x}")
-                }
-                None => "#eeeeee".into(),
-            };
+            let fill = shade_fill(cell.shade);
             let stroke = if cell.best {
                 r##" stroke="#000" stroke-width="2.5""##
             } else {

@@ -469,16 +469,7 @@ fn heatmap_page(ctx: Ctx, r: &Report) -> impl IntoView {
 
 fn heatmap_table(r: &Report, w: &harness_core::analysis::WorkloadAnalysis) -> impl IntoView {
     let types: Vec<String> = w.capacity.iter().map(|c| c.instance_type.clone()).collect();
-    let costs: Vec<f64> = w
-        .heatmap
-        .iter()
-        .filter_map(|c| c.usd_per_hour)
-        .filter(|c| *c > 0.0)
-        .collect();
-    let (lo, hi) = (
-        costs.iter().copied().fold(f64::INFINITY, f64::min).ln(),
-        costs.iter().copied().fold(0.0, f64::max).ln(),
-    );
+    let shade = charts::cost_shade(w);
     let head = types
         .iter()
         .map(|t| {
@@ -509,7 +500,7 @@ fn heatmap_table(r: &Report, w: &harness_core::analysis::WorkloadAnalysis) -> im
                         .heatmap
                         .iter()
                         .find(|c| &c.instance_type == t && c.target_rpm == *rpm);
-                    cell(c, lo, hi)
+                    cell(c, &shade)
                 })
                 .collect::<Vec<_>>();
             view! { <tr><th class="num">{svg::short(*rpm)}</th>{cells}</tr> }
@@ -524,30 +515,12 @@ fn heatmap_table(r: &Report, w: &harness_core::analysis::WorkloadAnalysis) -> im
     }
 }
 
-fn cell(c: Option<&PlanCell>, lo: f64, hi: f64) -> AnyView {
+fn cell(c: Option<&PlanCell>, shade: &dyn Fn(Option<f64>) -> Option<f64>) -> AnyView {
     let Some(c) = c else {
         return view! { <td class="cell empty">"–"</td> }.into_any();
     };
     let marks = charts::marks(c, "");
-    let shade = c.usd_per_hour.filter(|h| *h > 0.0).map(|h| {
-        if hi > lo {
-            (h.ln() - lo) / (hi - lo)
-        } else {
-            0.0
-        }
-    });
-    let style = match shade {
-        Some(s) => {
-            let s = s.clamp(0.0, 1.0);
-            format!(
-                "background:#{:02x}{:02x}{:02x}",
-                (200.0 + 55.0 * s) as u8,
-                (240.0 - 90.0 * s) as u8,
-                (200.0 - 50.0 * s) as u8
-            )
-        }
-        None => "background:#eeeeee".into(),
-    };
+    let style = format!("background:{}", svg::shade_fill(shade(c.usd_per_hour)));
     let instances = c.instances.map(|n| n.to_string()).unwrap_or_default();
     let usd = c
         .usd_per_hour
@@ -947,15 +920,7 @@ fn diff_page(ctx: Ctx, loaded: &[Loaded]) -> AnyView {
         .iter()
         .map(|r| {
             let c = &r.cmp;
-            let verdict = if c.regression {
-                "REGRESSION"
-            } else if c.significant && c.change < -THRESHOLD {
-                "improved"
-            } else if c.significant {
-                "significant, within threshold"
-            } else {
-                "no significant change"
-            };
+            let verdict = c.verdict(THRESHOLD);
             view! {
                 <tr class:regression=c.regression data-metric=r.metric data-stat=r.stat.name()>
                     <td>{r.label.clone()}</td><td>{r.metric}</td><td>{r.stat.name()}</td>

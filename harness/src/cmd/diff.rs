@@ -185,18 +185,6 @@ fn sorted(v: impl Iterator<Item = String>) -> Vec<String> {
     v
 }
 
-fn verdict(c: &Comparison, threshold: f64) -> &'static str {
-    if c.regression {
-        "REGRESSION"
-    } else if c.significant && c.change < -threshold {
-        "improved"
-    } else if c.significant {
-        "significant, within threshold"
-    } else {
-        "no significant change"
-    }
-}
-
 fn render(r: &Report, md: bool) -> String {
     let mut s = String::new();
     if md {
@@ -225,7 +213,7 @@ fn render(r: &Report, md: bool) -> String {
             format!("{:.2}", c.new),
             format!("{:+.1}%", c.change * 100.0),
             format!("[{:+.2}, {:+.2}]", c.ci_low, c.ci_high),
-            verdict(c, r.threshold).to_string(),
+            c.verdict(r.threshold).to_string(),
         ];
         if md {
             s += &format!("| {} |\n", cells.join(" | "));
