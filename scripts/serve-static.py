@@ -190,8 +190,17 @@ def main(argv=None):
     def handler(*a, **kw):
         return Handler(*a, directory=directory, **kw)
 
-    ThreadingHTTPServer.daemon_threads = True
-    httpd = ThreadingHTTPServer(("127.0.0.1", args.port), handler)
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+
+        def handle_error(self, request, client_address):
+            # A browser that cancels a request (a page left mid-load) resets
+            # the connection: not an error worth a traceback.
+            if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+                return
+            super().handle_error(request, client_address)
+
+    httpd = Server(("127.0.0.1", args.port), handler)
     port = httpd.server_address[1]
     print(f"serving {directory} at http://127.0.0.1:{port}/", flush=True)
     try:

@@ -85,7 +85,8 @@ PY
 echo "== publish and serve" >&2
 "$h" publish "$work/local.duckdb" "$work/a.duckdb" "$work/slow.duckdb" "$work/xss.duckdb" "$work/newer.duckdb" \
   --to "$work/site" --site "$site" >/dev/null
-cp "$work/schema99.duckdb" "$work/site/bundles/"   # publish itself refuses it
+cp "$work/schema99.duckdb" "$work/site/bundles/"   # publish itself refuses these two
+head -c 100000 /dev/urandom > "$work/site/bundles/corrupt.duckdb"
 python3 scripts/serve-static.py "$work/site" --port 0 > "$work/server.txt" &
 server=$!
 for _ in $(seq 50); do grep -q "^serving" "$work/server.txt" 2>/dev/null && break; sleep 0.1; done
