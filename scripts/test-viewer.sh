@@ -42,7 +42,8 @@ echo "== bundles and the harness's own reports" >&2
 cp "$work/r1/report.json" "$work/report.json"
 # The budget the controls test sets on the heatmap page.
 echo '{"key":"ttft.p95","ms":150,"err_pct":1,"rpm_lo":100,"rpm_hi":20000,"steps":6}' > "$work/budget.json"
-"$h" report "$work/local.duckdb" --format json --latency ttft.p95=150 --max-error-rate 0.01 \
+# The page changes one limit and keeps the bundles' others (configs/local.yml: e2e.p95 <= 5000 ms).
+"$h" report "$work/local.duckdb" --format json --latency ttft.p95=150 --latency e2e.p95=5000 --max-error-rate 0.01 \
   --rpm-range 100..20000 --rpm-steps 6 --out "$work/r2" >/dev/null
 cp "$work/r2/report.json" "$work/report-budget.json"
 cat > "$work/d.yml" <<'YML'

@@ -84,6 +84,27 @@ pub async fn upload_dir(dir: &Path, bucket: &str, prefix: &str) -> Result<usize>
         .http_client(http)
         .load()
         .await;
+    // Say what is missing before the first request, not in an SDK dump.
+    if shared.region().is_none() {
+        crate::bad_input!(
+            "no AWS region: set AWS_REGION (or a profile's region with AWS_PROFILE) for s3://{bucket}"
+        );
+    }
+    let creds = match shared.credentials_provider() {
+        Some(p) => {
+            use aws_credential_types::provider::ProvideCredentials;
+            p.provide_credentials()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        None => Err("no credentials provider".into()),
+    };
+    if let Err(e) = creds {
+        crate::bad_input!(
+            "no AWS credentials for s3://{bucket} ({e}): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run where an instance role applies"
+        );
+    }
     let mut conf = aws_sdk_s3::config::Builder::from(&shared);
     if std::env::var_os("AWS_ENDPOINT_URL").is_some()
         || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()

@@ -86,17 +86,25 @@ pub async fn load(alias: &str, name: &str, src: Source) -> Result<BundleRows, St
     })
 }
 
-/// A failed ATTACH in words: a newer storage format, or not a DuckDB file.
+/// A failed ATTACH in words: not found, unreachable, a newer storage
+/// format, not a DuckDB file; DuckDB's own message follows in brackets.
 fn attach_error(name: &str, e: &str) -> String {
-    if e.contains("version number") || e.contains("storage version") {
+    let lead = if e.contains("version number") || e.contains("storage version") {
         format!(
-            "{name} was written by a newer DuckDB than this viewer reads (DuckDB-WASM 1.32, storage up to v1.4.0); open it with the harness release that wrote it ({e})"
+            "{name} was written by a newer DuckDB than this viewer reads (DuckDB-WASM 1.32, storage up to v1.4.0); open it with the harness release that wrote it"
         )
     } else if e.contains("not a valid DuckDB database file") || e.contains("magic") {
-        format!("{name} is not a DuckDB file, so not a result bundle ({e})")
+        format!("{name} is not a DuckDB file, so not a result bundle")
+    } else if e.contains("database does not exist") || e.contains("HTTP 404") {
+        format!("{name} was not found (HTTP 404): check the address")
+    } else if e.contains("NetworkError") || e.contains("Failed to fetch") {
+        format!("{name} could not be fetched: the server is down, or does not allow this page to read it (CORS)")
+    } else if e.contains("past the end") || e.contains("Corrupt") || e.contains("corrupt") {
+        format!("{name} is damaged (cut short or corrupt): fetch or copy it again")
     } else {
-        format!("{name} could not be opened: {e}")
-    }
+        format!("{name} could not be opened")
+    };
+    format!("{lead} [{e}]")
 }
 
 /// The published site's index of bundles (`bundles/index.json`), if any.

@@ -114,24 +114,61 @@ impl Params {
         out
     }
 
-    /// The budget the controls set, as `harness report --latency KEY=MS
-    /// --max-error-rate E` takes it; `None`: the bundles' own budget.
-    pub fn constraints(&self) -> Option<Constraints> {
+    /// The budget the controls set: `base` (the bundles' own budget) with the
+    /// chosen statistic's limit set to `ms` (added or replaced; the other
+    /// limits kept) and the error-rate limit set, as `harness report` takes it
+    /// with every limit spelled out (`--latency KEY=MS ... --max-error-rate E`).
+    /// `None`: nothing set, the bundles' budget applies.
+    pub fn constraints(&self, base: &Constraints) -> Option<Constraints> {
         if self.budget.is_none() && self.ms.is_none() && self.err_pct.is_none() {
             return None;
         }
-        let latency = match (&self.budget, self.ms) {
-            (Some(k), Some(ms)) => vec![(k.clone(), ms)],
-            _ => vec![],
-        };
-        Some(Constraints {
-            max_error_rate: self
-                .err_pct
-                .map(|p| p / 100.0)
-                .unwrap_or(Constraints::default().max_error_rate),
-            latency,
-            max_usd_per_request: None,
-        })
+        let mut k = base.clone();
+        if let (Some(key), Some(ms)) = (&self.budget, self.ms) {
+            match k.latency.iter_mut().find(|(x, _)| x == key) {
+                Some(slot) => slot.1 = ms,
+                None => k.latency.push((key.clone(), ms)),
+            }
+        }
+        if let Some(p) = self.err_pct {
+            k.max_error_rate = p / 100.0;
+        }
+        Some(k)
+    }
+
+    /// What is wrong with the controls' values, in words; `None` when they
+    /// can be applied.
+    pub fn check_controls(ms: &str, err: &str, lo: &str, hi: &str, steps: &str) -> Option<String> {
+        let num = |s: &str| s.trim().parse::<f64>().ok().filter(|x| x.is_finite());
+        if num(ms).is_none_or(|x| x <= 0.0) {
+            return Some(format!(
+                "the latency budget must be a number of ms > 0 (got `{ms}`)"
+            ));
+        }
+        if num(err).is_none_or(|x| !(0.0..=100.0).contains(&x)) {
+            return Some(format!(
+                "the error rate must be a percentage from 0 to 100 (got `{err}`)"
+            ));
+        }
+        match (num(lo), num(hi)) {
+            (Some(a), Some(b)) if a > 0.0 && b >= a => {}
+            _ => {
+                return Some(format!(
+                    "the target range must run from a rate > 0 up to one at least as high (got `{lo}` to `{hi}`)"
+                ))
+            }
+        }
+        if steps
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .is_none_or(|n| !(1..=50).contains(&n))
+        {
+            return Some(format!(
+                "the number of steps must be 1 to 50 (got `{steps}`)"
+            ));
+        }
+        None
     }
 
     /// The heatmap's target rates, as `harness report --rpm-range LO..HI
@@ -168,8 +205,20 @@ mod tests {
         assert_eq!(p.page, Page::Heatmap);
         assert_eq!(p.bundles.len(), 2);
         assert_eq!(Params::from_pairs(&p.to_pairs()), p);
-        let k = p.constraints().unwrap();
-        assert_eq!(k.latency, vec![("ttft.p95".to_string(), 800.0)]);
+        let base = Constraints {
+            max_error_rate: 0.01,
+            latency: vec![("ttft.p95".into(), 1000.0), ("e2e.p95".into(), 5000.0)],
+            max_usd_per_request: None,
+        };
+        let k = p.constraints(&base).unwrap();
+        // The chosen limit is replaced; the bundles' other limits stay.
+        assert_eq!(
+            k.latency,
+            vec![
+                ("ttft.p95".to_string(), 800.0),
+                ("e2e.p95".to_string(), 5000.0)
+            ]
+        );
         assert_eq!(k.max_error_rate, 0.02);
         assert_eq!(p.heatmap_rpms().unwrap().len(), 5);
         let bad = Params::from_pairs(&pairs(&[
@@ -180,6 +229,18 @@ mod tests {
             ("steps", "0"),
         ]));
         assert_eq!(bad, Params::default());
-        assert!(bad.constraints().is_none());
+        assert!(bad.constraints(&base).is_none());
+        assert!(Params::check_controls("800", "1", "60", "6000", "8").is_none());
+        for (ms, err, lo, hi, steps, says) in [
+            ("0", "1", "60", "6000", "8", "latency budget"),
+            ("", "1", "60", "6000", "8", "latency budget"),
+            ("800", "200", "60", "6000", "8", "error rate"),
+            ("800", "1", "5000", "100", "8", "target range"),
+            ("800", "1", "60", "", "8", "target range"),
+            ("800", "1", "60", "6000", "0", "steps"),
+        ] {
+            let e = Params::check_controls(ms, err, lo, hi, steps).unwrap();
+            assert!(e.contains(says), "{e}");
+        }
     }
 }

@@ -143,6 +143,20 @@ await page.fill('#rpm-steps', String(budget.steps));
 await page.click('#apply');
 await page.waitForFunction((k) => document.querySelector('#budget-text').textContent.includes(k), budget.key + ' <= ' + budget.ms);
 sameCells(await cells(), expectedCells(json('report-budget.json')), 'heatmap under the changed budget equals report --latency');
+check((await page.textContent('#budget-text')).includes('e2e.p95 <= 5000 ms'), "the bundles' other limits are kept");
+// Values that cannot be applied are refused with a message; the heatmap stays.
+await page.fill('#budget-ms', '0');
+await page.click('#apply');
+await page.waitForSelector('#form-error');
+check((await page.textContent('#form-error')).includes('latency budget must be'), 'a latency budget of 0 ms is refused with a message');
+sameCells(await cells(), expectedCells(json('report-budget.json')), 'a refused change leaves the heatmap as it was');
+await page.fill('#budget-ms', String(budget.ms));
+await page.fill('#rpm-lo', '5000');
+await page.fill('#rpm-hi', '100');
+await page.click('#apply');
+check((await page.textContent('#form-error')).includes('target range'), 'a range from high to low is refused with a message');
+await page.fill('#rpm-lo', String(budget.rpm_lo));
+await page.fill('#rpm-hi', String(budget.rpm_hi));
 check(page.url().includes(`budget=${encodeURIComponent(budget.key)}`) && page.url().includes(`ms=${budget.ms}`), `the budget is in the URL (${page.url()})`);
 const shared = page.url();
 await open(shared.slice(base.length));
@@ -194,7 +208,7 @@ check(err.includes('corrupt.duckdb') && (err.includes('not a DuckDB file') || er
 await shot('corrupt');
 await open('?bundle=bundles/missing.duckdb');
 err = await page.textContent('.error:not(:empty)').catch(() => '');
-check(err.includes('missing.duckdb'), `a missing bundle is an error that names it (${err.slice(0, 100)})`);
+check(err.includes('missing.duckdb was not found'), `a missing bundle is named as not found (${err.slice(0, 100)})`);
 
 // 7. Untrusted input: payloads in a bundle's strings render as text.
 for (const p of ['overview', 'recommendations', 'latency', 'heatmap']) {

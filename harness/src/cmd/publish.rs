@@ -96,6 +96,9 @@ pub fn run(a: PublishArgs) -> Result<ExitCode> {
         Some(d) => d.clone(),
         None => PathBuf::from(&a.to),
     };
+    if staging.is_none() {
+        check_target(&to)?;
+    }
     // Every bundle is checked before anything is written.
     let mut names = std::collections::BTreeSet::new();
     for b in &a.bundles {
@@ -109,8 +112,19 @@ pub fn run(a: PublishArgs) -> Result<ExitCode> {
         }
     }
     let site = site_dir(&a)?;
-    let files = copy_tree(&site, &to)?;
+    // Bundles already in the site must still read, or the index could not be
+    // rewritten after copying: check them before writing anything.
     let dir = to.join("bundles");
+    for p in duckdb_files(&dir)? {
+        if let Err(e) = read::open(&p) {
+            bad_input!(
+                "{:#}; the site's index lists every bundle in {}: remove that file or publish to another directory",
+                e,
+                dir.display()
+            );
+        }
+    }
+    let files = copy_tree(&site, &to)?;
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     for b in &a.bundles {
         let dst = dir.join(b.file_name().expect("checked above"));
@@ -119,12 +133,7 @@ pub fn run(a: PublishArgs) -> Result<ExitCode> {
     }
     // The index lists every bundle in the site, earlier publications included.
     let mut index = vec![];
-    let mut present: Vec<PathBuf> = std::fs::read_dir(&dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "duckdb"))
-        .collect();
-    present.sort();
-    for p in present {
+    for p in duckdb_files(&dir)? {
         let conn = read::open(&p)?;
         let exps = read::experiments(&conn)?;
         let file = p.file_name().unwrap().to_string_lossy().into_owned();
@@ -170,6 +179,41 @@ pub fn run(a: PublishArgs) -> Result<ExitCode> {
         to.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `.duckdb` files in `dir` (none when it does not exist), sorted.
+fn duckdb_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    if !dir.is_dir() {
+        return Ok(vec![]);
+    }
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "duckdb"))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// `--to DIR` must name a directory that is new, empty, or a site `harness
+/// publish` wrote (it has `bundles/index.json`): never the current directory
+/// by accident, a file, or someone's own site, whose `index.html` would be
+/// overwritten.
+fn check_target(to: &Path) -> Result<()> {
+    if to.as_os_str().is_empty() {
+        bad_input!("--to is empty: name the directory to write the site into, e.g. --to site");
+    }
+    if to.exists() && !to.is_dir() {
+        bad_input!("--to {}: is a file; name a directory", to.display());
+    }
+    let has = |p: &str| to.join(p).exists();
+    if to.is_dir() && has("index.html") && !has("bundles/index.json") {
+        bad_input!(
+            "--to {}: holds an index.html that `harness publish` did not write; publishing would overwrite it. Choose a new or empty directory",
+            to.display()
+        );
+    }
+    Ok(())
 }
 
 /// A new empty directory for assembling a site before upload.

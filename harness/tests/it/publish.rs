@@ -119,4 +119,77 @@ fn publish_names_bad_input_and_writes_nothing() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("s3://BUCKET/PREFIX"), "{}", stderr(&o));
     assert!(!to.exists(), "nothing is written on bad input");
+    // Never the current directory by accident, nor over someone's own site.
+    let o = output(&["publish", a.to_str().unwrap(), "--to", ""]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--to is empty"), "{}", stderr(&o));
+    let mine = dir.path().join("mine");
+    std::fs::create_dir_all(&mine).unwrap();
+    std::fs::write(mine.join("index.html"), "<p>mine</p>").unwrap();
+    let o = output(&[
+        "publish",
+        a.to_str().unwrap(),
+        "--to",
+        mine.to_str().unwrap(),
+        "--site",
+        site.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("did not write"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(mine.join("index.html")).unwrap(),
+        "<p>mine</p>"
+    );
+    // S3 without a region or credentials: said in a line, before any request.
+    let o = harness()
+        .args([
+            "publish",
+            a.to_str().unwrap(),
+            "--to",
+            "s3://some-bucket/x",
+            "--site",
+            site.to_str().unwrap(),
+        ])
+        .env("HOME", dir.path())
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no AWS region: set AWS_REGION"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_site_holding_a_bundle_that_does_not_read_is_named_before_anything_is_copied() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "p", CFG);
+    let a = run_into(dir.path(), &cfg, "a", &[]);
+    let site = dir.path().join("viewer-site");
+    fake_site(&site);
+    let to = dir.path().join("out");
+    std::fs::create_dir_all(to.join("bundles")).unwrap();
+    std::fs::write(to.join("bundles/index.json"), "[]").unwrap();
+    std::fs::write(to.join("bundles/garbage.duckdb"), "junk").unwrap();
+    let o = output(&[
+        "publish",
+        a.to_str().unwrap(),
+        "--to",
+        to.to_str().unwrap(),
+        "--site",
+        site.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("garbage.duckdb") && stderr(&o).contains("remove that file"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!to.join("bundles/a.duckdb").exists(), "nothing copied");
 }
