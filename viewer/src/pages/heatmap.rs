@@ -45,11 +45,6 @@ pub(super) fn heatmap_page(ctx: Ctx, r: &Report) -> impl IntoView {
                 .and_then(|d| d.get_element_by_id(id))
                 .and_then(|e| e.dyn_into::<web_sys::HtmlInputElement>().ok())
                 .map(|i| i.value())
-                .or_else(|| {
-                    doc.as_ref()
-                        .and_then(|d| d.get_element_by_id(id))
-                        .and_then(|e| e.get_attribute("data-value"))
-                })
                 .unwrap_or_default()
         };
         let metric = doc
