@@ -252,17 +252,9 @@ pub fn distribution(
         y_log: false,
         series: samples
             .iter()
-            .filter(|t| t.workload == w.workload && !t.samples.is_empty())
+            .filter(|t| t.workload == w.workload && !t.cdf.is_empty())
             .map(|t| {
-                let v = &t.samples;
-                let n = v.len();
-                let steps = n.min(200);
-                let points = (1..=steps)
-                    .map(|i| {
-                        let idx = (i * n).div_ceil(steps) - 1;
-                        (v[idx], 100.0 * (idx + 1) as f64 / n as f64)
-                    })
-                    .collect();
+                let points = t.cdf.clone();
                 let load = r
                     .experiments
                     .iter()

@@ -11,7 +11,7 @@
 //! own, `"b0".` for a bundle attached under the alias `b0`.
 
 use harness_core::cost::{CostFigures, CostInputs, Costed, PriceMode, Rate, TokenPrice, UnitPrice};
-use harness_core::{Distribution, ExperimentSummary};
+use harness_core::{Distribution, ExperimentSummary, Metric};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -387,6 +387,92 @@ pub fn decode<T: serde::de::DeserializeOwned>(
     rows.into_iter()
         .enumerate()
         .map(|(i, r)| serde_json::from_value(r).map_err(|e| format!("{what}, row {}: {e}", i + 1)))
+        .collect()
+}
+
+/// The bucket of a value `v` in [`distributions_sql`]: 256 buckets per
+/// factor of e (each about 0.4% wide, under a pixel on a log axis); zero and
+/// negative values share one bucket.
+pub const CDF_BUCKET_SQL: &str = "CASE WHEN v > 0 THEN floor(ln(v) * 256) ELSE -1e9 END";
+
+/// The SQL that groups each of `metrics` (by its own selection,
+/// `Metric::sql_sample`) over the measured requests of each of
+/// `experiment_ids` into [`CDF_BUCKET_SQL`] buckets, in one scan of the
+/// requests table of the bundle attached as `alias`. Rows: `experiment_id`,
+/// `k` (the index into `metrics`), `v` (the bucket's largest value, in the
+/// metric's stored unit: ns or tokens) and `c` (its count). `None` when there
+/// is nothing to select (no ids, or no metric with an SQL selection).
+///
+/// One hash aggregate: at 1M rows it takes about a tenth of the time that
+/// 200 `quantile_disc` points take in DuckDB-WASM.
+pub fn distributions_sql(
+    alias: Option<&str>,
+    experiment_ids: &[String],
+    metrics: &[Metric],
+) -> Option<String> {
+    let exprs: Vec<(usize, &str)> = metrics
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| Some((i, m.sql_sample()?)))
+        .collect();
+    if experiment_ids.is_empty() || exprs.is_empty() {
+        return None;
+    }
+    let ids: Vec<String> = experiment_ids
+        .iter()
+        .map(|id| format!("'{}'", id.replace('\'', "''")))
+        .collect();
+    let selects: Vec<String> = exprs
+        .iter()
+        .map(|(i, expr)| format!("{expr} AS m{i}"))
+        .collect();
+    let pick: Vec<String> = exprs
+        .iter()
+        .map(|(i, _)| format!("WHEN {i} THEN m{i}"))
+        .collect();
+    let prefix = alias.map(|a| format!("\"{a}\".")).unwrap_or_default();
+    Some(format!(
+        "SELECT experiment_id, k, max(v) AS v, count(*) AS c FROM (\
+           SELECT experiment_id, k, CASE k {} END AS v FROM (\
+             SELECT experiment_id, {} FROM {prefix}requests WHERE experiment_id IN ({}) AND NOT warmup\
+           ) CROSS JOIN range({}) AS t(k)\
+         ) WHERE v IS NOT NULL GROUP BY experiment_id, k, {CDF_BUCKET_SQL}",
+        pick.join(" "),
+        selects.join(", "),
+        ids.join(", "),
+        metrics.len(),
+    ))
+}
+
+/// Decodes [`distributions_sql`]'s rows (as JSON objects) into
+/// (experiment id, metric id) → ECDF points (value in ms or tokens, % at or
+/// below), through `model::cdf_from_groups`. Rows that do not decode are
+/// skipped; an experiment or metric without values is absent.
+pub fn distributions_decode(
+    rows: &[serde_json::Value],
+    metrics: &[Metric],
+) -> BTreeMap<(String, String), Vec<(f64, f64)>> {
+    let mut groups: BTreeMap<(String, String), Vec<(f64, u64)>> = BTreeMap::new();
+    for row in rows {
+        let (Some(id), Some(k), Some(v), Some(c)) = (
+            row.get("experiment_id").and_then(|v| v.as_str()),
+            row.get("k").and_then(|v| v.as_u64()),
+            row.get("v").and_then(|v| v.as_f64()),
+            row.get("c").and_then(|v| v.as_u64()),
+        ) else {
+            continue;
+        };
+        let Some(m) = metrics.get(k as usize) else {
+            continue;
+        };
+        groups
+            .entry((id.to_string(), m.id().to_string()))
+            .or_default()
+            .push((v / m.scale(), c));
+    }
+    groups
+        .into_iter()
+        .map(|(key, g)| (key, crate::model::cdf_from_groups(g)))
         .collect()
 }
 

@@ -257,13 +257,72 @@ pub struct Report {
     pub ttft: Vec<TtftSamples>,
 }
 
-/// The per-request TTFT (ms, sorted) of one experiment.
+/// One experiment's empirical distribution of a latency metric, for the
+/// distribution charts.
 #[derive(Debug, Clone)]
 pub struct TtftSamples {
     pub workload: String,
     pub instance_type: String,
     pub name: String,
-    pub samples: Vec<f64>,
+    /// Points of the empirical CDF: (value in ms, % of the measured requests
+    /// at or below it), ascending in both. Every point lies exactly on the
+    /// ECDF; see [`cdf_nearest_rank`] and [`cdf_from_groups`].
+    pub cdf: Vec<(f64, f64)>,
+}
+
+/// At most 200 ECDF points from every value (sorted ascending): the
+/// nearest-rank values at ranks ceil(i·n/200), i = 1..=200 (every value when
+/// there are fewer), each with 100·rank/n.
+pub fn cdf_nearest_rank(sorted: &[f64]) -> Vec<(f64, f64)> {
+    let n = sorted.len();
+    let steps = n.min(200);
+    (1..=steps)
+        .map(|i| {
+            let idx = (i * n).div_ceil(steps) - 1;
+            (sorted[idx], 100.0 * (idx + 1) as f64 / n as f64)
+        })
+        .collect()
+}
+
+/// ECDF points from values grouped into buckets: each `(max, count)` is a
+/// bucket's largest value and how many values it holds, so that point
+/// (max, 100·(count of this bucket and all below)/n) lies exactly on the
+/// ECDF. Buckets may come in any order; they must not overlap. This is how
+/// the viewer draws a distribution from one `GROUP BY` in DuckDB-WASM (see
+/// [`crate::contract::distributions_sql`]) instead of shipping every value
+/// out of it.
+///
+/// Of those points, one is kept when it is 0.5 percentage points above the
+/// last one kept or 1/64 of a natural-log unit (about 1.6%) to its right,
+/// and the first and last always: at most about 200 + 64 per factor of e,
+/// each still exactly on the ECDF, and steep or flat stretches both drawn.
+pub fn cdf_from_groups(mut groups: Vec<(f64, u64)>) -> Vec<(f64, f64)> {
+    groups.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let n: u64 = groups.iter().map(|g| g.1).sum();
+    let mut below = 0;
+    let all: Vec<(f64, f64)> = groups
+        .into_iter()
+        .map(|(max, count)| {
+            below += count;
+            (max, 100.0 * below as f64 / n as f64)
+        })
+        .collect();
+    let mut kept: Vec<(f64, f64)> = vec![];
+    for (i, &(x, y)) in all.iter().enumerate() {
+        let keep = match kept.last() {
+            None => true,
+            Some(&(kx, ky)) => {
+                i + 1 == all.len()
+                    || y - ky >= 0.5
+                    || (x > 0.0 && kx > 0.0 && (x / kx).ln() >= 1.0 / 64.0)
+                    || (x > 0.0 && kx <= 0.0)
+            }
+        };
+        if keep {
+            kept.push((x, y));
+        }
+    }
+    kept
 }
 
 /// How `build` reprices: a label for the reader and the price function.
@@ -414,4 +473,43 @@ pub fn build(bundles: Vec<BundleRows>, o: Options) -> Result<Report, String> {
         target,
         ttft: vec![],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_points_are_the_ecdf_at_200_ranks() {
+        let v: Vec<f64> = (1..=3).map(f64::from).collect();
+        assert_eq!(
+            cdf_nearest_rank(&v),
+            vec![(1.0, 100.0 / 3.0), (2.0, 200.0 / 3.0), (3.0, 100.0)]
+        );
+        let v: Vec<f64> = (1..=1000).map(f64::from).collect();
+        let p = cdf_nearest_rank(&v);
+        assert_eq!(p.len(), 200);
+        assert_eq!(p[0], (5.0, 0.5));
+        assert_eq!(p[199], (1000.0, 100.0));
+        assert!(cdf_nearest_rank(&[]).is_empty());
+    }
+
+    #[test]
+    fn grouped_points_accumulate_in_value_order() {
+        let p = cdf_from_groups(vec![(9.0, 1), (2.0, 2), (5.0, 1)]);
+        assert_eq!(p, vec![(2.0, 50.0), (5.0, 75.0), (9.0, 100.0)]);
+        assert!(cdf_from_groups(vec![]).is_empty());
+        // 10,000 buckets of one value each, 0.01% apart: thinned to points
+        // about 0.5 percentage points apart (x moves less than 1.6% meanwhile).
+        let g: Vec<(f64, u64)> = (0..10_000)
+            .map(|i| (100.0 * (1.0 + 1e-4 * i as f64), 1))
+            .collect();
+        let p = cdf_from_groups(g);
+        assert!((190..=201).contains(&p.len()), "{}", p.len());
+        assert_eq!(p[0], (100.0, 0.01));
+        assert_eq!(*p.last().unwrap(), (100.0 * (1.0 + 1e-4 * 9999.0), 100.0));
+        for w in p.windows(2) {
+            assert!(w[1].1 - w[0].1 <= 0.51 + 1e-9, "{w:?}");
+        }
+    }
 }

@@ -5,6 +5,7 @@
 use harness_core::Metric;
 use harness_view::contract::{self, Query, StoredRun};
 use harness_view::model::BundleRows;
+use std::collections::BTreeMap;
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen(module = "/js/duckdb_facade.js")]
@@ -125,33 +126,19 @@ pub struct IndexEntry {
     pub simulated: bool,
 }
 
-/// Up to 200 nearest-rank quantiles (ms, ascending) of `metric` over one
-/// experiment's measured requests, computed inside DuckDB with the metric's
-/// own SQL selection (`Metric::sql_sample`).
-pub async fn quantiles(alias: &str, experiment_id: &str, metric: Metric) -> Vec<f64> {
-    let Some(expr) = metric.sql_sample() else {
-        return vec![];
+/// The empirical CDF of each of `metrics` over the measured requests of each
+/// of `experiment_ids`, from one `GROUP BY` inside DuckDB
+/// (`contract::distributions_sql`); see there for the shape. A failed query
+/// gives an empty map (the charts then have nothing to draw).
+pub async fn distributions(
+    alias: &str,
+    experiment_ids: &[String],
+    metrics: &[Metric],
+) -> BTreeMap<(String, String), Vec<(f64, f64)>> {
+    let Some(sql) = contract::distributions_sql(Some(alias), experiment_ids, metrics) else {
+        return BTreeMap::new();
     };
-    let qs: Vec<String> = (1..=200).map(|i| format!("{}", i as f64 / 200.0)).collect();
-    let sql = format!(
-        "SELECT quantile_disc(v, [{}]) AS q FROM (SELECT {expr} AS v FROM \"{alias}\".requests WHERE experiment_id = '{}' AND NOT warmup) WHERE v IS NOT NULL",
-        qs.join(", "),
-        experiment_id.replace('\'', "''")
-    );
-    let rows = query(&sql).await.unwrap_or_default();
-    let mut v: Vec<f64> = rows
-        .first()
-        .and_then(|r| r.get("q"))
-        .and_then(|q| q.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_f64())
-                .map(|x| x / metric.scale())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.dedup();
-    v
+    contract::distributions_decode(&query(&sql).await.unwrap_or_default(), metrics)
 }
 
 /// Every measured value of `metric` for one experiment, in ms, as the

@@ -31,7 +31,13 @@ pub fn open(path: &Path) -> Result<Connection> {
 
 /// The rows of `q` as JSON objects keyed by column name.
 pub fn rows(conn: &Connection, q: Query) -> Result<Vec<serde_json::Value>> {
-    let mut st = conn.prepare(&q.sql(None))?;
+    rows_of(conn, &q.sql(None))
+}
+
+/// The rows of `sql` as JSON objects keyed by column name, as the viewer
+/// gets them from DuckDB-WASM (for the contract's SQL built at run time).
+pub fn rows_of(conn: &Connection, sql: &str) -> Result<Vec<serde_json::Value>> {
+    let mut st = conn.prepare(sql)?;
     let mut rows = st.query([])?;
     let names: Vec<String> = rows.as_ref().map(|s| s.column_names()).unwrap_or_default();
     let mut out = vec![];

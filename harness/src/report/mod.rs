@@ -131,7 +131,7 @@ pub fn build(bundles: &[PathBuf], o: Options) -> Result<Report> {
                 workload,
                 instance_type,
                 name,
-                samples,
+                cdf: model::cdf_nearest_rank(&samples),
             });
         }
     }

@@ -348,3 +348,81 @@ fn sql_metric_selection_is_the_rust_definition() {
     }
     assert!(checked > 100, "only {checked} values compared");
 }
+
+/// The viewer's distribution charts (`contract::distributions_sql`, grouped
+/// in DuckDB, then `model::cdf_from_groups`) put every point exactly on the
+/// empirical CDF of the values `Metric::samples` picks, end at 100%, and
+/// thin 1k+ values to a few hundred points at most.
+#[test]
+fn viewer_distribution_points_lie_on_the_ecdf() {
+    use harness_core::Metric;
+    use harness_view::contract;
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("golden.duckdb");
+    import(&fixture().join("bundle"), &bundle);
+    let conn = harness::bundle::read::open(&bundle).unwrap();
+    let experiments = harness::bundle::read::experiments(&conn).unwrap();
+    let ids: Vec<String> = experiments
+        .iter()
+        .map(|e| e.experiment_id.clone())
+        .collect();
+    let metrics = [
+        Metric::Ttft,
+        Metric::E2e,
+        Metric::DispatchLag,
+        Metric::OutputTokens,
+    ];
+    let sql = contract::distributions_sql(None, &ids, &metrics).unwrap();
+    let rows = harness::bundle::read::rows_of(&conn, &sql).unwrap();
+    let cdfs = contract::distributions_decode(&rows, &metrics);
+    let mut checked = 0;
+    for e in &experiments {
+        let requests = harness::bundle::read::request_samples(&conn, &e.experiment_id).unwrap();
+        for m in metrics {
+            let values = harness_core::summary::metric_values(&requests, m);
+            let key = (e.experiment_id.clone(), m.id().to_string());
+            let Some(points) = cdfs.get(&key) else {
+                assert!(
+                    values.is_empty(),
+                    "{} {}: no points for {} values",
+                    e.label,
+                    m.id(),
+                    values.len()
+                );
+                continue;
+            };
+            assert!(
+                points.len() <= values.len().min(600),
+                "{} {}: {} points",
+                e.label,
+                m.id(),
+                points.len()
+            );
+            for (v, pct) in points {
+                let at_or_below = values.iter().filter(|x| *x <= v).count();
+                let want = 100.0 * at_or_below as f64 / values.len() as f64;
+                assert!(
+                    (pct - want).abs() < 1e-9,
+                    "{} {}: ({v}, {pct}) but {want}% are at or below",
+                    e.label,
+                    m.id()
+                );
+                assert!(
+                    values.contains(v),
+                    "{} {}: {v} is not a measured value",
+                    e.label,
+                    m.id()
+                );
+            }
+            assert_eq!(points.last().unwrap().1, 100.0);
+            assert!(points
+                .windows(2)
+                .all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1));
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "only {checked} distributions compared");
+    // No ids: nothing to ask.
+    assert!(contract::distributions_sql(None, &[], &metrics).is_none());
+    assert!(contract::distributions_sql(None, &ids, &[Metric::Itl]).is_none());
+}

@@ -28,15 +28,12 @@ pub(super) fn latency(ctx: Ctx, loaded: &[Loaded], mut r: Report) -> impl IntoVi
     let mut e2e = vec![];
     for (w, t, name, alias, id) in wanted(loaded, &r) {
         for (m, into) in [("ttft", &mut r.ttft), ("e2e", &mut e2e)] {
-            if let Some(v) = extra
-                .quantiles
-                .get(&(alias.clone(), id.clone(), m.to_string()))
-            {
+            if let Some(v) = extra.cdfs.get(&(alias.clone(), id.clone(), m.to_string())) {
                 into.push(TtftSamples {
                     workload: w.clone(),
                     instance_type: t.clone(),
                     name: name.clone(),
-                    samples: v.clone(),
+                    cdf: v.clone(),
                 });
             }
         }

@@ -30,11 +30,11 @@ pub struct Loaded {
 }
 
 /// Per-request aggregates fetched from DuckDB after the summary rows: the
-/// distribution charts' quantiles and the diff.
+/// distribution charts' ECDF points and the diff.
 #[derive(Clone, Default)]
 struct Extra {
-    /// (bundle alias, experiment id, metric id) → sorted ms quantiles.
-    quantiles: BTreeMap<(String, String, String), Vec<f64>>,
+    /// (bundle alias, experiment id, metric id) → ECDF points (ms, %).
+    cdfs: BTreeMap<(String, String, String), Vec<(f64, f64)>>,
     diff: Option<Result<diff::DiffView, String>>,
 }
 
@@ -308,20 +308,35 @@ async fn fetch_extra(ctx: Ctx, page: Page) {
             let Ok(r) = build(&loaded, &params) else {
                 return;
             };
-            let mut q = ctx.extra.get_untracked().quantiles;
-            let mut changed = false;
+            let mut q = ctx.extra.get_untracked().cdfs;
+            let metrics = [Metric::Ttft, Metric::E2e];
+            // What is missing, grouped by bundle: one query per bundle.
+            let mut missing: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for (_, _, _, alias, id) in latency::wanted(&loaded, &r) {
-                for m in [Metric::Ttft, Metric::E2e] {
-                    let key = (alias.clone(), id.clone(), m.id().to_string());
-                    if let std::collections::btree_map::Entry::Vacant(slot) = q.entry(key) {
-                        set_status(ctx, Some(format!("aggregating {} distributions", m.id())));
-                        slot.insert(db::quantiles(&alias, &id, m).await);
-                        changed = true;
+                let have = metrics
+                    .iter()
+                    .all(|m| q.contains_key(&(alias.clone(), id.clone(), m.id().to_string())));
+                if !have {
+                    missing.entry(alias).or_default().push(id);
+                }
+            }
+            let changed = !missing.is_empty();
+            for (alias, ids) in missing {
+                set_status(
+                    ctx,
+                    Some("aggregating the TTFT and e2e distributions".into()),
+                );
+                let got = db::distributions(&alias, &ids, &metrics).await;
+                for id in ids {
+                    for m in metrics {
+                        let key = (id.clone(), m.id().to_string());
+                        let v = got.get(&key).cloned().unwrap_or_default();
+                        q.insert((alias.clone(), id.clone(), key.1), v);
                     }
                 }
             }
             if changed {
-                ctx.extra.update(|x| x.quantiles = q);
+                ctx.extra.update(|x| x.cdfs = q);
             }
             set_status(ctx, None);
         }
