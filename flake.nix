@@ -68,10 +68,115 @@
           doCheck = false;
           installPhaseCommand = "mkdir -p $out";
         };
+
+        # --- The viewer (packages.viewer): the static site `harness publish`
+        # copies, built as viewer/build.sh builds it, from pinned sources only.
+
+        # wasm-bindgen-cli must equal Cargo.lock's wasm-bindgen exactly. Built
+        # from the crates.io source (hash: the unpacked crate whose sha256
+        # matches the crates.io index), its dependencies vendored from the
+        # crate's own Cargo.lock, copied to nix/ so evaluation reads no
+        # fetched file.
+        wasmBindgenVersion = "0.2.130";
+        wasmBindgenCli = craneLib.buildPackage {
+          pname = "wasm-bindgen-cli";
+          version = wasmBindgenVersion;
+          src = pkgs.fetchCrate {
+            pname = "wasm-bindgen-cli";
+            version = wasmBindgenVersion;
+            hash = "sha256-9Og1O/6/VC3sc5hBjoIWBErmLW2UHGMsTQO+6+m/dng=";
+          };
+          cargoVendorDir = craneLib.vendorCargoDeps {
+            cargoLock = ./nix/wasm-bindgen-cli-0.2.130.Cargo.lock;
+          };
+          cargoArtifacts = null;
+          strictDeps = true;
+          doCheck = false;
+          cargoExtraArgs = "--locked --bin wasm-bindgen";
+          nativeBuildInputs = [ pkgs.pkg-config ];
+          buildInputs = [ pkgs.openssl ];
+        };
+
+        viewerSrc = lib.fileset.toSource {
+          root = ./.;
+          fileset = lib.fileset.unions [
+            (craneLib.fileset.commonCargoSources ./.)
+            ./viewer/js
+            ./viewer/index.html
+            ./viewer/start.js
+            ./viewer/viewer.css
+          ];
+        };
+        viewerArgs = {
+          src = viewerSrc;
+          strictDeps = true;
+          pname = "viewer";
+          cargoExtraArgs = "-p viewer --locked";
+          CARGO_BUILD_TARGET = "wasm32-unknown-unknown";
+          # viewer/build.sh's release profile: small wasm.
+          CARGO_PROFILE_RELEASE_OPT_LEVEL = "z";
+          CARGO_PROFILE_RELEASE_LTO = "true";
+          CARGO_PROFILE_RELEASE_CODEGEN_UNITS = "1";
+          CARGO_PROFILE_RELEASE_DEBUG = "false";
+          CARGO_PROFILE_RELEASE_PANIC = "abort";
+          doCheck = false;
+        };
+        viewerWasm = craneLib.buildPackage (viewerArgs // {
+          cargoArtifacts = craneLib.buildDepsOnly viewerArgs;
+          installPhaseCommand = ''
+            mkdir -p $out
+            cp target/wasm32-unknown-unknown/release/viewer.wasm $out/
+          '';
+        });
+
+        # DuckDB-WASM and the shim's npm dependencies: one fetchurl per entry
+        # of viewer/js/package-lock.json ("resolved" URL, checked against its
+        # "integrity"); no hash of ours to keep.
+        viewerNodeModules = pkgs.importNpmLock.buildNodeModules {
+          npmRoot = ./viewer/js;
+          nodejs = pkgs.nodejs;
+        };
+
+        viewer = pkgs.runCommand "viewer-site"
+          {
+            nativeBuildInputs = [ wasmBindgenCli pkgs.nodejs pkgs.bash ];
+            meta.description = "The results viewer: a static site that opens result bundles with DuckDB-WASM";
+          } ''
+          mkdir -p $out
+          wasm-bindgen --target web --no-typescript --out-dir $out/pkg ${viewerWasm}/viewer.wasm
+          cp ${./viewer/index.html} $out/index.html
+          cp ${./viewer/start.js} $out/start.js
+          cp ${./viewer/viewer.css} $out/viewer.css
+          cp -r ${./viewer/js} js
+          chmod -R u+w js
+          NODE_MODULES=${viewerNodeModules}/node_modules bash js/build-assets.sh $out
+        '';
+
+        # nix run .#viewer -- BUNDLE...: publishes the bundles with this
+        # viewer into a temporary folder and serves it on loopback (Range
+        # requests, as the viewer's lazy reads need) until Ctrl-C.
+        viewerApp = pkgs.writeShellApplication {
+          name = "harness-viewer";
+          runtimeInputs = [ harness pkgs.python3 pkgs.coreutils ];
+          text = ''
+            port="''${HARNESS_VIEWER_PORT:-8000}"
+            site="$(mktemp -d)"
+            trap 'rm -rf "$site"' EXIT
+            if [ "$#" -eq 0 ]; then
+              echo "harness-viewer: no bundle given; the site opens bundles from disk or ?bundle=URL" >&2
+              cp -r ${viewer}/. "$site/"
+              chmod -R u+w "$site"
+            else
+              rmdir "$site"
+              harness publish "$@" --to "$site" --site ${viewer}
+            fi
+            python3 ${./scripts/serve-static.py} "$site" --port "$port"
+          '';
+        };
       in
       {
         packages = {
-          inherit harness;
+          inherit harness viewer;
           core-wasm = coreWasm;
           default = harness;
         };
@@ -82,11 +187,16 @@
             program = "${harness}/bin/harness";
             meta.description = "Run a benchmark config: nix run .#harness -- configs/local.yml";
           };
+          viewer = {
+            type = "app";
+            program = "${viewerApp}/bin/harness-viewer";
+            meta.description = "Serve the viewer with bundles on loopback: nix run .#viewer -- results/local.duckdb";
+          };
           default = self.apps.${system}.harness;
         };
 
         checks = {
-          inherit harness;
+          inherit harness viewer;
           core-wasm = coreWasm;
           fmt = craneLib.cargoFmt { inherit src; };
           clippy = craneLib.cargoClippy (harnessArgs // {

@@ -43,27 +43,37 @@ lock_integrity="$(node -e '
   die "package-lock.json pins @duckdb/duckdb-wasm as '$lock_integrity', expected '$PINNED_VERSION $PINNED_INTEGRITY'"
 
 # --- 2. install (skipped when node_modules matches the lock) ------------------
-stamp="$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)"
-if [[ -f node_modules/.lock-sha256 && "$(cat node_modules/.lock-sha256)" == "$stamp" ]]; then
-  echo "build-assets.sh: node_modules matches package-lock.json, skipping npm ci"
+# With NODE_MODULES set (the flake: nixpkgs importNpmLock built it from the same
+# lock), that directory is used as node_modules and npm is not run.
+if [[ -n "${NODE_MODULES:-}" ]]; then
+  [[ -d "$NODE_MODULES/@duckdb/duckdb-wasm" ]] || die "NODE_MODULES=$NODE_MODULES holds no @duckdb/duckdb-wasm"
+  rm -rf node_modules
+  ln -s "$NODE_MODULES" node_modules
 else
-  export npm_config_cache="${HARNESS_CACHE:-$HOME/.cache/llm-harness}/npm"
-  npm ci --ignore-scripts --no-audit --no-fund
-  echo "$stamp" > node_modules/.lock-sha256
+  stamp="$(cat package.json package-lock.json | sha256sum | cut -d' ' -f1)"
+  if [[ -f node_modules/.lock-sha256 && "$(cat node_modules/.lock-sha256)" == "$stamp" ]]; then
+    echo "build-assets.sh: node_modules matches package-lock.json, skipping npm ci"
+  else
+    export npm_config_cache="${HARNESS_CACHE:-$HOME/.cache/llm-harness}/npm"
+    npm ci --ignore-scripts --no-audit --no-fund
+    echo "$stamp" > node_modules/.lock-sha256
+  fi
 fi
 
 # --- 3. what got installed must be what we pinned ------------------------------
 installed="$(node -p 'require("./node_modules/@duckdb/duckdb-wasm/package.json").version' 2>/dev/null || echo missing)"
 [[ "$installed" == "$PINNED_VERSION" ]] ||
   die "node_modules has @duckdb/duckdb-wasm $installed, expected $PINNED_VERSION (delete viewer/js/node_modules and rerun)"
-esbuild_installed="$(node_modules/.bin/esbuild --version 2>/dev/null || echo missing)"
+# esbuild through node (no shebang lookup, so it also runs in the Nix sandbox).
+esbuild=(node node_modules/esbuild/bin/esbuild)
+esbuild_installed="$("${esbuild[@]}" --version 2>/dev/null || echo missing)"
 [[ "$esbuild_installed" == "$ESBUILD_VERSION" ]] ||
   die "node_modules has esbuild $esbuild_installed, expected $ESBUILD_VERSION (delete viewer/js/node_modules and rerun)"
 
 # --- 4. bundle the shim and copy the engine -----------------------------------
 rm -rf "$DEST"
 mkdir -p "$DEST"
-node_modules/.bin/esbuild shim.js --bundle --format=esm --minify --log-level=warning \
+"${esbuild[@]}" shim.js --bundle --format=esm --minify --log-level=warning \
   --outfile="$DEST/duckdb-shim.mjs"
 
 for f in duckdb-eh.wasm duckdb-mvp.wasm duckdb-browser-eh.worker.js duckdb-browser-mvp.worker.js; do
