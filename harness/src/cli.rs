@@ -66,6 +66,10 @@ pub struct RunArgs {
     /// Do not send each endpoint one test request before its experiments.
     #[arg(long)]
     pub no_preflight: bool,
+    /// Print what would be launched and run (instances, AMI, user data with
+    /// secrets masked, experiments, cost bound) and exit; creates and sends nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Args, Debug)]

@@ -55,14 +55,18 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
         }
     };
     let started_at = Utc::now();
-    let pricing = Pricer::for_run(
+    let mut pricing = Pricer::for_run(
         &loaded.config.pricing,
         &loaded.file,
         &started_at.format("%Y-%m-%d").to_string(),
     )?;
     let path = bundle_path(&loaded.config, a.out.as_deref());
+    let run_id = new_run_id(started_at, &path);
+    if let Some(code) = deployment_gate(&a, &loaded, &experiments, &mut pricing, &run_id, &path) {
+        return Ok(code);
+    }
     let mut bundle = Bundle::open(&path)?;
-    let run_id = begin_run(&bundle, &loaded, &path, started_at)?;
+    begin_run(&bundle, &loaded, &run_id, started_at)?;
     let stop = Stop::install(&bundle, &run_id)?;
 
     let mut session = Session {
@@ -351,13 +355,10 @@ fn write_datasets(bundle: &mut Bundle, experiments: &[Experiment]) -> Result<()>
     Ok(())
 }
 
-fn begin_run(
-    bundle: &Bundle,
-    loaded: &Loaded,
-    path: &Path,
-    started_at: chrono::DateTime<Utc>,
-) -> Result<String> {
-    let run_id = sha256_hex(
+/// A run's id: 16 hex digits of SHA-256 over its start time, process and
+/// bundle path.
+fn new_run_id(started_at: chrono::DateTime<Utc>, path: &Path) -> String {
+    sha256_hex(
         format!(
             "{}/{}/{}",
             started_at.to_rfc3339(),
@@ -366,9 +367,82 @@ fn begin_run(
         )
         .as_bytes(),
     )[..16]
-        .to_string();
+        .to_string()
+}
+
+/// The deployment stage's checks before anything is created: `--dry-run`
+/// prints the plan and stops (exit 0); a launch plan over
+/// `deploy.max_cost_usd`, or one the harness cannot make, stops the run
+/// (exit 2); so does any `ec2:` endpoint, since launching is not built yet.
+/// `None`: go on.
+fn deployment_gate(
+    a: &RunArgs,
+    loaded: &Loaded,
+    experiments: &[Experiment],
+    pricing: &mut Pricer,
+    run_id: &str,
+    path: &Path,
+) -> Option<ExitCode> {
+    let cfg = &loaded.config;
+    let plan = match deploy::ec2::plan(cfg, experiments, pricing, run_id) {
+        Ok(p) => p,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("error: {}: {e}", loaded.file);
+            }
+            return Some(ExitCode::from(exit::BAD_INPUT));
+        }
+    };
+    if a.dry_run {
+        println!(
+            "dry run of {} (run {run_id}): nothing is created and no request is sent",
+            loaded.file
+        );
+        println!("bundle: {} (not written)", path.display());
+        for ep in &cfg.endpoints {
+            let how = match deploy::Kind::of(ep) {
+                deploy::Kind::Simulator => {
+                    "the embedded simulator, started on loopback".to_string()
+                }
+                deploy::Kind::External => format!(
+                    "already running at {}",
+                    redact::url(ep.base_url.as_deref().unwrap_or_default())
+                ),
+                deploy::Kind::Ec2 => "launched on EC2 (below)".to_string(),
+            };
+            let n = experiments
+                .iter()
+                .filter(|e| e.endpoint.name == ep.name)
+                .count();
+            println!("endpoint {}: {how}; {n} experiment(s)", ep.name);
+        }
+        if !plan.instances.is_empty() {
+            print!("{}", deploy::ec2::render(&plan, &cfg.deploy));
+        }
+        return Some(ExitCode::from(exit::SUCCESS));
+    }
+    if let Some(why) = plan.refusal(&cfg.deploy) {
+        eprintln!("error: {}: {why}", loaded.file);
+        return Some(ExitCode::from(exit::BAD_INPUT));
+    }
+    if let Some(i) = plan.instances.first() {
+        eprintln!(
+            "error: {}: endpoint `{}` has an `ec2:` section, and launching on EC2 is not built yet in this version; `harness run {} --dry-run` shows what would be launched and what it can cost",
+            loaded.file, i.endpoint, loaded.file
+        );
+        return Some(ExitCode::from(exit::BAD_INPUT));
+    }
+    None
+}
+
+fn begin_run(
+    bundle: &Bundle,
+    loaded: &Loaded,
+    run_id: &str,
+    started_at: chrono::DateTime<Utc>,
+) -> Result<()> {
     bundle.begin_run(&RunRow {
-        run_id: run_id.clone(),
+        run_id: run_id.to_string(),
         started_at,
         config_file: loaded.file.clone(),
         config_name: loaded.config.name.clone(),
@@ -379,7 +453,7 @@ fn begin_run(
             .collect::<Vec<_>>()
             .join(" "),
     })?;
-    Ok(run_id)
+    Ok(())
 }
 
 fn print_summary(

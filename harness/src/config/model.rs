@@ -18,6 +18,60 @@ pub struct Config {
     pub pricing: Pricing,
     pub budgets: Budgets,
     pub output_dir: String,
+    /// Settings for endpoints the harness launches (`ec2:`); defaults when
+    /// the config has no `deploy:`.
+    pub deploy: Deploy,
+}
+
+/// `deploy:`, validated.
+#[derive(Debug, Clone, Serialize)]
+pub struct Deploy {
+    pub region: Option<String>,
+    pub max_cost_usd: Option<f64>,
+    #[serde(serialize_with = "secs::one")]
+    pub max_duration: Duration,
+    pub parallel: u32,
+    pub client: ClientSite,
+    pub allowed_cidr: Option<String>,
+}
+
+impl Default for Deploy {
+    fn default() -> Self {
+        Deploy {
+            region: None,
+            max_cost_usd: None,
+            max_duration: Duration::from_secs(2 * 3600),
+            parallel: 2,
+            client: ClientSite::Instance,
+            allowed_cidr: None,
+        }
+    }
+}
+
+/// Where the benchmark client runs for a launched endpoint.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientSite {
+    /// On the instance, over loopback (no network hop in the figures).
+    Instance,
+    /// On the machine running the harness, through the instance's port.
+    Local,
+}
+
+/// An endpoint's `ec2:` section, validated.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Ec2Settings {
+    /// An AMI id; `None`: resolved at launch from the public SSM parameter.
+    pub ami: Option<String>,
+    pub image: Option<String>,
+    pub command: Option<String>,
+    pub tensor_parallel: u32,
+    pub max_model_len: Option<u32>,
+    pub extra_args: Vec<String>,
+    pub hf_token_env: Option<String>,
+    pub spot: bool,
+    pub port: u16,
+    pub volume_gib: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -38,6 +92,8 @@ pub struct Endpoint {
     pub extra_body: serde_json::Map<String, serde_json::Value>,
     pub sim: Option<SimSettings>,
     pub tokenizer: TokenizerSpec,
+    /// Launched on EC2 by the harness (then `base_url` is `None`).
+    pub ec2: Option<Ec2Settings>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -313,6 +313,13 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
         .output
         .and_then(|o| o.dir)
         .unwrap_or_else(|| "results".into());
+    let deploy = deploy(&mut cx, w.deploy);
+    if deploy.max_cost_usd.is_some() && !endpoints.iter().any(|e| e.ec2.is_some()) {
+        cx.err(
+            root.key("deploy").key("max_cost_usd"),
+            "no endpoint has an `ec2:` section, so nothing is launched to cost it",
+        );
+    }
 
     if cx.issues.is_empty() {
         Ok(Config {
@@ -325,6 +332,7 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
             pricing,
             budgets,
             output_dir,
+            deploy,
         })
     } else {
         Err(cx.issues)
@@ -424,9 +432,14 @@ fn endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<Endpoint> {
     match provider {
         ProviderKind::Openai => {
             match &e.base_url {
+                None if e.ec2.is_some() => {}
+                Some(_) if e.ec2.is_some() => cx.err(
+                    p.key("base_url"),
+                    "does not apply with `ec2:` (the harness launches the server and knows its address); remove one of them",
+                ),
                 None => cx.err(
                     p.key("base_url"),
-                    "is required for provider `openai`, e.g. `base_url: http://127.0.0.1:8000/v1`",
+                    "is required for provider `openai`, e.g. `base_url: http://127.0.0.1:8000/v1` (or give an `ec2:` section to have the harness launch the server)",
                 ),
                 // The value may hold credentials: never echo it unmasked.
                 Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => cx.err(
@@ -540,6 +553,23 @@ fn endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<Endpoint> {
     if provider == ProviderKind::Sim && !extra_body.is_empty() {
         cx.err(p.key("extra_body"), "only applies to provider `openai`");
     }
+    let ec2 = match (&e.ec2, provider) {
+        (None, _) => None,
+        (Some(_), ProviderKind::Sim) => {
+            cx.err(
+                p.key("ec2"),
+                "only applies to provider `openai` (the simulator runs in the harness)",
+            );
+            None
+        }
+        (Some(w), ProviderKind::Openai) => ec2(
+            cx,
+            p,
+            e.instance_type.as_deref(),
+            e.serving_stack.as_deref(),
+            w,
+        ),
+    };
     if cx.issues.len() > before {
         return None;
     }
@@ -558,7 +588,213 @@ fn endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<Endpoint> {
         extra_body,
         sim,
         tokenizer,
+        ec2,
     })
+}
+
+/// The serving stacks the harness can launch (`serving_stack` with `ec2:`).
+pub const SERVING_STACKS: [&str; 5] = ["vllm", "tgi", "sglang", "llama-cpp", "custom"];
+
+fn ec2(
+    cx: &mut Ctx,
+    p: &Path,
+    instance_type: Option<&str>,
+    serving_stack: Option<&str>,
+    w: &WireEc2,
+) -> Option<Ec2Settings> {
+    let before = cx.issues.len();
+    let at = p.key("ec2");
+    match instance_type {
+        None => cx.err(
+            p.key("instance_type"),
+            "is required with `ec2:`: the EC2 instance type to launch, e.g. `g5.2xlarge`",
+        ),
+        Some(t)
+            if !t.contains('.')
+                || !t
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') =>
+        {
+            cx.err(
+                p.key("instance_type"),
+                format!("`{t}` is not an EC2 instance type; write e.g. `g5.2xlarge`"),
+            )
+        }
+        Some(_) => {}
+    }
+    match serving_stack {
+        None => cx.err(p.key("serving_stack"), format!("is required with `ec2:`: one of {}", SERVING_STACKS.map(|s| format!("`{s}`")).join(", "))),
+        Some(s) if !SERVING_STACKS.contains(&s) => cx.err(
+            p.key("serving_stack"),
+            format!("`{s}` is not a stack the harness can launch: one of {}", SERVING_STACKS.map(|s| format!("`{s}`")).join(", ")),
+        ),
+        Some("custom") if w.command.is_none() || w.image.is_none() => cx.err(
+            at.key("command"),
+            "`serving_stack: custom` needs both `ec2.image` and `ec2.command` (the command that serves an OpenAI-compatible API on `ec2.port`)",
+        ),
+        Some(_) => {}
+    }
+    if w.command.is_some() && serving_stack != Some("custom") {
+        cx.err(at.key("command"), "only applies to `serving_stack: custom`; the other stacks are started with `model`, `tensor_parallel`, `max_model_len` and `extra_args`");
+    }
+    let ami = match w.ami.as_deref() {
+        None | Some("auto") => None,
+        Some(a)
+            if a.starts_with("ami-")
+                && a.len() > 4
+                && a[4..].chars().all(|c| c.is_ascii_hexdigit()) =>
+        {
+            Some(a.to_string())
+        }
+        Some(a) => {
+            cx.err(at.key("ami"), format!("`{a}` is not an AMI id; write `ami-0123456789abcdef0`, or `auto` for the AWS Deep Learning AMI of the region"));
+            None
+        }
+    };
+    let tensor_parallel = w.tensor_parallel.unwrap_or(1);
+    if tensor_parallel == 0 {
+        cx.err(
+            at.key("tensor_parallel"),
+            "must be >= 1 (the number of GPUs one server spans)",
+        );
+    }
+    if w.max_model_len == Some(0) {
+        cx.err(at.key("max_model_len"), "must be >= 1 (tokens)");
+    }
+    if let Some(env) = &w.hf_token_env {
+        if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            cx.err(at.key("hf_token_env"), format!("`{env}` is not an environment variable name; give the variable's name (e.g. `HF_TOKEN`), never the token itself"));
+        }
+    }
+    for (i, a) in w.extra_args.iter().flatten().enumerate() {
+        if a.contains(['\n', '\r', '\0']) {
+            cx.err(
+                at.key("extra_args").index(i),
+                "holds a line break or NUL; give one argument per list item",
+            );
+        }
+    }
+    let spot = match w.market.as_deref() {
+        None | Some("on-demand") => false,
+        Some("spot") => true,
+        Some(m) => {
+            cx.err(
+                at.key("market"),
+                format!("`{m}` is not a market: `on-demand` or `spot`"),
+            );
+            false
+        }
+    };
+    let volume_gib = w.volume_gib.unwrap_or(200);
+    if !(8..=16384).contains(&volume_gib) {
+        cx.err(
+            at.key("volume_gib"),
+            format!("{volume_gib} is outside 8..=16384 (GiB of the root volume)"),
+        );
+    }
+    let port = w.port.unwrap_or(8000);
+    if port < 1024 {
+        cx.err(
+            at.key("port"),
+            format!("{port} is a privileged port; use 1024..=65535"),
+        );
+    }
+    if cx.issues.len() > before {
+        return None;
+    }
+    Some(Ec2Settings {
+        ami,
+        image: w.image.clone(),
+        command: w.command.clone(),
+        tensor_parallel,
+        max_model_len: w.max_model_len,
+        extra_args: w.extra_args.clone().unwrap_or_default(),
+        hf_token_env: w.hf_token_env.clone(),
+        spot,
+        port,
+        volume_gib,
+    })
+}
+
+fn deploy(cx: &mut Ctx, w: Option<WireDeploy>) -> Deploy {
+    let p = Path::root().key("deploy");
+    let w = w.unwrap_or_default();
+    let d = Deploy::default();
+    if let Some(r) = &w.region {
+        let ok = r.split('-').count() >= 3
+            && r.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !ok {
+            cx.err(
+                p.key("region"),
+                format!("`{r}` is not an AWS region; write e.g. `us-east-1`"),
+            );
+        }
+    }
+    if let Some(m) = w.max_cost_usd {
+        if !(m.is_finite() && m > 0.0) {
+            cx.err(
+                p.key("max_cost_usd"),
+                format!("{m} is not a budget: give dollars above zero, e.g. `max_cost_usd: 50`"),
+            );
+        }
+    }
+    let max_duration = cx
+        .duration(p.key("max_duration"), &w.max_duration)
+        .unwrap_or(d.max_duration);
+    let parallel = w.parallel.unwrap_or(d.parallel);
+    if parallel == 0 {
+        cx.err(
+            p.key("parallel"),
+            "must be >= 1 (instances brought up at once)",
+        );
+    }
+    let client = match w.client.as_deref() {
+        None | Some("instance") => ClientSite::Instance,
+        Some("local") => ClientSite::Local,
+        Some(c) => {
+            cx.err(p.key("client"), format!("`{c}` is not a client site: `instance` (the default: the client runs on the instance, over loopback) or `local`"));
+            ClientSite::Instance
+        }
+    };
+    match (&w.allowed_cidr, client) {
+        (None, ClientSite::Local) => cx.err(p.key("allowed_cidr"), "is required with `client: local`: the only CIDR that may reach the serving port, e.g. `203.0.113.7/32`"),
+        (Some(_), ClientSite::Instance) => cx.err(p.key("allowed_cidr"), "only applies to `client: local`; with the client on the instance no port is opened"),
+        (Some(c), ClientSite::Local) => {
+            let ok = c.parse::<ipnet_like::Cidr>().is_ok();
+            if !ok {
+                cx.err(p.key("allowed_cidr"), format!("`{c}` is not a CIDR; write e.g. `203.0.113.7/32`"));
+            } else if c.ends_with("/0") {
+                cx.err(p.key("allowed_cidr"), format!("`{c}` opens the port to everyone; name your own address, e.g. `203.0.113.7/32`"));
+            }
+        }
+        (None, ClientSite::Instance) => {}
+    }
+    Deploy {
+        region: w.region,
+        max_cost_usd: w.max_cost_usd,
+        max_duration,
+        parallel,
+        client,
+        allowed_cidr: w.allowed_cidr,
+    }
+}
+
+/// Just enough CIDR parsing for `deploy.allowed_cidr` (IPv4 or IPv6 / prefix).
+mod ipnet_like {
+    pub struct Cidr;
+    impl std::str::FromStr for Cidr {
+        type Err = ();
+        fn from_str(s: &str) -> Result<Cidr, ()> {
+            let (addr, len) = s.split_once('/').ok_or(())?;
+            let len: u8 = len.parse().map_err(|_| ())?;
+            match addr.parse::<std::net::IpAddr>().map_err(|_| ())? {
+                std::net::IpAddr::V4(_) if len <= 32 => Ok(Cidr),
+                std::net::IpAddr::V6(_) if len <= 128 => Ok(Cidr),
+                _ => Err(()),
+            }
+        }
+    }
 }
 
 fn load(cx: &mut Ctx, w: WireLoad) -> Load {

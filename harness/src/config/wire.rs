@@ -21,6 +21,52 @@ pub struct WireConfig {
     pub pricing: Option<WirePricing>,
     pub budgets: Option<WireBudgets>,
     pub output: Option<WireOutput>,
+    /// How the harness brings up the endpoints that have an `ec2:` section.
+    pub deploy: Option<WireDeploy>,
+}
+
+/// `deploy:`, for endpoints the harness launches itself.
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireDeploy {
+    /// AWS region (default: the SDK's, from `AWS_REGION` or the profile).
+    pub region: Option<String>,
+    /// The run refuses to start when its cost bound is over this.
+    pub max_cost_usd: Option<f64>,
+    /// Longest an instance may live (e.g. `2h`): it shuts itself down then,
+    /// and the cost bound is priced on it.
+    pub max_duration: Option<String>,
+    /// Instances brought up at once (default 2).
+    pub parallel: Option<u32>,
+    /// Where the benchmark client runs: `instance` (default) or `local`.
+    pub client: Option<String>,
+    /// With `client: local`: the only CIDR allowed to reach the serving port.
+    pub allowed_cidr: Option<String>,
+}
+
+/// An endpoint's `ec2:` section: the harness launches the instance(s) and
+/// the serving stack, and tears them down.
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireEc2 {
+    /// An AMI id, or `auto` (default): the AWS Deep Learning AMI (GPU), or
+    /// the Neuron one for inf/trn instances, from its public SSM parameter.
+    pub ami: Option<String>,
+    /// The serving container image; default: the pinned image of `serving_stack`.
+    pub image: Option<String>,
+    /// For `serving_stack: custom`: the command that serves on the port.
+    pub command: Option<String>,
+    pub tensor_parallel: Option<u32>,
+    pub max_model_len: Option<u32>,
+    pub extra_args: Option<Vec<String>>,
+    /// Name of the environment variable holding a Hugging Face token (never the token).
+    pub hf_token_env: Option<String>,
+    /// `on-demand` (default) or `spot`.
+    pub market: Option<String>,
+    /// Serving port on the instance (default 8000).
+    pub port: Option<u16>,
+    /// Root volume size in GiB (default 200).
+    pub volume_gib: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -62,6 +108,8 @@ pub struct WireEndpoint {
     pub sim: Option<WireSim>,
     /// How the client counts tokens: one of `file`, `gguf`, `hf` (default: words).
     pub tokenizer: Option<WireTokenizer>,
+    /// Launch this endpoint on EC2 (provider `openai`, no `base_url`).
+    pub ec2: Option<WireEc2>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]

@@ -5,6 +5,7 @@ mod accuracy;
 mod common;
 mod datasets;
 mod diff;
+mod ec2;
 mod exit_codes;
 mod fake;
 mod faults;

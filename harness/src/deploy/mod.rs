@@ -1,7 +1,12 @@
 //! Deployment: bringing up the serving endpoint an experiment talks to, and
-//! taking it down whatever happens. Today: an external server that already
-//! runs (nothing to start), or the embedded simulator, started on loopback for
-//! the experiment and stopped when the [`Deployed`] value is dropped.
+//! taking it down whatever happens. Three kinds ([`Kind`]):
+//! - an external server that already runs (nothing to start);
+//! - the embedded simulator, started on loopback for the experiment and
+//!   stopped when the [`Deployed`] value is dropped;
+//! - EC2 (`ec2:`): [`ec2::plan`] says what would be launched, with its user
+//!   data and cost bound (`harness run --dry-run`); launching is not built yet.
+
+pub mod ec2;
 
 use crate::config::{Endpoint, ProviderKind};
 use crate::sim::{Engine, EngineOptions, SimServer};
@@ -22,15 +27,40 @@ impl Deployed {
     }
 }
 
+/// How an endpoint is brought up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A server that already runs at `base_url`.
+    External,
+    /// The embedded simulator, on loopback.
+    Simulator,
+    /// An EC2 instance the harness launches (`ec2:`).
+    Ec2,
+}
+
+impl Kind {
+    pub fn of(ep: &Endpoint) -> Kind {
+        match (ep.provider, &ep.ec2) {
+            (ProviderKind::Sim, _) => Kind::Simulator,
+            (ProviderKind::Openai, Some(_)) => Kind::Ec2,
+            (ProviderKind::Openai, None) => Kind::External,
+        }
+    }
+}
+
 /// Brings up `ep`: the simulator (seeded with `seed`) for `provider: sim`, or
 /// the configured `base_url`.
 pub async fn start(ep: &Endpoint, seed: u64) -> Result<Deployed> {
-    match ep.provider {
-        ProviderKind::Openai => Ok(Deployed {
+    match Kind::of(ep) {
+        Kind::External => Ok(Deployed {
             base_url: ep.base_url.clone().expect("validated"),
             _sim: None,
         }),
-        ProviderKind::Sim => {
+        Kind::Ec2 => anyhow::bail!(
+            "endpoint `{}`: launching on EC2 is not built yet; `harness run --dry-run` shows what would be launched",
+            ep.name
+        ),
+        Kind::Simulator => {
             let s = ep.sim.as_ref().expect("validated");
             let profile = crate::cmd::sim::profile_for(&s.profile, s.ttft_ms, s.itl_ms)
                 .map_err(anyhow::Error::msg)?;

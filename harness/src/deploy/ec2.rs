@@ -1,0 +1,521 @@
+//! The EC2 deployment plan: what `harness run` launches for the endpoints
+//! with an `ec2:` section, shown by `harness run --dry-run` before anything is
+//! created. Per endpoint: instance type and count, region, AMI (an id, or the
+//! public SSM parameter it is resolved from at launch), serving stack, image
+//! and model, the experiments it runs, the user data (which never holds a
+//! secret, and is masked all the same), its price and its share of the cost
+//! bound. The bound is what the run can cost at most: Σ over endpoints of
+//! $/hour × instance count × `deploy.max_duration`, since every instance
+//! shuts itself down (and so terminates) when that time is up.
+//!
+//! Launching, the on-instance agent and teardown are not built yet.
+
+use crate::config::{ClientSite, Config, Deploy, Ec2Settings, Endpoint};
+use crate::plan::Experiment;
+use crate::pricing::Pricer;
+use harness_core::cost::Rate;
+use std::fmt::Write as _;
+
+/// The SSM parameter of the AWS Deep Learning Base OSS Nvidia Driver GPU AMI
+/// (Ubuntu 22.04), x86_64; public in every commercial region.
+pub const DLAMI_GPU_X86: &str =
+    "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id";
+/// The same AMI for Graviton GPU instances (g5g).
+pub const DLAMI_GPU_ARM: &str =
+    "/aws/service/deeplearning/ami/arm64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id";
+/// The AWS Neuron multi-framework DLAMI (Ubuntu 22.04), for inf2 and trn.
+pub const DLAMI_NEURON: &str =
+    "/aws/service/neuron/dlami/multi-framework/ubuntu-22.04/latest/image_id";
+/// Canonical's Ubuntu 22.04 for CPU instances (Docker is installed at boot).
+pub const UBUNTU_X86: &str =
+    "/aws/service/canonical/ubuntu/server/22.04/stable/current/amd64/hvm/ebs-gp2/ami-id";
+pub const UBUNTU_ARM: &str =
+    "/aws/service/canonical/ubuntu/server/22.04/stable/current/arm64/hvm/ebs-gp2/ami-id";
+
+/// What an instance type computes with, from its family (the part before
+/// the dot): decides the default AMI, image and `--gpus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accelerator {
+    NvidiaGpu { arm: bool },
+    Neuron,
+    Cpu { arm: bool },
+}
+
+impl Accelerator {
+    pub fn of(instance_type: &str) -> Accelerator {
+        let family = instance_type.split('.').next().unwrap_or("");
+        let gpu = [
+            "g4dn",
+            "g5",
+            "g5g",
+            "g6",
+            "g6e",
+            "gr6",
+            "g7",
+            "g7e",
+            "p3",
+            "p3dn",
+            "p4d",
+            "p4de",
+            "p5",
+            "p5e",
+            "p5en",
+            "p6-b200",
+            "p6-b300",
+            "p6e-gb200",
+        ];
+        let neuron = ["inf1", "inf2", "trn1", "trn1n", "trn2", "trn2u"];
+        // Graviton: the letter after the generation digit includes `g`
+        // (c7g, m7gd, r8g, c7gn, g5g).
+        let arm = family
+            .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .starts_with('g');
+        if gpu.contains(&family) {
+            Accelerator::NvidiaGpu { arm }
+        } else if neuron.contains(&family) {
+            Accelerator::Neuron
+        } else {
+            Accelerator::Cpu { arm }
+        }
+    }
+
+    /// The SSM parameter the AMI is resolved from when `ec2.ami` is `auto`.
+    pub fn ami_parameter(self) -> &'static str {
+        match self {
+            Accelerator::NvidiaGpu { arm: false } => DLAMI_GPU_X86,
+            Accelerator::NvidiaGpu { arm: true } => DLAMI_GPU_ARM,
+            Accelerator::Neuron => DLAMI_NEURON,
+            Accelerator::Cpu { arm: false } => UBUNTU_X86,
+            Accelerator::Cpu { arm: true } => UBUNTU_ARM,
+        }
+    }
+
+    fn words(self) -> &'static str {
+        match self {
+            Accelerator::NvidiaGpu { .. } => "NVIDIA GPU",
+            Accelerator::Neuron => "AWS Neuron",
+            Accelerator::Cpu { .. } => "CPU",
+        }
+    }
+}
+
+/// The pinned image of each serving stack, by accelerator; `None` where the
+/// stack has no pinned image for it (then `ec2.image` is required).
+pub fn default_image(stack: &str, acc: Accelerator) -> Option<&'static str> {
+    use Accelerator::*;
+    match (stack, acc) {
+        ("vllm", NvidiaGpu { arm: false }) => Some("vllm/vllm-openai:v0.11.0"),
+        ("tgi", NvidiaGpu { arm: false }) => {
+            Some("ghcr.io/huggingface/text-generation-inference:3.3.4")
+        }
+        ("sglang", NvidiaGpu { arm: false }) => Some("lmsysorg/sglang:v0.5.5"),
+        ("llama-cpp", NvidiaGpu { arm: false }) => {
+            Some("ghcr.io/ggml-org/llama.cpp:server-cuda-b9014")
+        }
+        ("llama-cpp", Cpu { .. }) => Some("ghcr.io/ggml-org/llama.cpp:server-b9014"),
+        _ => None,
+    }
+}
+
+/// The container's arguments (after the image) that serve `ep`'s model on
+/// `s.port`, per stack; `custom` runs `ec2.command` through `sh -c`.
+pub fn server_args(ep: &Endpoint, s: &Ec2Settings, acc: Accelerator) -> Vec<String> {
+    let stack = ep.serving_stack.as_deref().unwrap_or("custom");
+    let port = s.port.to_string();
+    let tp = s.tensor_parallel.to_string();
+    let mut a: Vec<String> = match stack {
+        "vllm" => vec![
+            "--model".into(),
+            ep.model.clone(),
+            "--port".into(),
+            port,
+            "--tensor-parallel-size".into(),
+            tp,
+        ],
+        "tgi" => vec![
+            "--model-id".into(),
+            ep.model.clone(),
+            "--port".into(),
+            port,
+            "--num-shard".into(),
+            tp,
+        ],
+        "sglang" => vec![
+            "python3".into(),
+            "-m".into(),
+            "sglang.launch_server".into(),
+            "--model-path".into(),
+            ep.model.clone(),
+            "--host".into(),
+            "0.0.0.0".into(),
+            "--port".into(),
+            port,
+            "--tp".into(),
+            tp,
+        ],
+        "llama-cpp" => {
+            let mut v = vec![
+                "-hf".into(),
+                ep.model.clone(),
+                "--host".into(),
+                "0.0.0.0".into(),
+                "--port".into(),
+                port,
+            ];
+            if matches!(acc, Accelerator::NvidiaGpu { .. }) {
+                v.extend(["-ngl".into(), "999".into()]);
+            }
+            v
+        }
+        _ => vec![
+            "sh".into(),
+            "-c".into(),
+            s.command.clone().unwrap_or_default(),
+        ],
+    };
+    if let Some(len) = s.max_model_len {
+        let flag = match stack {
+            "vllm" => Some("--max-model-len"),
+            "tgi" => Some("--max-total-tokens"),
+            "sglang" => Some("--context-length"),
+            "llama-cpp" => Some("--ctx-size"),
+            _ => None,
+        };
+        if let Some(f) = flag {
+            a.extend([f.to_string(), len.to_string()]);
+        }
+    }
+    a.extend(s.extra_args.iter().cloned());
+    a
+}
+
+/// One endpoint's launch, as planned.
+#[derive(Debug, Clone)]
+pub struct InstancePlan {
+    pub endpoint: String,
+    pub instance_type: String,
+    pub count: u32,
+    pub spot: bool,
+    pub accelerator: Accelerator,
+    /// `Ok(ami id)` as configured, or `Err(SSM parameter)` to resolve at launch.
+    pub ami: Result<String, &'static str>,
+    pub stack: String,
+    pub image: String,
+    pub model: String,
+    pub server_args: Vec<String>,
+    /// (experiment id, label) in run order.
+    pub experiments: Vec<(String, String)>,
+    /// The boot script, with every registered secret masked.
+    pub user_data: String,
+    /// $/hour of one instance, and where the price comes from.
+    pub usd_per_hour: Option<(f64, String)>,
+}
+
+impl InstancePlan {
+    /// This endpoint's share of the bound: $/hour × count × hours.
+    pub fn bound_usd(&self, d: &Deploy) -> Option<f64> {
+        self.usd_per_hour
+            .as_ref()
+            .map(|(h, _)| h * self.count as f64 * d.max_duration.as_secs_f64() / 3600.0)
+    }
+}
+
+/// The run's launches and cost bound.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub region: Option<String>,
+    pub instances: Vec<InstancePlan>,
+}
+
+impl Plan {
+    /// The most the run's instances can cost, in $; `None` when an instance
+    /// type has no price (then no bound can be given).
+    pub fn bound_usd(&self, d: &Deploy) -> Option<f64> {
+        self.instances.iter().map(|i| i.bound_usd(d)).sum()
+    }
+
+    /// Why the real run must not start: the bound is over `max_cost_usd`, or
+    /// cannot be computed while a budget is set. `None`: within budget, or no
+    /// budget.
+    pub fn refusal(&self, d: &Deploy) -> Option<String> {
+        let budget = d.max_cost_usd?;
+        match self.bound_usd(d) {
+            Some(b) if b > budget => Some(format!(
+                "the run can cost up to ${b:.2} (instance $/hour × count × deploy.max_duration {}), over deploy.max_cost_usd ${budget:.2}: lower the instance counts or max_duration, or raise the budget",
+                humantime::format_duration(d.max_duration)
+            )),
+            Some(_) => None,
+            None => Some(format!(
+                "deploy.max_cost_usd is ${budget:.2} but {} has no price, so the run's cost cannot be bounded: add it under pricing.instance_hourly",
+                self.instances
+                    .iter()
+                    .filter(|i| i.usd_per_hour.is_none())
+                    .map(|i| i.instance_type.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+}
+
+/// Plans the launch of every endpoint of `cfg` that has an `ec2:` section.
+/// Secret values read here (the HF token) are registered for masking first.
+///
+/// Errors: one line per endpoint the harness cannot launch as configured
+/// (no pinned image of its stack for its instance type).
+pub fn plan(
+    cfg: &Config,
+    experiments: &[Experiment],
+    pricer: &mut Pricer,
+    run_id: &str,
+) -> Result<Plan, Vec<String>> {
+    let region = cfg
+        .deploy
+        .region
+        .clone()
+        .or_else(|| std::env::var("AWS_REGION").ok())
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+        .filter(|r| !r.is_empty());
+    let mut instances = vec![];
+    let mut errors = vec![];
+    for ep in &cfg.endpoints {
+        let Some(s) = &ep.ec2 else { continue };
+        if let Some(v) = s.hf_token_env.as_ref().and_then(|v| std::env::var(v).ok()) {
+            crate::redact::register(&v);
+        }
+        let instance_type = ep.instance_type.clone().expect("validated");
+        let stack = ep.serving_stack.clone().expect("validated");
+        let acc = Accelerator::of(&instance_type);
+        let image = match (&s.image, default_image(&stack, acc)) {
+            (Some(i), _) => i.clone(),
+            (None, Some(i)) => i.to_string(),
+            (None, None) => {
+                errors.push(format!(
+                    "endpoint `{}`: the harness pins no {stack} image for {instance_type} ({}); set `ec2.image`",
+                    ep.name,
+                    acc.words()
+                ));
+                continue;
+            }
+        };
+        let args = server_args(ep, s, acc);
+        let usd_per_hour = pricer
+            .price(Some(&instance_type), &ep.model, true)
+            .and_then(|p| match p.rate {
+                Rate::InstanceHour(h) => Some((
+                    h,
+                    format!("{}, {}, {}", p.source, p.region, p.mode.as_str()),
+                )),
+                Rate::Tokens(_) => None,
+            });
+        let user_data = crate::redact::text(&user_data(cfg, ep, s, acc, &image, &args, run_id));
+        instances.push(InstancePlan {
+            endpoint: ep.name.clone(),
+            instance_type,
+            count: ep.instance_count,
+            spot: s.spot,
+            accelerator: acc,
+            ami: s.ami.clone().ok_or(acc.ami_parameter()),
+            stack,
+            image,
+            model: ep.model.clone(),
+            server_args: args,
+            experiments: experiments
+                .iter()
+                .filter(|e| e.endpoint.name == ep.name)
+                .map(|e| (e.id.clone(), e.label.clone()))
+                .collect(),
+            user_data,
+            usd_per_hour,
+        });
+    }
+    if errors.is_empty() {
+        Ok(Plan { region, instances })
+    } else {
+        Err(errors)
+    }
+}
+
+/// Quotes `s` for a POSIX shell.
+fn sh_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@+,".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// The instance's boot script. It holds no secret: the HF token is read at
+/// boot from an SSM SecureString parameter scoped to the run (deleted at
+/// teardown), through the instance profile.
+fn user_data(
+    cfg: &Config,
+    ep: &Endpoint,
+    s: &Ec2Settings,
+    acc: Accelerator,
+    image: &str,
+    args: &[String],
+    run_id: &str,
+) -> String {
+    let d = &cfg.deploy;
+    let minutes = d.max_duration.as_secs().div_ceil(60);
+    let mut u = String::new();
+    let _ = writeln!(u, "#!/bin/bash");
+    let _ = writeln!(
+        u,
+        "# llm-harness {}: run {run_id}, endpoint {}. No secret is written in this script.",
+        env!("CARGO_PKG_VERSION"),
+        ep.name
+    );
+    let _ = writeln!(u, "set -euo pipefail");
+    let _ = writeln!(
+        u,
+        "# 1. Stop (and so terminate) after deploy.max_duration even if the harness is gone."
+    );
+    let _ = writeln!(u, "shutdown -h +{minutes}");
+    if matches!(acc, Accelerator::Cpu { .. }) {
+        let _ = writeln!(u, "command -v docker >/dev/null || (apt-get update -qq && apt-get install -y -qq docker.io)");
+    }
+    let mut env_flags = String::new();
+    if s.hf_token_env.is_some() {
+        let _ = writeln!(u, "# 2. The Hugging Face token, from SSM Parameter Store (SecureString, deleted after the run).");
+        let _ = writeln!(u, "IMDS=\"$(curl -sX PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 300')\"");
+        let _ = writeln!(u, "REGION=\"$(curl -sH \"X-aws-ec2-metadata-token: $IMDS\" http://169.254.169.254/latest/meta-data/placement/region)\"");
+        let _ = writeln!(
+            u,
+            "HF_TOKEN=\"$(aws ssm get-parameter --region \"$REGION\" --name /llm-harness/{run_id}/hf-token --with-decryption --query Parameter.Value --output text)\""
+        );
+        let _ = writeln!(u, "export HF_TOKEN");
+        env_flags.push_str(" -e HF_TOKEN -e HUGGING_FACE_HUB_TOKEN=\"$HF_TOKEN\"");
+    }
+    let publish = match d.client {
+        ClientSite::Instance => format!("127.0.0.1:{0}:{0}", s.port),
+        ClientSite::Local => format!("{0}:{0}", s.port),
+    };
+    let devices = match acc {
+        Accelerator::NvidiaGpu { .. } => " --gpus all",
+        Accelerator::Neuron => " --device=/dev/neuron0",
+        Accelerator::Cpu { .. } => "",
+    };
+    let _ = writeln!(
+        u,
+        "# 3. The serving stack: {}.",
+        ep.serving_stack.as_deref().unwrap_or("custom")
+    );
+    let _ = writeln!(
+        u,
+        "docker run -d --name llm-harness-serving --restart no --ipc=host{devices} -p {publish}{env_flags} {} {}",
+        sh_quote(image),
+        args.iter().map(|a| sh_quote(a)).collect::<Vec<_>>().join(" ")
+    );
+    let _ = writeln!(u, "docker inspect --format '{{{{index .RepoDigests 0}}}}' {} > /var/tmp/llm-harness-image-digest || true", sh_quote(image));
+    let _ = writeln!(u, "# 4. Healthy when the OpenAI API lists the model.");
+    let _ = writeln!(
+        u,
+        "until curl -sf http://127.0.0.1:{}/v1/models >/dev/null; do sleep 5; done",
+        s.port
+    );
+    match d.client {
+        ClientSite::Instance => {
+            let _ = writeln!(u, "# 5. The harness agent would benchmark over loopback here and upload the bundle (not built yet).");
+        }
+        ClientSite::Local => {
+            let _ = writeln!(u, "# 5. The harness benchmarks from its own machine; the port is open to deploy.allowed_cidr only.");
+        }
+    }
+    u
+}
+
+/// The plan in words, for `harness run --dry-run`.
+pub fn render(p: &Plan, d: &Deploy) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "region: {}",
+        p.region.as_deref().unwrap_or(
+            "not set (deploy.region, AWS_REGION or AWS_DEFAULT_REGION); the real run needs one"
+        )
+    );
+    for i in &p.instances {
+        let _ = writeln!(
+            o,
+            "\nendpoint {}: launch {} × {} ({}, {})",
+            i.endpoint,
+            i.count,
+            i.instance_type,
+            i.accelerator.words(),
+            if i.spot { "spot" } else { "on-demand" }
+        );
+        let _ = writeln!(
+            o,
+            "  AMI          {}",
+            match &i.ami {
+                Ok(id) => id.clone(),
+                Err(param) => format!("resolved at launch from the public SSM parameter {param}"),
+            }
+        );
+        let _ = writeln!(
+            o,
+            "  serving      {} {} serving {}",
+            i.stack, i.image, i.model
+        );
+        let _ = writeln!(
+            o,
+            "  client       {}",
+            match d.client {
+                ClientSite::Instance =>
+                    "on the instance, over loopback (no inbound rule)".to_string(),
+                ClientSite::Local => format!(
+                    "this machine; the serving port is open to {} only",
+                    d.allowed_cidr.as_deref().unwrap_or("?")
+                ),
+            }
+        );
+        let _ = writeln!(o, "  experiments  {}", i.experiments.len());
+        for (id, label) in &i.experiments {
+            let _ = writeln!(o, "    {}  {label}", &id[..12.min(id.len())]);
+        }
+        let _ = match (&i.usd_per_hour, i.bound_usd(d)) {
+            (Some((h, from)), Some(b)) => writeln!(
+                o,
+                "  cost bound   ${b:.2} = {} × ${h:.4}/hour × {} ({from}{})",
+                i.count,
+                humantime::format_duration(d.max_duration),
+                if i.spot {
+                    "; spot costs at most this"
+                } else {
+                    ""
+                }
+            ),
+            _ => writeln!(
+                o,
+                "  cost bound   unknown: no price for {}",
+                i.instance_type
+            ),
+        };
+        let _ = writeln!(o, "  user data (secrets masked):");
+        for l in i.user_data.lines() {
+            let _ = writeln!(o, "    | {l}");
+        }
+    }
+    let n: u32 = p.instances.iter().map(|i| i.count).sum();
+    let _ = write!(
+        o,
+        "\ncost bound: {} for {n} instance(s), each living at most {} (it shuts itself down then); EBS and data transfer not included",
+        match p.bound_usd(d) {
+            Some(b) => format!("${b:.2}"),
+            None => "unknown".into(),
+        },
+        humantime::format_duration(d.max_duration)
+    );
+    let _ = match (d.max_cost_usd, p.refusal(d)) {
+        (None, _) => writeln!(o, "; no deploy.max_cost_usd set"),
+        (Some(b), None) => writeln!(o, "; within deploy.max_cost_usd ${b:.2}"),
+        (Some(_), Some(why)) => writeln!(o, "\nREFUSED for a real run: {why}"),
+    };
+    o
+}

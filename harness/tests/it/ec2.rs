@@ -1,0 +1,213 @@
+//! EC2 deployment, as far as it is built: the plan (`harness run --dry-run`),
+//! its cost bound, the `max_cost_usd` refusal, the config's checks, and that
+//! no secret reaches the printed user data. Nothing here talks to AWS:
+//! launching is not built yet, and a real run must refuse before creating
+//! anything.
+
+use super::common::*;
+use std::path::Path;
+
+fn repo_config(name: &str) -> String {
+    format!("{}/../configs/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+const TOKEN: &str = "hf_TestSecretToken0123456789";
+
+fn dry_run(cfg: &Path, out: &Path) -> std::process::Output {
+    let mut c = run_cmd(cfg, out, &["--dry-run"]);
+    c.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    c.env("HF_TOKEN", TOKEN).output().unwrap()
+}
+
+#[test]
+fn dry_run_plans_prices_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ec2.duckdb");
+    let o = dry_run(Path::new(&repo_config("ec2.yml")), &out);
+    let (so, se) = (stdout(&o), stderr(&o));
+    assert!(o.status.success(), "{so}\n{se}");
+    assert!(!out.exists(), "a dry run wrote the bundle");
+    // Each instance with its type, AMI source, image, experiments and price.
+    for want in [
+        "endpoint g5.2xlarge-vllm: launch 1 × g5.2xlarge (NVIDIA GPU, on-demand)",
+        "endpoint p4d.24xlarge-vllm: launch 1 × p4d.24xlarge (NVIDIA GPU, on-demand)",
+        "resolved at launch from the public SSM parameter /aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id",
+        "vllm vllm/vllm-openai:v0.11.0 serving meta-llama/Llama-3.1-8B-Instruct",
+        "g5.2xlarge-vllm · rag-2048-256 · c=64",
+        "--max-model-len 8192 --enable-prefix-caching",
+        "shutdown -h +90",
+        "-p 127.0.0.1:8000:8000",
+        "/llm-harness/",
+    ] {
+        assert!(so.contains(want), "missing `{want}` in:\n{so}");
+    }
+    assert_eq!(so.matches("  experiments  8\n").count(), 3, "{so}");
+    // The bound by hand: (1.212 + 2.24208 + 32.7726) $/h × 1 instance × 1.5 h.
+    let bound: f64 = (1.212 + 2.24208 + 32.7726) * 1.5;
+    assert!((bound - 54.34002).abs() < 1e-9);
+    assert!(
+        so.contains("cost bound: $54.34 for 3 instance(s), each living at most 1h 30m"),
+        "{so}"
+    );
+    assert!(so.contains("$49.16 = 1 × $32.7726/hour × 1h 30m"), "{so}");
+    assert!(so.contains("within deploy.max_cost_usd $60.00"), "{so}");
+    assert!(!so.contains(TOKEN) && !se.contains(TOKEN));
+}
+
+#[test]
+fn over_budget_is_refused_before_anything_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = std::fs::read_to_string(repo_config("ec2.yml"))
+        .unwrap()
+        .replace("max_cost_usd: 60", "max_cost_usd: 20");
+    let cfg = write_config(dir.path(), "ec2", &yaml);
+    let out = dir.path().join("ec2.duckdb");
+    let o = dry_run(&cfg, &out);
+    assert!(o.status.success());
+    assert!(
+        stdout(&o).contains("REFUSED for a real run: the run can cost up to $54.34"),
+        "{}",
+        stdout(&o)
+    );
+    let mut c = run_cmd(&cfg, &out, &[]);
+    c.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let o = c.env("HF_TOKEN", TOKEN).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the run can cost up to $54.34 (instance $/hour × count × deploy.max_duration 1h 30m), over deploy.max_cost_usd $20.00"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists(), "a refused run wrote the bundle");
+}
+
+#[test]
+fn a_real_run_within_budget_says_launching_is_not_built_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ec2.duckdb");
+    let mut c = run_cmd(Path::new(&repo_config("ec2-llama-cpp.yml")), &out, &[]);
+    c.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("launching on EC2 is not built yet")
+            && stderr(&o).contains("--dry-run"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn cpu_instances_get_ubuntu_and_the_cpu_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = dry_run(
+        Path::new(&repo_config("ec2-llama-cpp.yml")),
+        &dir.path().join("x.duckdb"),
+    );
+    let so = stdout(&o);
+    assert!(o.status.success(), "{so}{}", stderr(&o));
+    for want in [
+        "launch 1 × c7i.2xlarge (CPU, on-demand)",
+        "/aws/service/canonical/ubuntu/server/22.04/stable/current/amd64/hvm/ebs-gp2/ami-id",
+        "ghcr.io/ggml-org/llama.cpp:server-b9014",
+        "--ctx-size 2048",
+        "apt-get install -y -qq docker.io",
+        "cost bound: $0.18 for 1 instance(s)",
+    ] {
+        assert!(so.contains(want), "missing `{want}` in:\n{so}");
+    }
+    assert!(
+        !so.contains("--gpus all") && !so.contains("HF_TOKEN"),
+        "{so}"
+    );
+}
+
+#[test]
+fn a_secret_in_the_server_arguments_is_masked_in_the_user_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "leak",
+        &format!(
+            "endpoints:\n  - name: e\n    provider: openai\n    model: m\n    instance_type: g5.2xlarge\n    serving_stack: vllm\n    ec2: {{ hf_token_env: HF_TOKEN, extra_args: [--api-key, {TOKEN}] }}\npricing: {{ instance_hourly: {{ g5.2xlarge: 1.0 }} }}\n"
+        ),
+    );
+    let o = dry_run(&cfg, &dir.path().join("x.duckdb"));
+    let so = stdout(&o);
+    assert!(o.status.success(), "{so}{}", stderr(&o));
+    assert!(!so.contains(TOKEN), "{so}");
+    assert!(
+        so.contains("--api-key '****'") || so.contains("--api-key ****"),
+        "{so}"
+    );
+}
+
+#[test]
+fn bad_deploy_settings_are_named_with_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "bad",
+        "deploy:\n  client: local\n  allowed_cidr: 0.0.0.0/0\n  max_cost_usd: -5\nendpoints:\n  - name: a\n    provider: openai\n    model: m\n    base_url: http://127.0.0.1:1/v1\n    instance_type: g5.2xlarge\n    serving_stack: vllm\n    ec2: {}\n  - name: b\n    provider: openai\n    model: m\n    instance_type: g5\n    serving_stack: triton\n    ec2: { ami: ubuntu, hf_token_env: hf_abc-123, market: cheap }\n  - name: c\n    provider: sim\n    ec2: {}\n",
+    );
+    let o = output(&["validate", cfg.to_str().unwrap()]);
+    let se = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{se}");
+    for want in [
+        "bad.yml:3:17: deploy.allowed_cidr: `0.0.0.0/0` opens the port to everyone",
+        "bad.yml:4:17: deploy.max_cost_usd: -5 is not a budget",
+        "bad.yml:9:15: endpoints[0].base_url: does not apply with `ec2:`",
+        "bad.yml:16:20: endpoints[1].instance_type: `g5` is not an EC2 instance type",
+        "bad.yml:17:20: endpoints[1].serving_stack: `triton` is not a stack the harness can launch: one of `vllm`, `tgi`, `sglang`, `llama-cpp`, `custom`",
+        "endpoints[1].ec2.ami: `ubuntu` is not an AMI id",
+        "endpoints[1].ec2.hf_token_env: `hf_abc-123` is not an environment variable name",
+        "endpoints[1].ec2.market: `cheap` is not a market: `on-demand` or `spot`",
+        "endpoints[2].ec2: only applies to provider `openai`",
+    ] {
+        assert!(se.contains(want), "missing `{want}` in:\n{se}");
+    }
+}
+
+#[test]
+fn a_stack_without_a_pinned_image_for_the_instance_asks_for_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "noimage",
+        "endpoints:\n  - name: cpu-vllm\n    provider: openai\n    model: m\n    instance_type: c7i.2xlarge\n    serving_stack: vllm\n    ec2: {}\n",
+    );
+    let o = dry_run(&cfg, &dir.path().join("x.duckdb"));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("endpoint `cpu-vllm`: the harness pins no vllm image for c7i.2xlarge (CPU); set `ec2.image`"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn what_is_launched_is_part_of_the_experiment_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = "endpoints:\n  - name: e\n    provider: openai\n    model: m\n    instance_type: g5.2xlarge\n    serving_stack: vllm\n    ec2: {EC2}\nload: { concurrency: [1], requests: 4 }\n";
+    let id = |ec2: &str| {
+        let cfg = write_config(dir.path(), "h", &base.replace("{EC2}", ec2));
+        let o = output(&["validate", cfg.to_str().unwrap(), "--show-settings"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let so = stdout(&o);
+        let line = so
+            .lines()
+            .find(|l| l.contains("e · "))
+            .unwrap_or_else(|| panic!("{so}"))
+            .to_string();
+        line
+    };
+    let plain = id("{}");
+    assert_ne!(plain, id("{ max_model_len: 4096 }"));
+    assert_ne!(plain, id("{ image: \"vllm/vllm-openai:v0.10.2\" }"));
+    // Market, volume and the token variable do not change what is measured.
+    assert_eq!(
+        plain,
+        id("{ market: spot, volume_gib: 300, hf_token_env: HF_TOKEN }")
+    );
+}
