@@ -5,6 +5,18 @@
 use super::common::*;
 use std::path::Path;
 
+/// `harness publish BUNDLE --to TO --site SITE`, whatever its exit status.
+fn publish(bundle: &Path, to: &Path, site: &Path) -> std::process::Output {
+    output(&[
+        "publish",
+        bundle.to_str().unwrap(),
+        "--to",
+        to.to_str().unwrap(),
+        "--site",
+        site.to_str().unwrap(),
+    ])
+}
+
 const CFG: &str = r#"
 name: p
 endpoints:
@@ -91,28 +103,14 @@ fn publish_names_bad_input_and_writes_nothing() {
     let to = dir.path().join("out");
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    let o = output(&[
-        "publish",
-        a.to_str().unwrap(),
-        "--to",
-        to.to_str().unwrap(),
-        "--site",
-        empty.to_str().unwrap(),
-    ]);
+    let o = publish(&a, &to, &empty);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("no built viewer") && stderr(&o).contains("viewer/build.sh"));
     let junk = dir.path().join("junk.duckdb");
     std::fs::write(&junk, "not a database").unwrap();
     let site = dir.path().join("site");
     fake_site(&site);
-    let o = output(&[
-        "publish",
-        junk.to_str().unwrap(),
-        "--to",
-        to.to_str().unwrap(),
-        "--site",
-        site.to_str().unwrap(),
-    ]);
+    let o = publish(&junk, &to, &site);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("junk.duckdb"), "{}", stderr(&o));
     let o = output(&["publish", a.to_str().unwrap(), "--to", "s3:///x"]);
@@ -126,14 +124,7 @@ fn publish_names_bad_input_and_writes_nothing() {
     let mine = dir.path().join("mine");
     std::fs::create_dir_all(&mine).unwrap();
     std::fs::write(mine.join("index.html"), "<p>mine</p>").unwrap();
-    let o = output(&[
-        "publish",
-        a.to_str().unwrap(),
-        "--to",
-        mine.to_str().unwrap(),
-        "--site",
-        site.to_str().unwrap(),
-    ]);
+    let o = publish(&a, &mine, &site);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("did not write"), "{}", stderr(&o));
     assert_eq!(
@@ -177,14 +168,7 @@ fn a_site_holding_a_bundle_that_does_not_read_is_named_before_anything_is_copied
     std::fs::create_dir_all(to.join("bundles")).unwrap();
     std::fs::write(to.join("bundles/index.json"), "[]").unwrap();
     std::fs::write(to.join("bundles/garbage.duckdb"), "junk").unwrap();
-    let o = output(&[
-        "publish",
-        a.to_str().unwrap(),
-        "--to",
-        to.to_str().unwrap(),
-        "--site",
-        site.to_str().unwrap(),
-    ]);
+    let o = publish(&a, &to, &site);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("garbage.duckdb") && stderr(&o).contains("remove that file"),
