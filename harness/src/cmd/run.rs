@@ -371,7 +371,8 @@ fn new_run_id(started_at: chrono::DateTime<Utc>, path: &Path) -> String {
 }
 
 /// The deployment stage's checks before anything is created: `--dry-run`
-/// prints the plan and stops (exit 0); a launch plan over
+/// prints the plan and stops (exit 0, or 2 when the real run would be
+/// refused on its budget); a launch plan over
 /// `deploy.max_cost_usd`, or one the harness cannot make, stops the run
 /// (exit 2); so does any `ec2:` endpoint, since launching is not built yet.
 /// `None`: go on.
@@ -419,7 +420,13 @@ fn deployment_gate(
         if !plan.instances.is_empty() {
             print!("{}", deploy::ec2::render(&plan, &cfg.deploy));
         }
-        return Some(ExitCode::from(exit::SUCCESS));
+        // Exit as the real run would on its budget, so a script can check it.
+        let refused = plan.refusal(&cfg.deploy).is_some();
+        return Some(ExitCode::from(if refused {
+            exit::BAD_INPUT
+        } else {
+            exit::SUCCESS
+        }));
     }
     if let Some(why) = plan.refusal(&cfg.deploy) {
         eprintln!("error: {}: {why}", loaded.file);

@@ -61,7 +61,9 @@ pub enum ClientSite {
 /// An endpoint's `ec2:` section, validated.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Ec2Settings {
-    /// An AMI id; `None`: resolved at launch from the public SSM parameter.
+    /// An AMI id; `None`: resolved at launch from the public SSM parameter
+    /// (shown as `auto`).
+    #[serde(serialize_with = "ami_or_auto")]
     pub ami: Option<String>,
     pub image: Option<String>,
     pub command: Option<String>,
@@ -69,6 +71,8 @@ pub struct Ec2Settings {
     pub max_model_len: Option<u32>,
     pub extra_args: Vec<String>,
     pub hf_token_env: Option<String>,
+    /// Spot rather than on-demand (shown as `market`).
+    #[serde(rename = "market", serialize_with = "market")]
     pub spot: bool,
     pub port: u16,
     pub volume_gib: u32,
@@ -219,6 +223,14 @@ pub struct Budgets {
     pub e2e_p95_ms: Option<f64>,
     pub error_rate: Option<f64>,
     pub cost_per_request: Option<f64>,
+}
+
+fn ami_or_auto<S: serde::Serializer>(a: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(a.as_deref().unwrap_or("auto"))
+}
+
+fn market<S: serde::Serializer>(spot: &bool, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(if *spot { "spot" } else { "on-demand" })
 }
 
 /// Durations serialise as seconds (f64) in hashes and bundles.

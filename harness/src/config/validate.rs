@@ -79,6 +79,7 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
             "lists no endpoint; remove the key to use the embedded simulator, or add one",
         );
     }
+    let any_ec2 = wire_endpoints.iter().any(|e| e.ec2.is_some());
     let mut endpoints = vec![];
     let mut seen = BTreeSet::new();
     for (i, e) in wire_endpoints.into_iter().enumerate() {
@@ -314,10 +315,23 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
         .and_then(|o| o.dir)
         .unwrap_or_else(|| "results".into());
     let deploy = deploy(&mut cx, w.deploy);
-    if deploy.max_cost_usd.is_some() && !endpoints.iter().any(|e| e.ec2.is_some()) {
+    if deploy.max_cost_usd.is_some() && !any_ec2 {
         cx.err(
             root.key("deploy").key("max_cost_usd"),
             "no endpoint has an `ec2:` section, so nothing is launched to cost it",
+        );
+    }
+    // The cost bound prices instances in the pricing region: it must be the
+    // region they are launched in.
+    let price_region = pricing.region.as_deref().unwrap_or("us-east-1");
+    if let Some(r) = deploy
+        .region
+        .as_deref()
+        .filter(|r| any_ec2 && *r != price_region)
+    {
+        cx.err(
+            root.key("deploy").key("region"),
+            format!("is `{r}` but prices are looked up in `{price_region}` (pricing.region{}): the cost bound would use another region's prices; set `pricing.region: {r}`", if pricing.region.is_none() { ", by default" } else { "" }),
         );
     }
 
@@ -637,6 +651,15 @@ fn ec2(
     if w.command.is_some() && serving_stack != Some("custom") {
         cx.err(at.key("command"), "only applies to `serving_stack: custom`; the other stacks are started with `model`, `tensor_parallel`, `max_model_len` and `extra_args`");
     }
+    if let (Some(t), Some(stack), None) = (instance_type, serving_stack, &w.image) {
+        let acc = crate::deploy::ec2::Accelerator::of(t);
+        if stack != "custom"
+            && SERVING_STACKS.contains(&stack)
+            && crate::deploy::ec2::default_image(stack, acc).is_none()
+        {
+            cx.err(at.key("image"), format!("is required here: the harness pins no `{stack}` image for {t} ({}); give one that serves {stack} there", acc.words()));
+        }
+    }
     let ami = match w.ami.as_deref() {
         None | Some("auto") => None,
         Some(a)
@@ -662,7 +685,10 @@ fn ec2(
         cx.err(at.key("max_model_len"), "must be >= 1 (tokens)");
     }
     if let Some(env) = &w.hf_token_env {
-        if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        if looks_like_token(env) {
+            // Never echo it: it is probably the token.
+            cx.err(at.key("hf_token_env"), "holds what looks like a token; give the name of the variable that holds it (e.g. `HF_TOKEN`), never the token itself");
+        } else if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             cx.err(at.key("hf_token_env"), format!("`{env}` is not an environment variable name; give the variable's name (e.g. `HF_TOKEN`), never the token itself"));
         }
     }
@@ -672,6 +698,29 @@ fn ec2(
                 at.key("extra_args").index(i),
                 "holds a line break or NUL; give one argument per list item",
             );
+        }
+    }
+    // A secret on the server's command line would sit in the instance's user
+    // data (readable by anyone who can describe the instance) and in the
+    // bundle's config: refuse it.
+    let words: Vec<(Path, &str)> = w
+        .extra_args
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, a)| (at.key("extra_args").index(i), a.as_str()))
+        .chain(
+            w.command
+                .iter()
+                .flat_map(|c| c.split_whitespace().map(|t| (at.key("command"), t))),
+        )
+        .collect();
+    for (wp, word) in words {
+        let flag = word.split('=').next().unwrap_or("");
+        if word.starts_with('-') && crate::redact::is_secret_key(flag.trim_start_matches('-')) {
+            cx.err(wp, format!("`{flag}` passes a secret on the server's command line, which would be written into the instance's user data; the harness delivers the Hugging Face token itself (`ec2.hf_token_env`)"));
+        } else if looks_like_token(word) {
+            cx.err(wp, "looks like a token (hf_…, sk-…, ghp_…, AKIA…): secrets never go on the server's command line, which would be written into the instance's user data");
         }
     }
     let spot = match w.market.as_deref() {
@@ -742,6 +791,17 @@ fn deploy(cx: &mut Ctx, w: Option<WireDeploy>) -> Deploy {
     let max_duration = cx
         .duration(p.key("max_duration"), &w.max_duration)
         .unwrap_or(d.max_duration);
+    if max_duration > std::time::Duration::from_secs(7 * 24 * 3600) {
+        cx.err(
+            p.key("max_duration"),
+            "is over 7 days: an instance left that long is a leak, not a benchmark; split the run",
+        );
+    } else if max_duration < std::time::Duration::from_secs(5 * 60) {
+        cx.err(
+            p.key("max_duration"),
+            "is under 5 minutes: too short to boot, load a model and benchmark",
+        );
+    }
     let parallel = w.parallel.unwrap_or(d.parallel);
     if parallel == 0 {
         cx.err(
@@ -761,11 +821,13 @@ fn deploy(cx: &mut Ctx, w: Option<WireDeploy>) -> Deploy {
         (None, ClientSite::Local) => cx.err(p.key("allowed_cidr"), "is required with `client: local`: the only CIDR that may reach the serving port, e.g. `203.0.113.7/32`"),
         (Some(_), ClientSite::Instance) => cx.err(p.key("allowed_cidr"), "only applies to `client: local`; with the client on the instance no port is opened"),
         (Some(c), ClientSite::Local) => {
-            let ok = c.parse::<ipnet_like::Cidr>().is_ok();
-            if !ok {
-                cx.err(p.key("allowed_cidr"), format!("`{c}` is not a CIDR; write e.g. `203.0.113.7/32`"));
-            } else if c.ends_with("/0") {
-                cx.err(p.key("allowed_cidr"), format!("`{c}` opens the port to everyone; name your own address, e.g. `203.0.113.7/32`"));
+                        match c.parse::<ipnet_like::Cidr>() {
+                Err(()) => cx.err(p.key("allowed_cidr"), format!("`{c}` is not a CIDR; write e.g. `203.0.113.7/32`")),
+                Ok(ipnet_like::Cidr { v6, len }) if (!v6 && len < 16) || (v6 && len < 32) => cx.err(
+                    p.key("allowed_cidr"),
+                    format!("`{c}` opens the port to {}; name your own address or network, e.g. `203.0.113.7/32` (at least /16 for IPv4, /32 for IPv6)", if len == 0 { "everyone".to_string() } else { format!("2^{} addresses", if v6 { 128 - len } else { 32 - len }) }),
+                ),
+                Ok(_) => {}
             }
         }
         (None, ClientSite::Instance) => {}
@@ -782,19 +844,30 @@ fn deploy(cx: &mut Ctx, w: Option<WireDeploy>) -> Deploy {
 
 /// Just enough CIDR parsing for `deploy.allowed_cidr` (IPv4 or IPv6 / prefix).
 mod ipnet_like {
-    pub struct Cidr;
+    pub struct Cidr {
+        pub v6: bool,
+        pub len: u8,
+    }
     impl std::str::FromStr for Cidr {
         type Err = ();
         fn from_str(s: &str) -> Result<Cidr, ()> {
             let (addr, len) = s.split_once('/').ok_or(())?;
             let len: u8 = len.parse().map_err(|_| ())?;
             match addr.parse::<std::net::IpAddr>().map_err(|_| ())? {
-                std::net::IpAddr::V4(_) if len <= 32 => Ok(Cidr),
-                std::net::IpAddr::V6(_) if len <= 128 => Ok(Cidr),
+                std::net::IpAddr::V4(_) if len <= 32 => Ok(Cidr { v6: false, len }),
+                std::net::IpAddr::V6(_) if len <= 128 => Ok(Cidr { v6: true, len }),
                 _ => Err(()),
             }
         }
     }
+}
+
+/// Whether `s` looks like a credential rather than a name: a Hugging Face,
+/// OpenAI, GitHub or AWS access key prefix followed by a long run.
+fn looks_like_token(s: &str) -> bool {
+    ["hf_", "sk-", "ghp_", "github_pat_", "AKIA", "ASIA"]
+        .iter()
+        .any(|p| s.starts_with(p) && s.len() >= p.len() + 16)
 }
 
 fn load(cx: &mut Ctx, w: WireLoad) -> Load {

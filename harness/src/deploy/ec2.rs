@@ -5,8 +5,10 @@
 //! and model, the experiments it runs, the user data (which never holds a
 //! secret, and is masked all the same), its price and its share of the cost
 //! bound. The bound is what the run can cost at most: Σ over endpoints of
-//! $/hour × instance count × `deploy.max_duration`, since every instance
-//! shuts itself down (and so terminates) when that time is up.
+//! $/hour × instance count × (`deploy.max_duration` + [`BOOT_ALLOWANCE`]),
+//! since every instance shuts itself down (and so terminates: launched with
+//! instance-initiated shutdown behaviour `terminate`) `max_duration` after
+//! its boot script starts; the allowance covers billing from launch to then.
 //!
 //! Launching, the on-instance agent and teardown are not built yet.
 
@@ -31,6 +33,17 @@ pub const UBUNTU_X86: &str =
     "/aws/service/canonical/ubuntu/server/22.04/stable/current/amd64/hvm/ebs-gp2/ami-id";
 pub const UBUNTU_ARM: &str =
     "/aws/service/canonical/ubuntu/server/22.04/stable/current/arm64/hvm/ebs-gp2/ami-id";
+
+/// Billed time from launch until the boot script starts its shutdown timer,
+/// counted into the cost bound (EC2 bills from the `pending` → `running`
+/// transition; DLAMI boots take one to three minutes).
+pub const BOOT_ALLOWANCE: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// The hours the bound prices each instance for: `max_duration` plus
+/// [`BOOT_ALLOWANCE`].
+pub fn billable_hours(d: &Deploy) -> f64 {
+    (d.max_duration + BOOT_ALLOWANCE).as_secs_f64() / 3600.0
+}
 
 /// What an instance type computes with, from its family (the part before
 /// the dot): decides the default AMI, image and `--gpus`.
@@ -91,7 +104,8 @@ impl Accelerator {
         }
     }
 
-    fn words(self) -> &'static str {
+    /// In words: `NVIDIA GPU`, `AWS Neuron` or `CPU`.
+    pub fn words(self) -> &'static str {
         match self {
             Accelerator::NvidiaGpu { .. } => "NVIDIA GPU",
             Accelerator::Neuron => "AWS Neuron",
@@ -210,6 +224,8 @@ pub struct InstancePlan {
     pub user_data: String,
     /// $/hour of one instance, and where the price comes from.
     pub usd_per_hour: Option<(f64, String)>,
+    /// What the real run would stop on, or the user should know.
+    pub notes: Vec<String>,
 }
 
 impl InstancePlan {
@@ -217,7 +233,7 @@ impl InstancePlan {
     pub fn bound_usd(&self, d: &Deploy) -> Option<f64> {
         self.usd_per_hour
             .as_ref()
-            .map(|(h, _)| h * self.count as f64 * d.max_duration.as_secs_f64() / 3600.0)
+            .map(|(h, _)| h * self.count as f64 * billable_hours(d))
     }
 }
 
@@ -242,8 +258,9 @@ impl Plan {
         let budget = d.max_cost_usd?;
         match self.bound_usd(d) {
             Some(b) if b > budget => Some(format!(
-                "the run can cost up to ${b:.2} (instance $/hour × count × deploy.max_duration {}), over deploy.max_cost_usd ${budget:.2}: lower the instance counts or max_duration, or raise the budget",
-                humantime::format_duration(d.max_duration)
+                "the run can cost up to ${b:.2} (instance $/hour × count × (deploy.max_duration {} + {} boot)), over deploy.max_cost_usd ${budget:.2}: lower the instance counts or max_duration, or raise the budget",
+                humantime::format_duration(d.max_duration),
+                humantime::format_duration(BOOT_ALLOWANCE)
             )),
             Some(_) => None,
             None => Some(format!(
@@ -281,8 +298,12 @@ pub fn plan(
     let mut errors = vec![];
     for ep in &cfg.endpoints {
         let Some(s) = &ep.ec2 else { continue };
-        if let Some(v) = s.hf_token_env.as_ref().and_then(|v| std::env::var(v).ok()) {
-            crate::redact::register(&v);
+        let mut notes = vec![];
+        if let Some(var) = &s.hf_token_env {
+            match std::env::var(var) {
+                Ok(v) if !v.is_empty() => crate::redact::register(&v),
+                _ => notes.push(format!("${var} is not set: the real run refuses to start without the Hugging Face token it names")),
+            }
         }
         let instance_type = ep.instance_type.clone().expect("validated");
         let stack = ep.serving_stack.clone().expect("validated");
@@ -328,6 +349,7 @@ pub fn plan(
                 .collect(),
             user_data,
             usd_per_hour,
+            notes,
         });
     }
     if errors.is_empty() {
@@ -364,6 +386,11 @@ fn user_data(
     let d = &cfg.deploy;
     let minutes = d.max_duration.as_secs().div_ceil(60);
     let mut u = String::new();
+    let mut step = 0;
+    let mut next = || {
+        step += 1;
+        step
+    };
     let _ = writeln!(u, "#!/bin/bash");
     let _ = writeln!(
         u,
@@ -374,7 +401,8 @@ fn user_data(
     let _ = writeln!(u, "set -euo pipefail");
     let _ = writeln!(
         u,
-        "# 1. Stop (and so terminate) after deploy.max_duration even if the harness is gone."
+        "# {}. Stop (and so terminate) after deploy.max_duration even if the harness is gone.",
+        next()
     );
     let _ = writeln!(u, "shutdown -h +{minutes}");
     if matches!(acc, Accelerator::Cpu { .. }) {
@@ -382,7 +410,7 @@ fn user_data(
     }
     let mut env_flags = String::new();
     if s.hf_token_env.is_some() {
-        let _ = writeln!(u, "# 2. The Hugging Face token, from SSM Parameter Store (SecureString, deleted after the run).");
+        let _ = writeln!(u, "# {}. The Hugging Face token, from SSM Parameter Store (SecureString, deleted after the run).", next());
         let _ = writeln!(u, "IMDS=\"$(curl -sX PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 300')\"");
         let _ = writeln!(u, "REGION=\"$(curl -sH \"X-aws-ec2-metadata-token: $IMDS\" http://169.254.169.254/latest/meta-data/placement/region)\"");
         let _ = writeln!(
@@ -403,7 +431,8 @@ fn user_data(
     };
     let _ = writeln!(
         u,
-        "# 3. The serving stack: {}.",
+        "# {}. The serving stack: {}.",
+        next(),
         ep.serving_stack.as_deref().unwrap_or("custom")
     );
     let _ = writeln!(
@@ -413,7 +442,11 @@ fn user_data(
         args.iter().map(|a| sh_quote(a)).collect::<Vec<_>>().join(" ")
     );
     let _ = writeln!(u, "docker inspect --format '{{{{index .RepoDigests 0}}}}' {} > /var/tmp/llm-harness-image-digest || true", sh_quote(image));
-    let _ = writeln!(u, "# 4. Healthy when the OpenAI API lists the model.");
+    let _ = writeln!(
+        u,
+        "# {}. Healthy when the OpenAI API lists the model.",
+        next()
+    );
     let _ = writeln!(
         u,
         "until curl -sf http://127.0.0.1:{}/v1/models >/dev/null; do sleep 5; done",
@@ -421,10 +454,10 @@ fn user_data(
     );
     match d.client {
         ClientSite::Instance => {
-            let _ = writeln!(u, "# 5. The harness agent would benchmark over loopback here and upload the bundle (not built yet).");
+            let _ = writeln!(u, "# {}. The harness agent would benchmark over loopback here and upload the bundle (not built yet).", next());
         }
         ClientSite::Local => {
-            let _ = writeln!(u, "# 5. The harness benchmarks from its own machine; the port is open to deploy.allowed_cidr only.");
+            let _ = writeln!(u, "# {}. The harness benchmarks from its own machine; the port is open to deploy.allowed_cidr only.", next());
         }
     }
     u
@@ -450,6 +483,10 @@ pub fn render(p: &Plan, d: &Deploy) -> String {
             i.accelerator.words(),
             if i.spot { "spot" } else { "on-demand" }
         );
+        let _ = writeln!(o, "  launch       IMDSv2 required; shutdown behaviour terminate; no key pair, no SSH; tagged with the run id");
+        for n in &i.notes {
+            let _ = writeln!(o, "  NOTE         {n}");
+        }
         let _ = writeln!(
             o,
             "  AMI          {}",
@@ -482,9 +519,10 @@ pub fn render(p: &Plan, d: &Deploy) -> String {
         let _ = match (&i.usd_per_hour, i.bound_usd(d)) {
             (Some((h, from)), Some(b)) => writeln!(
                 o,
-                "  cost bound   ${b:.2} = {} × ${h:.4}/hour × {} ({from}{})",
+                "  cost bound   ${b:.2} = {} × ${h:.4}/hour × ({} + {} boot) ({from}{})",
                 i.count,
                 humantime::format_duration(d.max_duration),
+                humantime::format_duration(BOOT_ALLOWANCE),
                 if i.spot {
                     "; spot costs at most this"
                 } else {
@@ -505,12 +543,13 @@ pub fn render(p: &Plan, d: &Deploy) -> String {
     let n: u32 = p.instances.iter().map(|i| i.count).sum();
     let _ = write!(
         o,
-        "\ncost bound: {} for {n} instance(s), each living at most {} (it shuts itself down then); EBS and data transfer not included",
+                "\ncost bound: {} for {n} instance(s), each shutting itself down {} after boot (priced with {} of boot on top); EBS and data transfer not included",
         match p.bound_usd(d) {
             Some(b) => format!("${b:.2}"),
             None => "unknown".into(),
         },
-        humantime::format_duration(d.max_duration)
+        humantime::format_duration(d.max_duration),
+        humantime::format_duration(BOOT_ALLOWANCE)
     );
     let _ = match (d.max_cost_usd, p.refusal(d)) {
         (None, _) => writeln!(o, "; no deploy.max_cost_usd set"),

@@ -34,7 +34,7 @@ fn dry_run_plans_prices_and_creates_nothing() {
         "resolved at launch from the public SSM parameter /aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id",
         "vllm vllm/vllm-openai:v0.11.0 serving meta-llama/Llama-3.1-8B-Instruct",
         "g5.2xlarge-vllm · rag-2048-256 · c=64",
-        "--max-model-len 8192 --enable-prefix-caching",
+        "--max-model-len 8192 --data-parallel-size 8 --enable-prefix-caching",
         "shutdown -h +90",
         "-p 127.0.0.1:8000:8000",
         "/llm-harness/",
@@ -42,15 +42,25 @@ fn dry_run_plans_prices_and_creates_nothing() {
         assert!(so.contains(want), "missing `{want}` in:\n{so}");
     }
     assert_eq!(so.matches("  experiments  8\n").count(), 3, "{so}");
-    // The bound by hand: (1.212 + 2.24208 + 32.7726) $/h × 1 instance × 1.5 h.
-    let bound: f64 = (1.212 + 2.24208 + 32.7726) * 1.5;
-    assert!((bound - 54.34002).abs() < 1e-9);
+    // The bound by hand: (1.212 + 2.24208 + 32.7726) $/h × 1 instance ×
+    // (1.5 h + 10 min of boot).
+    let bound: f64 = (1.212 + 2.24208 + 32.7726) * (1.5 + 10.0 / 60.0);
+    assert!((bound - 60.3778).abs() < 1e-4, "{bound}");
     assert!(
-        so.contains("cost bound: $54.34 for 3 instance(s), each living at most 1h 30m"),
+        so.contains("cost bound: $60.38 for 3 instance(s), each shutting itself down 1h 30m after boot (priced with 10m of boot on top)"),
         "{so}"
     );
-    assert!(so.contains("$49.16 = 1 × $32.7726/hour × 1h 30m"), "{so}");
-    assert!(so.contains("within deploy.max_cost_usd $60.00"), "{so}");
+    assert!(
+        so.contains("$54.62 = 1 × $32.7726/hour × (1h 30m + 10m boot)"),
+        "{so}"
+    );
+    assert!(so.contains("within deploy.max_cost_usd $75.00"), "{so}");
+    assert!(
+        so.contains("IMDSv2 required; shutdown behaviour terminate"),
+        "{so}"
+    );
+    assert!(so.contains("--data-parallel-size 8"), "{so}");
+    assert!(!so.contains("NOTE"), "HF_TOKEN is set: {so}");
     assert!(!so.contains(TOKEN) && !se.contains(TOKEN));
 }
 
@@ -59,13 +69,17 @@ fn over_budget_is_refused_before_anything_is_created() {
     let dir = tempfile::tempdir().unwrap();
     let yaml = std::fs::read_to_string(repo_config("ec2.yml"))
         .unwrap()
-        .replace("max_cost_usd: 60", "max_cost_usd: 20");
+        .replace("max_cost_usd: 75", "max_cost_usd: 20");
     let cfg = write_config(dir.path(), "ec2", &yaml);
     let out = dir.path().join("ec2.duckdb");
     let o = dry_run(&cfg, &out);
-    assert!(o.status.success());
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "a dry run exits as the real run would"
+    );
     assert!(
-        stdout(&o).contains("REFUSED for a real run: the run can cost up to $54.34"),
+        stdout(&o).contains("REFUSED for a real run: the run can cost up to $60.38"),
         "{}",
         stdout(&o)
     );
@@ -74,7 +88,7 @@ fn over_budget_is_refused_before_anything_is_created() {
     let o = c.env("HF_TOKEN", TOKEN).output().unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("the run can cost up to $54.34 (instance $/hour × count × deploy.max_duration 1h 30m), over deploy.max_cost_usd $20.00"),
+        stderr(&o).contains("the run can cost up to $60.38 (instance $/hour × count × (deploy.max_duration 1h 30m + 10m boot)), over deploy.max_cost_usd $20.00"),
         "{}",
         stderr(&o)
     );
@@ -113,7 +127,7 @@ fn cpu_instances_get_ubuntu_and_the_cpu_image() {
         "ghcr.io/ggml-org/llama.cpp:server-b9014",
         "--ctx-size 2048",
         "apt-get install -y -qq docker.io",
-        "cost bound: $0.18 for 1 instance(s)",
+        "cost bound: $0.24 for 1 instance(s)",
     ] {
         assert!(so.contains(want), "missing `{want}` in:\n{so}");
     }
@@ -124,22 +138,45 @@ fn cpu_instances_get_ubuntu_and_the_cpu_image() {
 }
 
 #[test]
-fn a_secret_in_the_server_arguments_is_masked_in_the_user_data() {
+fn a_secret_on_the_server_command_line_is_refused_and_never_echoed() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(
         dir.path(),
         "leak",
         &format!(
-            "endpoints:\n  - name: e\n    provider: openai\n    model: m\n    instance_type: g5.2xlarge\n    serving_stack: vllm\n    ec2: {{ hf_token_env: HF_TOKEN, extra_args: [--api-key, {TOKEN}] }}\npricing: {{ instance_hourly: {{ g5.2xlarge: 1.0 }} }}\n"
+            "endpoints:\n  - name: e\n    provider: openai\n    model: m\n    instance_type: g5.2xlarge\n    serving_stack: vllm\n    ec2: {{ extra_args: [--api-key, x, \"--hf-token={TOKEN}\", {TOKEN}] }}\n  - name: f\n    provider: openai\n    model: m\n    instance_type: g5.2xlarge\n    serving_stack: custom\n    ec2: {{ image: i, command: \"serve --token abc\", hf_token_env: {TOKEN} }}\npricing: {{ instance_hourly: {{ g5.2xlarge: 1.0 }} }}\n"
         ),
     );
     let o = dry_run(&cfg, &dir.path().join("x.duckdb"));
-    let so = stdout(&o);
-    assert!(o.status.success(), "{so}{}", stderr(&o));
-    assert!(!so.contains(TOKEN), "{so}");
+    let (so, se) = (stdout(&o), stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "{so}{se}");
+    for want in [
+        "endpoints[0].ec2.extra_args[0]: `--api-key` passes a secret on the server's command line",
+        "endpoints[0].ec2.extra_args[2]: `--hf-token` passes a secret",
+        "endpoints[0].ec2.extra_args[3]: looks like a token",
+        "endpoints[1].ec2.command: `--token` passes a secret",
+        "endpoints[1].ec2.hf_token_env: holds what looks like a token",
+    ] {
+        assert!(se.contains(want), "missing `{want}` in:\n{se}");
+    }
+    assert!(!so.contains(TOKEN) && !se.contains(TOKEN), "{so}{se}");
+}
+
+#[test]
+fn a_missing_token_is_noted_in_the_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = run_cmd(
+        Path::new(&repo_config("ec2.yml")),
+        &dir.path().join("x.duckdb"),
+        &["--dry-run"],
+    );
+    c.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let o = c.env_remove("HF_TOKEN").output().unwrap();
+    assert!(o.status.success());
     assert!(
-        so.contains("--api-key '****'") || so.contains("--api-key ****"),
-        "{so}"
+        stdout(&o).contains("NOTE         $HF_TOKEN is not set: the real run refuses to start"),
+        "{}",
+        stdout(&o)
     );
 }
 
@@ -149,7 +186,7 @@ fn bad_deploy_settings_are_named_with_their_place() {
     let cfg = write_config(
         dir.path(),
         "bad",
-        "deploy:\n  client: local\n  allowed_cidr: 0.0.0.0/0\n  max_cost_usd: -5\nendpoints:\n  - name: a\n    provider: openai\n    model: m\n    base_url: http://127.0.0.1:1/v1\n    instance_type: g5.2xlarge\n    serving_stack: vllm\n    ec2: {}\n  - name: b\n    provider: openai\n    model: m\n    instance_type: g5\n    serving_stack: triton\n    ec2: { ami: ubuntu, hf_token_env: hf_abc-123, market: cheap }\n  - name: c\n    provider: sim\n    ec2: {}\n",
+        "deploy:\n  client: local\n  allowed_cidr: 0.0.0.0/0\n  max_cost_usd: -5\n  region: eu-west-1\n  max_duration: 400d\nendpoints:\n  - name: a\n    provider: openai\n    model: m\n    base_url: http://127.0.0.1:1/v1\n    instance_type: g5.2xlarge\n    serving_stack: vllm\n    ec2: {}\n  - name: b\n    provider: openai\n    model: m\n    instance_type: g5\n    serving_stack: triton\n    ec2: { ami: ubuntu, hf_token_env: hf_abc-123, market: cheap }\n  - name: c\n    provider: sim\n    ec2: {}\n",
     );
     let o = output(&["validate", cfg.to_str().unwrap()]);
     let se = stderr(&o);
@@ -157,9 +194,11 @@ fn bad_deploy_settings_are_named_with_their_place() {
     for want in [
         "bad.yml:3:17: deploy.allowed_cidr: `0.0.0.0/0` opens the port to everyone",
         "bad.yml:4:17: deploy.max_cost_usd: -5 is not a budget",
-        "bad.yml:9:15: endpoints[0].base_url: does not apply with `ec2:`",
-        "bad.yml:16:20: endpoints[1].instance_type: `g5` is not an EC2 instance type",
-        "bad.yml:17:20: endpoints[1].serving_stack: `triton` is not a stack the harness can launch: one of `vllm`, `tgi`, `sglang`, `llama-cpp`, `custom`",
+        "bad.yml:5:11: deploy.region: is `eu-west-1` but prices are looked up in `us-east-1` (pricing.region, by default)",
+        "bad.yml:6:17: deploy.max_duration: is over 7 days",
+        "bad.yml:11:15: endpoints[0].base_url: does not apply with `ec2:`",
+        "bad.yml:18:20: endpoints[1].instance_type: `g5` is not an EC2 instance type",
+        "bad.yml:19:20: endpoints[1].serving_stack: `triton` is not a stack the harness can launch: one of `vllm`, `tgi`, `sglang`, `llama-cpp`, `custom`",
         "endpoints[1].ec2.ami: `ubuntu` is not an AMI id",
         "endpoints[1].ec2.hf_token_env: `hf_abc-123` is not an environment variable name",
         "endpoints[1].ec2.market: `cheap` is not a market: `on-demand` or `spot`",
@@ -179,11 +218,11 @@ fn a_stack_without_a_pinned_image_for_the_instance_asks_for_one() {
     );
     let o = dry_run(&cfg, &dir.path().join("x.duckdb"));
     assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("endpoint `cpu-vllm`: the harness pins no vllm image for c7i.2xlarge (CPU); set `ec2.image`"),
-        "{}",
-        stderr(&o)
-    );
+    let want = "noimage.yml:7:10: endpoints[0].ec2.image: is required here: the harness pins no `vllm` image for c7i.2xlarge (CPU)";
+    assert!(stderr(&o).contains(want), "{}", stderr(&o));
+    // `validate` says the same as the run.
+    let o = output(&["validate", cfg.to_str().unwrap()]);
+    assert!(stderr(&o).contains(want), "{}", stderr(&o));
 }
 
 #[test]
@@ -209,5 +248,38 @@ fn what_is_launched_is_part_of_the_experiment_id() {
     assert_eq!(
         plain,
         id("{ market: spot, volume_gib: 300, hf_token_env: HF_TOKEN }")
+    );
+}
+
+#[test]
+fn a_broken_ec2_section_is_not_also_called_missing_and_cidrs_must_be_narrow() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "c",
+        "deploy: { max_cost_usd: 5, client: local, allowed_cidr: 10.0.0.0/4 }\nendpoints:\n  - name: e\n    provider: openai\n    model: m\n    instance_type: g5.2xlarge\n    serving_stack: custom\n    ec2: {}\n",
+    );
+    let o = output(&["validate", cfg.to_str().unwrap()]);
+    let se = stderr(&o);
+    assert!(
+        se.contains("`serving_stack: custom` needs both `ec2.image` and `ec2.command`"),
+        "{se}"
+    );
+    assert!(!se.contains("no endpoint has an `ec2:` section"), "{se}");
+    assert!(
+        se.contains("`10.0.0.0/4` opens the port to 2^28 addresses"),
+        "{se}"
+    );
+    // --show-settings shows the config's words: `auto`, `market`.
+    let cfg = write_config(
+        dir.path(),
+        "d",
+        "endpoints:\n  - name: e\n    provider: openai\n    model: m\n    instance_type: g5.2xlarge\n    serving_stack: vllm\n    ec2: { market: spot }\n",
+    );
+    let o = output(&["validate", cfg.to_str().unwrap(), "--show-settings"]);
+    let so = stdout(&o);
+    assert!(
+        so.contains("ami: \"auto\"") && so.contains("market: \"spot\""),
+        "{so}"
     );
 }
