@@ -153,13 +153,14 @@
         '';
 
         # nix run .#viewer -- BUNDLE...: publishes the bundles with this
-        # viewer into a temporary folder and serves it on loopback (Range
-        # requests, as the viewer's lazy reads need) until Ctrl-C.
+        # viewer into a temporary folder and serves it on loopback, port 8090
+        # or $HARNESS_VIEWER_PORT (Range requests, as the viewer's lazy reads
+        # need) until Ctrl-C.
         viewerApp = pkgs.writeShellApplication {
           name = "harness-viewer";
           runtimeInputs = [ harness pkgs.python3 pkgs.coreutils ];
           text = ''
-            port="''${HARNESS_VIEWER_PORT:-8000}"
+            port="''${HARNESS_VIEWER_PORT:-8090}"
             site="$(mktemp -d)"
             trap 'rm -rf "$site"' EXIT
             if [ "$#" -eq 0 ]; then
@@ -207,7 +208,9 @@
 
         devShells.default = craneLib.devShell {
           checks = self.checks.${system};
-          packages = [ pkgs.duckdb pkgs.python3 pkgs.nodejs ];
+          # viewer/build.sh finds the wasm32 target in the toolchain and this
+          # wasm-bindgen on PATH.
+          packages = [ pkgs.duckdb pkgs.python3 pkgs.nodejs wasmBindgenCli ];
         };
       });
 }

@@ -28,7 +28,7 @@ wb_flake="$(sed -n 's/^ *wasmBindgenVersion = "\(.*\)";/\1/p' flake.nix)"
 [ "$wb_lock" = "$wb_flake" ] || { echo "flake.nix builds wasm-bindgen-cli $wb_flake but Cargo.lock has wasm-bindgen $wb_lock" >&2; exit 1; }
 [ -f "nix/wasm-bindgen-cli-$wb_flake.Cargo.lock" ] || { echo "nix/wasm-bindgen-cli-$wb_flake.Cargo.lock is missing (copy it from the crate)" >&2; exit 1; }
 grep -q "nix/wasm-bindgen-cli-$wb_flake.Cargo.lock" flake.nix || { echo "flake.nix does not vendor nix/wasm-bindgen-cli-$wb_flake.Cargo.lock" >&2; exit 1; }
-python3 - <<'PY'
+python3 - "$wb_lock" <<'PY'
 import json, sys
 lock = json.load(open("viewer/js/package-lock.json"))
 bad = [k for k, v in lock["packages"].items()
@@ -36,5 +36,5 @@ bad = [k for k, v in lock["packages"].items()
 if bad:
     sys.exit("viewer/js/package-lock.json: entries without a registry 'resolved' URL and 'integrity' "
              "(the flake's importNpmLock fetches by them; viewer/js/.npmrc keeps them): " + ", ".join(bad[:5]))
-print(f"viewer: wasm-bindgen {sys.argv[1] if len(sys.argv) > 1 else ''}pinned alike; npm lock entries all carry resolved + integrity")
+print(f"viewer: wasm-bindgen {sys.argv[1]} pinned alike in Cargo.lock and flake.nix; npm lock entries all carry resolved + integrity")
 PY

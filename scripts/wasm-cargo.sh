@@ -5,7 +5,10 @@
 # rustup cannot download targets without internet). Used by
 # scripts/check-wasm.sh and viewer/build.sh.
 set -euo pipefail
-if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+# The wasm32 standard library in the active toolchain: rustup's target, or a
+# toolchain that ships it (the flake's devShell).
+if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown ||
+  [ -d "$(rustc --print sysroot 2>/dev/null)/lib/rustlib/wasm32-unknown-unknown" ]; then
   exec cargo build --target wasm32-unknown-unknown --release "$@"
 fi
 if [ ! -x /usr/bin/cargo ] || [ ! -d /usr/lib/rustlib/src/rust/library ] || [ ! -x /usr/lib/llvm-19/bin/wasm-ld ]; then

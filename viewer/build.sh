@@ -29,6 +29,12 @@ scripts/wasm-cargo.sh -p viewer --locked --target-dir "$target_dir"
 wb_version="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)"
 [ -n "$wb_version" ] || { echo "build.sh: no wasm-bindgen in Cargo.lock" >&2; exit 1; }
 wb_root="$HARNESS_CACHE/tools/wasm-bindgen-$wb_version"
+# One on PATH of exactly that version (the flake's devShell has it) will do.
+if [ ! -x "$wb_root/bin/wasm-bindgen" ] && command -v wasm-bindgen >/dev/null &&
+  [ "$(wasm-bindgen --version | awk '{print $2}')" = "$wb_version" ]; then
+  mkdir -p "$wb_root/bin"
+  ln -sf "$(command -v wasm-bindgen)" "$wb_root/bin/wasm-bindgen"
+fi
 if [ ! -x "$wb_root/bin/wasm-bindgen" ]; then
   echo "== installing wasm-bindgen-cli $wb_version into $wb_root" >&2
   cargo install wasm-bindgen-cli --version "$wb_version" --root "$wb_root" --quiet

@@ -62,29 +62,75 @@ pub struct Params {
     /// The heatmap's target range, req/min (`rpm=LO..HI`) and steps (`steps=`).
     pub rpm: Option<(f64, f64)>,
     pub steps: Option<usize>,
+    /// What the address held that was not used, each `key=value (why)`, for
+    /// the page to say (never written back).
+    pub ignored: Vec<String>,
 }
 
 impl Params {
     /// From the query string's (key, value) pairs, decoded. Unknown keys and
-    /// values that do not parse are ignored (a stale link still opens).
+    /// values that do not parse are left out, so that a stale link still
+    /// opens, and listed in `ignored` with what would be valid.
     pub fn from_pairs(pairs: &[(String, String)]) -> Params {
         let mut p = Params::default();
         for (k, v) in pairs {
             let v = v.trim();
-            match k.as_str() {
-                "page" => p.page = Page::parse(v).unwrap_or_default(),
-                "bundle" if !v.is_empty() => p.bundles.push(v.to_string()),
-                "budget" if check_latency_key(v).is_ok() => p.budget = Some(v.to_string()),
-                "ms" => p.ms = v.parse().ok().filter(|x: &f64| *x > 0.0 && x.is_finite()),
-                "err" => p.err_pct = v.parse().ok().filter(|x: &f64| (0.0..=100.0).contains(x)),
+            let why = match k.as_str() {
+                "page" => match Page::parse(v) {
+                    Some(page) => {
+                        p.page = page;
+                        None
+                    }
+                    None => Some(format!(
+                        "not a page: one of {}",
+                        Page::ALL.map(|p| p.id()).join(", ")
+                    )),
+                },
+                "bundle" if !v.is_empty() => {
+                    p.bundles.push(v.to_string());
+                    None
+                }
+                "bundle" => Some("empty".to_string()),
+                "budget" => match check_latency_key(v) {
+                    Ok(()) => {
+                        p.budget = Some(v.to_string());
+                        None
+                    }
+                    Err(e) => Some(e),
+                },
+                "ms" => {
+                    p.ms = v.parse().ok().filter(|x: &f64| *x > 0.0 && x.is_finite());
+                    p.ms.is_none()
+                        .then(|| "not a number of ms above 0".to_string())
+                }
+                "err" => {
+                    p.err_pct = v.parse().ok().filter(|x: &f64| (0.0..=100.0).contains(x));
+                    p.err_pct
+                        .is_none()
+                        .then(|| "not a percentage, 0 to 100".to_string())
+                }
                 "rpm" => {
                     p.rpm = v.split_once("..").and_then(|(a, b)| {
                         let (a, b) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
                         (a > 0.0 && b >= a && f64::is_finite(b)).then_some((a, b))
-                    })
+                    });
+                    p.rpm
+                        .is_none()
+                        .then(|| "not a range LOW..HIGH of req/min, 0 < LOW <= HIGH".to_string())
                 }
-                "steps" => p.steps = v.parse().ok().filter(|s| (1..=50).contains(s)),
-                _ => {}
+                "steps" => {
+                    p.steps = v.parse().ok().filter(|s| (1..=50).contains(s));
+                    p.steps
+                        .is_none()
+                        .then(|| "not a whole number from 1 to 50".to_string())
+                }
+                _ => Some(
+                    "unknown key: page, bundle, budget, ms, err, rpm and steps are read"
+                        .to_string(),
+                ),
+            };
+            if let Some(why) = why {
+                p.ignored.push(format!("{k}={v} ({why})"));
             }
         }
         p
@@ -204,7 +250,22 @@ mod tests {
         ]));
         assert_eq!(p.page, Page::Heatmap);
         assert_eq!(p.bundles.len(), 2);
-        assert_eq!(Params::from_pairs(&p.to_pairs()), p);
+        assert_eq!(
+            p.ignored,
+            vec![
+                "junk=1 (unknown key: page, bundle, budget, ms, err, rpm and steps are read)"
+                    .to_string()
+            ]
+        );
+        let again = Params::from_pairs(&p.to_pairs());
+        assert!(again.ignored.is_empty());
+        assert_eq!(
+            Params {
+                ignored: vec![],
+                ..p.clone()
+            },
+            again
+        );
         let base = Constraints {
             max_error_rate: 0.01,
             latency: vec![("ttft.p95".into(), 1000.0), ("e2e.p95".into(), 5000.0)],
@@ -228,7 +289,15 @@ mod tests {
             ("rpm", "9..1"),
             ("steps", "0"),
         ]));
-        assert_eq!(bad, Params::default());
+        assert_eq!(bad.ignored.len(), 5, "{:?}", bad.ignored);
+        assert!(bad.ignored[2].starts_with("ms=-1 (not a number of ms above 0"));
+        assert_eq!(
+            Params {
+                ignored: vec![],
+                ..bad.clone()
+            },
+            Params::default()
+        );
         assert!(bad.constraints(&base).is_none());
         assert!(Params::check_controls("800", "1", "60", "6000", "8").is_none());
         for (ms, err, lo, hi, steps, says) in [

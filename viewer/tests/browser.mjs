@@ -209,6 +209,9 @@ await shot('corrupt');
 await open('?bundle=bundles/missing.duckdb');
 err = await page.textContent('.error:not(:empty)').catch(() => '');
 check(err.includes('missing.duckdb was not found'), `a missing bundle is named as not found (${err.slice(0, 100)})`);
+await open('?page=heatmap&bundle=bundles/missing.duckdb&ms=abc&colour=red');
+err = await page.textContent('.error:not(:empty)').catch(() => '');
+check(err.includes('Ignored in the address: ms=abc (not a number of ms above 0); colour=red (unknown key'), `a hand-edited address is said to be ignored where it does not parse (${err.slice(0, 120)})`);
 
 // 7. Untrusted input: payloads in a bundle's strings render as text.
 for (const p of ['overview', 'recommendations', 'latency', 'heatmap']) {

@@ -62,6 +62,25 @@ fn site_dir(a: &PublishArgs) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// Copies `src` to `dst`, leaving `dst` writable by its owner even when
+/// `src` is not (a site in the Nix store is read-only), so that publishing
+/// again into the same folder can replace it.
+fn copy_writable(src: &Path, dst: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::symlink_metadata(dst) {
+        if m.permissions().readonly() {
+            std::fs::remove_file(dst)
+                .with_context(|| format!("cannot replace {}", dst.display()))?;
+        }
+    }
+    std::fs::copy(src, dst)
+        .with_context(|| format!("cannot copy {} to {}", src.display(), dst.display()))?;
+    let mut perm = std::fs::metadata(dst)?.permissions();
+    perm.set_mode(perm.mode() | 0o200);
+    std::fs::set_permissions(dst, perm)
+        .with_context(|| format!("cannot make {} writable", dst.display()))
+}
+
 fn copy_tree(from: &Path, to: &Path) -> Result<u64> {
     let mut n = 0;
     std::fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
@@ -73,8 +92,7 @@ fn copy_tree(from: &Path, to: &Path) -> Result<u64> {
         if entry.file_type()?.is_dir() {
             n += copy_tree(&src, &dst)?;
         } else {
-            std::fs::copy(&src, &dst)
-                .with_context(|| format!("cannot copy {} to {}", src.display(), dst.display()))?;
+            copy_writable(&src, &dst)?;
             n += 1;
         }
     }
@@ -128,8 +146,7 @@ pub fn run(a: PublishArgs) -> Result<ExitCode> {
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     for b in &a.bundles {
         let dst = dir.join(b.file_name().expect("checked above"));
-        std::fs::copy(b, &dst)
-            .with_context(|| format!("cannot copy {} to {}", b.display(), dst.display()))?;
+        copy_writable(b, &dst)?;
     }
     // The index lists every bundle in the site, earlier publications included.
     let mut index = vec![];

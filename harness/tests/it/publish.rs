@@ -52,6 +52,11 @@ fn publish_writes_the_site_the_bundles_and_an_index_that_grows() {
     let b = run_into(dir.path(), &cfg, "b", &[]);
     let site = dir.path().join("viewer-site");
     fake_site(&site);
+    // A read-only site, as in the Nix store: the copies must stay writable so
+    // that the next publication can replace them.
+    use std::os::unix::fs::PermissionsExt;
+    let wasm = site.join("pkg/viewer_bg.wasm");
+    std::fs::set_permissions(&wasm, std::fs::Permissions::from_mode(0o444)).unwrap();
     let to = dir.path().join("out");
     let (site_s, to_s) = (site.to_str().unwrap(), to.to_str().unwrap());
     run_ok(&[
@@ -66,6 +71,11 @@ fn publish_writes_the_site_the_bundles_and_an_index_that_grows() {
         std::fs::read_to_string(to.join("pkg/viewer_bg.wasm")).unwrap(),
         "pkg/viewer_bg.wasm"
     );
+    let mode = std::fs::metadata(to.join("pkg/viewer_bg.wasm"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o200, 0o200, "copied read-only: {mode:o}");
     run_ok(&[
         "publish",
         b.to_str().unwrap(),

@@ -58,11 +58,20 @@ fn set_status(ctx: Ctx, s: Option<String>) {
 
 #[component]
 pub fn App() -> impl IntoView {
+    let params = url::read();
+    let errors = if params.ignored.is_empty() {
+        vec![]
+    } else {
+        vec![format!(
+            "Ignored in the address: {}",
+            params.ignored.join("; ")
+        )]
+    };
     let ctx = Ctx {
-        params: RwSignal::new(url::read()),
+        params: RwSignal::new(params),
         loaded: RwSignal::new(vec![]),
         status: RwSignal::new(Some("starting DuckDB-WASM".into())),
-        errors: RwSignal::new(vec![]),
+        errors: RwSignal::new(errors),
         index: RwSignal::new(None),
         extra: RwSignal::new(Extra::default()),
         duckdb: RwSignal::new(None),

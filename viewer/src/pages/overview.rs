@@ -31,15 +31,22 @@ pub(super) fn overview(loaded: &[Loaded], r: Option<&Report>) -> impl IntoView {
             let datasets = b
                 .datasets
                 .iter()
-                .map(|d| {
+                                .map(|d| {
+                    // A synthetic dataset has no rows: prompts are generated per request.
+                    let generated = d.kind == "synthetic";
+                    let (rows, dropped, per_bucket) = if generated {
+                        ("generated".to_string(), "—".to_string(), "—".to_string())
+                    } else {
+                        (d.rows_total.to_string(), d.rows_dropped.to_string(), d.rows_per_bucket.clone())
+                    };
                     view! {
                         <tr>
                             <td>{d.dataset.clone()}</td>
                             <td>{d.kind.clone()}</td>
                             <td>{d.tokenizer_id.clone()}</td>
-                            <td class="num">{d.rows_total}</td>
-                            <td class="num">{d.rows_dropped}</td>
-                            <td>{d.rows_per_bucket.clone()}</td>
+                            <td class="num">{rows}</td>
+                            <td class="num">{dropped}</td>
+                            <td>{per_bucket}</td>
                             <td><code title=d.content_sha256.clone()>{d.content_sha256.chars().take(12).collect::<String>()}</code></td>
                         </tr>
                     }
