@@ -65,18 +65,32 @@ pub fn ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
     (first..=last).map(|i| i as f64 * step).collect()
 }
 
+/// Ticks for a log axis over `lo..=hi` (both > 0): 1-2-5 in each decade,
+/// or, where that gives fewer than 4 (a range under about a decade), every
+/// round mantissa 1, 1.5, 2, 3 … 9; under 3 still, the linear ticks.
 fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
-    let mut out = vec![];
-    let (a, b) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
-    for e in a..=b {
-        for m in [1.0, 2.0, 5.0] {
-            let v = m * 10f64.powi(e);
-            if v >= lo * 0.999 && v <= hi * 1.001 {
-                out.push(v);
+    let pick = |mantissas: &[f64]| {
+        let mut out = vec![];
+        let (a, b) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+        for e in a..=b {
+            for m in mantissas {
+                let v = m * 10f64.powi(e);
+                if v >= lo * 0.999 && v <= hi * 1.001 {
+                    out.push(v);
+                }
             }
         }
+        out
+    };
+    let coarse = pick(&[1.0, 2.0, 5.0]);
+    if coarse.len() >= 4 {
+        return coarse;
     }
-    out
+    let fine = pick(&[1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+    if fine.len() >= 3 {
+        return fine;
+    }
+    ticks(lo, hi, 4).into_iter().filter(|t| *t > 0.0).collect()
 }
 
 #[derive(Debug, Clone, Default)]
@@ -148,6 +162,10 @@ impl XyChart {
             if x1 <= x0 {
                 (x0, x1) = (x0 / 2.0, x1 * 2.0);
             }
+            // A margin of 5% of the span on each side (in log terms), so
+            // that no point sits on the frame.
+            let pad = (x1 / x0).powf(0.05).max(1.02);
+            (x0, x1) = (x0 / pad, x1 * pad);
         } else {
             x0 = x0.min(0.0);
             if x1 <= x0 {
@@ -418,6 +436,15 @@ mod tests {
             vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]
         );
         assert_eq!(log_ticks(3.0, 60.0), vec![5.0, 10.0, 20.0, 50.0]);
+        // Under a decade: finer mantissas (was only 2000 and 5000).
+        assert_eq!(
+            log_ticks(1000.0, 7000.0),
+            vec![1000.0, 1500.0, 2000.0, 3000.0, 4000.0, 5000.0, 6000.0, 7000.0]
+        );
+        assert_eq!(
+            log_ticks(50.0, 160.0),
+            vec![50.0, 60.0, 70.0, 80.0, 90.0, 100.0, 150.0]
+        );
         assert_eq!(short(1500.0), "1500");
         assert_eq!(short(25_000.0), "25k");
         assert_eq!(short(2.50), "2.5");
