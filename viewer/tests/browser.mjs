@@ -232,6 +232,21 @@ await page.setInputFiles('#file', path.join(work, 'local.duckdb'));
 await page.waitForSelector('#page table.experiments', { timeout: 60000 });
 check((await page.textContent('#page')).includes('local.duckdb'), 'a bundle chosen from disk opens');
 
+// 8b. A file dropped on the page: a real DragEvent whose DataTransfer holds
+// the bundle's bytes as a File.
+await open('');
+const dropped = readFileSync(path.join(work, 'local.duckdb')).toString('base64');
+await page.evaluate((b64) => {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const dt = new DataTransfer();
+  dt.items.add(new File([bytes], 'dropped.duckdb', { type: 'application/octet-stream' }));
+  const target = document.querySelector('#open');
+  target.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  target.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+}, dropped);
+await page.waitForSelector('#page table.experiments', { timeout: 60000 });
+check((await page.textContent('#page')).includes('dropped.duckdb'), 'a bundle dropped on the page opens');
+
 // 9. The same site served from S3 (moto): compressed wasm, the bundle by range reads.
 if (process.env.S3_BASE) {
   const t0 = Date.now();
