@@ -171,16 +171,13 @@ fn hash_inputs(
     }
     // What the harness launches shapes the figures: the AMI (`auto` until
     // resolved), the image (the stack's pinned default when not set), the
-    // server's arguments. Not hashed: market, port, volume, the token's name.
+    // server's arguments (port included). Not hashed: market, volume, the
+    // token variable's name.
     if let Some(s) = &ep.ec2 {
         let acc = crate::deploy::ec2::Accelerator::of(ep.instance_type.as_deref().unwrap_or(""));
-        let image = s.image.clone().or_else(|| {
-            crate::deploy::ec2::default_image(ep.serving_stack.as_deref().unwrap_or(""), acc)
-                .map(String::from)
-        });
         v["endpoint"]["ec2"] = json!({
             "ami": s.ami.as_deref().unwrap_or("auto"),
-            "image": image,
+            "image": crate::deploy::ec2::image(ep, s),
             "server_args": crate::deploy::ec2::server_args(ep, s, acc),
         });
     }

@@ -390,6 +390,11 @@ pub fn decode<T: serde::de::DeserializeOwned>(
         .collect()
 }
 
+/// `s` as an SQL string literal: single-quoted, inner quotes doubled.
+pub fn sql_string(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
 /// The bucket of a value `v` in [`distributions_sql`]: 256 buckets per
 /// factor of e (each about 0.4% wide, under a pixel on a log axis); zero and
 /// negative values share one bucket.
@@ -418,10 +423,7 @@ pub fn distributions_sql(
     if experiment_ids.is_empty() || exprs.is_empty() {
         return None;
     }
-    let ids: Vec<String> = experiment_ids
-        .iter()
-        .map(|id| format!("'{}'", id.replace('\'', "''")))
-        .collect();
+    let ids: Vec<String> = experiment_ids.iter().map(|id| sql_string(id)).collect();
     let selects: Vec<String> = exprs
         .iter()
         .map(|(i, expr)| format!("{expr} AS m{i}"))

@@ -148,8 +148,8 @@ pub async fn values_as_recorded(alias: &str, experiment_id: &str, metric: Metric
         return vec![];
     };
     let sql = format!(
-        "SELECT v FROM (SELECT seq, {expr} AS v FROM \"{alias}\".requests WHERE experiment_id = '{}' AND NOT warmup) WHERE v IS NOT NULL ORDER BY seq",
-        experiment_id.replace('\'', "''")
+        "SELECT v FROM (SELECT seq, {expr} AS v FROM \"{alias}\".requests WHERE experiment_id = {} AND NOT warmup) WHERE v IS NOT NULL ORDER BY seq",
+        contract::sql_string(experiment_id)
     );
     let q = harness_core::stats::Quantizer::new();
     query(&sql)

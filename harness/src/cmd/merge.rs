@@ -17,6 +17,7 @@ use crate::bundle::{read, Bundle};
 use crate::cli::MergeArgs;
 use anyhow::{Context, Result};
 use duckdb::params;
+use harness_view::contract::sql_string as sql_str;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
@@ -24,10 +25,6 @@ struct Copy {
     src: usize,
     run_id: String,
     ended_at: String,
-}
-
-fn sql_str(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }
 
 fn three_strings(c: &duckdb::Connection, sql: &str) -> Result<Vec<(String, String, String)>> {

@@ -373,7 +373,7 @@ fn new_run_id(started_at: chrono::DateTime<Utc>, path: &Path) -> String {
 /// The deployment stage's checks before anything is created: `--dry-run`
 /// prints the plan and stops (exit 0, or 2 when the real run would be
 /// refused on its budget); a launch plan over
-/// `deploy.max_cost_usd`, or one the harness cannot make, stops the run
+/// `deploy.max_cost_usd` stops the run
 /// (exit 2); so does any `ec2:` endpoint, since launching is not built yet.
 /// `None`: go on.
 fn deployment_gate(
@@ -385,15 +385,7 @@ fn deployment_gate(
     path: &Path,
 ) -> Option<ExitCode> {
     let cfg = &loaded.config;
-    let plan = match deploy::ec2::plan(cfg, experiments, pricing, run_id) {
-        Ok(p) => p,
-        Err(errors) => {
-            for e in errors {
-                eprintln!("error: {}: {e}", loaded.file);
-            }
-            return Some(ExitCode::from(exit::BAD_INPUT));
-        }
-    };
+    let plan = deploy::ec2::plan(cfg, experiments, pricing, run_id);
     if a.dry_run {
         println!(
             "dry run of {} (run {run_id}): nothing is created and no request is sent",

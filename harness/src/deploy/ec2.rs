@@ -132,6 +132,16 @@ pub fn default_image(stack: &str, acc: Accelerator) -> Option<&'static str> {
     }
 }
 
+/// The image `ep` is served with: `ec2.image`, else its stack's pinned image
+/// for the instance's accelerator (`None` only for a config that validation
+/// refuses). One definition for the plan and the experiment id.
+pub fn image(ep: &Endpoint, s: &Ec2Settings) -> Option<String> {
+    let acc = Accelerator::of(ep.instance_type.as_deref().unwrap_or(""));
+    s.image
+        .clone()
+        .or_else(|| default_image(ep.serving_stack.as_deref().unwrap_or(""), acc).map(String::from))
+}
+
 /// The container's arguments (after the image) that serve `ep`'s model on
 /// `s.port`, per stack; `custom` runs `ec2.command` through `sh -c`.
 pub fn server_args(ep: &Endpoint, s: &Ec2Settings, acc: Accelerator) -> Vec<String> {
@@ -278,15 +288,8 @@ impl Plan {
 
 /// Plans the launch of every endpoint of `cfg` that has an `ec2:` section.
 /// Secret values read here (the HF token) are registered for masking first.
-///
-/// Errors: one line per endpoint the harness cannot launch as configured
-/// (no pinned image of its stack for its instance type).
-pub fn plan(
-    cfg: &Config,
-    experiments: &[Experiment],
-    pricer: &mut Pricer,
-    run_id: &str,
-) -> Result<Plan, Vec<String>> {
+/// `cfg` must be validated (which refuses a stack with no image to launch).
+pub fn plan(cfg: &Config, experiments: &[Experiment], pricer: &mut Pricer, run_id: &str) -> Plan {
     let region = cfg
         .deploy
         .region
@@ -295,7 +298,6 @@ pub fn plan(
         .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
         .filter(|r| !r.is_empty());
     let mut instances = vec![];
-    let mut errors = vec![];
     for ep in &cfg.endpoints {
         let Some(s) = &ep.ec2 else { continue };
         let mut notes = vec![];
@@ -308,18 +310,8 @@ pub fn plan(
         let instance_type = ep.instance_type.clone().expect("validated");
         let stack = ep.serving_stack.clone().expect("validated");
         let acc = Accelerator::of(&instance_type);
-        let image = match (&s.image, default_image(&stack, acc)) {
-            (Some(i), _) => i.clone(),
-            (None, Some(i)) => i.to_string(),
-            (None, None) => {
-                errors.push(format!(
-                    "endpoint `{}`: the harness pins no {stack} image for {instance_type} ({}); set `ec2.image`",
-                    ep.name,
-                    acc.words()
-                ));
-                continue;
-            }
-        };
+        let image =
+            image(ep, s).expect("validated: a stack without a pinned image needs ec2.image");
         let args = server_args(ep, s, acc);
         let usd_per_hour = pricer
             .price(Some(&instance_type), &ep.model, true)
@@ -352,11 +344,7 @@ pub fn plan(
             notes,
         });
     }
-    if errors.is_empty() {
-        Ok(Plan { region, instances })
-    } else {
-        Err(errors)
-    }
+    Plan { region, instances }
 }
 
 /// Quotes `s` for a POSIX shell.

@@ -13,10 +13,19 @@ fn repo_config(name: &str) -> String {
 
 const TOKEN: &str = "hf_TestSecretToken0123456789";
 
-fn dry_run(cfg: &Path, out: &Path) -> std::process::Output {
-    let mut c = run_cmd(cfg, out, &["--dry-run"]);
+/// `harness run -q EXTRA... CFG --out OUT` from the repository root (the
+/// configs name `configs/pricing.yml`), for a test to add environment to.
+fn run_in_repo(cfg: &Path, out: &Path, extra: &[&str]) -> std::process::Command {
+    let mut c = run_cmd(cfg, out, extra);
     c.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    c.env("HF_TOKEN", TOKEN).output().unwrap()
+    c
+}
+
+fn dry_run(cfg: &Path, out: &Path) -> std::process::Output {
+    run_in_repo(cfg, out, &["--dry-run"])
+        .env("HF_TOKEN", TOKEN)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -83,9 +92,10 @@ fn over_budget_is_refused_before_anything_is_created() {
         "{}",
         stdout(&o)
     );
-    let mut c = run_cmd(&cfg, &out, &[]);
-    c.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    let o = c.env("HF_TOKEN", TOKEN).output().unwrap();
+    let o = run_in_repo(&cfg, &out, &[])
+        .env("HF_TOKEN", TOKEN)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("the run can cost up to $60.38 (instance $/hour × count × (deploy.max_duration 1h 30m + 10m boot)), over deploy.max_cost_usd $20.00"),
@@ -99,9 +109,9 @@ fn over_budget_is_refused_before_anything_is_created() {
 fn a_real_run_within_budget_says_launching_is_not_built_and_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("ec2.duckdb");
-    let mut c = run_cmd(Path::new(&repo_config("ec2-llama-cpp.yml")), &out, &[]);
-    c.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    let o = c.output().unwrap();
+    let o = run_in_repo(Path::new(&repo_config("ec2-llama-cpp.yml")), &out, &[])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).contains("launching on EC2 is not built yet")
@@ -165,13 +175,14 @@ fn a_secret_on_the_server_command_line_is_refused_and_never_echoed() {
 #[test]
 fn a_missing_token_is_noted_in_the_plan() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = run_cmd(
+    let o = run_in_repo(
         Path::new(&repo_config("ec2.yml")),
         &dir.path().join("x.duckdb"),
         &["--dry-run"],
-    );
-    c.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
-    let o = c.env_remove("HF_TOKEN").output().unwrap();
+    )
+    .env_remove("HF_TOKEN")
+    .output()
+    .unwrap();
     assert!(o.status.success());
     assert!(
         stdout(&o).contains("NOTE         $HF_TOKEN is not set: the real run refuses to start"),
