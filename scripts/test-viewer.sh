@@ -22,11 +22,7 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import duckdb' 2>/dev
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q duckdb==1.5.6
 fi
-moto="$HARNESS_CACHE/moto-5"
-if [ ! -x "$moto/bin/moto_server" ]; then
-  python3 -m venv "$moto"
-  "$moto/bin/pip" install -q 'moto[server]>=5,<6'
-fi
+moto="$(dirname "$(dirname "$(scripts/moto.sh)")")"
 site="$HARNESS_CACHE/viewer-site"
 viewer/build.sh "$site"
 cargo build --release --quiet -p harness

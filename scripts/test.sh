@@ -12,8 +12,13 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --release --quiet -- -D warnings
-echo "== cargo test"
-cargo test --workspace --release
+echo "== cargo test (the EC2 tests run against moto on loopback)"
+scripts/moto.sh >/dev/null
+# The harness alone first, so its dependencies are built with the features
+# `cargo build -p harness` (scripts/harness, the end-to-end and browser tests)
+# uses too: the large EC2 client compiles once. Then the rest.
+cargo test --release -p harness
+cargo test --release --workspace --exclude harness
 echo "== end to end against llama.cpp (SmolLM2-135M)"
 scripts/e2e-llama.sh
 echo "== wasm32 build of harness-core"

@@ -39,6 +39,48 @@ pub enum Command {
     Publish(PublishArgs),
     /// Run the embedded simulated LLM server on its own.
     Sim(SimArgs),
+    /// Find and terminate what EC2 runs left behind (instances, security groups), by their tags.
+    Gc(GcArgs),
+    /// Show the EC2 runs this machine has in flight: resources and cost so far.
+    Status(StatusArgs),
+    /// The harness on a launched instance (started by its boot script): serve, benchmark over loopback, upload.
+    Agent(AgentArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct GcArgs {
+    /// The region to sweep (default: the SDK's, from AWS_REGION or the profile).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Only what was launched longer ago than this, e.g. 2h (default: everything found).
+    #[arg(long, value_name = "DURATION")]
+    pub older_than: Option<String>,
+    /// Only list what would be terminated and deleted.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// Also list finished runs (their state files are kept).
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    /// Presigned URL of the agent's job (JSON), written by `harness run`.
+    #[arg(long)]
+    pub job: String,
+    /// The agent's own log file, uploaded with its results.
+    #[arg(long)]
+    pub log: Option<PathBuf>,
+    /// Working folder (default: a folder under the system's temporary one).
+    #[arg(long)]
+    pub workdir: Option<PathBuf>,
+    /// Testing: benchmark a stand-in instead of starting the container: `sim` (the embedded simulator) or a base URL.
+    #[arg(long, hide = true)]
+    pub stand_in: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -7,6 +7,7 @@
 //! embedded simulated server. Metric and statistics definitions live in the
 //! `harness-core` crate, shared with the viewer.
 
+pub mod aws;
 pub mod bundle;
 pub mod cli;
 pub mod clock;
@@ -49,6 +50,9 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Publish(a) => cmd::publish::run(a),
         Command::Run(a) => runtime()?.block_on(cmd::run::run(a)),
         Command::Sim(a) => runtime()?.block_on(cmd::sim::run(a)),
+        Command::Gc(a) => runtime()?.block_on(cmd::gc::run(a)),
+        Command::Status(a) => cmd::gc::status(a),
+        Command::Agent(a) => runtime()?.block_on(cmd::agent::run(a)),
     }
 }
 

@@ -1,10 +1,5 @@
-//! Uploading a published site to S3 with the AWS SDK (`aws-sdk-s3`).
-//!
-//! Credentials, region and endpoint come from the SDK's standard chain
-//! (environment, profile, instance role; `AWS_ENDPOINT_URL` for an
-//! S3-compatible store such as moto or MinIO, which then gets path-style
-//! addresses). HTTPS uses rustls with the ring provider, as the rest of the
-//! harness does.
+//! Uploading a published site to S3 with the AWS SDK (`aws-sdk-s3`), through
+//! the shared SDK configuration ([`crate::aws`]).
 //!
 //! Each object gets its content type (`application/wasm` for `.wasm`, which
 //! S3 does not infer). S3 does not compress, so `.wasm`, `.js` and `.mjs`
@@ -74,44 +69,9 @@ fn files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// Errors: no credentials or region, a bucket that does not exist or refuses
 /// the write (the SDK's message, with the object's key).
 pub async fn upload_dir(dir: &Path, bucket: &str, prefix: &str) -> Result<usize> {
-    crate::tls::install_provider();
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https();
-    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http)
-        .load()
-        .await;
-    // Say what is missing before the first request, not in an SDK dump.
-    if shared.region().is_none() {
-        crate::bad_input!(
-            "no AWS region: set AWS_REGION (or a profile's region with AWS_PROFILE) for s3://{bucket}"
-        );
-    }
-    let creds = match shared.credentials_provider() {
-        Some(p) => {
-            use aws_credential_types::provider::ProvideCredentials;
-            p.provide_credentials()
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }
-        None => Err("no credentials provider".into()),
-    };
-    if let Err(e) = creds {
-        crate::bad_input!(
-            "no AWS credentials for s3://{bucket} ({e}): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run where an instance role applies"
-        );
-    }
-    let mut conf = aws_sdk_s3::config::Builder::from(&shared);
-    if std::env::var_os("AWS_ENDPOINT_URL").is_some()
-        || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
-    {
-        conf = conf.force_path_style(true);
-    }
-    let client = aws_sdk_s3::Client::from_conf(conf.build());
+    let client = crate::aws::load(None, &format!("s3://{bucket}"))
+        .await?
+        .s3();
     let mut n = 0;
     for path in files(dir)? {
         let rel = path
@@ -144,12 +104,7 @@ pub async fn upload_dir(dir: &Path, bucket: &str, prefix: &str) -> Result<usize>
             put = put.content_encoding("gzip");
         }
         put.send().await.map_err(|e| {
-            use aws_sdk_s3::error::ProvideErrorMetadata;
-            let why = match (e.code(), e.message()) {
-                (Some(code), Some(msg)) => format!("{code}: {msg}"),
-                _ => aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
-            };
-            anyhow::anyhow!("uploading s3://{bucket}/{key}: {why}")
+            anyhow::anyhow!("uploading s3://{bucket}/{key}: {}", crate::aws::why(&e))
         })?;
         n += 1;
     }

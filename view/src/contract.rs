@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The bundle schema this build writes and reads (`meta.schema_version`).
-pub const SCHEMA_VERSION: &str = "4";
+pub const SCHEMA_VERSION: &str = "5";
 /// The DuckDB storage version bundles are created with, so that DuckDB-WASM
 /// 1.32 (DuckDB 1.4.3) opens them.
 pub const STORAGE_VERSION: &str = "v1.4.0";
@@ -503,7 +503,7 @@ mod tests {
     fn schema_check_names_file_and_versions() {
         assert!(check_schema("a.duckdb", Some(SCHEMA_VERSION)).is_ok());
         let e = check_schema("a.duckdb", Some("3")).unwrap_err();
-        assert!(e.contains("a.duckdb") && e.contains("schema 3") && e.contains("schema 4"));
+        assert!(e.contains("a.duckdb") && e.contains("schema 3") && e.contains("schema 5"));
         assert!(check_schema("a.duckdb", None)
             .unwrap_err()
             .contains("not a result bundle"));

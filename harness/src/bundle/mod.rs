@@ -150,7 +150,139 @@ pub struct PreflightRow<'a> {
     pub latency_ms: Option<f64>,
 }
 
+/// One launched instance: where, what, each phase's time and how it ended.
+/// `docs/bundle.md` (`deployments`) defines each field.
+#[derive(Debug, Clone, Default)]
+pub struct DeploymentRow {
+    pub run_id: String,
+    pub endpoint: String,
+    pub kind: String,
+    pub region: Option<String>,
+    pub instance_id: Option<String>,
+    pub instance_type: Option<String>,
+    pub market: Option<String>,
+    pub ami: Option<String>,
+    pub image: Option<String>,
+    pub image_digest: Option<String>,
+    pub agent_run_id: Option<String>,
+    pub launched_at: Option<DateTime<Utc>>,
+    pub ready_at: Option<DateTime<Utc>>,
+    pub benchmarked_at: Option<DateTime<Utc>>,
+    pub collected_at: Option<DateTime<Utc>>,
+    pub terminated_at: Option<DateTime<Utc>>,
+    pub usd_per_hour: Option<f64>,
+    pub experiments_completed: i32,
+    pub experiments_missing: i32,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub agent_log: Option<String>,
+    pub serving_log: Option<String>,
+}
+
+impl DeploymentRow {
+    /// `usd_per_hour` × (terminated − launched) in hours.
+    pub fn cost_usd(&self) -> Option<f64> {
+        let (l, t) = (self.launched_at?, self.terminated_at?);
+        Some(self.usd_per_hour? * (t - l).num_milliseconds().max(0) as f64 / 3.6e6)
+    }
+}
+
+/// Copies rows from the attached bundle `src` into the open one: its runs and
+/// preflights not already present, the experiments (with summaries,
+/// distributions and requests) whose ids `kept` (a SQL subquery) selects,
+/// and the dataset cards and rows `datasets` (a SQL condition) selects.
+/// One definition for `harness merge` and for collecting an instance's bundle.
+pub(crate) fn copy_attached(c: &Connection, kept: &str, datasets: &str) -> Result<()> {
+    c.execute_batch(&format!(
+        "BEGIN;
+         INSERT INTO runs SELECT * FROM src.runs WHERE run_id NOT IN (SELECT run_id FROM runs);
+         INSERT INTO preflights SELECT * FROM src.preflights WHERE (run_id, endpoint) NOT IN (SELECT (run_id, endpoint) FROM preflights);
+         INSERT INTO deployments SELECT * FROM src.deployments WHERE (run_id, endpoint) NOT IN (SELECT (run_id, endpoint) FROM deployments);
+         INSERT INTO experiments SELECT * FROM src.experiments WHERE experiment_id IN {kept};
+         INSERT INTO summaries SELECT * FROM src.summaries WHERE experiment_id IN {kept};
+         INSERT INTO distributions SELECT * FROM src.distributions WHERE experiment_id IN {kept};
+         INSERT INTO requests SELECT * FROM src.requests WHERE experiment_id IN {kept};
+         INSERT INTO datasets SELECT * FROM src.datasets WHERE {datasets};
+         INSERT INTO dataset_rows SELECT * FROM src.dataset_rows WHERE {datasets};
+         COMMIT;"
+    ))?;
+    Ok(())
+}
+
 impl Bundle {
+    /// Records a launched instance (replacing an earlier row for the same
+    /// run and endpoint); logs and the reason are masked.
+    pub fn write_deployment(&self, d: &DeploymentRow) -> Result<()> {
+        let mask = |s: &Option<String>| s.as_deref().map(crate::redact::text);
+        self.conn.execute(
+            "INSERT OR REPLACE INTO deployments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            params![
+                d.run_id, d.endpoint, d.kind, d.region, d.instance_id, d.instance_type, d.market,
+                d.ami, d.image, d.image_digest, d.agent_run_id,
+                d.launched_at.map(ts), d.ready_at.map(ts), d.benchmarked_at.map(ts),
+                d.collected_at.map(ts), d.terminated_at.map(ts),
+                d.usd_per_hour, d.cost_usd(), d.experiments_completed, d.experiments_missing,
+                d.status, mask(&d.status_reason), mask(&d.agent_log), mask(&d.serving_log),
+            ],
+        )?;
+        self.checkpoint()
+    }
+
+    /// Takes in the experiments `ids` of the bundle file `src` (an instance's,
+    /// collected), replacing earlier rows for those ids, with the runs,
+    /// preflights and dataset cards they need. A run of `src` still marked
+    /// `running` (its agent stopped mid-run) becomes `lost`.
+    ///
+    /// Errors: `src` is not a bundle of this schema version.
+    pub fn absorb(&mut self, src: &Path, ids: &[String]) -> Result<()> {
+        read::open(src)?; // a bundle, and of this schema version
+        {
+            let tx = self.conn.transaction()?;
+            for id in ids {
+                delete_experiment(&tx, id)?;
+            }
+            tx.commit()?;
+        }
+        let c = &self.conn;
+        c.execute_batch(&format!(
+            "ATTACH {} AS src (READ_ONLY)",
+            harness_view::contract::sql_string(&src.to_string_lossy())
+        ))
+        .with_context(|| format!("cannot attach {}", src.display()))?;
+        let kept = if ids.is_empty() {
+            "(SELECT NULL WHERE FALSE)".to_string()
+        } else {
+            format!(
+                "({})",
+                ids.iter()
+                    .map(|i| harness_view::contract::sql_string(i))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let running: Vec<String> = {
+            let mut st = c.prepare("SELECT run_id FROM src.runs WHERE status = 'running'")?;
+            let v = st
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<_, _>>()?;
+            v
+        };
+        let copied = copy_attached(
+            c,
+            &kept,
+            "(dataset, tokenizer_sha256) NOT IN (SELECT (dataset, tokenizer_sha256) FROM datasets)",
+        );
+        c.execute_batch("DETACH src")?;
+        copied.with_context(|| format!("copying results from {}", src.display()))?;
+        for run_id in running {
+            c.execute(
+                "UPDATE runs SET status = 'lost', ended_at = coalesce(ended_at, now()), status_reason = ? WHERE run_id = ?",
+                params!["the agent stopped before finishing its run (crashed, killed, or its instance ended); every experiment it uploaded is complete", run_id],
+            )?;
+        }
+        self.checkpoint()
+    }
+
     /// Opens a bundle, creating it (and its directory) when missing.
     pub fn open(path: &Path) -> Result<Bundle> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -162,3 +162,31 @@ CREATE TABLE IF NOT EXISTS preflights (
     latency_ms   DOUBLE,
     PRIMARY KEY (run_id, endpoint)
 );
+-- One row per launched instance (EC2), with its phases' times and logs.
+CREATE TABLE IF NOT EXISTS deployments (
+    run_id          VARCHAR NOT NULL,
+    endpoint        VARCHAR NOT NULL,
+    kind            VARCHAR NOT NULL,
+    region          VARCHAR,
+    instance_id     VARCHAR,
+    instance_type   VARCHAR,
+    market          VARCHAR,
+    ami             VARCHAR,
+    image           VARCHAR,
+    image_digest    VARCHAR,
+    agent_run_id    VARCHAR,
+    launched_at     TIMESTAMPTZ,
+    ready_at        TIMESTAMPTZ,
+    benchmarked_at  TIMESTAMPTZ,
+    collected_at    TIMESTAMPTZ,
+    terminated_at   TIMESTAMPTZ,
+    usd_per_hour    DOUBLE,
+    cost_usd        DOUBLE,
+    experiments_completed INTEGER NOT NULL,
+    experiments_missing   INTEGER NOT NULL,
+    status          VARCHAR NOT NULL,
+    status_reason   VARCHAR,
+    agent_log       VARCHAR,
+    serving_log     VARCHAR,
+    PRIMARY KEY (run_id, endpoint)
+);

@@ -166,20 +166,9 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
                 |r| r.get(0),
             )
             .ok();
-        c.execute_batch(&format!(
-            "BEGIN;
-             INSERT INTO runs SELECT * FROM src.runs WHERE run_id NOT IN (SELECT run_id FROM runs);
-             INSERT INTO preflights SELECT * FROM src.preflights WHERE (run_id, endpoint) NOT IN (SELECT (run_id, endpoint) FROM preflights);
-             INSERT INTO experiments SELECT * FROM src.experiments WHERE experiment_id IN {kept};
-             INSERT INTO summaries SELECT * FROM src.summaries WHERE experiment_id IN {kept};
-             INSERT INTO distributions SELECT * FROM src.distributions WHERE experiment_id IN {kept};
-             INSERT INTO requests SELECT * FROM src.requests WHERE experiment_id IN {kept};
-             INSERT INTO datasets SELECT * FROM src.datasets WHERE {ds_filter};
-             INSERT INTO dataset_rows SELECT * FROM src.dataset_rows WHERE {ds_filter};
-             COMMIT;
-             DETACH src;"
-        ))
-        .with_context(|| format!("copying {}", b.display()))?;
+        crate::bundle::copy_attached(c, &kept, &ds_filter)
+            .and_then(|()| Ok(c.execute_batch("DETACH src")?))
+            .with_context(|| format!("copying {}", b.display()))?;
         let mut entry = serde_json::json!({
             "file": b.file_name().map(|f| f.to_string_lossy().into_owned()),
             "runs": runs,

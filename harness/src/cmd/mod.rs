@@ -1,7 +1,9 @@
 //! One module per subcommand.
 
+pub mod agent;
 pub mod datasets;
 pub mod diff;
+pub mod gc;
 pub mod merge;
 pub mod plan;
 pub mod publish;

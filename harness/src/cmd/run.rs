@@ -62,62 +62,224 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
     )?;
     let path = bundle_path(&loaded.config, a.out.as_deref());
     let run_id = new_run_id(started_at, &path);
-    if let Some(code) = deployment_gate(&a, &loaded, &experiments, &mut pricing, &run_id, &path) {
-        return Ok(code);
-    }
-    let mut bundle = Bundle::open(&path)?;
-    begin_run(&bundle, &loaded, &run_id, started_at)?;
-    let stop = Stop::install(&bundle, &run_id)?;
-
-    let mut session = Session {
-        cfg: &loaded.config,
+    let plan = match deployment_gate(&a, &loaded, &experiments, &mut pricing, &run_id, &path) {
+        Ok(plan) => plan,
+        Err(code) => return Ok(code),
+    };
+    // Credentials and region before anything is written or created.
+    let fleet = if plan.instances.is_empty() {
+        None
+    } else {
+        let aws = crate::aws::load(plan.region.as_deref(), "launching on EC2").await?;
+        Some((plan, aws))
+    };
+    let stages = Stages {
+        loaded: &loaded,
         args: &a,
         keys,
         pricing,
         run_id: &run_id,
-        stop: stop.clone(),
-        tally: Tally::default(),
+        path: &path,
+        fleet,
+        served_at: None,
     };
-    let result = std::panic::AssertUnwindSafe(session.run_all(&mut bundle, &experiments))
-        .catch_unwind()
-        .await;
-    let tally = session.tally;
-    let (status, reason) = match &result {
-        _ if stop.signal().is_some() => (
-            "interrupted",
-            Some(format!(
-                "stopped by {}; {} of {} experiment(s) not run",
-                stop.signal().unwrap_or("a signal"),
-                experiments.len() - tally.ran - tally.already_complete.len() - tally.skipped.len(),
-                experiments.len()
-            )),
-        ),
-        Ok(Ok(())) if tally.failures.is_empty() => ("complete", None),
-        Ok(Ok(())) => ("failed", Some(tally.failures.join("; "))),
-        Ok(Err(e)) => ("failed", Some(format!("stopped on an error: {e:#}"))),
-        Err(panic) => (
-            "failed",
-            Some(format!("stopped on a panic: {}", panic_message(panic))),
-        ),
-    };
-    bundle.finish_run(&run_id, status, reason.as_deref())?;
-    drop(bundle);
-    match result {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(e),
-        // A bug, reported as a runtime failure (exit 3) after the bundle
-        // recorded it; the panic message was printed when it happened.
-        Err(panic) => anyhow::bail!("the run stopped on a panic: {}", panic_message(&panic)),
-    }
+    let done = stages.execute(&experiments, None).await?;
+    print_summary(
+        &loaded.config,
+        &path,
+        &experiments,
+        &done.tally,
+        done.signal,
+    )?;
+    Ok(ExitCode::from(done.code))
+}
 
-    print_summary(&loaded.config, &path, &experiments, &tally, stop.signal())?;
-    Ok(ExitCode::from(if stop.signal().is_some() {
-        exit::INTERRUPTED
-    } else if tally.failures.is_empty() {
-        exit::SUCCESS
-    } else {
-        exit::RUNTIME_FAILURE
-    }))
+/// The agent's run on an instance (`harness agent`): the experiments of
+/// `endpoint` only, served at `base_url`, with `after_each` called with the
+/// bundle's path after each experiment is written, and `started` with the
+/// run's id. No summary is printed.
+pub async fn agent_run(
+    a: &RunArgs,
+    endpoint: &str,
+    base_url: &str,
+    after_each: AfterEach<'_>,
+    started: impl FnOnce(&str),
+) -> Result<AgentFinished> {
+    let (loaded, experiments) = super::load(&a.config)
+        .await
+        .map_err(|_| crate::exit::bad_input("the job's config does not load (see above)"))?;
+    let experiments: Vec<Experiment> = experiments
+        .into_iter()
+        .filter(|e| e.endpoint.name == endpoint)
+        .collect();
+    if experiments.is_empty() {
+        crate::bad_input!("the job's config has no experiment for endpoint `{endpoint}`");
+    }
+    let keys = loaded
+        .credentials()
+        .map_err(|e| crate::exit::bad_input(e.to_string()))?;
+    let started_at = Utc::now();
+    let pricing = Pricer::for_run(
+        &loaded.config.pricing,
+        &loaded.file,
+        &started_at.format("%Y-%m-%d").to_string(),
+    )?;
+    let path = bundle_path(&loaded.config, a.out.as_deref());
+    let run_id = new_run_id(started_at, &path);
+    started(&run_id);
+    let stages = Stages {
+        loaded: &loaded,
+        args: a,
+        keys,
+        pricing,
+        run_id: &run_id,
+        path: &path,
+        fleet: None,
+        served_at: Some((endpoint.to_string(), base_url.to_string())),
+    };
+    let done = stages.execute(&experiments, Some(after_each)).await?;
+    let mut not_completed = BTreeMap::new();
+    let completed: Vec<String> = {
+        let conn = read::open(&path)?;
+        let rows = read::experiments(&conn)?;
+        for r in &rows {
+            if r.status != "complete" {
+                not_completed.insert(
+                    r.experiment_id.clone(),
+                    r.status_reason.clone().unwrap_or_else(|| r.status.clone()),
+                );
+            }
+        }
+        rows.into_iter()
+            .filter(|r| r.status == "complete")
+            .map(|r| r.experiment_id)
+            .collect()
+    };
+    for e in &experiments {
+        if !completed.contains(&e.id) && !not_completed.contains_key(&e.id) {
+            not_completed.insert(e.id.clone(), "not run".into());
+        }
+    }
+    Ok(AgentFinished {
+        run_id,
+        status: done.status.to_string(),
+        reason: done.reason,
+        code: done.code,
+        completed,
+        not_completed,
+    })
+}
+
+/// Called with the bundle's path after each experiment is written (and
+/// checkpointed): the agent uploads a copy.
+pub type AfterEach<'a> = Box<dyn FnMut(&Path) + Send + 'a>;
+
+/// How the agent's run ended.
+pub struct AgentFinished {
+    pub run_id: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub code: u8,
+    pub completed: Vec<String>,
+    pub not_completed: BTreeMap<String, String>,
+}
+
+/// One run's inputs, through its stages: open the bundle → run the local
+/// experiments (deploy, preflight, run, price, write each) → launch the
+/// fleet for the `ec2:` ones and collect → finish the run.
+struct Stages<'a> {
+    loaded: &'a Loaded,
+    args: &'a RunArgs,
+    keys: BTreeMap<String, String>,
+    pricing: Pricer,
+    run_id: &'a str,
+    path: &'a Path,
+    /// The EC2 launch plan and the AWS configuration to launch it with,
+    /// when the config has `ec2:` endpoints.
+    fleet: Option<(deploy::ec2::Plan, crate::aws::Aws)>,
+    /// In the agent: the `ec2:` endpoint it serves and its loopback URL.
+    served_at: Option<(String, String)>,
+}
+
+/// How a run ended.
+struct Done {
+    tally: Tally,
+    signal: Option<&'static str>,
+    status: &'static str,
+    reason: Option<String>,
+    code: u8,
+}
+
+impl Stages<'_> {
+    async fn execute(
+        self,
+        experiments: &[Experiment],
+        after_each: Option<AfterEach<'_>>,
+    ) -> Result<Done> {
+        let mut bundle = Bundle::open(self.path)?;
+        begin_run(&bundle, self.loaded, self.run_id, Utc::now())?;
+        let stop = Stop::install(&bundle, self.run_id, self.fleet.is_some())?;
+        let mut session = Session {
+            cfg: &self.loaded.config,
+            loaded: self.loaded,
+            args: self.args,
+            keys: self.keys,
+            pricing: self.pricing,
+            run_id: self.run_id,
+            stop: stop.clone(),
+            tally: Tally::default(),
+            served_at: self.served_at,
+            after_each,
+            fleet: self.fleet,
+        };
+        let result = std::panic::AssertUnwindSafe(session.run_all(&mut bundle, experiments))
+            .catch_unwind()
+            .await;
+        let tally = session.tally;
+        let (status, reason) = match &result {
+            _ if stop.signal().is_some() => (
+                "interrupted",
+                Some(format!(
+                    "stopped by {}; {} of {} experiment(s) not run",
+                    stop.signal().unwrap_or("a signal"),
+                    experiments.len().saturating_sub(
+                        tally.ran + tally.already_complete.len() + tally.skipped.len()
+                    ),
+                    experiments.len()
+                )),
+            ),
+            Ok(Ok(())) if tally.failures.is_empty() => ("complete", None),
+            Ok(Ok(())) => ("failed", Some(tally.failures.join("; "))),
+            Ok(Err(e)) => ("failed", Some(format!("stopped on an error: {e:#}"))),
+            Err(panic) => (
+                "failed",
+                Some(format!("stopped on a panic: {}", panic_message(panic))),
+            ),
+        };
+        bundle.finish_run(self.run_id, status, reason.as_deref())?;
+        drop(bundle);
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            // A bug, reported as a runtime failure (exit 3) after the bundle
+            // recorded it; the panic message was printed when it happened.
+            Err(panic) => anyhow::bail!("the run stopped on a panic: {}", panic_message(&panic)),
+        }
+        let code = if stop.signal().is_some() {
+            exit::INTERRUPTED
+        } else if tally.failures.is_empty() {
+            exit::SUCCESS
+        } else {
+            exit::RUNTIME_FAILURE
+        };
+        Ok(Done {
+            signal: stop.signal(),
+            tally,
+            status,
+            reason,
+            code,
+        })
+    }
 }
 
 /// What happened to the experiments of this run.
@@ -135,12 +297,16 @@ struct Tally {
 /// One run's state while it goes through the experiments.
 struct Session<'a> {
     cfg: &'a Config,
+    loaded: &'a Loaded,
     args: &'a RunArgs,
     keys: BTreeMap<String, String>,
     pricing: Pricer,
     run_id: &'a str,
     stop: Stop,
     tally: Tally,
+    served_at: Option<(String, String)>,
+    after_each: Option<AfterEach<'a>>,
+    fleet: Option<(deploy::ec2::Plan, crate::aws::Aws)>,
 }
 
 impl Session<'_> {
@@ -150,7 +316,8 @@ impl Session<'_> {
         // Endpoint name → its preflight verdict, checked before its first
         // experiment that has to run.
         let mut checked: HashMap<String, Verdict> = HashMap::new();
-        for exp in experiments {
+        let mut launched: Vec<&Experiment> = vec![];
+        for (i, exp) in experiments.iter().enumerate() {
             if self.stop.signal().is_some() {
                 break;
             }
@@ -159,12 +326,21 @@ impl Session<'_> {
                 continue;
             }
             let ep = &exp.endpoint;
+            let served_at = self
+                .served_at
+                .as_ref()
+                .filter(|(name, _)| *name == ep.name)
+                .map(|(_, url)| url.as_str());
+            if deploy::Kind::of(ep) == deploy::Kind::Ec2 && served_at.is_none() {
+                launched.push(exp);
+                continue;
+            }
             // An endpoint that failed its check is not brought up again.
             if let Some(v) = checked.get(&ep.name).filter(|v| !v.ok) {
                 self.skip(bundle, exp, v)?;
                 continue;
             }
-            let deployed = deploy::start(ep, self.cfg.seed).await?;
+            let deployed = deploy::start(ep, self.cfg.seed, served_at).await?;
             let provider = Provider::new(
                 self.cfg,
                 ep,
@@ -180,9 +356,68 @@ impl Session<'_> {
                 self.skip(bundle, exp, &checked[&ep.name])?;
                 continue;
             }
-            self.run_one(bundle, exp, provider, experiments.len())
+            self.run_one(bundle, exp, provider, (i + 1, experiments.len()))
                 .await?;
+            if let Some(f) = self.after_each.as_mut() {
+                f(&bundle.path);
+            }
             drop(deployed);
+        }
+        if !launched.is_empty() && self.stop.signal().is_none() {
+            self.launch(bundle, &launched).await?;
+        }
+        Ok(())
+    }
+
+    /// The `ec2:` experiments: the fleet launches their instances, whose
+    /// agents run them; their results are merged in, and what is missing is
+    /// recorded with its reason.
+    async fn launch(&mut self, bundle: &mut Bundle, exps: &[&Experiment]) -> Result<()> {
+        let (plan, aws) = self.fleet.as_ref().expect("the gate planned the launch");
+        let cx = deploy::fleet::Ctx {
+            loaded: self.loaded,
+            run_id: self.run_id,
+            stop: self.stop.flag(),
+            hurry: self.stop.hurry.clone(),
+        };
+        let collected = deploy::fleet::run(&cx, aws, plan, exps).await?;
+        for c in collected {
+            if let Some(b) = &c.bundle {
+                bundle.absorb(b, &c.completed)?;
+                let _ = std::fs::remove_file(b);
+            }
+            self.tally.ran += c.completed.len();
+            for exp in exps.iter().filter(|e| e.endpoint.name == c.endpoint) {
+                if c.completed.contains(&exp.id) {
+                    continue;
+                }
+                let reason = format!(
+                    "not collected from {}: {}",
+                    c.row
+                        .instance_id
+                        .as_deref()
+                        .unwrap_or("its instance (not launched)"),
+                    c.missing_reason
+                );
+                let now = Utc::now();
+                bundle.write_skipped(&ExperimentRow::new(
+                    exp,
+                    self.run_id,
+                    "skipped",
+                    Some(reason.clone()),
+                    now,
+                    now,
+                ))?;
+                self.tally.skipped.insert(exp.id.clone(), reason);
+            }
+            if c.row.status != "complete" {
+                self.tally.failures.push(format!(
+                    "endpoint `{}` on EC2: {}",
+                    c.endpoint,
+                    c.row.status_reason.as_deref().unwrap_or(&c.row.status)
+                ));
+            }
+            bundle.write_deployment(&c.row)?;
         }
         Ok(())
     }
@@ -259,7 +494,7 @@ impl Session<'_> {
         bundle: &mut Bundle,
         exp: &Experiment,
         provider: Provider,
-        total: usize,
+        (position, total): (usize, usize),
     ) -> Result<()> {
         let workload = Arc::new(Workload::new(
             exp,
@@ -272,7 +507,7 @@ impl Session<'_> {
             .filter(|_| exp.plan.duration.is_none())
             .map(|r| r + exp.plan.warmup_requests);
         let progress = Progress::new(
-            &format!("[{}/{total}] {}", exp.ordinal + 1, exp.label),
+            &format!("[{position}/{total}] {}", exp.label),
             total_reqs,
             self.args.quiet,
         );
@@ -372,10 +607,9 @@ fn new_run_id(started_at: chrono::DateTime<Utc>, path: &Path) -> String {
 
 /// The deployment stage's checks before anything is created: `--dry-run`
 /// prints the plan and stops (exit 0, or 2 when the real run would be
-/// refused on its budget); a launch plan over
-/// `deploy.max_cost_usd` stops the run
-/// (exit 2); so does any `ec2:` endpoint, since launching is not built yet.
-/// `None`: go on.
+/// refused); a launch plan over `deploy.max_cost_usd`, or one that cannot
+/// launch yet (`client: local`), stops the run (exit 2).
+/// `Ok(plan)`: go on.
 fn deployment_gate(
     a: &RunArgs,
     loaded: &Loaded,
@@ -383,9 +617,18 @@ fn deployment_gate(
     pricing: &mut Pricer,
     run_id: &str,
     path: &Path,
-) -> Option<ExitCode> {
+) -> Result<deploy::ec2::Plan, ExitCode> {
     let cfg = &loaded.config;
     let plan = deploy::ec2::plan(cfg, experiments, pricing, run_id);
+    let refusal = plan.refusal(&cfg.deploy).or_else(|| {
+        if plan.instances.is_empty() {
+            None
+        } else if cfg.deploy.client == crate::config::ClientSite::Local {
+            Some("`deploy.client: local` (benchmarking from this machine through an open port) is not built yet; use `client: instance`, the default".to_string())
+        } else {
+            None
+        }
+    });
     if a.dry_run {
         println!(
             "dry run of {} (run {run_id}): nothing is created and no request is sent",
@@ -411,27 +654,26 @@ fn deployment_gate(
         }
         if !plan.instances.is_empty() {
             print!("{}", deploy::ec2::render(&plan, &cfg.deploy));
+            // The budget's refusal is in the rendered plan already.
+            if let Some(why) = refusal
+                .as_ref()
+                .filter(|_| plan.refusal(&cfg.deploy).is_none())
+            {
+                println!("REFUSED for a real run: {why}");
+            }
         }
-        // Exit as the real run would on its budget, so a script can check it.
-        let refused = plan.refusal(&cfg.deploy).is_some();
-        return Some(ExitCode::from(if refused {
+        // Exit as the real run would, so a script can check it.
+        return Err(ExitCode::from(if refusal.is_some() {
             exit::BAD_INPUT
         } else {
             exit::SUCCESS
         }));
     }
-    if let Some(why) = plan.refusal(&cfg.deploy) {
+    if let Some(why) = refusal {
         eprintln!("error: {}: {why}", loaded.file);
-        return Some(ExitCode::from(exit::BAD_INPUT));
+        return Err(ExitCode::from(exit::BAD_INPUT));
     }
-    if let Some(i) = plan.instances.first() {
-        eprintln!(
-            "error: {}: endpoint `{}` has an `ec2:` section, and launching on EC2 is not built yet in this version; `harness run {} --dry-run` shows what would be launched and what it can cost",
-            loaded.file, i.endpoint, loaded.file
-        );
-        return Some(ExitCode::from(exit::BAD_INPUT));
-    }
-    None
+    Ok(plan)
 }
 
 fn begin_run(
@@ -532,17 +774,23 @@ fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
 /// write what is done and mark the run `interrupted`. A second signal exits at
 /// once, after marking the run (completed experiments are already
 /// checkpointed in the bundle).
+///
+/// With cloud resources (`owns_resources`), a second signal only hurries:
+/// it skips the graceful wait and the collection, never the teardown.
 #[derive(Clone)]
 struct Stop {
     flag: Arc<std::sync::atomic::AtomicBool>,
+    /// Set by a second signal when the run owns cloud resources.
+    hurry: Arc<std::sync::atomic::AtomicBool>,
     /// 0: none, 1: SIGINT, 2: SIGTERM.
     which: Arc<AtomicU8>,
 }
 
 impl Stop {
-    fn install(bundle: &Bundle, run_id: &str) -> Result<Stop> {
+    fn install(bundle: &Bundle, run_id: &str, owns_resources: bool) -> Result<Stop> {
         let stop = Stop {
             flag: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            hurry: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             which: Arc::new(AtomicU8::new(0)),
         };
         let conn = bundle.connection().try_clone()?;
@@ -555,7 +803,7 @@ impl Stop {
             ) else {
                 return;
             };
-            for round in 0..2 {
+            for round in 0.. {
                 let which = tokio::select! {
                     _ = int.recv() => 1,
                     _ = term.recv() => 2,
@@ -563,9 +811,16 @@ impl Stop {
                 if round == 0 {
                     s.which.store(which, Ordering::SeqCst);
                     s.flag.store(true, Ordering::SeqCst);
-                    eprintln!(
-                        "\ninterrupted: finishing in-flight requests (Ctrl-C again to quit now)"
-                    );
+                    if owns_resources {
+                        eprintln!("\ninterrupted: collecting what the instances uploaded, then terminating them (Ctrl-C again to skip the collection; the teardown always runs)");
+                    } else {
+                        eprintln!(
+                            "\ninterrupted: finishing in-flight requests (Ctrl-C again to quit now)"
+                        );
+                    }
+                } else if owns_resources {
+                    s.hurry.store(true, Ordering::SeqCst);
+                    eprintln!("\ninterrupted again: terminating the instances now (the teardown is never skipped)");
                 } else {
                     let _ = conn.execute_batch(&format!(
                         "UPDATE runs SET status = 'interrupted', ended_at = now(), status_reason = 'interrupted twice: stopped at once; the experiment in progress was not written' WHERE run_id = '{run_id}'; CHECKPOINT;"

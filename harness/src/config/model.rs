@@ -33,6 +33,11 @@ pub struct Deploy {
     pub parallel: u32,
     pub client: ClientSite,
     pub allowed_cidr: Option<String>,
+    /// `s3://bucket/prefix` for the run's objects (required to launch).
+    pub bucket: Option<String>,
+    #[serde(serialize_with = "secs::one")]
+    pub startup_timeout: Duration,
+    pub agent_binary: Option<String>,
 }
 
 impl Default for Deploy {
@@ -44,6 +49,9 @@ impl Default for Deploy {
             parallel: 2,
             client: ClientSite::Instance,
             allowed_cidr: None,
+            bucket: None,
+            startup_timeout: Duration::from_secs(30 * 60),
+            agent_binary: None,
         }
     }
 }

@@ -321,6 +321,16 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
             "no endpoint has an `ec2:` section, so nothing is launched to cost it",
         );
     }
+    // One launched instance per endpoint: the agent on it measures that
+    // instance over loopback; `harness plan` scales the results to a fleet.
+    for (i, e) in endpoints.iter().enumerate() {
+        if e.ec2.is_some() && e.instance_count != 1 {
+            cx.err(
+                root.key("endpoints").index(i).key("instance_count"),
+                format!("is {} but an `ec2:` endpoint launches one instance and measures it; for a fleet, run one and let `harness plan --rpm R` size it", e.instance_count),
+            );
+        }
+    }
     // The cost bound prices instances in the pricing region: it must be the
     // region they are launched in.
     let price_region = pricing.region.as_deref().unwrap_or("us-east-1");
@@ -832,6 +842,28 @@ fn deploy(cx: &mut Ctx, w: Option<WireDeploy>) -> Deploy {
         }
         (None, ClientSite::Instance) => {}
     }
+    if let Some(b) = &w.bucket {
+        if let Err(e) = crate::s3::parse_url(b) {
+            cx.err(
+                p.key("bucket"),
+                format!("{e}; the run's objects go under s3://BUCKET/PREFIX/runs/<run id>/"),
+            );
+        }
+    }
+    // Default: 30 minutes, or half of a shorter max_duration.
+    let startup_timeout = cx
+        .duration(p.key("startup_timeout"), &w.startup_timeout)
+        .unwrap_or(d.startup_timeout.min(max_duration / 2));
+    if startup_timeout >= max_duration {
+        cx.err(
+            p.key("startup_timeout"),
+            format!(
+                "is {}, not under deploy.max_duration ({}): no time would be left to benchmark",
+                humantime::format_duration(startup_timeout),
+                humantime::format_duration(max_duration)
+            ),
+        );
+    }
     Deploy {
         region: w.region,
         max_cost_usd: w.max_cost_usd,
@@ -839,6 +871,9 @@ fn deploy(cx: &mut Ctx, w: Option<WireDeploy>) -> Deploy {
         parallel,
         client,
         allowed_cidr: w.allowed_cidr,
+        bucket: w.bucket,
+        startup_timeout,
+        agent_binary: w.agent_binary,
     }
 }
 

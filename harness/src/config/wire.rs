@@ -42,6 +42,15 @@ pub struct WireDeploy {
     pub client: Option<String>,
     /// With `client: local`: the only CIDR allowed to reach the serving port.
     pub allowed_cidr: Option<String>,
+    /// `s3://bucket/prefix` the run's objects go under (the agent, its job,
+    /// heartbeats, bundles and logs), in `<prefix>/runs/<run id>/`.
+    pub bucket: Option<String>,
+    /// Longest wait for a launched instance's serving stack to answer (e.g.
+    /// `30m`, the default).
+    pub startup_timeout: Option<String>,
+    /// The harness binary delivered to the instances (default: this one); a
+    /// portable Linux build for AMIs whose glibc is older than this machine's.
+    pub agent_binary: Option<String>,
 }
 
 /// An endpoint's `ec2:` section: the harness launches the instance(s) and

@@ -10,7 +10,8 @@
 //! instance-initiated shutdown behaviour `terminate`) `max_duration` after
 //! its boot script starts; the allowance covers billing from launch to then.
 //!
-//! Launching, the on-instance agent and teardown are not built yet.
+//! [`super::fleet`] launches the plan; [`super::job`] is what the harness and
+//! its agent on the instance say to each other.
 
 use crate::config::{ClientSite, Config, Deploy, Ec2Settings, Endpoint};
 use crate::plan::Experiment;
@@ -228,6 +229,9 @@ pub struct InstancePlan {
     pub image: String,
     pub model: String,
     pub server_args: Vec<String>,
+    /// `docker run` flags before the image.
+    pub docker_flags: Vec<String>,
+    pub volume_gib: u32,
     /// (experiment id, label) in run order.
     pub experiments: Vec<(String, String)>,
     /// The boot script, with every registered secret masked.
@@ -322,7 +326,32 @@ pub fn plan(cfg: &Config, experiments: &[Experiment], pricer: &mut Pricer, run_i
                 )),
                 Rate::Tokens(_) => None,
             });
-        let user_data = crate::redact::text(&user_data(cfg, ep, s, acc, &image, &args, run_id));
+        let placeholders: Vec<(String, String)> = agent_files(&cfg.deploy)
+            .into_iter()
+            .map(|(name, _)| {
+                (
+                    name.clone(),
+                    format!("<presigned GET of {name}, made at launch>"),
+                )
+            })
+            .collect();
+        let user_data = crate::redact::text(&user_data(
+            cfg,
+            ep,
+            acc,
+            run_id,
+            &placeholders,
+            "<presigned GET of the job, made at launch>",
+        ));
+        let flags = docker_flags(cfg, s, acc);
+        if matches!(
+            acc,
+            Accelerator::NvidiaGpu { arm: true } | Accelerator::Cpu { arm: true }
+        ) && cfg.deploy.agent_binary.is_none()
+            && std::env::consts::ARCH != "aarch64"
+        {
+            notes.push(format!("{instance_type} is an Arm (Graviton) instance and this harness is an {} binary: set deploy.agent_binary to an aarch64 build", std::env::consts::ARCH));
+        }
         instances.push(InstancePlan {
             endpoint: ep.name.clone(),
             instance_type,
@@ -334,6 +363,8 @@ pub fn plan(cfg: &Config, experiments: &[Experiment], pricer: &mut Pricer, run_i
             image,
             model: ep.model.clone(),
             server_args: args,
+            docker_flags: flags,
+            volume_gib: s.volume_gib,
             experiments: experiments
                 .iter()
                 .filter(|e| e.endpoint.name == ep.name)
@@ -347,38 +378,81 @@ pub fn plan(cfg: &Config, experiments: &[Experiment], pricer: &mut Pricer, run_i
     Plan { region, instances }
 }
 
-/// Quotes `s` for a POSIX shell.
-fn sh_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@+,".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
+use super::job::sh_quote;
+
+/// `docker run` flags before the image: detached, named, the devices of the
+/// accelerator, the port published on loopback only (`client: instance`) or
+/// on all interfaces (`client: local`, where the security group admits
+/// `deploy.allowed_cidr` only), and the token's variable names (their values
+/// come from the agent's environment, never the command line).
+pub fn docker_flags(cfg: &Config, s: &Ec2Settings, acc: Accelerator) -> Vec<String> {
+    let mut f: Vec<String> = [
+        "-d",
+        "--name",
+        "llm-harness-serving",
+        "--restart",
+        "no",
+        "--ipc=host",
+    ]
+    .map(String::from)
+    .to_vec();
+    match acc {
+        Accelerator::NvidiaGpu { .. } => f.extend(["--gpus".into(), "all".into()]),
+        Accelerator::Neuron => f.push("--device=/dev/neuron0".into()),
+        Accelerator::Cpu { .. } => {}
     }
+    f.push("-p".into());
+    f.push(match cfg.deploy.client {
+        ClientSite::Instance => format!("127.0.0.1:{0}:{0}", s.port),
+        ClientSite::Local => format!("{0}:{0}", s.port),
+    });
+    f.push("-v".into());
+    f.push("/opt/llm-harness/cache:/root/.cache".into());
+    if s.hf_token_env.is_some() {
+        f.extend(["-e", "HF_TOKEN", "-e", "HUGGING_FACE_HUB_TOKEN"].map(String::from));
+    }
+    f
 }
 
-/// The instance's boot script. It holds no secret: the HF token is read at
-/// boot from an SSM SecureString parameter scoped to the run (deleted at
-/// teardown), through the instance profile.
-fn user_data(
+/// The files delivered to the instance to run the agent: `harness` (this
+/// binary, or `deploy.agent_binary`) and, when this binary links DuckDB as a
+/// shared library (the default build), that `libduckdb.so`, found where the
+/// process loaded it. Name → local path.
+pub fn agent_files(d: &Deploy) -> Vec<(String, std::path::PathBuf)> {
+    if let Some(p) = &d.agent_binary {
+        return vec![("harness".into(), p.into())];
+    }
+    let mut v = vec![];
+    if let Ok(exe) = std::env::current_exe() {
+        v.push(("harness".into(), exe));
+    }
+    if let Ok(maps) = std::fs::read_to_string("/proc/self/maps") {
+        if let Some(lib) = maps
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(5))
+            .find(|p| p.ends_with("/libduckdb.so"))
+        {
+            v.push(("libduckdb.so".into(), lib.into()));
+        }
+    }
+    v
+}
+
+/// The instance's boot script. It holds no secret: it fetches the agent's
+/// files (`files`: name → presigned URL; placeholders in a dry run) and its
+/// job (`job`) through presigned URLs, and the agent reads the Hugging Face
+/// token from its own short-lived object.
+pub fn user_data(
     cfg: &Config,
     ep: &Endpoint,
-    s: &Ec2Settings,
     acc: Accelerator,
-    image: &str,
-    args: &[String],
     run_id: &str,
+    files: &[(String, String)],
+    job: &str,
 ) -> String {
     let d = &cfg.deploy;
     let minutes = d.max_duration.as_secs().div_ceil(60);
     let mut u = String::new();
-    let mut step = 0;
-    let mut next = || {
-        step += 1;
-        step
-    };
     let _ = writeln!(u, "#!/bin/bash");
     let _ = writeln!(
         u,
@@ -386,68 +460,29 @@ fn user_data(
         env!("CARGO_PKG_VERSION"),
         ep.name
     );
-    let _ = writeln!(u, "set -euo pipefail");
+    let _ = writeln!(u, "set -uo pipefail");
     let _ = writeln!(
         u,
-        "# {}. Stop (and so terminate) after deploy.max_duration even if the harness is gone.",
-        next()
+        "# 1. Stop (and so terminate) after deploy.max_duration even if the harness is gone."
     );
     let _ = writeln!(u, "shutdown -h +{minutes}");
     if matches!(acc, Accelerator::Cpu { .. }) {
         let _ = writeln!(u, "command -v docker >/dev/null || (apt-get update -qq && apt-get install -y -qq docker.io)");
     }
-    let mut env_flags = String::new();
-    if s.hf_token_env.is_some() {
-        let _ = writeln!(u, "# {}. The Hugging Face token, from SSM Parameter Store (SecureString, deleted after the run).", next());
-        let _ = writeln!(u, "IMDS=\"$(curl -sX PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 300')\"");
-        let _ = writeln!(u, "REGION=\"$(curl -sH \"X-aws-ec2-metadata-token: $IMDS\" http://169.254.169.254/latest/meta-data/placement/region)\"");
-        let _ = writeln!(
-            u,
-            "HF_TOKEN=\"$(aws ssm get-parameter --region \"$REGION\" --name /llm-harness/{run_id}/hf-token --with-decryption --query Parameter.Value --output text)\""
-        );
-        let _ = writeln!(u, "export HF_TOKEN");
-        env_flags.push_str(" -e HF_TOKEN -e HUGGING_FACE_HUB_TOKEN=\"$HF_TOKEN\"");
+    let _ = writeln!(u, "# 2. The harness agent, from the run's S3 prefix.");
+    let _ = writeln!(u, "mkdir -p /opt/llm-harness/cache && cd /opt/llm-harness");
+    for (name, url) in files {
+        let _ = writeln!(u, "curl -fsS --retry 5 -o {name} {}", sh_quote(url));
     }
-    let publish = match d.client {
-        ClientSite::Instance => format!("127.0.0.1:{0}:{0}", s.port),
-        ClientSite::Local => format!("{0}:{0}", s.port),
-    };
-    let devices = match acc {
-        Accelerator::NvidiaGpu { .. } => " --gpus all",
-        Accelerator::Neuron => " --device=/dev/neuron0",
-        Accelerator::Cpu { .. } => "",
-    };
+    let _ = writeln!(u, "chmod +x harness");
+    let _ = writeln!(u, "# 3. It starts the serving stack, waits for its health check, benchmarks over loopback and uploads each result.");
     let _ = writeln!(
         u,
-        "# {}. The serving stack: {}.",
-        next(),
-        ep.serving_stack.as_deref().unwrap_or("custom")
+        "LD_LIBRARY_PATH=/opt/llm-harness ./harness agent --job {} --log agent.log > agent.log 2>&1",
+        sh_quote(job)
     );
-    let _ = writeln!(
-        u,
-        "docker run -d --name llm-harness-serving --restart no --ipc=host{devices} -p {publish}{env_flags} {} {}",
-        sh_quote(image),
-        args.iter().map(|a| sh_quote(a)).collect::<Vec<_>>().join(" ")
-    );
-    let _ = writeln!(u, "docker inspect --format '{{{{index .RepoDigests 0}}}}' {} > /var/tmp/llm-harness-image-digest || true", sh_quote(image));
-    let _ = writeln!(
-        u,
-        "# {}. Healthy when the OpenAI API lists the model.",
-        next()
-    );
-    let _ = writeln!(
-        u,
-        "until curl -sf http://127.0.0.1:{}/v1/models >/dev/null; do sleep 5; done",
-        s.port
-    );
-    match d.client {
-        ClientSite::Instance => {
-            let _ = writeln!(u, "# {}. The harness agent would benchmark over loopback here and upload the bundle (not built yet).", next());
-        }
-        ClientSite::Local => {
-            let _ = writeln!(u, "# {}. The harness benchmarks from its own machine; the port is open to deploy.allowed_cidr only.", next());
-        }
-    }
+    let _ = writeln!(u, "# 4. Done: stop now (and so terminate).");
+    let _ = writeln!(u, "shutdown -h now");
     u
 }
 
@@ -488,6 +523,17 @@ pub fn render(p: &Plan, d: &Deploy) -> String {
             "  serving      {} {} serving {}",
             i.stack, i.image, i.model
         );
+        let serve = super::job::Serve {
+            image: i.image.clone(),
+            docker_flags: i.docker_flags.clone(),
+            args: i.server_args.clone(),
+            port: 0,
+        };
+        let _ = writeln!(
+            o,
+            "  container    {} (started by the agent)",
+            serve.command_line()
+        );
         let _ = writeln!(
             o,
             "  client       {}",
@@ -498,6 +544,14 @@ pub fn render(p: &Plan, d: &Deploy) -> String {
                     "this machine; the serving port is open to {} only",
                     d.allowed_cidr.as_deref().unwrap_or("?")
                 ),
+            }
+        );
+        let _ = writeln!(
+            o,
+            "  objects      {} (agent, job, heartbeats, results; read and written by the instance through presigned URLs)",
+            match &d.bucket {
+                Some(b) => format!("{}/runs/<run id>/", b.trim_end_matches('/')),
+                None => "s3://llm-harness-<account id>-<region>/runs/<run id>/ (deploy.bucket not set: the account's own bucket, created if missing)".into(),
             }
         );
         let _ = writeln!(o, "  experiments  {}", i.experiments.len());

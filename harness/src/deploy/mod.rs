@@ -4,9 +4,14 @@
 //! - the embedded simulator, started on loopback for the experiment and
 //!   stopped when the [`Deployed`] value is dropped;
 //! - EC2 (`ec2:`): [`ec2::plan`] says what would be launched, with its user
-//!   data and cost bound (`harness run --dry-run`); launching is not built yet.
+//!   data and cost bound (`harness run --dry-run`); [`fleet`] launches it,
+//!   and the agent on each instance ([`job`], `harness agent`) serves and
+//!   benchmarks; [`state`] records every resource before it is created.
 
 pub mod ec2;
+pub mod fleet;
+pub mod job;
+pub mod state;
 
 use crate::config::{Endpoint, ProviderKind};
 use crate::sim::{Engine, EngineOptions, SimServer};
@@ -48,18 +53,25 @@ impl Kind {
     }
 }
 
-/// Brings up `ep`: the simulator (seeded with `seed`) for `provider: sim`, or
-/// the configured `base_url`.
-pub async fn start(ep: &Endpoint, seed: u64) -> Result<Deployed> {
+/// Brings up `ep`: the simulator (seeded with `seed`) for `provider: sim`,
+/// the configured `base_url`, or for an `ec2:` endpoint the URL it is served
+/// at (`served_at`: the agent's loopback address on the instance).
+pub async fn start(ep: &Endpoint, seed: u64, served_at: Option<&str>) -> Result<Deployed> {
     match Kind::of(ep) {
         Kind::External => Ok(Deployed {
             base_url: ep.base_url.clone().expect("validated"),
             _sim: None,
         }),
-        Kind::Ec2 => anyhow::bail!(
-            "endpoint `{}`: launching on EC2 is not built yet; `harness run --dry-run` shows what would be launched",
-            ep.name
-        ),
+        Kind::Ec2 => match served_at {
+            Some(url) => Ok(Deployed {
+                base_url: url.to_string(),
+                _sim: None,
+            }),
+            None => anyhow::bail!(
+                "endpoint `{}` is launched on EC2 by the fleet stage, not started here",
+                ep.name
+            ),
+        },
         Kind::Simulator => {
             let s = ep.sim.as_ref().expect("validated");
             let profile = crate::cmd::sim::profile_for(&s.profile, s.ttft_ms, s.itl_ms)

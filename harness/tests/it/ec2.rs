@@ -1,8 +1,7 @@
-//! EC2 deployment, as far as it is built: the plan (`harness run --dry-run`),
-//! its cost bound, the `max_cost_usd` refusal, the config's checks, and that
-//! no secret reaches the printed user data. Nothing here talks to AWS:
-//! launching is not built yet, and a real run must refuse before creating
-//! anything.
+//! EC2 deployment without AWS: the plan (`harness run --dry-run`), its cost
+//! bound, the `max_cost_usd` refusal, the config's checks, and that no
+//! secret reaches the printed user data. `ec2_launch.rs` launches, against
+//! moto.
 
 use super::common::*;
 use std::path::Path;
@@ -46,7 +45,10 @@ fn dry_run_plans_prices_and_creates_nothing() {
         "--max-model-len 8192 --data-parallel-size 8 --enable-prefix-caching",
         "shutdown -h +90",
         "-p 127.0.0.1:8000:8000",
-        "/llm-harness/",
+        "container    docker run -d --name llm-harness-serving",
+        "-e HF_TOKEN -e HUGGING_FACE_HUB_TOKEN vllm/vllm-openai:v0.11.0 --model meta-llama/Llama-3.1-8B-Instruct",
+        "./harness agent --job '<presigned GET of the job, made at launch>'",
+        "s3://llm-harness-<account id>-<region>/runs/<run id>/",
     ] {
         assert!(so.contains(want), "missing `{want}` in:\n{so}");
     }
@@ -106,20 +108,28 @@ fn over_budget_is_refused_before_anything_is_created() {
 }
 
 #[test]
-fn a_real_run_within_budget_says_launching_is_not_built_and_creates_nothing() {
+fn a_real_run_without_aws_credentials_stops_before_writing_or_creating_anything() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("ec2.duckdb");
     let o = run_in_repo(Path::new(&repo_config("ec2-llama-cpp.yml")), &out, &[])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .env("AWS_CONFIG_FILE", dir.path().join("none"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"))
+        // No instance metadata service to fall back on.
+        .env("AWS_EC2_METADATA_DISABLED", "true")
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("launching on EC2 is not built yet")
-            && stderr(&o).contains("--dry-run"),
+        stderr(&o).contains("no AWS credentials for launching on EC2")
+            && stderr(&o).contains("AWS_ACCESS_KEY_ID"),
         "{}",
         stderr(&o)
     );
-    assert!(!out.exists());
+    assert!(!out.exists(), "the bundle was written");
 }
 
 #[test]
@@ -293,4 +303,60 @@ fn a_broken_ec2_section_is_not_also_called_missing_and_cidrs_must_be_narrow() {
         so.contains("ami: \"auto\"") && so.contains("market: \"spot\""),
         "{so}"
     );
+}
+
+/// The highest `GLIBC_x.y` symbol version an ELF file needs, from
+/// `objdump -T` (binutils).
+fn max_glibc(path: &Path) -> (u32, u32) {
+    let o = std::process::Command::new("objdump")
+        .arg("-T")
+        .arg(path)
+        .output()
+        .expect("objdump (binutils)");
+    assert!(o.status.success(), "objdump -T {}", path.display());
+    String::from_utf8_lossy(&o.stdout)
+        .split("GLIBC_")
+        .skip(1)
+        .filter_map(|v| {
+            let v: String = v
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.')
+                .collect();
+            let mut p = v.split('.').map(|x| x.parse::<u32>().ok());
+            Some((p.next()??, p.next().flatten().unwrap_or(0)))
+        })
+        .max()
+        .unwrap_or((0, 0))
+}
+
+/// The agent is this binary (and the libduckdb.so it loads), delivered to
+/// the instance: it must run on the glibc of the AMIs the harness resolves
+/// (Ubuntu 22.04: glibc 2.35, for the Deep Learning AMIs and the CPU one).
+#[test]
+fn the_agent_and_its_duckdb_run_on_the_amis_glibc() {
+    let exe = Path::new(env!("CARGO_BIN_EXE_harness"));
+    let mut files = vec![exe.to_path_buf()];
+    let ldd = std::process::Command::new("ldd").arg(exe).output().unwrap();
+    for l in String::from_utf8_lossy(&ldd.stdout).lines() {
+        if let Some(p) = l
+            .split("=>")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+        {
+            if p.ends_with("libduckdb.so") {
+                files.push(p.into());
+            }
+        }
+    }
+    for f in &files {
+        let v = max_glibc(f);
+        assert!(
+            v <= (2, 35),
+            "{} needs GLIBC_{}.{}, newer than Ubuntu 22.04's 2.35: the instances could not run it; build on an older system or set deploy.agent_binary to a portable build",
+            f.display(),
+            v.0,
+            v.1
+        );
+        assert!(v > (2, 0), "{}: no GLIBC symbol versions read", f.display());
+    }
 }

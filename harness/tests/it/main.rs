@@ -6,6 +6,7 @@ mod common;
 mod datasets;
 mod diff;
 mod ec2;
+mod ec2_launch;
 mod exit_codes;
 mod fake;
 mod faults;

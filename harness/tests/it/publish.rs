@@ -161,7 +161,7 @@ fn publish_names_bad_input_and_writes_nothing() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("no AWS region: set AWS_REGION"),
+        stderr(&o).contains("no AWS region for s3://some-bucket: set AWS_REGION"),
         "{}",
         stderr(&o)
     );
