@@ -279,9 +279,9 @@ pub fn status(a: StatusArgs) -> Result<ExitCode> {
         for r in &s.resources {
             println!(
                 "  {:<15} {:<22} {:<10} {}{}",
-                format!("{:?}", r.kind).to_lowercase(),
+                r.kind.as_str(),
                 r.id.as_deref().unwrap_or("(no answer yet)"),
-                format!("{:?}", r.phase).to_lowercase(),
+                r.phase.as_str(),
                 r.endpoint,
                 r.instance_type
                     .as_deref()

@@ -37,6 +37,17 @@ pub enum Kind {
     SecretObject,
 }
 
+impl Kind {
+    /// As in the state file: `instance`, `security_group`, `secret_object`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Instance => "instance",
+            Kind::SecurityGroup => "security_group",
+            Kind::SecretObject => "secret_object",
+        }
+    }
+}
+
 /// Where a resource is in its life.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -45,6 +56,16 @@ pub enum Phase {
     Requested,
     Created,
     Deleted,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Requested => "requested",
+            Phase::Created => "created",
+            Phase::Deleted => "deleted",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
