@@ -72,7 +72,7 @@ pub struct AgentArgs {
     /// Presigned URL of the agent's job (JSON), written by `harness run`.
     #[arg(long)]
     pub job: String,
-    /// The agent's own log file, uploaded with its results.
+    /// The file the agent's output goes to (its boot script redirects there): read and uploaded with its results.
     #[arg(long)]
     pub log: Option<PathBuf>,
     /// Working folder (default: a folder under the system's temporary one).

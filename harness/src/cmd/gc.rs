@@ -34,7 +34,7 @@ pub async fn run(a: GcArgs) -> Result<ExitCode> {
         })?),
         None => None,
     };
-    let aws = crate::aws::load(a.region.as_deref(), "harness gc").await?;
+    let aws = crate::aws::load(a.region.as_deref(), "harness gc (or pass --region)").await?;
     let ec2 = aws.ec2();
     let region = aws.region();
     let tagged = ec2t::Filter::builder()
@@ -144,7 +144,20 @@ pub async fn run(a: GcArgs) -> Result<ExitCode> {
     for (b, k) in &secrets {
         println!("  token object s3://{b}/{k}");
     }
-    if a.dry_run || (found.is_empty() && groups.is_empty() && secrets.is_empty()) {
+    let unfinished: Vec<&RunState> = states
+        .iter()
+        .filter(|s| s.status != "done" && s.objects.is_some())
+        .collect();
+    for st in &unfinished {
+        println!(
+            "  agent binary and jobs of unfinished run {} under {}/",
+            st.run_id,
+            st.objects.as_deref().unwrap_or_default()
+        );
+    }
+    if a.dry_run
+        || (found.is_empty() && groups.is_empty() && secrets.is_empty() && unfinished.is_empty())
+    {
         mark_states(&states, &[], &[], &[]);
         return Ok(ExitCode::SUCCESS);
     }
@@ -206,6 +219,37 @@ pub async fn run(a: GcArgs) -> Result<ExitCode> {
             }
         }
         println!("deleted {} token object(s)", deleted_secrets.len());
+    }
+    // The agent binary and jobs a killed run left under its prefix.
+    let s3 = aws.s3();
+    let mut swept = 0;
+    for st in states.iter().filter(|s| s.status != "done") {
+        let Some((b, prefix)) = st
+            .objects
+            .as_deref()
+            .and_then(|u| crate::s3::parse_url(u).ok())
+        else {
+            continue;
+        };
+        for dir in ["agent/", "job/"] {
+            let Ok(l) = s3
+                .list_objects_v2()
+                .bucket(&b)
+                .prefix(format!("{prefix}/{dir}"))
+                .send()
+                .await
+            else {
+                continue;
+            };
+            for k in l.contents().iter().filter_map(|o| o.key()) {
+                if s3.delete_object().bucket(&b).key(k).send().await.is_ok() {
+                    swept += 1;
+                }
+            }
+        }
+    }
+    if swept > 0 {
+        println!("deleted {swept} agent and job object(s) of killed runs");
     }
     mark_states(&states, &ids, &deleted_groups, &deleted_secrets);
     Ok(ExitCode::from(if failed == 0 {

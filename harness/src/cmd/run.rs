@@ -623,6 +623,8 @@ fn deployment_gate(
     let refusal = plan.refusal(&cfg.deploy).or_else(|| {
         if plan.instances.is_empty() {
             None
+        } else if let Err(e) = deploy::fleet::referenced_files(loaded) {
+            Some(format!("{e:#}"))
         } else if cfg.deploy.client == crate::config::ClientSite::Local {
             Some("`deploy.client: local` (benchmarking from this machine through an open port) is not built yet; use `client: instance`, the default".to_string())
         } else {
@@ -715,10 +717,13 @@ fn print_summary(
         if tally.already_complete.contains(id) {
             Some("skipped: already in bundle (--force reruns)".to_string())
         } else {
-            tally
-                .skipped
-                .get(id)
-                .map(|_| "endpoint failed preflight".to_string())
+            tally.skipped.get(id).map(|why| {
+                if why.starts_with("skipped: preflight failed") {
+                    "endpoint failed preflight".to_string()
+                } else {
+                    "not run on its instance (see FAILED below)".to_string()
+                }
+            })
         }
     };
     print!("{}", table::render(&rows, &notes, cfg.budgets.error_rate));
@@ -729,7 +734,10 @@ fn print_summary(
         if tally.skipped.is_empty() {
             String::new()
         } else {
-            format!(", {} skipped (preflight failed)", tally.skipped.len())
+            format!(
+                ", {} not run (a failed preflight or instance)",
+                tally.skipped.len()
+            )
         },
         match signal {
             Some(s) => format!(", interrupted ({s})"),

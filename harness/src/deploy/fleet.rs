@@ -118,13 +118,15 @@ pub async fn run(
         }
     }
     let expires_at = Utc::now() + chrono::Duration::from_std(lifetime).expect("duration");
-    let state = RunState::create(cx.run_id, &aws.region(), &cx.loaded.file, expires_at)?;
     let run_prefix = [prefix.as_str(), "runs", cx.run_id]
         .iter()
         .filter(|s| !s.is_empty())
         .cloned()
         .collect::<Vec<_>>()
         .join("/");
+    let mut state = RunState::create(cx.run_id, &aws.region(), &cx.loaded.file, expires_at)?;
+    state.objects = Some(format!("s3://{bucket}/{run_prefix}"));
+    state.save()?;
     let fleet = Fleet {
         ec2: aws.ec2(),
         s3: aws.s3(),
@@ -1128,8 +1130,7 @@ pub fn referenced_files(loaded: &Loaded) -> Result<BTreeMap<String, String>> {
     for p in paths {
         if Path::new(p).is_absolute() || p.split('/').any(|s| s == "..") {
             crate::bad_input!(
-                "{}: `{p}` must be a path under the working folder to reach the instance (it is delivered at the same relative path)",
-                loaded.file
+                "`{p}` is named by an absolute path or one outside the working folder; the instances get the config's files at the same relative path, so name it relative to the folder you run from (e.g. configs/pricing.yml)"
             );
         }
         let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {p}"))?;

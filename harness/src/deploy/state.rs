@@ -96,6 +96,10 @@ pub struct RunState {
     pub expires_at: DateTime<Utc>,
     /// `running`, `tearing_down` or `done`.
     pub status: String,
+    /// `s3://bucket/prefix` of the run's objects (`gc` deletes the agent
+    /// binary and jobs a killed run left there).
+    #[serde(default)]
+    pub objects: Option<String>,
     pub resources: Vec<Resource>,
     #[serde(skip)]
     pub path: PathBuf,
@@ -121,6 +125,7 @@ impl RunState {
             started_at: Utc::now(),
             expires_at,
             status: "running".into(),
+            objects: None,
             resources: vec![],
             path: d.join(format!("{run_id}.json")),
         };
@@ -219,7 +224,9 @@ impl RunState {
                 let hours = (end - r.requested_at).num_milliseconds().max(0) as f64 / 3.6e6;
                 r.usd_per_hour.map(|p| p * hours)
             })
-            .sum()
+            .sum::<Option<f64>>()
+            // An empty sum is -0.0.
+            .map(|c| c + 0.0)
     }
 }
 

@@ -360,3 +360,25 @@ fn the_agent_and_its_duckdb_run_on_the_amis_glibc() {
         assert!(v > (2, 0), "{}: no GLIBC symbol versions read", f.display());
     }
 }
+
+/// A file the config names by absolute path could not reach the instance:
+/// the dry run already says so (and exits as the real run would), before a
+/// real run creates anything.
+#[test]
+fn a_file_named_by_absolute_path_is_refused_before_launch() {
+    let dir = tempfile::tempdir().unwrap();
+    let pricing = format!("{}/../configs/pricing.yml", env!("CARGO_MANIFEST_DIR"));
+    let yaml = std::fs::read_to_string(repo_config("ec2-llama-cpp.yml"))
+        .unwrap()
+        .replace("file: configs/pricing.yml", &format!("file: {pricing}"));
+    let cfg = write_config(dir.path(), "abs", &yaml);
+    let o = dry_run(&cfg, &dir.path().join("abs.duckdb"));
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("REFUSED for a real run")
+            && stdout(&o).contains("absolute path")
+            && stdout(&o).contains(&pricing),
+        "{}",
+        stdout(&o)
+    );
+}
