@@ -8,7 +8,7 @@
 
 use crate::aws::why;
 use crate::cli::{GcArgs, StatusArgs};
-use crate::deploy::fleet::{tick, TAG_ENDPOINT, TAG_RUN};
+use crate::deploy::fleet::{alive_filter, delete_agent_objects, tick, TAG_ENDPOINT, TAG_RUN};
 use crate::deploy::state::{self, Kind, RunState};
 use anyhow::Result;
 use aws_sdk_ec2::types as ec2t;
@@ -41,18 +41,10 @@ pub async fn run(a: GcArgs) -> Result<ExitCode> {
         .name("tag-key")
         .values(TAG_RUN)
         .build();
-    let alive = ec2t::Filter::builder()
-        .name("instance-state-name")
-        .set_values(Some(
-            ["pending", "running", "stopping", "stopped"]
-                .map(String::from)
-                .to_vec(),
-        ))
-        .build();
     let r = ec2
         .describe_instances()
         .filters(tagged.clone())
-        .filters(alive)
+        .filters(alive_filter())
         .send()
         .await
         .map_err(|e| anyhow::anyhow!("listing instances in {region}: {}", why(&e)))?;
@@ -231,22 +223,7 @@ pub async fn run(a: GcArgs) -> Result<ExitCode> {
         else {
             continue;
         };
-        for dir in ["agent/", "job/"] {
-            let Ok(l) = s3
-                .list_objects_v2()
-                .bucket(&b)
-                .prefix(format!("{prefix}/{dir}"))
-                .send()
-                .await
-            else {
-                continue;
-            };
-            for k in l.contents().iter().filter_map(|o| o.key()) {
-                if s3.delete_object().bucket(&b).key(k).send().await.is_ok() {
-                    swept += 1;
-                }
-            }
-        }
+        swept += delete_agent_objects(&s3, &b, &prefix).await;
     }
     if swept > 0 {
         println!("deleted {swept} agent and job object(s) of killed runs");

@@ -337,7 +337,7 @@ impl Session<'_> {
             }
             // An endpoint that failed its check is not brought up again.
             if let Some(v) = checked.get(&ep.name).filter(|v| !v.ok) {
-                self.skip(bundle, exp, v)?;
+                self.skip(bundle, exp, preflight_skip(v))?;
                 continue;
             }
             let deployed = deploy::start(ep, self.cfg.seed, served_at).await?;
@@ -353,7 +353,7 @@ impl Session<'_> {
                 checked.insert(ep.name.clone(), v);
             }
             if !checked[&ep.name].ok {
-                self.skip(bundle, exp, &checked[&ep.name])?;
+                self.skip(bundle, exp, preflight_skip(&checked[&ep.name]))?;
                 continue;
             }
             self.run_one(bundle, exp, provider, (i + 1, experiments.len()))
@@ -399,16 +399,7 @@ impl Session<'_> {
                         .unwrap_or("its instance (not launched)"),
                     c.missing_reason
                 );
-                let now = Utc::now();
-                bundle.write_skipped(&ExperimentRow::new(
-                    exp,
-                    self.run_id,
-                    "skipped",
-                    Some(reason.clone()),
-                    now,
-                    now,
-                ))?;
-                self.tally.skipped.insert(exp.id.clone(), reason);
+                self.skip(bundle, exp, reason)?;
             }
             if c.row.status != "complete" {
                 self.tally.failures.push(format!(
@@ -422,9 +413,9 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Records `exp` as skipped because its endpoint failed its preflight.
-    fn skip(&mut self, bundle: &mut Bundle, exp: &Experiment, v: &Verdict) -> Result<()> {
-        let reason = format!("skipped: preflight failed: {}", v.message);
+    /// Records `exp` as skipped, with why: its endpoint failed its
+    /// preflight, or its instance gave no result.
+    fn skip(&mut self, bundle: &mut Bundle, exp: &Experiment, reason: String) -> Result<()> {
         let now = Utc::now();
         bundle.write_skipped(&ExperimentRow::new(
             exp,
@@ -573,6 +564,11 @@ impl Session<'_> {
         self.tally.ran += 1;
         Ok(())
     }
+}
+
+/// Why an experiment of an endpoint that failed its preflight is skipped.
+fn preflight_skip(v: &Verdict) -> String {
+    format!("skipped: preflight failed: {}", v.message)
 }
 
 /// Longest a preflight request may take (the config's timeout when shorter).

@@ -924,14 +924,6 @@ impl Fleet {
         // Whatever else carries the run's tag and still lives: a launch whose
         // answer never came (its client token recorded, no id), or anything
         // the state file missed.
-        let alive = ec2t::Filter::builder()
-            .name("instance-state-name")
-            .set_values(Some(
-                ["pending", "running", "stopping", "stopped"]
-                    .map(String::from)
-                    .to_vec(),
-            ))
-            .build();
         match self
             .ec2
             .describe_instances()
@@ -941,7 +933,7 @@ impl Fleet {
                     .values(&self.run_id)
                     .build(),
             )
-            .filters(alive)
+            .filters(alive_filter())
             .send()
             .await
         {
@@ -978,28 +970,7 @@ impl Fleet {
         }
         // The agent binary and the jobs (whose presigned URLs could still
         // write results) go too; results, logs and manifests stay.
-        for dir in ["agent/", "job/"] {
-            if let Ok(l) = self
-                .s3
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .prefix(self.key(dir))
-                .send()
-                .await
-            {
-                for o in l.contents() {
-                    if let Some(k) = o.key() {
-                        let _ = self
-                            .s3
-                            .delete_object()
-                            .bucket(&self.bucket)
-                            .key(k)
-                            .send()
-                            .await;
-                    }
-                }
-            }
-        }
+        delete_agent_objects(&self.s3, &self.bucket, &self.run_prefix).await;
         for r in live.iter().filter(|r| r.kind == Kind::SecretObject) {
             if self
                 .s3
@@ -1060,6 +1031,54 @@ impl Fleet {
             );
         }
     }
+}
+
+/// Instances not (being) terminated: `pending`, `running`, `stopping`,
+/// `stopped`.
+pub fn alive_filter() -> ec2t::Filter {
+    ec2t::Filter::builder()
+        .name("instance-state-name")
+        .set_values(Some(
+            ["pending", "running", "stopping", "stopped"]
+                .map(String::from)
+                .to_vec(),
+        ))
+        .build()
+}
+
+/// Deletes the agent binary and the jobs (whose presigned URLs could still
+/// write results) under a run's prefix; results, logs and manifests stay.
+/// Returns how many objects went; failures are left for a later sweep.
+pub async fn delete_agent_objects(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    run_prefix: &str,
+) -> usize {
+    let mut n = 0;
+    for dir in ["agent/", "job/"] {
+        let Ok(l) = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(format!("{run_prefix}/{dir}"))
+            .send()
+            .await
+        else {
+            continue;
+        };
+        for k in l.contents().iter().filter_map(|o| o.key()) {
+            if s3
+                .delete_object()
+                .bucket(bucket)
+                .key(k)
+                .send()
+                .await
+                .is_ok()
+            {
+                n += 1;
+            }
+        }
+    }
+    n
 }
 
 fn phase_words(p: AgentPhase) -> &'static str {
