@@ -4,10 +4,11 @@
 # - heatmap page: ready when its tables are drawn (summary tables only).
 # - latency page: "interactive" when its latency-against-load charts are drawn
 #   (summary tables only); "complete" when the TTFT and e2e distribution charts
-#   are drawn too (one GROUP BY over the requests table inside DuckDB-WASM,
-#   shown with a progress line meanwhile).
+#   are drawn too (from the bundle's ecdf table, which the harness writes with
+#   each experiment).
 # The bundles are configs/local.yml's, with its requests table repeated to the
-# size wanted (new experiment-local sequence numbers, same timings).
+# size wanted (new experiment-local sequence numbers, same timings) and the
+# ecdf table rewritten from it (`harness reindex`).
 #   bench/viewer-tti.sh [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +41,7 @@ for n in (10_000, 100_000, 1_000_000):
     print(n, c.execute("SELECT count(*) FROM requests").fetchone()[0], file=sys.stderr)
     c.close()
 PY
+for f in "$work"/requests-*.duckdb; do "$h" reindex "$f" 2>/dev/null; done
 "$h" publish "$work"/requests-*.duckdb --to "$work/site" --site "$site" >/dev/null
 python3 scripts/serve-static.py "$work/site" --port 0 > "$work/server.txt" &
 server=$!

@@ -12,6 +12,7 @@ pub mod capacity;
 pub mod cost;
 pub mod diff;
 pub mod hash;
+pub mod host;
 pub mod metrics;
 pub mod outcome;
 pub mod recommend;

@@ -65,11 +65,10 @@ impl ExperimentSummary {
     }
 
     pub fn compute(samples: &[RequestSample]) -> Self {
+        let window = measurement_window(samples);
         let mut recorders: Vec<(Metric, Recorder)> =
             Metric::ALL.iter().map(|m| (*m, Recorder::new())).collect();
         let mut s = ExperimentSummary::default();
-        let mut window_start = i64::MAX;
-        let mut window_end = i64::MIN;
         let (mut first_sent, mut last_sent) = (i64::MAX, i64::MIN);
         let (mut out_tokens, mut prompt_tokens) = (0u64, 0u64);
         let (mut pu, mut pc, mut ou, mut oc) = (0u64, 0u64, 0u64, 0u64);
@@ -81,8 +80,6 @@ impl ExperimentSummary {
                 continue;
             }
             s.requests += 1;
-            window_start = window_start.min(r.scheduled_ns);
-            window_end = window_end.max(r.end_ns);
             first_sent = first_sent.min(r.sent_ns);
             last_sent = last_sent.max(r.sent_ns);
             if r.ok {
@@ -106,7 +103,7 @@ impl ExperimentSummary {
                 m.samples(r, |v| rec.record(v));
             }
         }
-        if s.requests > 0 {
+        if let Some((window_start, window_end)) = window {
             s.window_s = ((window_end - window_start).max(0)) as f64 / 1e9;
             if s.window_s > 0.0 {
                 s.request_throughput = s.requests_ok as f64 / s.window_s;
@@ -134,6 +131,21 @@ impl ExperimentSummary {
     pub fn dist(&self, m: Metric) -> Option<&Distribution> {
         self.distributions.get(m.id()).filter(|d| d.count > 0)
     }
+}
+
+/// The measurement window, (start, end) in ns since the experiment's start:
+/// the earliest scheduled send of a measured (non-warm-up) request to the
+/// latest end of one. `None` without measured requests. Throughput is
+/// counted over it, and host samples are assigned to it
+/// (`host::window_of`).
+pub fn measurement_window(samples: &[RequestSample]) -> Option<(i64, i64)> {
+    samples
+        .iter()
+        .filter(|r| !r.warmup)
+        .fold(None, |w, r| match w {
+            None => Some((r.scheduled_ns, r.end_ns)),
+            Some((a, b)) => Some((a.min(r.scheduled_ns), b.max(r.end_ns))),
+        })
 }
 
 /// Every per-request value of `m` over the measured (non-warm-up) requests of

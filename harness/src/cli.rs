@@ -45,6 +45,15 @@ pub enum Command {
     Status(StatusArgs),
     /// The harness on a launched instance (started by its boot script): serve, benchmark over loopback, upload.
     Agent(AgentArgs),
+    /// Benchmarks and tests: recompute a bundle's derived `ecdf` table after its requests were edited with SQL.
+    #[command(hide = true)]
+    Reindex(ReindexArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ReindexArgs {
+    /// The bundle to rewrite in place.
+    pub bundle: PathBuf,
 }
 
 #[derive(Args, Debug)]

@@ -53,6 +53,7 @@ pub fn main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gc(a) => runtime()?.block_on(cmd::gc::run(a)),
         Command::Status(a) => cmd::gc::status(a),
         Command::Agent(a) => runtime()?.block_on(cmd::agent::run(a)),
+        Command::Reindex(a) => cmd::merge::reindex(a),
     }
 }
 

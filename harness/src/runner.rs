@@ -5,7 +5,6 @@ use crate::clock::Clock;
 use crate::plan::Experiment;
 use crate::provider::Provider;
 use crate::record::RequestRecord;
-use crate::tokenizer::Tokenizer;
 use crate::workload::Workload;
 use crate::{progress::Progress, schedule};
 use chrono::{DateTime, Utc};
@@ -18,6 +17,9 @@ use tokio::sync::mpsc;
 
 pub struct Outcome {
     pub records: Vec<RequestRecord>,
+    /// The host's samples over the experiment, on the records' clock (empty
+    /// without a sampler).
+    pub host: Vec<crate::host::Sample>,
     pub interrupted: bool,
     pub started_at: DateTime<Utc>,
     pub ended_at: DateTime<Utc>,
@@ -27,13 +29,15 @@ pub async fn run_experiment(
     exp: &Experiment,
     provider: Arc<Provider>,
     workload: Arc<Workload>,
-    tokenizer: Arc<Tokenizer>,
     timeout: Duration,
     stop: Arc<AtomicBool>,
     progress: Progress,
+    sampler: Option<&crate::host::Sampler>,
 ) -> Outcome {
     let started_at = Utc::now();
     let clock = Clock::new();
+    let sampling = sampler.map(|s| s.start(clock));
+    let tokenizer = exp.tokenizer.clone();
     let (tx, mut rx) = mpsc::unbounded_channel::<RequestRecord>();
 
     let collector = tokio::spawn(async move {
@@ -118,8 +122,13 @@ pub async fn run_experiment(
     drop(tx);
     let mut records = collector.await.expect("collector task");
     records.sort_by_key(|r| r.seq);
+    let host = match sampling {
+        Some(s) => s.finish().await,
+        None => vec![],
+    };
     Outcome {
         records,
+        host,
         interrupted: cut_short,
         started_at,
         ended_at: Utc::now(),

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The bundle schema this build writes and reads (`meta.schema_version`).
-pub const SCHEMA_VERSION: &str = "5";
+pub const SCHEMA_VERSION: &str = "6";
 /// The DuckDB storage version bundles are created with, so that DuckDB-WASM
 /// 1.32 (DuckDB 1.4.3) opens them.
 pub const STORAGE_VERSION: &str = "v1.4.0";
@@ -40,7 +40,7 @@ pub const SCHEMA: Query = Query("SELECT value FROM {db}meta WHERE key = 'schema_
 /// One [`RunRecord`] per run, oldest first.
 pub const RUNS: Query = Query(
     "SELECT run_id, harness_version, git_revision, epoch_us(started_at) / 1e6 AS started_epoch_s, status, status_reason,
-            config_file, config_yaml
+            config_file, config_yaml, host_gpus
      FROM {db}runs ORDER BY started_at",
 );
 
@@ -49,6 +49,14 @@ pub const DATASETS: Query = Query(
     "SELECT dataset, tokenizer_id, kind, path, content_sha256, template, bucket_edges, rows_total, rows_dropped,
             rows_per_bucket
      FROM {db}datasets ORDER BY dataset, tokenizer_id",
+);
+
+/// Every `host_samples` row (`harness_core::host::HostSampleRow`), by
+/// experiment, GPU and time.
+pub const HOST_SAMPLES: Query = Query(
+    "SELECT experiment_id, load_window, t_ns, cpu_util_pct, mem_used_bytes, mem_total_bytes, gpu_index, gpu_util_pct,
+            gpu_mem_used_bytes, gpu_mem_total_bytes, gpu_power_w
+     FROM {db}host_samples ORDER BY experiment_id, gpu_index, t_ns",
 );
 
 /// One [`DistributionRecord`] per experiment and metric.
@@ -100,6 +108,9 @@ pub struct StoredRun {
     pub config_file: String,
     /// The effective config (secrets masked), YAML.
     pub config_yaml: String,
+    /// The GPUs the host sampler saw, or why it saw none (`None`: nothing
+    /// ran on this host, e.g. a run whose experiments ran on EC2 agents).
+    pub host_gpus: Option<String>,
 }
 
 /// A row of [`RUNS`].
@@ -115,6 +126,7 @@ pub struct RunRecord {
     pub status_reason: Option<String>,
     pub config_file: String,
     pub config_yaml: String,
+    pub host_gpus: Option<String>,
 }
 
 impl From<RunRecord> for StoredRun {
@@ -128,6 +140,7 @@ impl From<RunRecord> for StoredRun {
             status_reason: r.status_reason,
             config_file: r.config_file,
             config_yaml: r.config_yaml,
+            host_gpus: r.host_gpus,
         }
     }
 }
@@ -395,80 +408,104 @@ pub fn sql_string(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-/// The bucket of a value `v` in [`distributions_sql`]: 256 buckets per
+/// The bucket of a value `v` in [`ecdf_groups_sql`]: 256 buckets per
 /// factor of e (each about 0.4% wide, under a pixel on a log axis); zero and
 /// negative values share one bucket.
 pub const CDF_BUCKET_SQL: &str = "CASE WHEN v > 0 THEN floor(ln(v) * 256) ELSE -1e9 END";
 
-/// The SQL that groups each of `metrics` (by its own selection,
-/// `Metric::sql_sample`) over the measured requests of each of
-/// `experiment_ids` into [`CDF_BUCKET_SQL`] buckets, in one scan of the
-/// requests table of the bundle attached as `alias`. Rows: `experiment_id`,
-/// `k` (the index into `metrics`), `v` (the bucket's largest value, in the
-/// metric's stored unit: ns or tokens) and `c` (its count). `None` when there
-/// is nothing to select (no ids, or no metric with an SQL selection).
+/// The SQL that groups every metric with an SQL selection
+/// (`Metric::sql_sample`; all but ITL) over the measured requests of the
+/// experiment `experiment_id` into [`CDF_BUCKET_SQL`] buckets, in one scan of
+/// the open bundle's requests table. Rows, as the `ecdf` table stores them:
+/// `experiment_id`, `metric` (its id), `v` (the bucket's largest value, in
+/// the metric's stored unit: ns or tokens) and `c` (its count).
 ///
-/// One hash aggregate: at 1M rows it takes about a tenth of the time that
-/// 200 `quantile_disc` points take in DuckDB-WASM.
-pub fn distributions_sql(
+/// The harness runs it when it writes an experiment, so that a reader draws
+/// a distribution from a few hundred stored rows ([`ECDF`]) and never scans
+/// the requests: at 1M requests that scan alone took DuckDB-WASM over a
+/// second.
+pub fn ecdf_groups_sql(experiment_id: &str) -> String {
+    let exprs: Vec<(&str, &str)> = Metric::ALL
+        .iter()
+        .filter_map(|m| Some((m.id(), m.sql_sample()?)))
+        .collect();
+    let selects: Vec<String> = exprs
+        .iter()
+        .enumerate()
+        .map(|(i, (_, expr))| format!("{expr} AS m{i}"))
+        .collect();
+    let pick: Vec<String> = (0..exprs.len())
+        .map(|i| format!("WHEN {i} THEN m{i}"))
+        .collect();
+    let names: Vec<String> = exprs
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| format!("WHEN {i} THEN {}", sql_string(id)))
+        .collect();
+    format!(
+        "SELECT experiment_id, CASE k {} END AS metric, max(v)::DOUBLE AS v, count(*) AS c FROM (\
+           SELECT experiment_id, k, CASE k {} END AS v FROM (\
+             SELECT experiment_id, {} FROM requests WHERE experiment_id = {} AND NOT warmup\
+           ) CROSS JOIN range({}) AS t(k)\
+         ) WHERE v IS NOT NULL GROUP BY experiment_id, k, {CDF_BUCKET_SQL}",
+        names.join(" "),
+        pick.join(" "),
+        selects.join(", "),
+        sql_string(experiment_id),
+        exprs.len(),
+    )
+}
+
+/// The stored ECDF groups ([`ecdf_groups_sql`]) of `metrics` for each of
+/// `experiment_ids`, from the bundle attached as `alias` (`None`: the open
+/// database). Rows: `experiment_id`, `metric`, `v`, `c`. `None` when there is
+/// nothing to ask (no ids or no metrics).
+pub fn ecdf_sql(
     alias: Option<&str>,
     experiment_ids: &[String],
     metrics: &[Metric],
 ) -> Option<String> {
-    let exprs: Vec<(usize, &str)> = metrics
-        .iter()
-        .enumerate()
-        .filter_map(|(i, m)| Some((i, m.sql_sample()?)))
-        .collect();
-    if experiment_ids.is_empty() || exprs.is_empty() {
+    if experiment_ids.is_empty() || metrics.is_empty() {
         return None;
     }
     let ids: Vec<String> = experiment_ids.iter().map(|id| sql_string(id)).collect();
-    let selects: Vec<String> = exprs
-        .iter()
-        .map(|(i, expr)| format!("{expr} AS m{i}"))
-        .collect();
-    let pick: Vec<String> = exprs
-        .iter()
-        .map(|(i, _)| format!("WHEN {i} THEN m{i}"))
-        .collect();
-    let prefix = alias.map(|a| format!("\"{a}\".")).unwrap_or_default();
-    Some(format!(
-        "SELECT experiment_id, k, max(v) AS v, count(*) AS c FROM (\
-           SELECT experiment_id, k, CASE k {} END AS v FROM (\
-             SELECT experiment_id, {} FROM {prefix}requests WHERE experiment_id IN ({}) AND NOT warmup\
-           ) CROSS JOIN range({}) AS t(k)\
-         ) WHERE v IS NOT NULL GROUP BY experiment_id, k, {CDF_BUCKET_SQL}",
-        pick.join(" "),
-        selects.join(", "),
-        ids.join(", "),
-        metrics.len(),
-    ))
+    let ms: Vec<String> = metrics.iter().map(|m| sql_string(m.id())).collect();
+    Some(
+        ECDF.sql(alias)
+            .replace("{ids}", &ids.join(", "))
+            .replace("{metrics}", &ms.join(", ")),
+    )
 }
 
-/// Decodes [`distributions_sql`]'s rows (as JSON objects) into
+/// The `ecdf` rows of some experiments and metrics; see [`ecdf_sql`].
+const ECDF: Query = Query(
+    "SELECT experiment_id, metric, v, c FROM {db}ecdf WHERE experiment_id IN ({ids}) AND metric IN ({metrics})",
+);
+
+/// Decodes [`ecdf_sql`]'s rows (as JSON objects) into
 /// (experiment id, metric id) → ECDF points (value in ms or tokens, % at or
-/// below), through `model::cdf_from_groups`. Rows that do not decode are
-/// skipped; an experiment or metric without values is absent.
-pub fn distributions_decode(
+/// below), through `model::cdf_from_groups`. Rows that do not decode, or
+/// name a metric not in `metrics`, are skipped; an experiment or metric
+/// without values is absent.
+pub fn ecdf_decode(
     rows: &[serde_json::Value],
     metrics: &[Metric],
 ) -> BTreeMap<(String, String), Vec<(f64, f64)>> {
     let mut groups: BTreeMap<(String, String), Vec<(f64, u64)>> = BTreeMap::new();
     for row in rows {
-        let (Some(id), Some(k), Some(v), Some(c)) = (
+        let (Some(id), Some(name), Some(v), Some(c)) = (
             row.get("experiment_id").and_then(|v| v.as_str()),
-            row.get("k").and_then(|v| v.as_u64()),
+            row.get("metric").and_then(|v| v.as_str()),
             row.get("v").and_then(|v| v.as_f64()),
             row.get("c").and_then(|v| v.as_u64()),
         ) else {
             continue;
         };
-        let Some(m) = metrics.get(k as usize) else {
+        let Some(m) = metrics.iter().find(|m| m.id() == name) else {
             continue;
         };
         groups
-            .entry((id.to_string(), m.id().to_string()))
+            .entry((id.to_string(), name.to_string()))
             .or_default()
             .push((v / m.scale(), c));
     }
@@ -503,7 +540,7 @@ mod tests {
     fn schema_check_names_file_and_versions() {
         assert!(check_schema("a.duckdb", Some(SCHEMA_VERSION)).is_ok());
         let e = check_schema("a.duckdb", Some("3")).unwrap_err();
-        assert!(e.contains("a.duckdb") && e.contains("schema 3") && e.contains("schema 5"));
+        assert!(e.contains("a.duckdb") && e.contains("schema 3") && e.contains(&format!("schema {SCHEMA_VERSION}")));
         assert!(check_schema("a.duckdb", None)
             .unwrap_err()
             .contains("not a result bundle"));

@@ -288,9 +288,9 @@ pub fn cdf_nearest_rank(sorted: &[f64]) -> Vec<(f64, f64)> {
 /// bucket's largest value and how many values it holds, so that point
 /// (max, 100·(count of this bucket and all below)/n) lies exactly on the
 /// ECDF. Buckets may come in any order; they must not overlap. This is how
-/// the viewer draws a distribution from one `GROUP BY` in DuckDB-WASM (see
-/// [`crate::contract::distributions_sql`]) instead of shipping every value
-/// out of it.
+/// a distribution is drawn from the bundle's `ecdf` table (one `GROUP BY`
+/// when the experiment is written, [`crate::contract::ecdf_groups_sql`])
+/// instead of from every value.
 ///
 /// Of those points, one is kept when it is 0.5 percentage points above the
 /// last one kept or 1/64 of a natural-log unit (about 1.6%) to its right,

@@ -126,19 +126,20 @@ pub struct IndexEntry {
     pub simulated: bool,
 }
 
-/// The empirical CDF of each of `metrics` over the measured requests of each
-/// of `experiment_ids`, from one `GROUP BY` inside DuckDB
-/// (`contract::distributions_sql`); see there for the shape. A failed query
-/// gives an empty map (the charts then have nothing to draw).
+/// The empirical CDF of each of `metrics` for each of `experiment_ids`, from
+/// the bundle's stored ECDF groups (`contract::ecdf_sql`, a few hundred rows
+/// per experiment and metric, whatever the number of requests); see there
+/// for the shape. A failed query gives an empty map (the charts then have
+/// nothing to draw).
 pub async fn distributions(
     alias: &str,
     experiment_ids: &[String],
     metrics: &[Metric],
 ) -> BTreeMap<(String, String), Vec<(f64, f64)>> {
-    let Some(sql) = contract::distributions_sql(Some(alias), experiment_ids, metrics) else {
+    let Some(sql) = contract::ecdf_sql(Some(alias), experiment_ids, metrics) else {
         return BTreeMap::new();
     };
-    contract::distributions_decode(&query(&sql).await.unwrap_or_default(), metrics)
+    contract::ecdf_decode(&query(&sql).await.unwrap_or_default(), metrics)
 }
 
 /// Every measured value of `metric` for one experiment, in ms, as the

@@ -39,6 +39,9 @@ pub struct RunRow {
     pub config_yaml: String,
     pub overrides: Vec<String>,
     pub command_line: String,
+    /// The GPUs the host sampler sees, or why it sees none
+    /// (`host::Sampler::gpus`).
+    pub host_gpus: Option<String>,
 }
 
 /// An experiment's row (everything but its results). Built from the
@@ -189,7 +192,7 @@ impl DeploymentRow {
 
 /// Copies rows from the attached bundle `src` into the open one: its runs and
 /// preflights not already present, the experiments (with summaries,
-/// distributions and requests) whose ids `kept` (a SQL subquery) selects,
+/// distributions, ECDF groups, host samples and requests) whose ids `kept` (a SQL subquery) selects,
 /// and the dataset cards and rows `datasets` (a SQL condition) selects.
 /// One definition for `harness merge` and for collecting an instance's bundle.
 pub(crate) fn copy_attached(c: &Connection, kept: &str, datasets: &str) -> Result<()> {
@@ -201,6 +204,8 @@ pub(crate) fn copy_attached(c: &Connection, kept: &str, datasets: &str) -> Resul
          INSERT INTO experiments SELECT * FROM src.experiments WHERE experiment_id IN {kept};
          INSERT INTO summaries SELECT * FROM src.summaries WHERE experiment_id IN {kept};
          INSERT INTO distributions SELECT * FROM src.distributions WHERE experiment_id IN {kept};
+         INSERT INTO ecdf SELECT * FROM src.ecdf WHERE experiment_id IN {kept};
+         INSERT INTO host_samples SELECT * FROM src.host_samples WHERE experiment_id IN {kept};
          INSERT INTO requests SELECT * FROM src.requests WHERE experiment_id IN {kept};
          INSERT INTO datasets SELECT * FROM src.datasets WHERE {datasets};
          INSERT INTO dataset_rows SELECT * FROM src.dataset_rows WHERE {datasets};
@@ -283,6 +288,25 @@ impl Bundle {
         self.checkpoint()
     }
 
+    /// Rewrites the `ecdf` rows of every experiment from the requests table,
+    /// for a bundle whose requests were edited outside the harness (the
+    /// viewer's speed benchmark inflates them with SQL). Returns how many
+    /// experiments it rewrote.
+    pub fn rewrite_ecdf(&mut self) -> Result<usize> {
+        let tx = self.conn.transaction()?;
+        let ids: Vec<String> = {
+            let mut st = tx.prepare("SELECT experiment_id FROM experiments ORDER BY ordinal")?;
+            let ids = st.query_map([], |r| r.get(0))?;
+            ids.collect::<duckdb::Result<_>>()?
+        };
+        for id in &ids {
+            write_ecdf(&tx, id)?;
+        }
+        tx.commit()?;
+        self.checkpoint()?;
+        Ok(ids.len())
+    }
+
     /// Opens a bundle, creating it (and its directory) when missing.
     pub fn open(path: &Path) -> Result<Bundle> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -353,7 +377,7 @@ impl Bundle {
                     x.get(0)
                 })?;
         self.conn.execute(
-            "INSERT INTO runs VALUES (?, ?, ?, ?, NULL, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+            "INSERT INTO runs VALUES (?, ?, ?, ?, NULL, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
             params![
                 r.run_id,
                 env!("CARGO_PKG_VERSION"),
@@ -370,6 +394,7 @@ impl Bundle {
                 host.cpus,
                 host.memory_bytes,
                 duckdb_version,
+                r.host_gpus,
             ],
         )?;
         self.checkpoint()
@@ -435,6 +460,7 @@ impl Bundle {
         records: &[RequestRecord],
         s: &ExperimentSummary,
         costed: &harness_core::cost::Costed,
+        host: &[harness_core::host::HostSampleRow],
     ) -> Result<()> {
         let tx = self.conn.transaction()?;
         delete_experiment(&tx, e.experiment_id)?;
@@ -491,6 +517,25 @@ impl Bundle {
              output_tokens_client, prompt_tokens_usage, output_tokens_usage, prompt_token_discrepancy, finish_reason, simulated FROM requests_stage; \
              DELETE FROM requests_stage;",
         )?;
+        write_ecdf(&tx, e.experiment_id)?;
+        {
+            let mut app = tx.appender("host_samples")?;
+            for h in host {
+                app.append_row(params![
+                    h.experiment_id,
+                    h.load_window,
+                    h.t_ns,
+                    h.cpu_util_pct,
+                    h.mem_used_bytes,
+                    h.mem_total_bytes,
+                    h.gpu_index,
+                    h.gpu_util_pct,
+                    h.gpu_mem_used_bytes,
+                    h.gpu_mem_total_bytes,
+                    h.gpu_power_w,
+                ])?;
+            }
+        }
         let cost = &costed.figures;
         let price = costed.price.as_ref();
         let (hourly, tokens) = match price.map(|p| p.rate) {
@@ -639,9 +684,30 @@ pub(crate) fn open_error(path: &Path, e: duckdb::Error) -> anyhow::Error {
     }
 }
 
+/// Writes the `ecdf` rows of one experiment from its stored requests
+/// (`contract::ecdf_groups_sql`), replacing any it had.
+fn write_ecdf(c: &Connection, experiment_id: &str) -> Result<()> {
+    c.execute(
+        "DELETE FROM ecdf WHERE experiment_id = ?",
+        params![experiment_id],
+    )?;
+    c.execute_batch(&format!(
+        "INSERT INTO ecdf {}",
+        harness_view::contract::ecdf_groups_sql(experiment_id)
+    ))?;
+    Ok(())
+}
+
 /// Removes every row of an experiment (before it is written again).
 fn delete_experiment(tx: &duckdb::Transaction<'_>, id: &str) -> Result<()> {
-    for table in ["distributions", "summaries", "requests", "experiments"] {
+    for table in [
+        "distributions",
+        "ecdf",
+        "host_samples",
+        "summaries",
+        "requests",
+        "experiments",
+    ] {
         tx.execute(
             &format!("DELETE FROM {table} WHERE experiment_id = ?"),
             params![id],

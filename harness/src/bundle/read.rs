@@ -102,6 +102,11 @@ pub fn runs(conn: &Connection) -> Result<Vec<StoredRun>> {
     Ok(r.into_iter().map(StoredRun::from).collect())
 }
 
+/// Every `host_samples` row, by experiment, GPU and time.
+pub fn host_samples(conn: &Connection) -> Result<Vec<harness_core::host::HostSampleRow>> {
+    decode(conn, contract::HOST_SAMPLES, "host_samples")
+}
+
 pub fn datasets(conn: &Connection) -> Result<Vec<StoredDataset>> {
     decode(conn, contract::DATASETS, "datasets")
 }

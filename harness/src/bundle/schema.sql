@@ -23,7 +23,8 @@ CREATE TABLE IF NOT EXISTS runs (
     host_cpus         INTEGER,
     host_memory_bytes BIGINT,
     duckdb_version    VARCHAR,
-    status_reason     VARCHAR
+    status_reason     VARCHAR,
+    host_gpus         VARCHAR
 );
 CREATE TABLE IF NOT EXISTS experiments (
     experiment_id  VARCHAR PRIMARY KEY,
@@ -125,6 +126,25 @@ CREATE TABLE IF NOT EXISTS distributions (
     p99           DOUBLE,
     max           DOUBLE,
     PRIMARY KEY (experiment_id, metric)
+);
+CREATE TABLE IF NOT EXISTS ecdf (
+    experiment_id VARCHAR NOT NULL,
+    metric        VARCHAR NOT NULL,
+    v             DOUBLE NOT NULL,
+    c             BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS host_samples (
+    experiment_id       VARCHAR NOT NULL,
+    load_window         VARCHAR NOT NULL,
+    t_ns                BIGINT NOT NULL,
+    cpu_util_pct        DOUBLE,
+    mem_used_bytes      BIGINT,
+    mem_total_bytes     BIGINT,
+    gpu_index           BIGINT,
+    gpu_util_pct        DOUBLE,
+    gpu_mem_used_bytes  BIGINT,
+    gpu_mem_total_bytes BIGINT,
+    gpu_power_w         DOUBLE
 );
 CREATE TABLE IF NOT EXISTS datasets (
     dataset          VARCHAR NOT NULL,

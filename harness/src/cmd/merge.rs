@@ -198,3 +198,15 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
     );
     Ok(ExitCode::SUCCESS)
 }
+
+/// `harness reindex BUNDLE` (hidden): rewrites the bundle's derived `ecdf`
+/// table from its requests, for benchmarks and tests that edit requests with
+/// SQL. Errors: a missing file (exit 2), or one `Bundle::open` refuses.
+pub fn reindex(a: crate::cli::ReindexArgs) -> Result<ExitCode> {
+    if !a.bundle.is_file() {
+        bad_input!("{} does not exist", a.bundle.display());
+    }
+    let n = Bundle::open(&a.bundle)?.rewrite_ecdf()?;
+    eprintln!("{}: ecdf rewritten for {n} experiments", a.bundle.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -217,7 +217,24 @@ impl Stages<'_> {
         after_each: Option<AfterEach<'_>>,
     ) -> Result<Done> {
         let mut bundle = Bundle::open(self.path)?;
-        begin_run(&bundle, self.loaded, self.run_id, Utc::now())?;
+        // The host is sampled while experiments run here; an EC2 endpoint's
+        // agent samples its instance.
+        let local = experiments.iter().any(|e| {
+            deploy::Kind::of(&e.endpoint) != deploy::Kind::Ec2 || self.served_at.is_some()
+        });
+        let sampler = local.then(|| crate::host::Sampler::new(crate::host::Sampler::INTERVAL));
+        if let Some(s) = &sampler {
+            if !self.args.quiet {
+                eprintln!("host metrics: CPU and memory every second; {}", s.gpus());
+            }
+        }
+        begin_run(
+            &bundle,
+            self.loaded,
+            self.run_id,
+            Utc::now(),
+            sampler.as_ref().map(|s| s.gpus().to_string()),
+        )?;
         let stop = Stop::install(&bundle, self.run_id, self.fleet.is_some())?;
         let mut session = Session {
             cfg: &self.loaded.config,
@@ -231,6 +248,7 @@ impl Stages<'_> {
             served_at: self.served_at,
             after_each,
             fleet: self.fleet,
+            sampler,
         };
         let result = std::panic::AssertUnwindSafe(session.run_all(&mut bundle, experiments))
             .catch_unwind()
@@ -307,6 +325,8 @@ struct Session<'a> {
     served_at: Option<(String, String)>,
     after_each: Option<AfterEach<'a>>,
     fleet: Option<(deploy::ec2::Plan, crate::aws::Aws)>,
+    /// Samples the host while an experiment runs here (`host_samples`).
+    sampler: Option<crate::host::Sampler>,
 }
 
 impl Session<'_> {
@@ -506,14 +526,19 @@ impl Session<'_> {
             exp,
             Arc::new(provider),
             workload,
-            exp.tokenizer.clone(),
             self.cfg.load.timeout,
             self.stop.flag(),
             progress,
+            self.sampler.as_ref(),
         )
         .await;
         let samples: Vec<_> = outcome.records.iter().map(|r| r.sample()).collect();
         let summary = ExperimentSummary::compute(&samples);
+        let host = crate::host::rows(
+            &exp.id,
+            &outcome.host,
+            harness_core::summary::measurement_window(&samples),
+        );
         let run_s = (outcome.ended_at - outcome.started_at).num_milliseconds() as f64 / 1e3;
         let costed = Costed::new(
             self.pricing.price(
@@ -553,6 +578,7 @@ impl Session<'_> {
                 &outcome.records,
                 &summary,
                 &costed,
+                &host,
             )
             .with_context(|| {
                 format!(
@@ -679,8 +705,10 @@ fn begin_run(
     loaded: &Loaded,
     run_id: &str,
     started_at: chrono::DateTime<Utc>,
+    host_gpus: Option<String>,
 ) -> Result<()> {
     bundle.begin_run(&RunRow {
+        host_gpus,
         run_id: run_id.to_string(),
         started_at,
         config_file: loaded.file.clone(),

@@ -10,6 +10,7 @@ pub fn run(a: ShowArgs) -> anyhow::Result<ExitCode> {
             "bundle": a.bundle.display().to_string(),
             "runs": read::runs(&conn)?,
             "experiments": read::experiments(&conn)?,
+            "host": harness_core::host::windows(&read::host_samples(&conn)?),
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(ExitCode::SUCCESS);
@@ -46,6 +47,94 @@ pub fn run(a: ShowArgs) -> anyhow::Result<ExitCode> {
             max_error_rate
         )
     );
+    print!("{}", host_table(&runs, &exps, &read::host_samples(&conn)?));
     println!("bundle: {}", a.bundle.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The host's figures in each experiment's measurement window (p50 / p95 /
+/// max of the 1-second samples), per GPU where there are GPUs; what each
+/// run's sampler saw first. Empty when no run sampled its host.
+fn host_table(
+    runs: &[harness_view::contract::StoredRun],
+    exps: &[crate::bundle::read::StoredExperiment],
+    samples: &[harness_core::host::HostSampleRow],
+) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let seen: Vec<String> = runs
+        .iter()
+        .filter_map(|r| Some(format!("run {}: {}", r.run_id, r.host_gpus.as_deref()?)))
+        .collect();
+    if seen.is_empty() && samples.is_empty() {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "\nhost metrics, measurement window (p50 / p95 / max of 1 s samples):"
+    );
+    for s in seen {
+        let _ = writeln!(out, "  {s}");
+    }
+    let spread = |s: Option<harness_core::host::Spread>, digits: usize| {
+        s.map(|s| {
+            format!(
+                "{:.digits$} / {:.digits$} / {:.digits$}",
+                s.p50, s.p95, s.max
+            )
+        })
+        .unwrap_or_else(|| "-".into())
+    };
+    let windows = harness_core::host::windows(samples);
+    let mut rows = vec![[
+        "experiment".to_string(),
+        "gpu".into(),
+        "samples".into(),
+        "cpu %".into(),
+        "mem GiB".into(),
+        "gpu %".into(),
+        "gpu mem GiB".into(),
+        "gpu W".into(),
+    ]];
+    for e in exps {
+        for w in windows
+            .iter()
+            .filter(|w| w.experiment_id == e.experiment_id && w.load_window == "measured")
+        {
+            rows.push([
+                e.label.clone(),
+                w.gpu_index
+                    .map(|g| g.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                w.samples.to_string(),
+                spread(w.cpu_util_pct, 0),
+                spread(w.mem_used_gib, 1),
+                spread(w.gpu_util_pct, 0),
+                match (spread(w.gpu_mem_used_gib, 1), w.gpu_mem_total_gib) {
+                    (s, Some(t)) => format!("{s} of {t:.0}"),
+                    (s, None) => s,
+                },
+                spread(w.gpu_power_w, 0),
+            ]);
+        }
+    }
+    if rows.len() == 1 {
+        let _ = writeln!(
+            out,
+            "  no sample fell in a measurement window (experiments under 1 s)"
+        );
+        return out;
+    }
+    let widths: Vec<usize> = (0..8)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    for r in rows {
+        let cells: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        let _ = writeln!(out, "  {}", cells.join("  ").trim_end());
+    }
+    out
 }

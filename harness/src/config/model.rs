@@ -82,6 +82,9 @@ pub struct Ec2Settings {
     /// Spot rather than on-demand (shown as `market`).
     #[serde(rename = "market", serialize_with = "market")]
     pub spot: bool,
+    /// The capacity reservation (`cr-…`) the instance launches into.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity_reservation: Option<String>,
     pub port: u16,
     pub volume_gib: u32,
 }

@@ -744,6 +744,22 @@ fn ec2(
             false
         }
     };
+    if let Some(cr) = &w.capacity_reservation {
+        let hex = cr.strip_prefix("cr-").unwrap_or("");
+        if !(8..=17).contains(&hex.len()) || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            cx.err(
+                at.key("capacity_reservation"),
+                format!(
+                    "`{cr}` is not a capacity reservation id; write e.g. `cr-0123456789abcdef0`"
+                ),
+            );
+        } else if spot {
+            cx.err(
+                at.key("capacity_reservation"),
+                "a capacity reservation holds on-demand capacity; remove `market: spot`",
+            );
+        }
+    }
     let volume_gib = w.volume_gib.unwrap_or(200);
     if !(8..=16384).contains(&volume_gib) {
         cx.err(
@@ -770,6 +786,7 @@ fn ec2(
         extra_args: w.extra_args.clone().unwrap_or_default(),
         hf_token_env: w.hf_token_env.clone(),
         spot,
+        capacity_reservation: w.capacity_reservation.clone(),
         port,
         volume_gib,
     })

@@ -72,6 +72,10 @@ pub struct WireEc2 {
     pub hf_token_env: Option<String>,
     /// `on-demand` (default) or `spot`.
     pub market: Option<String>,
+    /// An EC2 capacity reservation (`cr-…`) to launch into: on-demand
+    /// capacity held for this account, billed whether used or not. Its
+    /// instance type and availability zone must match.
+    pub capacity_reservation: Option<String>,
     /// Serving port on the instance (default 8000).
     pub port: Option<u16>,
     /// Root volume size in GiB (default 200).

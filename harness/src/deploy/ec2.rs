@@ -222,6 +222,8 @@ pub struct InstancePlan {
     pub instance_type: String,
     pub count: u32,
     pub spot: bool,
+    /// The capacity reservation to launch into.
+    pub capacity_reservation: Option<String>,
     pub accelerator: Accelerator,
     /// `Ok(ami id)` as configured, or `Err(SSM parameter)` to resolve at launch.
     pub ami: Result<String, &'static str>,
@@ -357,6 +359,7 @@ pub fn plan(cfg: &Config, experiments: &[Experiment], pricer: &mut Pricer, run_i
             instance_type,
             count: ep.instance_count,
             spot: s.spot,
+            capacity_reservation: s.capacity_reservation.clone(),
             accelerator: acc,
             ami: s.ami.clone().ok_or(acc.ami_parameter()),
             stack,
@@ -504,7 +507,11 @@ pub fn render(p: &Plan, d: &Deploy) -> String {
             i.count,
             i.instance_type,
             i.accelerator.words(),
-            if i.spot { "spot" } else { "on-demand" }
+            match (&i.capacity_reservation, i.spot) {
+                (Some(cr), _) => format!("on-demand, in capacity reservation {cr}"),
+                (None, true) => "spot".into(),
+                (None, false) => "on-demand".into(),
+            }
         );
         let _ = writeln!(o, "  launch       IMDSv2 required; shutdown behaviour terminate; no key pair, no SSH; tagged with the run id");
         for n in &i.notes {

@@ -658,6 +658,17 @@ impl Fleet {
             .tag_specifications(self.tag_spec(ec2t::ResourceType::Instance, Some(&ip.endpoint)))
             .tag_specifications(self.tag_spec(ec2t::ResourceType::Volume, Some(&ip.endpoint)))
             .set_security_group_ids(sg.map(|g| vec![g]));
+        if let Some(cr) = &ip.capacity_reservation {
+            req = req.capacity_reservation_specification(
+                ec2t::CapacityReservationSpecification::builder()
+                    .capacity_reservation_target(
+                        ec2t::CapacityReservationTarget::builder()
+                            .capacity_reservation_id(cr)
+                            .build(),
+                    )
+                    .build(),
+            );
+        }
         if ip.spot {
             req = req.instance_market_options(
                 ec2t::InstanceMarketOptionsRequest::builder()

@@ -187,6 +187,33 @@ impl Moto {
         })
     }
 
+    /// Rewrites the job at `job_url` (presigned, path style) so that its
+    /// bundle uploads go to a closed port.
+    fn break_job_bundle_url(&self, job_url: &str) {
+        let url = reqwest::Url::parse(job_url).unwrap();
+        let key = url.path().strip_prefix("/bench/").unwrap().to_string();
+        self.rt.block_on(async {
+            let s3 = self.s3();
+            let o = s3
+                .get_object()
+                .bucket("bench")
+                .key(&key)
+                .send()
+                .await
+                .unwrap();
+            let mut job: serde_json::Value =
+                serde_json::from_slice(&o.body.collect().await.unwrap().to_vec()).unwrap();
+            job["put"]["bundle"] = "http://127.0.0.1:9/refused".into();
+            s3.put_object()
+                .bucket("bench")
+                .key(&key)
+                .body(serde_json::to_vec(&job).unwrap().into())
+                .send()
+                .await
+                .unwrap();
+        });
+    }
+
     /// Every object in the bucket: key → bytes.
     fn objects(&self) -> Vec<(String, Vec<u8>)> {
         self.rt.block_on(async {
@@ -349,6 +376,9 @@ enum Play {
     DeadServer,
     /// Run the agent, then kill it (-9) once its first result is uploaded.
     KillAgentAfterFirstUpload,
+    /// Run the agent with a job whose bundle upload URL refuses connections
+    /// (the job object is rewritten in S3 before the agent reads it).
+    BundleUploadFails,
     /// Never boot (the test does something else meanwhile).
     Nothing,
 }
@@ -414,6 +444,9 @@ fn play(
                 &got[..],
                 &std::fs::read(case.path("agent-binary")).unwrap()[..]
             );
+            if matches!(p, Play::BundleUploadFails) {
+                case.moto.break_job_bundle_url(&job_url);
+            }
             let log = case.path(&format!("agent-{id}.log"));
             let mut c = harness();
             c.args(["agent", "--job", &job_url, "--log"])
@@ -506,7 +539,12 @@ fn two_instance_types_one_bundle_nothing_left_and_no_secret_anywhere() {
     let cfg = case.config(
         &[
             ("g5", "g5.2xlarge", "ami-0a0b0c0d"),
-            ("g6e", "g6e.2xlarge", "ami-0a0b0c0d"),
+            // Into a capacity reservation (the AMI slot carries the key).
+            (
+                "g6e",
+                "g6e.2xlarge",
+                "ami-0a0b0c0d, capacity_reservation: cr-0123456789abcdef0",
+            ),
         ],
         "",
         6,
@@ -554,6 +592,17 @@ fn two_instance_types_one_bundle_nothing_left_and_no_secret_anywhere() {
         )
         .unwrap();
     assert_eq!(runs, 3, "the harness's run and each agent's");
+    // Each agent sampled its instance; the harness, which ran nothing
+    // itself, did not sample its own host.
+    let sampled: Vec<Option<String>> = c
+        .prepare("SELECT host_gpus FROM runs ORDER BY started_at")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(sampled[0], None, "{sampled:?}");
+    assert!(sampled[1..].iter().all(|g| g.is_some()), "{sampled:?}");
 
     // How the instances were launched: IMDSv2, terminate on shutdown, tagged,
     // no key pair; the security group has no inbound rule.
@@ -574,6 +623,12 @@ fn two_instance_types_one_bundle_nothing_left_and_no_secret_anywhere() {
         }
         assert!(!l.contains("KeyName"), "{l}");
     }
+    let reserved = "CapacityReservationSpecification.CapacityReservationTarget.CapacityReservationId=cr-0123456789abcdef0";
+    assert_eq!(
+        launches.iter().filter(|l| l.contains(reserved)).count(),
+        1,
+        "{launches:?}"
+    );
     assert!(
         !calls
             .iter()
@@ -711,6 +766,41 @@ fn a_health_check_that_never_passes_fails_the_endpoint_and_collects_its_log() {
     assert!(
         d[0].6.as_deref().unwrap_or("").contains("agent: failed"),
         "{d:?}"
+    );
+}
+
+#[test]
+fn an_agent_that_cannot_upload_its_bundle_is_reported_and_nothing_is_left() {
+    let case = Case::new(&[]);
+    let cfg = case.config(&[("noup", "g5.2xlarge", "ami-0a0b0c0d")], "", 6, 8);
+    let mut run = case.start_run(&cfg);
+    let (status, logs) = play(&case, &mut run, |_| Play::BundleUploadFails);
+    assert_eq!(status.code(), Some(3), "{}\n{logs}", case.run_log());
+    assert_nothing_left(&case);
+    // The agent ran both experiments, but no bundle came back: the manifest
+    // says why, both experiments are recorded as not collected, with it.
+    let d = deployments(&case.path("run.duckdb"));
+    assert_eq!((d[0].1.as_str(), d[0].3, d[0].4), ("failed", 0, 2), "{d:?}");
+    let reason = d[0].5.as_deref().unwrap();
+    assert!(reason.contains("uploading the bundle failed"), "{reason}");
+    assert!(
+        d[0].6
+            .as_deref()
+            .unwrap_or("")
+            .contains("agent: uploading the bundle"),
+        "the agent's log came back: {d:?}"
+    );
+    let exps = experiments(&case.path("run.duckdb"));
+    assert_eq!(exps.len(), 2);
+    for e in &exps {
+        assert_eq!(e.status, "skipped", "{exps:?}");
+        let why = e.status_reason.as_deref().unwrap();
+        assert!(why.contains("uploading the bundle failed"), "{why}");
+    }
+    assert!(
+        case.run_log().contains("FAILED: endpoint `noup` on EC2"),
+        "{}",
+        case.run_log()
     );
 }
 

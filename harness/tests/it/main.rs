@@ -11,6 +11,7 @@ mod exit_codes;
 mod fake;
 mod faults;
 mod hashing;
+mod host;
 mod llama;
 mod merge;
 mod plan;

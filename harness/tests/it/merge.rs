@@ -52,7 +52,12 @@ fn merge_keeps_every_run_and_refuses_silent_loss() {
         assert_eq!(m.summary.distributions, e.summary.distributions);
         assert_eq!(m.costed, e.costed);
     }
-    for t in ["requests", "distributions", "dataset_rows"] {
+    // A run writes each experiment's ECDF groups; the merge copies them.
+    let measured = "SELECT count(*) FROM requests WHERE NOT warmup AND status = 'ok'";
+    let grouped = "SELECT sum(c)::BIGINT FROM ecdf WHERE metric = 'e2e'";
+    assert!(count(&a, measured) > 0);
+    assert_eq!(count(&a, grouped), count(&a, measured));
+    for t in ["requests", "distributions", "ecdf", "dataset_rows"] {
         let sql = format!("SELECT count(*) FROM {t}");
         assert_eq!(
             count(&merged, &sql),

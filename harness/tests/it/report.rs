@@ -11,12 +11,13 @@ use super::common::*;
 use harness::bundle::Bundle;
 use std::path::{Path, PathBuf};
 
-const TABLES: [(&str, &str); 9] = [
+const TABLES: [(&str, &str); 10] = [
     ("meta", "key"),
     ("runs", "run_id"),
     ("experiments", "ordinal, experiment_id"),
     ("summaries", "experiment_id"),
     ("distributions", "experiment_id, metric"),
+    ("ecdf", "experiment_id, metric, v"),
     ("requests", "experiment_id, seq"),
     ("datasets", "dataset, tokenizer_sha256"),
     ("dataset_rows", "dataset, tokenizer_sha256, bucket, line"),
@@ -349,10 +350,12 @@ fn sql_metric_selection_is_the_rust_definition() {
     assert!(checked > 100, "only {checked} values compared");
 }
 
-/// The viewer's distribution charts (`contract::distributions_sql`, grouped
-/// in DuckDB, then `model::cdf_from_groups`) put every point exactly on the
-/// empirical CDF of the values `Metric::samples` picks, end at 100%, and
-/// thin 1k+ values to a few hundred points at most.
+/// The viewer's distribution charts (the bundle's `ecdf` rows, grouped in
+/// DuckDB by `contract::ecdf_groups_sql` when the experiment was written,
+/// then `model::cdf_from_groups`) put every point exactly on the empirical
+/// CDF of the values `Metric::samples` picks, end at 100%, and thin 1k+
+/// values to a few hundred points at most. Rewriting the table from the
+/// requests (`harness reindex`) gives the same rows.
 #[test]
 fn viewer_distribution_points_lie_on_the_ecdf() {
     use harness_core::Metric;
@@ -372,9 +375,9 @@ fn viewer_distribution_points_lie_on_the_ecdf() {
         Metric::DispatchLag,
         Metric::OutputTokens,
     ];
-    let sql = contract::distributions_sql(None, &ids, &metrics).unwrap();
+    let sql = contract::ecdf_sql(None, &ids, &metrics).unwrap();
     let rows = harness::bundle::read::rows_of(&conn, &sql).unwrap();
-    let cdfs = contract::distributions_decode(&rows, &metrics);
+    let cdfs = contract::ecdf_decode(&rows, &metrics);
     let mut checked = 0;
     for e in &experiments {
         let requests = harness::bundle::read::request_samples(&conn, &e.experiment_id).unwrap();
@@ -422,7 +425,26 @@ fn viewer_distribution_points_lie_on_the_ecdf() {
         }
     }
     assert!(checked >= 8, "only {checked} distributions compared");
-    // No ids: nothing to ask.
-    assert!(contract::distributions_sql(None, &[], &metrics).is_none());
-    assert!(contract::distributions_sql(None, &ids, &[Metric::Itl]).is_none());
+    // No ids or no metrics: nothing to ask; ITL has no rows.
+    assert!(contract::ecdf_sql(None, &[], &metrics).is_none());
+    assert!(contract::ecdf_sql(None, &ids, &[]).is_none());
+    let itl = contract::ecdf_sql(None, &ids, &[Metric::Itl]).unwrap();
+    assert!(harness::bundle::read::rows_of(&conn, &itl)
+        .unwrap()
+        .is_empty());
+    // The stored rows are what the write-time SQL gives now.
+    let all = "SELECT * FROM ecdf ORDER BY experiment_id, metric, v";
+    let stored = harness::bundle::read::rows_of(&conn, all).unwrap();
+    drop(conn);
+    let out = harness()
+        .args(["reindex", bundle.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conn = harness::bundle::read::open(&bundle).unwrap();
+    assert_eq!(harness::bundle::read::rows_of(&conn, all).unwrap(), stored);
 }
