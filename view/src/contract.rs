@@ -540,7 +540,11 @@ mod tests {
     fn schema_check_names_file_and_versions() {
         assert!(check_schema("a.duckdb", Some(SCHEMA_VERSION)).is_ok());
         let e = check_schema("a.duckdb", Some("3")).unwrap_err();
-        assert!(e.contains("a.duckdb") && e.contains("schema 3") && e.contains(&format!("schema {SCHEMA_VERSION}")));
+        assert!(
+            e.contains("a.duckdb")
+                && e.contains("schema 3")
+                && e.contains(&format!("schema {SCHEMA_VERSION}"))
+        );
         assert!(check_schema("a.duckdb", None)
             .unwrap_err()
             .contains("not a result bundle"));

@@ -328,21 +328,14 @@ pub fn plan(cfg: &Config, experiments: &[Experiment], pricer: &mut Pricer, run_i
                 )),
                 Rate::Tokens(_) => None,
             });
-        let placeholders: Vec<(String, String)> = agent_files(&cfg.deploy)
-            .into_iter()
-            .map(|(name, _)| {
-                (
-                    name.clone(),
-                    format!("<presigned GET of {name}, made at launch>"),
-                )
-            })
-            .collect();
+        let agent = AgentBundle::of(&cfg.deploy);
         let user_data = crate::redact::text(&user_data(
             cfg,
             ep,
             acc,
             run_id,
-            &placeholders,
+            &agent,
+            &format!("<presigned GET of {AGENT_BUNDLE}, made at launch>"),
             "<presigned GET of the job, made at launch>",
         ));
         let flags = docker_flags(cfg, s, acc);
@@ -417,40 +410,158 @@ pub fn docker_flags(cfg: &Config, s: &Ec2Settings, acc: Accelerator) -> Vec<Stri
     f
 }
 
-/// The files delivered to the instance to run the agent: `harness` (this
-/// binary, or `deploy.agent_binary`) and, when this binary links DuckDB as a
-/// shared library (the default build), that `libduckdb.so`, found where the
-/// process loaded it. Name → local path.
-pub fn agent_files(d: &Deploy) -> Vec<(String, std::path::PathBuf)> {
-    if let Some(p) = &d.agent_binary {
-        return vec![("harness".into(), p.into())];
-    }
-    let mut v = vec![];
-    if let Ok(exe) = std::env::current_exe() {
-        v.push(("harness".into(), exe));
-    }
-    if let Ok(maps) = std::fs::read_to_string("/proc/self/maps") {
-        if let Some(lib) = maps
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(5))
-            .find(|p| p.ends_with("/libduckdb.so"))
-        {
-            v.push(("libduckdb.so".into(), lib.into()));
-        }
-    }
-    v
+/// The agent as delivered to the instance: one gzip'd tar, `agent.tar.gz`,
+/// unpacked into `/opt/llm-harness`.
+///
+/// By default it holds this `harness` binary with every shared library the
+/// process has loaded (`libduckdb.so`, the C and C++ runtimes) and the
+/// dynamic loader itself, and the boot script starts the agent through that
+/// loader (`./ld-linux-x86-64.so.2 --library-path /opt/llm-harness ./harness`).
+/// So the agent never uses the AMI's glibc: it runs on any x86_64 Linux AMI,
+/// whatever glibc it has, and a Nix-built harness (whose loader path is in
+/// /nix/store) runs there too. GPU driver libraries (NVML, CUDA) are left
+/// out: they must come from the instance's own driver, and load into the
+/// shipped glibc (checked on Ubuntu 24.04 with an H200: NVML 580 loads and
+/// reads the GPU from a bundle built on Debian 12's glibc 2.36).
+///
+/// With `deploy.agent_binary` it holds that file alone, started with
+/// `LD_LIBRARY_PATH=/opt/llm-harness` (for an aarch64 build, say).
+#[derive(Debug, Clone)]
+pub struct AgentBundle {
+    /// Regular files: name in the bundle → local path.
+    pub files: Vec<(String, std::path::PathBuf)>,
+    /// Symbolic links: name → target name (a library's soname → its file).
+    pub links: Vec<(String, String)>,
+    /// The loader's name in the bundle, when the agent starts through it.
+    pub loader: Option<String>,
 }
 
-/// The instance's boot script. It holds no secret: it fetches the agent's
-/// files (`files`: name → presigned URL; placeholders in a dry run) and its
-/// job (`job`) through presigned URLs, and the agent reads the Hugging Face
-/// token from its own short-lived object.
+/// The object name of the bundle, under the run's `agent/` prefix.
+pub const AGENT_BUNDLE: &str = "agent.tar.gz";
+
+impl AgentBundle {
+    /// The bundle for `d`: `deploy.agent_binary`, or this process.
+    pub fn of(d: &Deploy) -> AgentBundle {
+        match &d.agent_binary {
+            Some(p) => AgentBundle {
+                files: vec![("harness".into(), p.into())],
+                links: vec![],
+                loader: None,
+            },
+            None => AgentBundle::of_process(
+                &std::env::current_exe().unwrap_or_else(|_| "harness".into()),
+            ),
+        }
+    }
+
+    /// `exe` as `harness`, with the shared libraries and loader this process
+    /// has mapped (`/proc/self/maps`), each under its own file name and, as
+    /// links, under the names of the links beside it that point to it (so
+    /// that `libstdc++.so.6`, the name the binary asks for, finds
+    /// `libstdc++.so.6.0.30`).
+    pub fn of_process(exe: &std::path::Path) -> AgentBundle {
+        let mut b = AgentBundle {
+            files: vec![("harness".into(), exe.to_path_buf())],
+            links: vec![],
+            loader: None,
+        };
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+        let mut seen = std::collections::BTreeSet::new();
+        for path in maps.lines().filter_map(|l| l.split_whitespace().nth(5)) {
+            let path = std::path::Path::new(path);
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let driver = ["libnvidia", "libcuda", "libnvcuvid"]
+                .iter()
+                .any(|p| name.starts_with(p));
+            if !name.contains(".so") || driver || !seen.insert(name.to_string()) {
+                continue;
+            }
+            if name.starts_with("ld-linux") {
+                b.loader = Some(name.to_string());
+            }
+            b.files.push((name.to_string(), path.to_path_buf()));
+            if let (Some(dir), Ok(real)) = (path.parent(), std::fs::canonicalize(path)) {
+                for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                    let link = e.file_name().to_string_lossy().into_owned();
+                    let is_link = e.file_type().is_ok_and(|t| t.is_symlink());
+                    if is_link
+                        && link != name
+                        && link.starts_with(name.split(".so").next().unwrap_or(name))
+                        && std::fs::canonicalize(e.path()).is_ok_and(|t| t == real)
+                        && seen.insert(link.clone())
+                    {
+                        b.links.push((link, name.to_string()));
+                    }
+                }
+            }
+        }
+        // glibc's own librt, which NVML (loaded later, from the instance's
+        // driver) asks for: from this libc, not the AMI's.
+        let libc_dir = b
+            .files
+            .iter()
+            .find(|(n, _)| n == "libc.so.6")
+            .and_then(|(_, p)| p.parent().map(|d| d.to_path_buf()));
+        if let Some(dir) = libc_dir {
+            for extra in ["librt.so.1"] {
+                if dir.join(extra).exists() && seen.insert(extra.to_string()) {
+                    b.files.push((extra.to_string(), dir.join(extra)));
+                }
+            }
+        }
+        b
+    }
+
+    /// Writes the bundle as a gzip'd tar (fast compression: the binary is
+    /// large and this runs at every launch) to `out`.
+    ///
+    /// Errors: a file that cannot be read, or `out` that cannot be written.
+    pub fn write(&self, out: &std::path::Path) -> anyhow::Result<()> {
+        use anyhow::Context as _;
+        let f = std::fs::File::create(out)
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        let gz = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+        let mut t = tar::Builder::new(gz);
+        t.follow_symlinks(true);
+        for (name, path) in &self.files {
+            let mut src = std::fs::File::open(path)
+                .with_context(|| format!("cannot read the agent's {name} at {}", path.display()))?;
+            t.append_file(name, &mut src)
+                .with_context(|| format!("packing {name}"))?;
+        }
+        for (name, target) in &self.links {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            h.set_mode(0o777);
+            t.append_link(&mut h, name, target)?;
+        }
+        t.into_inner()?.finish()?;
+        Ok(())
+    }
+
+    /// The boot script's line that starts the agent with `args`.
+    fn start(&self, args: &str) -> String {
+        match &self.loader {
+            Some(l) => format!("./{l} --library-path /opt/llm-harness ./harness {args}"),
+            None => format!("LD_LIBRARY_PATH=/opt/llm-harness ./harness {args}"),
+        }
+    }
+}
+
+/// The instance's boot script. It holds no secret: it fetches the agent
+/// (`agent`, through the presigned URL `agent_url`; a placeholder in a dry
+/// run) and its job (`job`), and the agent reads the Hugging Face token from
+/// its own short-lived object.
 pub fn user_data(
     cfg: &Config,
     ep: &Endpoint,
     acc: Accelerator,
     run_id: &str,
-    files: &[(String, String)],
+    agent: &AgentBundle,
+    agent_url: &str,
     job: &str,
 ) -> String {
     let d = &cfg.deploy;
@@ -474,15 +585,16 @@ pub fn user_data(
     }
     let _ = writeln!(u, "# 2. The harness agent, from the run's S3 prefix.");
     let _ = writeln!(u, "mkdir -p /opt/llm-harness/cache && cd /opt/llm-harness");
-    for (name, url) in files {
-        let _ = writeln!(u, "curl -fsS --retry 5 -o {name} {}", sh_quote(url));
-    }
-    let _ = writeln!(u, "chmod +x harness");
+    let _ = writeln!(
+        u,
+        "curl -fsS --retry 5 -o {AGENT_BUNDLE} {} && tar -xzf {AGENT_BUNDLE} && rm {AGENT_BUNDLE}",
+        sh_quote(agent_url)
+    );
     let _ = writeln!(u, "# 3. It starts the serving stack, waits for its health check, benchmarks over loopback and uploads each result.");
     let _ = writeln!(
         u,
-        "LD_LIBRARY_PATH=/opt/llm-harness ./harness agent --job {} --log agent.log > agent.log 2>&1",
-        sh_quote(job)
+        "{} > agent.log 2>&1",
+        agent.start(&format!("agent --job {} --log agent.log", sh_quote(job)))
     );
     let _ = writeln!(u, "# 4. Done: stop now (and so terminate).");
     let _ = writeln!(u, "shutdown -h now");

@@ -299,11 +299,26 @@ impl Fleet {
     /// Run-wide resources: the agent binary in S3 and a security group with
     /// no inbound rule.
     async fn prepare(&self) -> Result<()> {
-        for (name, path) in super::ec2::agent_files(&self.deploy) {
-            let bytes = std::fs::read(&path)
-                .with_context(|| format!("cannot read the agent's {name} at {}", path.display()))?;
-            self.put(&format!("agent/{name}"), bytes).await?;
-        }
+        let agent = super::ec2::AgentBundle::of(&self.deploy);
+        let packed =
+            super::state::dir().join(format!("{}.{}", self.run_id, super::ec2::AGENT_BUNDLE));
+        let a = agent.clone();
+        let p = packed.clone();
+        tokio::task::spawn_blocking(move || a.write(&p)).await??;
+        let key = self.key(&format!("agent/{}", super::ec2::AGENT_BUNDLE));
+        let body = aws_sdk_s3::primitives::ByteStream::from_path(&packed)
+            .await
+            .with_context(|| format!("reading {}", packed.display()))?;
+        let sent = self
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .body(body)
+            .send()
+            .await;
+        let _ = std::fs::remove_file(&packed);
+        sent.map_err(|e| anyhow::anyhow!("writing s3://{}/{key}: {}", self.bucket, why(&e)))?;
         let name = format!("llm-harness-{}", self.run_id);
         self.state.lock().await.requested(Resource {
             kind: Kind::SecurityGroup,
@@ -592,18 +607,17 @@ impl Fleet {
         };
         let rel = format!("job/{}.json", ep.name);
         self.put(&rel, serde_json::to_vec_pretty(&job)?).await?;
-        let mut files = vec![];
-        for (name, _) in super::ec2::agent_files(&self.deploy) {
-            let url = self.presign_get(&format!("agent/{name}"), valid).await?;
-            files.push((name, url));
-        }
+        let agent_url = self
+            .presign_get(&format!("agent/{}", super::ec2::AGENT_BUNDLE), valid)
+            .await?;
         let job_url = self.presign_get(&rel, valid).await?;
         Ok(super::ec2::user_data(
             &cx.loaded.config,
             ep,
             ip.accelerator,
             &self.run_id,
-            &files,
+            &super::ec2::AgentBundle::of(&self.deploy),
+            &agent_url,
             &job_url,
         ))
     }

@@ -331,36 +331,105 @@ fn max_glibc(path: &Path) -> (u32, u32) {
         .unwrap_or((0, 0))
 }
 
-/// The agent is this binary (and the libduckdb.so it loads), delivered to
-/// the instance: it must run on the glibc of the AMIs the harness resolves
-/// (Ubuntu 22.04: glibc 2.35, for the Deep Learning AMIs and the CPU one).
+/// The agent is delivered as this binary with every shared library it loads
+/// and the dynamic loader (`AgentBundle`), and the boot script starts it
+/// through that loader: it then needs nothing of the AMI's glibc. Checked
+/// here from the unpacked bundle: the loader resolves every library inside
+/// it, the shipped libc provides every GLIBC version the binaries ask for,
+/// and a run through the loader, with an empty environment, works.
 #[test]
-fn the_agent_and_its_duckdb_run_on_the_amis_glibc() {
+fn the_agent_bundle_runs_on_its_own_loader_and_libraries() {
+    use harness::deploy::ec2::AgentBundle;
+    let dir = tempfile::tempdir().unwrap();
     let exe = Path::new(env!("CARGO_BIN_EXE_harness"));
-    let mut files = vec![exe.to_path_buf()];
-    let ldd = std::process::Command::new("ldd").arg(exe).output().unwrap();
-    for l in String::from_utf8_lossy(&ldd.stdout).lines() {
-        if let Some(p) = l
-            .split("=>")
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-        {
-            if p.ends_with("libduckdb.so") {
-                files.push(p.into());
-            }
-        }
-    }
-    for f in &files {
-        let v = max_glibc(f);
+    // This test process loads the same libraries as the harness (both link
+    // the harness crate).
+    let bundle = AgentBundle::of_process(exe);
+    let loader = bundle.loader.clone().expect("the loader is shipped");
+    let packed = dir.path().join("agent.tar.gz");
+    bundle.write(&packed).unwrap();
+    let opt = dir.path().join("opt");
+    std::fs::create_dir(&opt).unwrap();
+    tar::Archive::new(flate2::read::GzDecoder::new(
+        std::fs::File::open(&packed).unwrap(),
+    ))
+    .unpack(&opt)
+    .unwrap();
+    for want in [
+        "harness",
+        "libduckdb.so",
+        "libc.so.6",
+        "libstdc++.so.6",
+        "librt.so.1",
+        loader.as_str(),
+    ] {
         assert!(
-            v <= (2, 35),
-            "{} needs GLIBC_{}.{}, newer than Ubuntu 22.04's 2.35: the instances could not run it; build on an older system or set deploy.agent_binary to a portable build",
-            f.display(),
-            v.0,
-            v.1
+            opt.join(want).exists(),
+            "{want} is not in the bundle: {bundle:?}"
         );
-        assert!(v > (2, 0), "{}: no GLIBC symbol versions read", f.display());
     }
+    assert!(
+        !bundle.files.iter().any(|(n, _)| n.starts_with("libnvidia")),
+        "driver libraries must come from the instance"
+    );
+
+    // The loader finds every library in the bundle, none on this host.
+    let ld = opt.join(&loader);
+    let list = std::process::Command::new(&ld)
+        .arg("--library-path")
+        .arg(&opt)
+        .arg("--list")
+        .arg(opt.join("harness"))
+        .env_clear()
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(list.status.success(), "{listed}");
+    for l in listed.lines().filter(|l| l.contains("=>")) {
+        let to = l.split("=>").nth(1).unwrap().trim();
+        assert!(
+            to.starts_with(opt.to_str().unwrap()),
+            "resolved outside the bundle: {l}\n{listed}"
+        );
+    }
+
+    // The shipped libc provides what the binaries need.
+    let libc = max_glibc(&opt.join("libc.so.6"));
+    for f in ["harness", "libduckdb.so", "libstdc++.so.6"] {
+        let v = max_glibc(&opt.join(f));
+        assert!(v > (2, 0), "{f}: no GLIBC symbol versions read");
+        assert!(
+            v <= libc,
+            "{f} needs GLIBC_{}.{}, the shipped libc has {}.{}",
+            v.0,
+            v.1,
+            libc.0,
+            libc.1
+        );
+    }
+
+    // A short run through the loader, as the boot script starts the agent.
+    let cfg = write_config(
+        dir.path(),
+        "tiny",
+        "endpoints:\n  - name: s\n    provider: sim\n    sim: { ttft_ms: 5, itl_ms: 1 }\ndatasets:\n  - name: d\n    synthetic: { prompt_tokens: 8, output_tokens: 4 }\nload: { concurrency: [1], requests: 3 }\n",
+    );
+    let run = std::process::Command::new(&ld)
+        .arg("--library-path")
+        .arg(&opt)
+        .arg(opt.join("harness"))
+        .args(["run", "-q", cfg.to_str().unwrap(), "--out"])
+        .arg(dir.path().join("tiny.duckdb"))
+        .env_clear()
+        .current_dir(&opt)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(dir.path().join("tiny.duckdb").exists());
 }
 
 /// A file the config names by absolute path could not reach the instance:

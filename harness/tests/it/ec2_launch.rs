@@ -383,7 +383,7 @@ enum Play {
     Nothing,
 }
 
-/// The presigned URLs in a boot script: (agent binary, job).
+/// The presigned URLs in a boot script: (agent bundle, job).
 fn urls_in(user_data: &str) -> (String, String) {
     let quoted = |after: &str| {
         let i = user_data
@@ -394,7 +394,7 @@ fn urls_in(user_data: &str) -> (String, String) {
         let rest = rest.strip_prefix('\'').unwrap();
         rest[..rest.find('\'').unwrap()].to_string()
     };
-    (quoted("-o harness "), quoted("--job "))
+    (quoted("-o agent.tar.gz "), quoted("--job "))
 }
 
 /// Plays every instance the run launches, until `run` exits; returns its
@@ -431,7 +431,8 @@ fn play(
                 continue;
             }
             let (agent_url, job_url) = urls_in(&ud);
-            // The boot script's download works, and is the configured binary.
+            // The boot script's download works: a gzip'd tar holding the
+            // configured binary as `harness`.
             let got = case.moto.rt.block_on(async {
                 reqwest::get(&agent_url)
                     .await
@@ -440,9 +441,23 @@ fn play(
                     .await
                     .unwrap()
             });
+            let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(&got[..]));
+            let names: Vec<(String, Vec<u8>)> = tar
+                .entries()
+                .unwrap()
+                .map(|e| {
+                    let mut e = e.unwrap();
+                    let mut b = vec![];
+                    std::io::Read::read_to_end(&mut e, &mut b).unwrap();
+                    (e.path().unwrap().display().to_string(), b)
+                })
+                .collect();
             assert_eq!(
-                &got[..],
-                &std::fs::read(case.path("agent-binary")).unwrap()[..]
+                names,
+                [(
+                    "harness".to_string(),
+                    std::fs::read(case.path("agent-binary")).unwrap()
+                )]
             );
             if matches!(p, Play::BundleUploadFails) {
                 case.moto.break_job_bundle_url(&job_url);
