@@ -67,6 +67,11 @@ pub struct GcArgs {
     /// Only list what would be terminated and deleted.
     #[arg(long)]
     pub dry_run: bool,
+    /// Also sweep runs this machine has no state file for before their expiry
+    /// tag (they may still be in flight on another machine). Runs in flight on
+    /// this machine are always left to their own teardown.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug)]

@@ -8,13 +8,16 @@
 
 use crate::aws::why;
 use crate::cli::{GcArgs, StatusArgs};
-use crate::deploy::fleet::{alive_filter, delete_agent_objects, tick, TAG_ENDPOINT, TAG_RUN};
+use crate::deploy::fleet::{
+    agent_objects, alive_filter, delete_agent_objects, delete_security_group, TAG_ENDPOINT,
+    TAG_EXPIRES, TAG_RUN,
+};
 use crate::deploy::state::{self, Kind, RunState};
 use anyhow::Result;
 use aws_sdk_ec2::types as ec2t;
 use chrono::Utc;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
-use std::time::Duration;
 
 struct Found {
     id: String,
@@ -36,7 +39,20 @@ pub async fn run(a: GcArgs) -> Result<ExitCode> {
     };
     let aws = crate::aws::load(a.region.as_deref(), "harness gc (or pass --region)").await?;
     let ec2 = aws.ec2();
+    let s3 = aws.s3();
     let region = aws.region();
+    let states: Vec<RunState> = RunState::all()
+        .into_iter()
+        .filter(|s| s.region == region)
+        .collect();
+    // Runs whose harness is still running here: their own teardown owns
+    // their resources; gc leaves them alone.
+    let in_flight: BTreeMap<String, Option<u32>> = states
+        .iter()
+        .filter(|s| s.in_flight())
+        .map(|s| (s.run_id.clone(), s.pid))
+        .collect();
+    let known: BTreeSet<&str> = states.iter().map(|s| s.run_id.as_str()).collect();
     let tagged = ec2t::Filter::builder()
         .name("tag-key")
         .values(TAG_RUN)
@@ -57,7 +73,34 @@ pub async fn run(a: GcArgs) -> Result<ExitCode> {
             .to_string()
     };
     let mut found = vec![];
+    let mut alive_ids = BTreeSet::new();
+    // Run id → why gc leaves it alone.
+    let mut spared: BTreeMap<String, String> = BTreeMap::new();
     for i in r.reservations().iter().flat_map(|r| r.instances()) {
+        let id = i.instance_id().unwrap_or_default().to_string();
+        alive_ids.insert(id.clone());
+        let run = tag(i.tags(), TAG_RUN);
+        if let Some(pid) = in_flight.get(&run) {
+            spared.insert(
+                run.clone(),
+                format!(
+                    "in flight on this machine (harness pid {}); its own teardown removes it, or Ctrl-C stops it",
+                    pid.map(|p| p.to_string()).unwrap_or_default()
+                ),
+            );
+            continue;
+        }
+        let expires = chrono::DateTime::parse_from_rfc3339(&tag(i.tags(), TAG_EXPIRES)).ok();
+        if !a.force && !known.contains(run.as_str()) && expires.is_some_and(|e| e > now) {
+            spared.insert(
+                run.clone(),
+                format!(
+                    "not known on this machine and not expired (until {}): it may be in flight elsewhere; --force sweeps it",
+                    expires.map(|e| e.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default()
+                ),
+            );
+            continue;
+        }
         let launched = i
             .launch_time()
             .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), 0));
@@ -67,8 +110,8 @@ pub async fn run(a: GcArgs) -> Result<ExitCode> {
             }
         }
         found.push(Found {
-            id: i.instance_id().unwrap_or_default().to_string(),
-            run: tag(i.tags(), TAG_RUN),
+            id,
+            run,
             endpoint: tag(i.tags(), TAG_ENDPOINT),
             instance_type: i
                 .instance_type()
@@ -88,7 +131,7 @@ pub async fn run(a: GcArgs) -> Result<ExitCode> {
         .send()
         .await
         .map_err(|e| anyhow::anyhow!("listing security groups in {region}: {}", why(&e)))?;
-    let groups: Vec<(String, String)> = groups
+    let all_groups: Vec<(String, String)> = groups
         .security_groups()
         .iter()
         .map(|g| {
@@ -98,15 +141,33 @@ pub async fn run(a: GcArgs) -> Result<ExitCode> {
             )
         })
         .collect();
-    let states: Vec<RunState> = RunState::all()
+    let group_ids: BTreeSet<String> = all_groups.iter().map(|g| g.0.clone()).collect();
+    let groups: Vec<(String, String)> = all_groups
         .into_iter()
-        .filter(|s| s.region == region)
+        .filter(|(_, run)| !spared.contains_key(run) && !in_flight.contains_key(run))
         .collect();
-    let secrets: Vec<(String, String)> = states
+    let swept_states: Vec<&RunState> = states
+        .iter()
+        .filter(|s| !in_flight.contains_key(&s.run_id))
+        .collect();
+    let secrets: Vec<(String, String)> = swept_states
         .iter()
         .flat_map(|s| s.live().filter(|r| r.kind == Kind::SecretObject))
         .filter_map(|r| r.id.as_deref().and_then(|u| crate::s3::parse_url(u).ok()))
         .collect();
+    // The agent bundle and jobs that runs which did not finish left.
+    let mut leftovers: Vec<(&RunState, String, String, usize)> = vec![];
+    for st in swept_states.iter().filter(|s| s.status != "done") {
+        let Some((b, prefix)) = st
+            .objects
+            .as_deref()
+            .and_then(|u| crate::s3::parse_url(u).ok())
+        else {
+            continue;
+        };
+        let n = agent_objects(&s3, &b, &prefix).await.len();
+        leftovers.push((st, b, prefix, n));
+    }
 
     println!(
         "{region}: {} instance(s), {} security group(s) and {} token object(s) left by llm-harness runs{}",
@@ -136,21 +197,23 @@ pub async fn run(a: GcArgs) -> Result<ExitCode> {
     for (b, k) in &secrets {
         println!("  token object s3://{b}/{k}");
     }
-    let unfinished: Vec<&RunState> = states
-        .iter()
-        .filter(|s| s.status != "done" && s.objects.is_some())
-        .collect();
-    for st in &unfinished {
+    for (st, b, prefix, n) in leftovers.iter().filter(|l| l.3 > 0) {
         println!(
-            "  agent binary and jobs of unfinished run {} under {}/",
-            st.run_id,
-            st.objects.as_deref().unwrap_or_default()
+            "  {n} agent and job object(s) of unfinished run {} under s3://{b}/{prefix}/",
+            st.run_id
         );
     }
-    if a.dry_run
-        || (found.is_empty() && groups.is_empty() && secrets.is_empty() && unfinished.is_empty())
-    {
-        mark_states(&states, &[], &[], &[]);
+    for (run, why) in &spared {
+        println!("  left alone: run {run}: {why}");
+    }
+    let nothing = found.is_empty()
+        && groups.is_empty()
+        && secrets.is_empty()
+        && leftovers.iter().all(|l| l.3 == 0);
+    if a.dry_run || nothing {
+        if !a.dry_run {
+            mark_states(&swept_states, &alive_ids, &group_ids, &[]);
+        }
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -163,72 +226,61 @@ pub async fn run(a: GcArgs) -> Result<ExitCode> {
             .send()
             .await
         {
-            Ok(_) => println!("terminated {} instance(s)", ids.len()),
+            Ok(_) => {
+                println!("terminated {} instance(s)", ids.len());
+                for i in &ids {
+                    alive_ids.remove(i);
+                }
+            }
             Err(e) => {
                 failed += ids.len();
                 eprintln!("error: terminating {}: {}", ids.join(", "), why(&e));
             }
         }
     }
-    // A group goes once no instance uses it: wait for the terminations.
-    let mut deleted_groups = vec![];
+    // A group goes once no instance uses it (delete_security_group waits
+    // for the terminations).
+    let mut group_ids = group_ids;
+    let no_hurry = std::sync::atomic::AtomicBool::new(false);
+    let mut deleted_groups = 0;
     for (g, run) in &groups {
-        let deadline = std::time::Instant::now() + Duration::from_secs(300);
-        loop {
-            match ec2.delete_security_group().group_id(g).send().await {
-                Ok(_) => {
-                    deleted_groups.push(g.clone());
-                    break;
-                }
-                Err(e) => {
-                    let code = why(&e);
-                    if code.starts_with("DependencyViolation")
-                        && std::time::Instant::now() < deadline
-                        && found.iter().any(|f| &f.run == run)
-                    {
-                        tokio::time::sleep(tick()).await;
-                        continue;
-                    }
-                    eprintln!("  security group {g} (run {run}) kept: {code}");
-                    break;
-                }
+        match delete_security_group(&ec2, g, &no_hurry).await {
+            Ok(()) => {
+                group_ids.remove(g);
+                deleted_groups += 1;
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("  security group {g} (run {run}) kept: {e}");
             }
         }
     }
-    if !deleted_groups.is_empty() {
-        println!("deleted {} security group(s)", deleted_groups.len());
+    if deleted_groups > 0 {
+        println!("deleted {deleted_groups} security group(s)");
     }
     let mut deleted_secrets = vec![];
-    if !secrets.is_empty() {
-        let s3 = aws.s3();
-        for (b, k) in &secrets {
-            match s3.delete_object().bucket(b).key(k).send().await {
-                Ok(_) => deleted_secrets.push(format!("s3://{b}/{k}")),
-                Err(e) => {
-                    failed += 1;
-                    eprintln!("error: deleting s3://{b}/{k}: {}", why(&e));
-                }
+    for (b, k) in &secrets {
+        match s3.delete_object().bucket(b).key(k).send().await {
+            Ok(_) => deleted_secrets.push(format!("s3://{b}/{k}")),
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: deleting s3://{b}/{k}: {}", why(&e));
             }
         }
+    }
+    if !deleted_secrets.is_empty() {
         println!("deleted {} token object(s)", deleted_secrets.len());
     }
-    // The agent binary and jobs a killed run left under its prefix.
-    let s3 = aws.s3();
     let mut swept = 0;
-    for st in states.iter().filter(|s| s.status != "done") {
-        let Some((b, prefix)) = st
-            .objects
-            .as_deref()
-            .and_then(|u| crate::s3::parse_url(u).ok())
-        else {
-            continue;
-        };
-        swept += delete_agent_objects(&s3, &b, &prefix).await;
+    for (_, b, prefix, n) in &leftovers {
+        if *n > 0 {
+            swept += delete_agent_objects(&s3, b, prefix).await;
+        }
     }
     if swept > 0 {
-        println!("deleted {swept} agent and job object(s) of killed runs");
+        println!("deleted {swept} agent and job object(s) of unfinished runs");
     }
-    mark_states(&states, &ids, &deleted_groups, &deleted_secrets);
+    mark_states(&swept_states, &alive_ids, &group_ids, &deleted_secrets);
     Ok(ExitCode::from(if failed == 0 {
         crate::exit::SUCCESS
     } else {
@@ -236,24 +288,32 @@ pub async fn run(a: GcArgs) -> Result<ExitCode> {
     }))
 }
 
-/// Marks what gc removed (and instances no longer found alive) in the local
-/// state files; a run with nothing left becomes `done`.
-fn mark_states(states: &[RunState], instances: &[String], groups: &[String], secrets: &[String]) {
+/// Brings the state files of runs that are not in flight up to date: an
+/// instance no longer alive (`alive`: the run-tagged instances still alive),
+/// a security group no longer found (`groups`) and a token object deleted
+/// (`secrets`) are marked deleted; a run with nothing left becomes `done`.
+fn mark_states(
+    states: &[&RunState],
+    alive: &BTreeSet<String>,
+    groups: &BTreeSet<String>,
+    secrets: &[String],
+) {
     for s in states {
-        let mut s = s.clone();
-        let mut changed = false;
+        let mut s = (*s).clone();
         let gone: Vec<String> = s
             .live()
-            .filter(|r| match r.kind {
-                Kind::Instance => r.id.as_ref().is_some_and(|i| instances.contains(i)),
-                Kind::SecurityGroup => r.id.as_ref().is_some_and(|g| groups.contains(g)),
-                Kind::SecretObject => r.id.as_ref().is_some_and(|u| secrets.contains(u)),
+            .filter(|r| match (r.kind, r.id.as_ref()) {
+                (Kind::Instance, Some(i)) => !alive.contains(i),
+                (Kind::SecurityGroup, Some(g)) => !groups.contains(g),
+                (Kind::SecretObject, Some(u)) => secrets.contains(u),
+                // Never answered: only the tag search could find it.
+                (_, None) => false,
             })
             .map(|r| r.client_token.clone())
             .collect();
+        let mut changed = !gone.is_empty();
         for t in gone {
             let _ = s.deleted(&t);
-            changed = true;
         }
         if s.live().count() == 0 && s.status != "done" {
             s.status = "done".into();

@@ -1016,26 +1016,13 @@ impl Fleet {
             .find(|r| r.kind == Kind::SecurityGroup)
             .and_then(|r| r.id.clone())
         {
-            // A group cannot go while an instance still uses it.
-            let deadline = std::time::Instant::now() + Duration::from_secs(300);
-            loop {
-                match self.ec2.delete_security_group().group_id(&sg).send().await {
-                    Ok(_) => {
-                        let _ = self.state.lock().await.deleted(&sg);
-                        break;
-                    }
-                    Err(e)
-                        if std::time::Instant::now() < deadline
-                            && !self.hurry.load(Ordering::SeqCst) =>
-                    {
-                        let _ = e;
-                        tokio::time::sleep(tick()).await;
-                    }
-                    Err(e) => {
-                        clean = false;
-                        eprintln!("teardown: deleting security group {sg}: {}", why(&e));
-                        break;
-                    }
+            match delete_security_group(&self.ec2, &sg, &self.hurry).await {
+                Ok(()) => {
+                    let _ = self.state.lock().await.deleted(&sg);
+                }
+                Err(e) => {
+                    clean = false;
+                    eprintln!("teardown: deleting security group {sg}: {e}");
                 }
             }
         }
@@ -1058,6 +1045,39 @@ impl Fleet {
     }
 }
 
+/// Deletes a run's security group. A group cannot go while an instance
+/// still uses it, so `DependencyViolation` is retried every tick for up to 5
+/// minutes (while the instances terminate), unless `hurry` is set; a group
+/// that no longer exists counts as deleted.
+///
+/// Errors: AWS's reason, once retrying stops.
+pub async fn delete_security_group(
+    ec2: &aws_sdk_ec2::Client,
+    sg: &str,
+    hurry: &AtomicBool,
+) -> std::result::Result<(), String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        match ec2.delete_security_group().group_id(sg).send().await {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                let code = why(&e);
+                if code.starts_with("InvalidGroup.NotFound") {
+                    return Ok(());
+                }
+                if code.starts_with("DependencyViolation")
+                    && std::time::Instant::now() < deadline
+                    && !hurry.load(Ordering::SeqCst)
+                {
+                    tokio::time::sleep(tick()).await;
+                    continue;
+                }
+                return Err(code);
+            }
+        }
+    }
+}
+
 /// Instances not (being) terminated: `pending`, `running`, `stopping`,
 /// `stopped`.
 pub fn alive_filter() -> ec2t::Filter {
@@ -1071,7 +1091,30 @@ pub fn alive_filter() -> ec2t::Filter {
         .build()
 }
 
-/// Deletes the agent binary and the jobs (whose presigned URLs could still
+/// The keys of the agent bundle and the jobs under a run's prefix (listing
+/// errors count as none).
+pub async fn agent_objects(s3: &aws_sdk_s3::Client, bucket: &str, run_prefix: &str) -> Vec<String> {
+    let mut keys = vec![];
+    for dir in ["agent/", "job/"] {
+        if let Ok(l) = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(format!("{run_prefix}/{dir}"))
+            .send()
+            .await
+        {
+            keys.extend(
+                l.contents()
+                    .iter()
+                    .filter_map(|o| o.key())
+                    .map(String::from),
+            );
+        }
+    }
+    keys
+}
+
+/// Deletes the agent bundle and the jobs (whose presigned URLs could still
 /// write results) under a run's prefix; results, logs and manifests stay.
 /// Returns how many objects went; failures are left for a later sweep.
 pub async fn delete_agent_objects(
@@ -1080,27 +1123,16 @@ pub async fn delete_agent_objects(
     run_prefix: &str,
 ) -> usize {
     let mut n = 0;
-    for dir in ["agent/", "job/"] {
-        let Ok(l) = s3
-            .list_objects_v2()
+    for k in agent_objects(s3, bucket, run_prefix).await {
+        if s3
+            .delete_object()
             .bucket(bucket)
-            .prefix(format!("{run_prefix}/{dir}"))
+            .key(&k)
             .send()
             .await
-        else {
-            continue;
-        };
-        for k in l.contents().iter().filter_map(|o| o.key()) {
-            if s3
-                .delete_object()
-                .bucket(bucket)
-                .key(k)
-                .send()
-                .await
-                .is_ok()
-            {
-                n += 1;
-            }
+            .is_ok()
+        {
+            n += 1;
         }
     }
     n
@@ -1140,7 +1172,9 @@ async fn default_bucket(aws: &crate::aws::Aws) -> Result<String> {
             why(&e)
         )
     })?;
-    eprintln!("created s3://{name} for the runs' objects (deploy.bucket names another)");
+    eprintln!(
+        "created s3://{name} for the runs' objects (set deploy.bucket to use another bucket)"
+    );
     Ok(name)
 }
 

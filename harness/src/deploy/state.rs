@@ -100,6 +100,12 @@ pub struct RunState {
     /// binary and jobs a killed run left there).
     #[serde(default)]
     pub objects: Option<String>,
+    /// The harness process running it, and the machine (for `harness gc`,
+    /// which leaves a run that is still in flight alone).
+    #[serde(default)]
+    pub pid: Option<u32>,
+    #[serde(default)]
+    pub host: Option<String>,
     pub resources: Vec<Resource>,
     #[serde(skip)]
     pub path: PathBuf,
@@ -126,11 +132,28 @@ impl RunState {
             expires_at,
             status: "running".into(),
             objects: None,
+            pid: Some(std::process::id()),
+            host: crate::host::facts().name,
             resources: vec![],
             path: d.join(format!("{run_id}.json")),
         };
         s.save()?;
         Ok(s)
+    }
+
+    /// True while the harness process that runs it is alive on this machine:
+    /// not `done`, its pid alive here and still a harness (a pid reused by
+    /// another program, or a zombie, does not count).
+    pub fn in_flight(&self) -> bool {
+        if self.status == "done" || self.host != crate::host::facts().name {
+            return false;
+        }
+        let Some(pid) = self.pid else {
+            return false;
+        };
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).contains("harness"))
+            .unwrap_or(false)
     }
 
     /// Reads every run-state file in [`dir`], oldest first; unreadable files

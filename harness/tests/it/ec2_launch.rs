@@ -906,6 +906,25 @@ fn kill_9_of_the_harness_then_gc_leaves_nothing() {
         1,
         "gc --dry-run terminated something"
     );
+    // Seen from a machine without this run's state file, the run has not
+    // expired yet, so it may be in flight there: gc leaves it unless --force.
+    let states = case.path("state");
+    let away = case.path("state-away");
+    std::fs::rename(&states, &away).unwrap();
+    let o = case.harness(&["gc", "--region", REGION]).output().unwrap();
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("0 instance(s), 0 security group(s)")
+            && stdout(&o).contains("not known on this machine and not expired"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        case.moto.alive().len(),
+        1,
+        "gc swept an unexpired unknown run"
+    );
+    std::fs::rename(&away, &states).unwrap();
     let o = case.harness(&["gc", "--region", REGION]).output().unwrap();
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     assert!(
@@ -941,6 +960,19 @@ fn sigint_during_a_run_terminates_everything() {
     std::fs::write(&cfg, yaml).unwrap();
     let mut run = case.start_run(&cfg);
     wait_for_launch(&case, &mut run);
+    // gc from another shell leaves a run in flight to its own teardown.
+    let o = case.harness(&["gc", "--region", REGION]).output().unwrap();
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("0 instance(s), 0 security group(s)")
+            && stdout(&o).contains("in flight on this machine"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        !case.moto.alive().is_empty(),
+        "gc terminated a run in flight"
+    );
     // The instances never boot; Ctrl-C while the harness waits on them.
     let pid = run.id() as i32;
     assert_eq!(unsafe_kill(pid, "INT"), 0);
