@@ -732,6 +732,12 @@ impl Fleet {
         let mut last_beat = launched;
         let mut polls = 0u64;
         let out = |f: &str| format!("out/{}/{f}", ip.endpoint);
+        // When a serving stack that never answers is given up on.
+        let give_up = (launched
+            + chrono::Duration::from_std(self.deploy.startup_timeout + BOOT_ALLOWANCE)
+                .unwrap_or_default())
+        .format("%H:%M UTC")
+        .to_string();
         loop {
             if self.stop.load(Ordering::SeqCst) {
                 row.status = "interrupted".into();
@@ -760,6 +766,12 @@ impl Fleet {
                         }
                         self.say(ip, row.launched_at, phase_words(h.phase));
                         last_phase = Some(h.phase);
+                    } else if h.phase < AgentPhase::Benchmarking && polls.is_multiple_of(12) {
+                        self.say(
+                            ip,
+                            row.launched_at,
+                            &format!("{} (gives up at {give_up})", phase_words(h.phase)),
+                        );
                     } else if h.phase == AgentPhase::Benchmarking && polls.is_multiple_of(12) {
                         self.say(
                             ip,
@@ -776,6 +788,13 @@ impl Fleet {
                         row.agent_run_id = Some(agent_run.to_string());
                     }
                 }
+            }
+            if last_phase.is_none() && polls > 0 && polls.is_multiple_of(12) {
+                self.say(
+                    ip,
+                    row.launched_at,
+                    &format!("booting; no heartbeat from the agent yet (gives up at {give_up})"),
+                );
             }
             let now = Utc::now();
             let waited = (now - launched).to_std().unwrap_or_default();
