@@ -3,7 +3,11 @@
 //! `gc` finds, by their `llm-harness:run-id` tag, the instances and security
 //! groups that runs left behind in a region (a `kill -9`, a machine that
 //! died, a teardown that could not finish), terminates and deletes them, and
-//! deletes the token objects this machine's run-state files still list.
+//! deletes the token objects, agent bundles and jobs this machine's run-state
+//! files still list. It leaves alone a run whose harness is still running on
+//! this machine (its own teardown owns it), and, unless `--force`, a run this
+//! machine has no state file for that has not reached its expiry tag (it may
+//! be in flight on another machine). It brings the state files up to date.
 //! `status` reads this machine's run-state files.
 
 use crate::aws::why;
