@@ -258,6 +258,9 @@ impl InstancePlan {
 pub struct Plan {
     pub region: Option<String>,
     pub instances: Vec<InstancePlan>,
+    /// What the instances get to run the agent (`None` when nothing is
+    /// launched): read once per run, since it scans the loaded libraries.
+    pub agent: Option<AgentBundle>,
 }
 
 impl Plan {
@@ -304,6 +307,7 @@ pub fn plan(cfg: &Config, experiments: &[Experiment], pricer: &mut Pricer, run_i
         .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
         .filter(|r| !r.is_empty());
     let mut instances = vec![];
+    let mut agent: Option<AgentBundle> = None;
     for ep in &cfg.endpoints {
         let Some(s) = &ep.ec2 else { continue };
         let mut notes = vec![];
@@ -328,13 +332,13 @@ pub fn plan(cfg: &Config, experiments: &[Experiment], pricer: &mut Pricer, run_i
                 )),
                 Rate::Tokens(_) => None,
             });
-        let agent = AgentBundle::of(&cfg.deploy);
+        let agent = agent.get_or_insert_with(|| AgentBundle::of(&cfg.deploy));
         let user_data = crate::redact::text(&user_data(
             cfg,
             ep,
             acc,
             run_id,
-            &agent,
+            agent,
             &format!("<presigned GET of {AGENT_BUNDLE}, made at launch>"),
             "<presigned GET of the job, made at launch>",
         ));
@@ -371,7 +375,11 @@ pub fn plan(cfg: &Config, experiments: &[Experiment], pricer: &mut Pricer, run_i
             notes,
         });
     }
-    Plan { region, instances }
+    Plan {
+        region,
+        instances,
+        agent,
+    }
 }
 
 use super::job::sh_quote;

@@ -137,6 +137,10 @@ pub async fn run(
         run_prefix,
         run_id: cx.run_id.to_string(),
         deploy: d.clone(),
+        agent: plan
+            .agent
+            .clone()
+            .expect("a plan with instances has its agent"),
         expires_at,
         security_group: Mutex::new(None),
         stop: cx.stop.clone(),
@@ -178,6 +182,8 @@ struct Fleet {
     run_prefix: String,
     run_id: String,
     deploy: Deploy,
+    /// The agent every instance gets (the plan's).
+    agent: super::ec2::AgentBundle,
     expires_at: DateTime<Utc>,
     security_group: Mutex<Option<String>>,
     stop: Arc<AtomicBool>,
@@ -223,7 +229,11 @@ impl Fleet {
     }
 
     /// Puts an object under the run's prefix.
-    async fn put(&self, rel: &str, body: Vec<u8>) -> Result<()> {
+    async fn put(
+        &self,
+        rel: &str,
+        body: impl Into<aws_sdk_s3::primitives::ByteStream>,
+    ) -> Result<()> {
         let key = self.key(rel);
         self.s3
             .put_object()
@@ -260,33 +270,13 @@ impl Fleet {
     }
 
     async fn presign_get(&self, rel: &str, valid: Duration) -> Result<String> {
-        let u = self
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.key(rel))
-            .presigned(PresigningConfig::expires_in(valid)?)
-            .await
-            .map_err(|e| anyhow::anyhow!("presigning: {}", why(&e)))?
-            .uri()
-            .to_string();
-        crate::redact::register_url(&u);
-        Ok(u)
+        let r = self.s3.get_object().bucket(&self.bucket).key(self.key(rel));
+        presigned(r.presigned(PresigningConfig::expires_in(valid)?).await)
     }
 
     async fn presign_put(&self, rel: &str, valid: Duration) -> Result<String> {
-        let u = self
-            .s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(self.key(rel))
-            .presigned(PresigningConfig::expires_in(valid)?)
-            .await
-            .map_err(|e| anyhow::anyhow!("presigning: {}", why(&e)))?
-            .uri()
-            .to_string();
-        crate::redact::register_url(&u);
-        Ok(u)
+        let r = self.s3.put_object().bucket(&self.bucket).key(self.key(rel));
+        presigned(r.presigned(PresigningConfig::expires_in(valid)?).await)
     }
 
     /// How long presigned URLs stay valid: the instances' longest life, at
@@ -299,26 +289,22 @@ impl Fleet {
     /// Run-wide resources: the agent binary in S3 and a security group with
     /// no inbound rule.
     async fn prepare(&self) -> Result<()> {
-        let agent = super::ec2::AgentBundle::of(&self.deploy);
         let packed =
             super::state::dir().join(format!("{}.{}", self.run_id, super::ec2::AGENT_BUNDLE));
-        let a = agent.clone();
-        let p = packed.clone();
+        let (a, p) = (self.agent.clone(), packed.clone());
         tokio::task::spawn_blocking(move || a.write(&p)).await??;
-        let key = self.key(&format!("agent/{}", super::ec2::AGENT_BUNDLE));
         let body = aws_sdk_s3::primitives::ByteStream::from_path(&packed)
             .await
-            .with_context(|| format!("reading {}", packed.display()))?;
-        let sent = self
-            .s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .body(body)
-            .send()
-            .await;
+            .with_context(|| format!("reading {}", packed.display()));
+        let sent = match body {
+            Ok(b) => {
+                self.put(&format!("agent/{}", super::ec2::AGENT_BUNDLE), b)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         let _ = std::fs::remove_file(&packed);
-        sent.map_err(|e| anyhow::anyhow!("writing s3://{}/{key}: {}", self.bucket, why(&e)))?;
+        sent?;
         let name = format!("llm-harness-{}", self.run_id);
         self.state.lock().await.requested(Resource {
             kind: Kind::SecurityGroup,
@@ -616,7 +602,7 @@ impl Fleet {
             ep,
             ip.accelerator,
             &self.run_id,
-            &super::ec2::AgentBundle::of(&self.deploy),
+            &self.agent,
             &agent_url,
             &job_url,
         ))
@@ -1095,6 +1081,26 @@ pub async fn delete_security_group(
             }
         }
     }
+}
+
+/// A presigned request's URL, registered for masking (it carries a
+/// signature that grants access until it expires).
+fn presigned<E, R>(
+    r: std::result::Result<
+        aws_sdk_s3::presigning::PresignedRequest,
+        aws_sdk_s3::error::SdkError<E, R>,
+    >,
+) -> Result<String>
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let u = r
+        .map_err(|e| anyhow::anyhow!("presigning: {}", why(&e)))?
+        .uri()
+        .to_string();
+    crate::redact::register_url(&u);
+    Ok(u)
 }
 
 /// Instances not (being) terminated: `pending`, `running`, `stopping`,
