@@ -171,8 +171,8 @@ fn hash_inputs(
     }
     // What the harness launches shapes the figures: the AMI (`auto` until
     // resolved), the image (the stack's pinned default when not set), the
-    // server's arguments (port included). Not hashed: market, volume, the
-    // token variable's name.
+    // server's arguments (port included) and where the client runs. Not
+    // hashed: market, volume, the token variable's name.
     if let Some(s) = &ep.ec2 {
         let acc = crate::deploy::ec2::Accelerator::of(ep.instance_type.as_deref().unwrap_or(""));
         v["endpoint"]["ec2"] = json!({
@@ -180,6 +180,12 @@ fn hash_inputs(
             "image": crate::deploy::ec2::image(ep, s),
             "server_args": crate::deploy::ec2::server_args(ep, s, acc),
         });
+        // Benchmarked from the harness's machine, the figures include the
+        // network: a different experiment (absent for the default, so that
+        // ids of `client: instance` runs are unchanged).
+        if cfg.deploy.client == crate::config::ClientSite::Local {
+            v["endpoint"]["ec2"]["client"] = json!("local");
+        }
     }
     v
 }

@@ -10,6 +10,13 @@
 //!    `harness run`, uploading the bundle after each one;
 //! 6. writes its manifest: exit status and the experiments it completed.
 //!
+//! With `deploy.client: local` (a `serve_only` job) it reads the per-run API
+//! key from its own object into the serving stack's environment, and after
+//! step 4 its heartbeat says `serving` with the URL to benchmark (the
+//! instance's public IPv4 address from IMDSv2, or the stand-in's URL); it
+//! waits until the harness writes the release object, then goes to step 6
+//! with no experiment of its own.
+//!
 //! A heartbeat object is rewritten every `heartbeat_ms` throughout, so the
 //! harness can tell a slow start from a dead agent. Its exit status: 0 when
 //! every experiment completed, 3 otherwise, 2 on a bad job.
@@ -29,6 +36,7 @@ struct Beat {
     phase: Phase,
     done: u32,
     message: Option<String>,
+    url: Option<String>,
 }
 
 pub async fn run(mut a: AgentArgs) -> Result<ExitCode> {
@@ -52,7 +60,10 @@ pub async fn run(mut a: AgentArgs) -> Result<ExitCode> {
     ] {
         crate::redact::register_url(u);
     }
-    if let Some(u) = &job.secret_url {
+    for u in [&job.secret_url, &job.api_key_url, &job.release_url]
+        .into_iter()
+        .flatten()
+    {
         crate::redact::register_url(u);
     }
     eprintln!("agent: run {}, endpoint {}", job.run_id, job.endpoint);
@@ -60,6 +71,7 @@ pub async fn run(mut a: AgentArgs) -> Result<ExitCode> {
         phase: Phase::Starting,
         done: 0,
         message: None,
+        url: None,
     }));
     let beats = tokio::spawn(heartbeats(
         http.clone(),
@@ -146,6 +158,7 @@ async fn heartbeats(http: reqwest::Client, url: String, every: Duration, beat: A
                 at: Utc::now(),
                 experiments_done: b.done,
                 message: b.message.clone(),
+                url: b.url.clone(),
             }
         };
         if let Err(e) = put(&http, &url, serde_json::to_vec(&hb).expect("json")).await {
@@ -221,6 +234,26 @@ async fn serve_and_benchmark(
         std::env::set_var("HF_TOKEN", token.trim());
         std::env::set_var("HUGGING_FACE_HUB_TOKEN", token.trim());
     }
+    // The per-run API key (`serve_only`), into the variables the serving
+    // stack reads it from, or onto its arguments.
+    let mut serve = job.serve.clone();
+    let api_key = match &job.api_key_url {
+        Some(u) => {
+            let key = String::from_utf8(get(http, u).await.context("fetching the API key")?)
+                .context("the API key object is not text")?
+                .trim()
+                .to_string();
+            crate::redact::register(&key);
+            for var in &serve.api_key_env {
+                std::env::set_var(var, &key);
+            }
+            if let Some(flag) = &serve.api_key_flag {
+                serve.args.extend([flag.clone(), key.clone()]);
+            }
+            Some(key)
+        }
+        None => None,
+    };
 
     // The serving stack.
     let mut _sim = None;
@@ -230,8 +263,12 @@ async fn serve_and_benchmark(
             let profile = crate::cmd::sim::profile_for("g5.xlarge:8b", Some(5.0), Some(1.0))
                 .map_err(anyhow::Error::msg)?;
             let engine = crate::sim::Engine::new(profile, Default::default());
-            let s =
-                crate::sim::SimServer::start("127.0.0.1:0".parse().expect("addr"), engine).await?;
+            let s = crate::sim::SimServer::start_with_key(
+                "127.0.0.1:0".parse().expect("addr"),
+                engine,
+                api_key.clone(),
+            )
+            .await?;
             let url = s.base_url();
             _sim = Some(s);
             url
@@ -242,9 +279,9 @@ async fn serve_and_benchmark(
             eprintln!("agent: {cmd}");
             let st = std::process::Command::new("docker")
                 .arg("run")
-                .args(&job.serve.docker_flags)
-                .arg(&job.serve.image)
-                .args(&job.serve.args)
+                .args(&serve.docker_flags)
+                .arg(&serve.image)
+                .args(&serve.args)
                 .status()
                 .context("running docker")?;
             if !st.success() {
@@ -271,12 +308,11 @@ async fn serve_and_benchmark(
     let deadline = std::time::Instant::now() + Duration::from_secs(job.startup_timeout_s);
     let health = format!("{base_url}/models");
     loop {
-        if let Ok(r) = http
-            .get(&health)
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-        {
+        let mut req = http.get(&health).timeout(Duration::from_secs(5));
+        if let Some(k) = &api_key {
+            req = req.bearer_auth(k);
+        }
+        if let Ok(r) = req.send().await {
             if r.status().is_success() {
                 break;
             }
@@ -292,6 +328,9 @@ async fn serve_and_benchmark(
     }
     let ready_at = Utc::now();
     eprintln!("agent: the serving stack answers at {base_url}");
+    if job.serve_only {
+        return serve_until_released(a, job, http, beat, &base_url, ready_at, image_digest).await;
+    }
 
     // The experiments, through the run's own code.
     let bundle_path = work.join("bundle.duckdb");
@@ -375,4 +414,144 @@ async fn serve_and_benchmark(
     }
     let code = m.exit_code as u8;
     Ok((m, code))
+}
+
+/// `serve_only`: reports the URL the harness benchmarks (the stand-in's, or
+/// `http://<public IPv4>:<port>/v1` from IMDSv2), then waits for the release
+/// object (the instance's own shutdown timer ends a wait the harness never
+/// ends). The manifest lists no experiment: the harness ran them.
+async fn serve_until_released(
+    a: &AgentArgs,
+    job: &Job,
+    http: &reqwest::Client,
+    beat: &Arc<Mutex<Beat>>,
+    base_url: &str,
+    ready_at: chrono::DateTime<Utc>,
+    image_digest: Option<String>,
+) -> Result<(Manifest, u8)> {
+    let url = match a.stand_in {
+        Some(_) => base_url.to_string(),
+        None => format!("http://{}:{}/v1", public_ipv4(None).await?, job.serve.port),
+    };
+    eprintln!("agent: serving at {url}; the harness benchmarks from its own machine");
+    {
+        let mut b = beat.lock().expect("beat");
+        b.url = Some(url);
+        b.phase = Phase::Serving;
+    }
+    let release = job
+        .release_url
+        .as_deref()
+        .ok_or_else(|| crate::exit::bad_input("a serve_only job without a release URL"))?;
+    let every = Duration::from_millis(job.heartbeat_ms.max(100));
+    loop {
+        if let Ok(r) = http.get(release).send().await {
+            if r.status().is_success() {
+                break;
+            }
+        }
+        tokio::time::sleep(every).await;
+    }
+    eprintln!("agent: released by the harness");
+    Ok((
+        Manifest {
+            status: "complete".into(),
+            exit_code: 0,
+            agent_run_id: None,
+            completed: vec![],
+            not_completed: BTreeMap::new(),
+            image_digest,
+            ready_at: Some(ready_at),
+            ended_at: Utc::now(),
+            reason: None,
+        },
+        crate::exit::SUCCESS,
+    ))
+}
+
+/// The instance's public IPv4 address, from the instance metadata service
+/// (IMDSv2, through the AWS SDK's client) at its usual address, or at
+/// `endpoint`.
+///
+/// Errors: no metadata service, or an instance without a public address
+/// (`client: local` needs one: launch in a subnet that assigns them).
+async fn public_ipv4(endpoint: Option<&str>) -> Result<String> {
+    let conf = aws_config::provider_config::ProviderConfig::without_region()
+        .with_http_client(crate::aws::http_client());
+    let mut b = aws_config::imds::Client::builder().configure(&conf);
+    if let Some(e) = endpoint {
+        b = b.endpoint(e).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let imds = b.build();
+    let ip = imds
+        .get("/latest/meta-data/public-ipv4")
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the instance's public IPv4 address from IMDSv2: {e} (deploy.client: local needs an instance with a public address: launch in a subnet that assigns one)"))?;
+    Ok(ip.as_ref().trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A metadata service that hands out a session token on
+    /// `PUT /latest/api/token` and answers the address only to a request
+    /// that carries it (IMDSv2).
+    async fn fake_imds() -> String {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 8192];
+                    let mut have = 0;
+                    loop {
+                        let Ok(n) = s.read(&mut buf[have..]).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        have += n;
+                        let text = String::from_utf8_lossy(&buf[..have]).to_string();
+                        let Some(end) = text.find("\r\n\r\n") else {
+                            continue;
+                        };
+                        let head = text[..end].to_ascii_lowercase();
+                        have = 0;
+                        let body = if head.starts_with("put /latest/api/token") {
+                            ("200 OK", "t0ken")
+                        } else if head.starts_with("get /latest/meta-data/public-ipv4")
+                            && head.contains("x-aws-ec2-metadata-token: t0ken")
+                        {
+                            ("200 OK", "198.51.100.23")
+                        } else {
+                            ("401 Unauthorized", "")
+                        };
+                        let r = format!(
+                            "HTTP/1.1 {}\r\nx-aws-ec2-metadata-token-ttl-seconds: 21600\r\ncontent-length: {}\r\n\r\n{}",
+                            body.0,
+                            body.1.len(),
+                            body.1
+                        );
+                        if s.write_all(r.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn the_public_address_comes_from_imdsv2() {
+        crate::tls::install_provider();
+        let url = fake_imds().await;
+        assert_eq!(
+            super::public_ipv4(Some(&url)).await.unwrap(),
+            "198.51.100.23"
+        );
+    }
 }

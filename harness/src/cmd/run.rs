@@ -355,33 +355,15 @@ impl Session<'_> {
                 launched.push(exp);
                 continue;
             }
-            // An endpoint that failed its check is not brought up again.
-            if let Some(v) = checked.get(&ep.name).filter(|v| !v.ok) {
-                self.skip(bundle, exp, preflight_skip(v))?;
-                continue;
-            }
-            let deployed = deploy::start(ep, self.cfg.seed, served_at).await?;
-            let provider = Provider::new(
-                self.cfg,
-                ep,
-                &deployed.base_url,
-                self.keys.get(&ep.name),
-                pool_size(&exp.plan.level),
-            )?;
-            if !checked.contains_key(&ep.name) {
-                let v = self.preflight(bundle, exp, &deployed, &provider).await?;
-                checked.insert(ep.name.clone(), v);
-            }
-            if !checked[&ep.name].ok {
-                self.skip(bundle, exp, preflight_skip(&checked[&ep.name]))?;
-                continue;
-            }
-            self.run_one(bundle, exp, provider, (i + 1, experiments.len()))
-                .await?;
-            if let Some(f) = self.after_each.as_mut() {
-                f(&bundle.path);
-            }
-            drop(deployed);
+            let served_at = served_at.map(String::from);
+            self.run_here(
+                bundle,
+                exp,
+                served_at.as_deref(),
+                &mut checked,
+                (i + 1, experiments.len()),
+            )
+            .await?;
         }
         if !launched.is_empty() && self.stop.signal().is_none() {
             self.launch(bundle, &launched).await?;
@@ -389,26 +371,140 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// Brings up (or reaches, at `served_at`) `exp`'s endpoint, checks it
+    /// once (`checked`: endpoint → verdict), runs `exp` and writes it; the
+    /// experiments of an endpoint that failed its check are skipped, and it
+    /// is not brought up again.
+    async fn run_here(
+        &mut self,
+        bundle: &mut Bundle,
+        exp: &Experiment,
+        served_at: Option<&str>,
+        checked: &mut HashMap<String, Verdict>,
+        position: (usize, usize),
+    ) -> Result<()> {
+        let ep = &exp.endpoint;
+        if let Some(v) = checked.get(&ep.name).filter(|v| !v.ok) {
+            return self.skip(bundle, exp, preflight_skip(v));
+        }
+        let deployed = deploy::start(ep, self.cfg.seed, served_at).await?;
+        let provider = Provider::new(
+            self.cfg,
+            ep,
+            &deployed.base_url,
+            self.keys.get(&ep.name),
+            pool_size(&exp.plan.level),
+        )?;
+        if !checked.contains_key(&ep.name) {
+            let v = self.preflight(bundle, exp, &deployed, &provider).await?;
+            checked.insert(ep.name.clone(), v);
+        }
+        if !checked[&ep.name].ok {
+            return self.skip(bundle, exp, preflight_skip(&checked[&ep.name]));
+        }
+        self.run_one(bundle, exp, provider, position).await?;
+        if let Some(f) = self.after_each.as_mut() {
+            f(&bundle.path);
+        }
+        drop(deployed);
+        Ok(())
+    }
+
+    /// `deploy.client: local`: benchmarks the endpoint the fleet reports
+    /// serving, from this machine, with the per-run API key.
+    async fn bench_served(
+        &mut self,
+        bundle: &mut Bundle,
+        exps: &[&Experiment],
+        req: &deploy::fleet::BenchRequest,
+    ) -> Result<deploy::fleet::BenchReply> {
+        crate::redact::register(&req.api_key);
+        self.keys.insert(req.endpoint.clone(), req.api_key.clone());
+        let mine: Vec<&Experiment> = exps
+            .iter()
+            .copied()
+            .filter(|e| e.endpoint.name == req.endpoint)
+            .collect();
+        let mut checked = HashMap::new();
+        let mut reply = deploy::fleet::BenchReply::default();
+        for (i, exp) in mine.iter().enumerate() {
+            if self.stop.signal().is_some() {
+                break;
+            }
+            self.run_here(
+                bundle,
+                exp,
+                Some(&req.url),
+                &mut checked,
+                (i + 1, mine.len()),
+            )
+            .await?;
+            reply.written.push(exp.id.clone());
+        }
+        let complete = bundle.completed_ids()?;
+        reply.completed = reply
+            .written
+            .iter()
+            .filter(|id| complete.contains(*id))
+            .cloned()
+            .collect();
+        Ok(reply)
+    }
+
     /// The `ec2:` experiments: the fleet launches their instances, whose
-    /// agents run them; their results are merged in, and what is missing is
-    /// recorded with its reason.
+    /// agents run them (or, with `deploy.client: local`, serve them to this
+    /// machine, which runs them as they come up, one endpoint at a time);
+    /// their results are merged in, and what is missing is recorded with its
+    /// reason.
     async fn launch(&mut self, bundle: &mut Bundle, exps: &[&Experiment]) -> Result<()> {
-        let (plan, aws) = self.fleet.as_ref().expect("the gate planned the launch");
+        let (plan, aws) = self.fleet.take().expect("the gate planned the launch");
+        let local = self.cfg.deploy.client == crate::config::ClientSite::Local;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<deploy::fleet::BenchRequest>(1);
         let cx = deploy::fleet::Ctx {
             loaded: self.loaded,
             run_id: self.run_id,
             stop: self.stop.flag(),
             hurry: self.stop.hurry.clone(),
+            bench: local.then_some(tx),
         };
-        let collected = deploy::fleet::run(&cx, aws, plan, exps).await?;
+        // The fleet and this machine's benchmarks run side by side; the
+        // channel closes (ending the second) when the fleet is done.
+        let fleet = async move {
+            let r = deploy::fleet::run(&cx, &aws, &plan, exps).await;
+            drop(cx);
+            r
+        };
+        let mut failed: Option<anyhow::Error> = None;
+        let serve = async {
+            while let Some(req) = rx.recv().await {
+                let reply = match self.bench_served(bundle, exps, &req).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // Stops the other endpoints too; reported after
+                        // the teardown.
+                        self.stop.flag().store(true, Ordering::SeqCst);
+                        failed.get_or_insert(e);
+                        Default::default()
+                    }
+                };
+                let _ = req.done.send(reply);
+            }
+        };
+        let (collected, ()) = tokio::join!(fleet, serve);
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let collected = collected?;
         for c in collected {
             if let Some(b) = &c.bundle {
                 bundle.absorb(b, &c.completed)?;
                 let _ = std::fs::remove_file(b);
             }
-            self.tally.ran += c.completed.len();
+            if c.written_here.is_empty() {
+                self.tally.ran += c.completed.len();
+            }
             for exp in exps.iter().filter(|e| e.endpoint.name == c.endpoint) {
-                if c.completed.contains(&exp.id) {
+                if c.completed.contains(&exp.id) || c.written_here.contains(&exp.id) {
                     continue;
                 }
                 let reason = format!(
@@ -629,8 +725,8 @@ fn new_run_id(started_at: chrono::DateTime<Utc>, path: &Path) -> String {
 
 /// The deployment stage's checks before anything is created: `--dry-run`
 /// prints the plan and stops (exit 0, or 2 when the real run would be
-/// refused); a launch plan over `deploy.max_cost_usd`, or one that cannot
-/// launch yet (`client: local`), stops the run (exit 2).
+/// refused); a launch plan over `deploy.max_cost_usd`, or one whose files
+/// cannot be delivered, stops the run (exit 2).
 /// `Ok(plan)`: go on.
 fn deployment_gate(
     a: &RunArgs,
@@ -647,8 +743,6 @@ fn deployment_gate(
             None
         } else if let Err(e) = deploy::fleet::referenced_files(loaded) {
             Some(format!("{e:#}"))
-        } else if cfg.deploy.client == crate::config::ClientSite::Local {
-            Some("`deploy.client: local` (benchmarking from this machine through an open port) is not built yet; use `client: instance`, the default".to_string())
         } else {
             None
         }

@@ -342,7 +342,7 @@ pub fn plan(cfg: &Config, experiments: &[Experiment], pricer: &mut Pricer, run_i
             &format!("<presigned GET of {AGENT_BUNDLE}, made at launch>"),
             "<presigned GET of the job, made at launch>",
         ));
-        let flags = docker_flags(cfg, s, acc);
+        let flags = docker_flags(cfg, &stack, s, acc);
         if matches!(
             acc,
             Accelerator::NvidiaGpu { arm: true } | Accelerator::Cpu { arm: true }
@@ -389,7 +389,7 @@ use super::job::sh_quote;
 /// on all interfaces (`client: local`, where the security group admits
 /// `deploy.allowed_cidr` only), and the token's variable names (their values
 /// come from the agent's environment, never the command line).
-pub fn docker_flags(cfg: &Config, s: &Ec2Settings, acc: Accelerator) -> Vec<String> {
+pub fn docker_flags(cfg: &Config, stack: &str, s: &Ec2Settings, acc: Accelerator) -> Vec<String> {
     let mut f: Vec<String> = [
         "-d",
         "--name",
@@ -415,7 +415,28 @@ pub fn docker_flags(cfg: &Config, s: &Ec2Settings, acc: Accelerator) -> Vec<Stri
     if s.hf_token_env.is_some() {
         f.extend(["-e", "HF_TOKEN", "-e", "HUGGING_FACE_HUB_TOKEN"].map(String::from));
     }
+    if cfg.deploy.client == ClientSite::Local {
+        if let (Some(var), _) = api_key_delivery(stack) {
+            f.extend(["-e".to_string(), var.to_string()]);
+        }
+    }
     f
+}
+
+/// How the per-run API key of `deploy.client: local` reaches each serving
+/// stack: (the variable it reads the key from, the flag it takes it by).
+/// vLLM reads `VLLM_API_KEY`, TGI `API_KEY`, llama.cpp's server
+/// `LLAMA_API_KEY`; SGLang takes `--api-key`; a custom command gets
+/// `HARNESS_API_KEY` and must require it itself (`ec2.command` runs under
+/// `sh -c`, so it can pass `--api-key "$HARNESS_API_KEY"`).
+pub fn api_key_delivery(stack: &str) -> (Option<&'static str>, Option<&'static str>) {
+    match stack {
+        "vllm" => (Some("VLLM_API_KEY"), None),
+        "tgi" => (Some("API_KEY"), None),
+        "llama-cpp" => (Some("LLAMA_API_KEY"), None),
+        "sglang" => (None, Some("--api-key")),
+        _ => (Some("HARNESS_API_KEY"), None),
+    }
 }
 
 /// The agent as delivered to the instance: one gzip'd tar, `agent.tar.gz`,
@@ -598,7 +619,14 @@ pub fn user_data(
         "curl -fsS --retry 5 -o {AGENT_BUNDLE} {} && tar -xzf {AGENT_BUNDLE} && rm {AGENT_BUNDLE}",
         sh_quote(agent_url)
     );
-    let _ = writeln!(u, "# 3. It starts the serving stack, waits for its health check, benchmarks over loopback and uploads each result.");
+    let _ = writeln!(
+        u,
+        "{}",
+        match d.client {
+            ClientSite::Instance => "# 3. It starts the serving stack, waits for its health check, benchmarks over loopback and uploads each result.",
+            ClientSite::Local => "# 3. It starts the serving stack and waits for its health check; the harness benchmarks it from its own machine, then releases the agent.",
+        }
+    );
     let _ = writeln!(
         u,
         "{} > agent.log 2>&1",
@@ -655,6 +683,11 @@ pub fn render(p: &Plan, d: &Deploy) -> String {
             docker_flags: i.docker_flags.clone(),
             args: i.server_args.clone(),
             port: 0,
+            api_key_env: vec![],
+            api_key_flag: match d.client {
+                ClientSite::Local => api_key_delivery(&i.stack).1.map(String::from),
+                ClientSite::Instance => None,
+            },
         };
         let _ = writeln!(
             o,
@@ -668,7 +701,7 @@ pub fn render(p: &Plan, d: &Deploy) -> String {
                 ClientSite::Instance =>
                     "on the instance, over loopback (no inbound rule)".to_string(),
                 ClientSite::Local => format!(
-                    "this machine; the serving port is open to {} only",
+                    "this machine, over the network: the security group opens the serving port to {} only, and the server requires a per-run API key (made at launch, delivered through its own short-lived object)",
                     d.allowed_cidr.as_deref().unwrap_or("?")
                 ),
             }

@@ -18,6 +18,14 @@
 //! IMDSv2 required. The instance reads its inputs and writes its outputs
 //! through presigned S3 URLs under `<bucket prefix>/runs/<run id>/`; the
 //! Hugging Face token goes in its own object, deleted once the server is up.
+//!
+//! With `deploy.client: local` the agent only serves, and the harness
+//! benchmarks from its own machine ([`BenchRequest`], one endpoint at a
+//! time, so two benchmarks never share this machine's CPU and network). The
+//! security group then has one inbound rule per serving port, from
+//! `deploy.allowed_cidr` only, and the server requires a per-run API key
+//! (random, 256 bits) that reaches the instance through its own
+//! short-lived object, as the token does.
 
 use super::ec2::{InstancePlan, Plan, BOOT_ALLOWANCE};
 use super::job::{Heartbeat, Job, Manifest, Phase as AgentPhase, Puts, Serve};
@@ -71,6 +79,29 @@ pub struct Ctx<'a> {
     pub stop: Arc<AtomicBool>,
     /// Set on the second: skip collecting and waiting, tear down at once.
     pub hurry: Arc<AtomicBool>,
+    /// With `deploy.client: local`: where an endpoint that serves is sent to
+    /// be benchmarked from this machine.
+    pub bench: Option<tokio::sync::mpsc::Sender<BenchRequest>>,
+}
+
+/// `deploy.client: local`: an endpoint is up and answers at `url`; the
+/// run benchmarks its experiments from this machine and answers on `done`.
+pub struct BenchRequest {
+    pub endpoint: String,
+    /// The OpenAI base URL (`http://IP:PORT/v1`).
+    pub url: String,
+    /// The per-run API key the server requires.
+    pub api_key: String,
+    pub done: tokio::sync::oneshot::Sender<BenchReply>,
+}
+
+/// What benchmarking a served endpoint from this machine wrote.
+#[derive(Debug, Default)]
+pub struct BenchReply {
+    /// Experiment ids written to the run's bundle (any status).
+    pub written: Vec<String>,
+    /// Of those, the ones complete.
+    pub completed: Vec<String>,
 }
 
 /// One endpoint's outcome.
@@ -83,6 +114,9 @@ pub struct Collected {
     /// Why the endpoint's other experiments have no result.
     pub missing_reason: String,
     pub row: DeploymentRow,
+    /// `deploy.client: local`: the experiments this machine wrote into the
+    /// run's bundle itself (any status), so not to be collected or skipped.
+    pub written_here: Vec<String>,
 }
 
 /// Launches `plan`, runs `experiments` on the instances and tears every
@@ -288,7 +322,7 @@ impl Fleet {
 
     /// Run-wide resources: the agent binary in S3 and a security group with
     /// no inbound rule.
-    async fn prepare(&self) -> Result<()> {
+    async fn prepare(&self, ports: &[u16]) -> Result<()> {
         let packed =
             super::state::dir().join(format!("{}.{}", self.run_id, super::ec2::AGENT_BUNDLE));
         let (a, p) = (self.agent.clone(), packed.clone());
@@ -317,18 +351,71 @@ impl Fleet {
             requested_at: Utc::now(),
             deleted_at: None,
         })?;
+        let local = self.deploy.client == crate::config::ClientSite::Local;
         let sg = self
             .ec2
             .create_security_group()
             .group_name(&name)
-            .description("llm-harness run: no inbound rule (the benchmark runs on the instance)")
+            .description(if local {
+                "llm-harness run: the serving port, from deploy.allowed_cidr only"
+            } else {
+                "llm-harness run: no inbound rule (the benchmark runs on the instance)"
+            })
             .tag_specifications(self.tag_spec(ec2t::ResourceType::SecurityGroup, None))
             .send()
             .await
             .map_err(|e| anyhow::anyhow!("creating security group {name}: {}", why(&e)))?;
         let id = sg.group_id().unwrap_or_default().to_string();
         self.state.lock().await.created(&name, &id)?;
-        *self.security_group.lock().await = Some(id);
+        *self.security_group.lock().await = Some(id.clone());
+        if local {
+            self.open_serving_ports(&id, ports).await?;
+        }
+        Ok(())
+    }
+
+    /// `deploy.client: local`: one inbound TCP rule per serving port, from
+    /// `deploy.allowed_cidr` only.
+    async fn open_serving_ports(&self, sg: &str, ports: &[u16]) -> Result<()> {
+        let cidr = self
+            .deploy
+            .allowed_cidr
+            .clone()
+            .expect("validated: client local has allowed_cidr");
+        let mut perms = ec2t::IpPermission::builder().ip_protocol("tcp");
+        let mut all = vec![];
+        for &port in ports {
+            perms = perms.from_port(port as i32).to_port(port as i32);
+            perms = if cidr.contains(':') {
+                perms.ipv6_ranges(
+                    ec2t::Ipv6Range::builder()
+                        .cidr_ipv6(&cidr)
+                        .description("llm-harness client (deploy.allowed_cidr)")
+                        .build(),
+                )
+            } else {
+                perms.ip_ranges(
+                    ec2t::IpRange::builder()
+                        .cidr_ip(&cidr)
+                        .description("llm-harness client (deploy.allowed_cidr)")
+                        .build(),
+                )
+            };
+            all.push(perms.build());
+            perms = ec2t::IpPermission::builder().ip_protocol("tcp");
+        }
+        self.ec2
+            .authorize_security_group_ingress()
+            .group_id(sg)
+            .set_ip_permissions(Some(all))
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "opening port(s) {ports:?} of security group {sg} to {cidr}: {}",
+                    why(&e)
+                )
+            })?;
         Ok(())
     }
 
@@ -338,7 +425,17 @@ impl Fleet {
         plan: &Plan,
         experiments: &[&Experiment],
     ) -> Result<Vec<Collected>> {
-        self.prepare().await?;
+        let mut ports: Vec<u16> = cx
+            .loaded
+            .config
+            .endpoints
+            .iter()
+            .filter(|e| plan.instances.iter().any(|i| i.endpoint == e.name))
+            .filter_map(|e| e.ec2.as_ref().map(|s| s.port))
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        self.prepare(&ports).await?;
         let permits = Arc::new(tokio::sync::Semaphore::new(self.deploy.parallel as usize));
         let jobs = plan.instances.iter().map(|ip| {
             let permits = permits.clone();
@@ -393,6 +490,7 @@ impl Fleet {
             completed: vec![],
             missing_reason: String::new(),
             row: DeploymentRow::default(),
+            written_here: vec![],
         };
         let result = self.lifecycle(cx, ip, exps, &mut row, &mut out).await;
         // Terminate this instance now; the run-wide teardown checks again.
@@ -444,7 +542,7 @@ impl Fleet {
             Err(param) => self.resolve_ami(param).await?,
         };
         row.ami = Some(ami.clone());
-        let user_data = self.stage_job(cx, ip).await?;
+        let (user_data, api_key) = self.stage_job(cx, ip).await?;
         let id = self.launch(ip, &ami, &user_data).await?;
         row.instance_id = Some(id.clone());
         row.launched_at = Some(Utc::now());
@@ -454,8 +552,16 @@ impl Fleet {
             &format!("launched {id} ({}, {ami})", ip.instance_type),
         );
 
-        // Wait for the health check, then for the manifest.
-        let outcome = self.follow(ip, &id, row, exps.len()).await;
+        // Wait for the health check, then for the manifest; with
+        // `client: local`, benchmark from here in between.
+        let outcome = match self.follow(ip, &id, row, exps.len()).await {
+            Ok(Followed::Done(m)) => Ok(m),
+            Ok(Followed::Serving(url)) => {
+                self.bench_here(cx, ip, row, out, &url, api_key.unwrap_or_default())
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         if self.hurry.load(Ordering::SeqCst) {
             row.status = "interrupted".into();
             anyhow::bail!("stopped by a second signal before its results were collected");
@@ -465,7 +571,7 @@ impl Fleet {
         row.collected_at = Some(Utc::now());
         match (outcome, collected) {
             (Ok(m), Ok(())) => {
-                row.benchmarked_at = Some(m.ended_at);
+                row.benchmarked_at = row.benchmarked_at.or(Some(m.ended_at));
                 row.image_digest = m.image_digest.clone();
                 row.agent_run_id = m.agent_run_id.clone().or(row.agent_run_id.take());
                 row.ready_at = m.ready_at.or(row.ready_at);
@@ -521,9 +627,33 @@ impl Fleet {
             .ok_or_else(|| anyhow::anyhow!("SSM parameter {param} has no value"))
     }
 
-    /// Uploads the endpoint's job (and its token object), and returns the
-    /// boot script that fetches the agent and runs it.
-    async fn stage_job(&self, cx: &Ctx<'_>, ip: &InstancePlan) -> Result<String> {
+    /// Writes a secret into its own object under `secret/<endpoint>/`,
+    /// recorded in the state file first, and returns a presigned GET of it
+    /// that lasts long enough to boot and start the server (it is deleted
+    /// once the server answers anyway).
+    async fn put_secret(&self, endpoint: &str, name: &str, value: String) -> Result<String> {
+        crate::redact::register(&value);
+        let rel = format!("secret/{endpoint}/{name}");
+        self.state.lock().await.requested(Resource {
+            kind: Kind::SecretObject,
+            endpoint: endpoint.to_string(),
+            client_token: self.key(&rel),
+            id: Some(format!("s3://{}/{}", self.bucket, self.key(&rel))),
+            phase: Phase::Requested,
+            instance_type: None,
+            usd_per_hour: None,
+            requested_at: Utc::now(),
+            deleted_at: None,
+        })?;
+        self.put(&rel, value.into_bytes()).await?;
+        self.presign_get(&rel, self.deploy.startup_timeout + BOOT_ALLOWANCE)
+            .await
+    }
+
+    /// Uploads the endpoint's job (and its secret objects), and returns the
+    /// boot script that fetches the agent and runs it, and the per-run API
+    /// key (`deploy.client: local`).
+    async fn stage_job(&self, cx: &Ctx<'_>, ip: &InstancePlan) -> Result<(String, Option<String>)> {
         let valid = self.url_lifetime();
         let ep = cx
             .loaded
@@ -544,28 +674,19 @@ impl Fleet {
                         ep.name
                     ))
                 })?;
-            crate::redact::register(&token);
-            let rel = format!("secret/{}/hf-token", ep.name);
-            self.state.lock().await.requested(Resource {
-                kind: Kind::SecretObject,
-                endpoint: ep.name.clone(),
-                client_token: self.key(&rel),
-                id: Some(format!("s3://{}/{}", self.bucket, self.key(&rel))),
-                phase: Phase::Requested,
-                instance_type: None,
-                usd_per_hour: None,
-                requested_at: Utc::now(),
-                deleted_at: None,
-            })?;
-            self.put(&rel, token.into_bytes()).await?;
-            // Long enough to boot and pull the image; deleted once the
-            // server answers anyway.
-            secret_url = Some(
-                self.presign_get(&rel, self.deploy.startup_timeout + BOOT_ALLOWANCE)
-                    .await?,
-            );
+            secret_url = Some(self.put_secret(&ep.name, "hf-token", token).await?);
         }
         let out = |f: &str| format!("out/{}/{f}", ep.name);
+        let serve_only = self.deploy.client == crate::config::ClientSite::Local;
+        let (api_key, api_key_url, release_url) = if serve_only {
+            let key = new_api_key()?;
+            let url = self.put_secret(&ep.name, "api-key", key.clone()).await?;
+            let release = self.presign_get(&out("release.json"), valid).await?;
+            (Some(key), Some(url), Some(release))
+        } else {
+            (None, None, None)
+        };
+        let (key_env, key_flag) = super::ec2::api_key_delivery(&ip.stack);
         let job = Job {
             run_id: self.run_id.clone(),
             endpoint: ep.name.clone(),
@@ -579,8 +700,16 @@ impl Fleet {
                 docker_flags: ip.docker_flags.clone(),
                 args: ip.server_args.clone(),
                 port: s.port,
+                api_key_env: match (serve_only, key_env) {
+                    (true, Some(v)) => vec![v.to_string()],
+                    _ => vec![],
+                },
+                api_key_flag: key_flag.filter(|_| serve_only).map(String::from),
             },
             secret_url,
+            serve_only,
+            api_key_url,
+            release_url,
             put: Puts {
                 heartbeat: self.presign_put(&out("heartbeat.json"), valid).await?,
                 bundle: self.presign_put(&out("bundle.duckdb"), valid).await?,
@@ -597,7 +726,7 @@ impl Fleet {
             .presign_get(&format!("agent/{}", super::ec2::AGENT_BUNDLE), valid)
             .await?;
         let job_url = self.presign_get(&rel, valid).await?;
-        Ok(super::ec2::user_data(
+        let user_data = super::ec2::user_data(
             &cx.loaded.config,
             ep,
             ip.accelerator,
@@ -605,7 +734,8 @@ impl Fleet {
             &self.agent,
             &agent_url,
             &job_url,
-        ))
+        );
+        Ok((user_data, api_key))
     }
 
     async fn launch(&self, ip: &InstancePlan, ami: &str, user_data: &str) -> Result<String> {
@@ -702,7 +832,117 @@ impl Fleet {
         Ok(id)
     }
 
-    /// Follows the agent through its heartbeats until its manifest appears.
+    /// `deploy.client: local`: the endpoint serves at `url`; has the run
+    /// benchmark it from this machine (waiting for its turn), then releases
+    /// the agent and waits a little for its manifest and logs.
+    /// Errors: an experiment of the endpoint is not complete, or the run
+    /// was stopped.
+    async fn bench_here(
+        &self,
+        cx: &Ctx<'_>,
+        ip: &InstancePlan,
+        row: &mut DeploymentRow,
+        out: &mut Collected,
+        url: &str,
+        api_key: String,
+    ) -> Result<Manifest> {
+        let bench = cx
+            .bench
+            .as_ref()
+            .expect("a run with client: local passes a bench channel");
+        self.say(
+            ip,
+            row.launched_at,
+            &format!(
+                "serving at {url}; benchmarking it from this machine (one endpoint at a time)"
+            ),
+        );
+        let (done, reply) = tokio::sync::oneshot::channel();
+        bench
+            .send(BenchRequest {
+                endpoint: ip.endpoint.clone(),
+                url: url.to_string(),
+                api_key,
+                done,
+            })
+            .await
+            .map_err(|_| anyhow::anyhow!("the run stopped taking endpoints to benchmark"))?;
+        let reply = reply.await.map_err(|_| {
+            anyhow::anyhow!("the benchmark from this machine ended without a result")
+        })?;
+        row.benchmarked_at = Some(Utc::now());
+        out.written_here = reply.written.clone();
+        out.completed = reply.completed.clone();
+        // Release the agent: it uploads its logs and manifest, then the
+        // instance shuts down (and is terminated by the caller anyway).
+        let mut manifest = None;
+        if !self.hurry.load(Ordering::SeqCst) {
+            self.put(&format!("out/{}/release.json", ip.endpoint), b"{}".to_vec())
+                .await?;
+            let until = std::time::Instant::now() + stale_after();
+            let key = format!("out/{}/manifest.json", ip.endpoint);
+            while manifest.is_none()
+                && std::time::Instant::now() < until
+                && !self.hurry.load(Ordering::SeqCst)
+            {
+                match self.get(&key).await? {
+                    Some(b) => manifest = serde_json::from_slice::<Manifest>(&b).ok(),
+                    None => tokio::time::sleep(tick()).await,
+                }
+            }
+        }
+        if let Some(m) = &manifest {
+            row.image_digest = m.image_digest.clone();
+            row.ready_at = m.ready_at.or(row.ready_at);
+        } else if !self.hurry.load(Ordering::SeqCst) {
+            self.say(
+                ip,
+                row.launched_at,
+                "no manifest from the released agent (its logs may be missing)",
+            );
+        }
+        if self.stop.load(Ordering::SeqCst) {
+            row.status = "interrupted".into();
+            anyhow::bail!("stopped by a signal while benchmarking from this machine");
+        }
+        let missing: Vec<String> = ip
+            .experiments
+            .iter()
+            .filter(|(id, _)| !reply.completed.contains(id))
+            .map(|(id, label)| {
+                format!(
+                    "{label}: {}",
+                    if reply.written.contains(id) {
+                        "not complete (see its status)"
+                    } else {
+                        "not run"
+                    }
+                )
+            })
+            .collect();
+        if !missing.is_empty() {
+            anyhow::bail!(
+                "{} of {} experiment(s) not complete from this machine: {}",
+                missing.len(),
+                ip.experiments.len(),
+                missing.join("; ")
+            );
+        }
+        Ok(manifest.unwrap_or_else(|| Manifest {
+            status: "complete".into(),
+            exit_code: 0,
+            agent_run_id: None,
+            completed: vec![],
+            not_completed: Default::default(),
+            image_digest: None,
+            ready_at: row.ready_at,
+            ended_at: Utc::now(),
+            reason: None,
+        }))
+    }
+
+    /// Follows the agent through its heartbeats until its manifest appears,
+    /// or, for a `serve_only` job, until it serves.
     /// Errors: the health check did not pass within `startup_timeout`, the
     /// heartbeats stopped, the instance ended, `max_duration` passed, or the
     /// run was stopped.
@@ -712,7 +952,7 @@ impl Fleet {
         id: &str,
         row: &mut DeploymentRow,
         planned: usize,
-    ) -> Result<Manifest> {
+    ) -> Result<Followed> {
         let launched = Utc::now();
         let mut last_phase: Option<AgentPhase> = None;
         let mut last_beat = launched;
@@ -738,7 +978,7 @@ impl Fleet {
             if let Some(m) = self.get(&out("manifest.json")).await? {
                 let m: Manifest =
                     serde_json::from_slice(&m).context("reading the agent's manifest")?;
-                return Ok(m);
+                return Ok(Followed::Done(m));
             }
             if let Some(h) = self.get(&out("heartbeat.json")).await? {
                 if let Ok(h) = serde_json::from_slice::<Heartbeat>(&h) {
@@ -748,7 +988,7 @@ impl Fleet {
                     if Some(h.phase) != last_phase {
                         if h.phase >= AgentPhase::Benchmarking && row.ready_at.is_none() {
                             row.ready_at = Some(h.at);
-                            self.delete_secret(&ip.endpoint).await;
+                            self.delete_secrets(&ip.endpoint).await;
                         }
                         self.say(ip, row.launched_at, phase_words(h.phase));
                         last_phase = Some(h.phase);
@@ -772,6 +1012,11 @@ impl Fleet {
                         h.message.as_deref().and_then(|m| m.strip_prefix("run "))
                     {
                         row.agent_run_id = Some(agent_run.to_string());
+                    }
+                    if h.phase == AgentPhase::Serving {
+                        if let Some(url) = h.url {
+                            return Ok(Followed::Serving(url));
+                        }
                     }
                 }
             }
@@ -877,34 +1122,35 @@ impl Fleet {
         Ok(())
     }
 
-    async fn delete_secret(&self, endpoint: &str) {
-        let rel = format!("secret/{endpoint}/hf-token");
-        let key = self.key(&rel);
-        let known = self
+    /// Deletes the endpoint's secret objects (the token, the API key): once
+    /// its server answers, the agent has read them.
+    async fn delete_secrets(&self, endpoint: &str) {
+        let keys: Vec<String> = self
             .state
             .lock()
             .await
             .live()
-            .any(|r| r.kind == Kind::SecretObject && r.client_token == key);
-        if !known {
-            return;
-        }
-        match self
-            .s3
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .send()
-            .await
-        {
-            Ok(_) => {
-                let _ = self.state.lock().await.deleted(&key);
+            .filter(|r| r.kind == Kind::SecretObject && r.endpoint == endpoint)
+            .map(|r| r.client_token.clone())
+            .collect();
+        for key in keys {
+            match self
+                .s3
+                .delete_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .send()
+                .await
+            {
+                Ok(_) => {
+                    let _ = self.state.lock().await.deleted(&key);
+                }
+                Err(e) => eprintln!(
+                    "warning: deleting s3://{}/{key}: {} (the teardown retries)",
+                    self.bucket,
+                    why(&e)
+                ),
             }
-            Err(e) => eprintln!(
-                "warning: deleting s3://{}/{key}: {} (the teardown retries)",
-                self.bucket,
-                why(&e)
-            ),
         }
     }
 
@@ -1163,11 +1409,20 @@ pub async fn delete_agent_objects(
     n
 }
 
+/// Where following an agent ended.
+enum Followed {
+    /// Its manifest.
+    Done(Manifest),
+    /// `serve_only`: it serves at this URL.
+    Serving(String),
+}
+
 fn phase_words(p: AgentPhase) -> &'static str {
     match p {
         AgentPhase::Starting => "agent started; starting the serving stack",
         AgentPhase::WaitingForServer => "waiting for the serving stack's health check",
         AgentPhase::Benchmarking => "serving stack healthy; benchmarking",
+        AgentPhase::Serving => "serving stack healthy",
         AgentPhase::Done => "agent done; writing its manifest",
     }
 }
@@ -1240,4 +1495,14 @@ pub fn referenced_files(loaded: &Loaded) -> Result<BTreeMap<String, String>> {
         out.insert(p.to_string(), text);
     }
     Ok(out)
+}
+
+/// A per-run API key: 256 random bits from the operating system, in hex.
+///
+/// Errors: the system's random source fails.
+fn new_api_key() -> Result<String> {
+    let mut b = [0u8; 32];
+    getrandom::getrandom(&mut b)
+        .map_err(|e| anyhow::anyhow!("no random bytes for the API key: {e}"))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }

@@ -12,8 +12,14 @@
 //!   experiments completed. A run is done when its manifest says so, never
 //!   because some result object exists.
 //!
-//! No secret is in any of them: the Hugging Face token travels in its own
-//! object, read once by the agent and deleted by the harness.
+//! With `deploy.client: local` the agent only serves: once the health check
+//! passes, its heartbeat says `serving` with the URL to benchmark, the
+//! harness benchmarks from its own machine, then writes the **release**
+//! object; the agent uploads its logs and manifest and ends.
+//!
+//! No secret is in any of them: the Hugging Face token and the per-run API
+//! key travel in their own objects, read once by the agent and deleted by
+//! the harness.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -37,6 +43,18 @@ pub struct Job {
     pub serve: Serve,
     /// Presigned GET of the Hugging Face token object, if the endpoint has one.
     pub secret_url: Option<String>,
+    /// Only serve (`deploy.client: local`): the harness benchmarks from its
+    /// own machine through the URL the heartbeat reports.
+    #[serde(default)]
+    pub serve_only: bool,
+    /// With `serve_only`: presigned GET of the per-run API key object; the
+    /// serving stack requires the key as a bearer token.
+    #[serde(default)]
+    pub api_key_url: Option<String>,
+    /// With `serve_only`: presigned GET of the release object, which the
+    /// harness writes when it is done benchmarking.
+    #[serde(default)]
+    pub release_url: Option<String>,
     /// Presigned PUTs.
     pub put: Puts,
     pub startup_timeout_s: u64,
@@ -52,8 +70,17 @@ pub struct Serve {
     pub docker_flags: Vec<String>,
     /// Arguments after the image.
     pub args: Vec<String>,
-    /// The loopback port the OpenAI API answers on.
+    /// The port the OpenAI API answers on.
     pub port: u16,
+    /// With a per-run API key: the variables the container reads it from
+    /// (their `-e NAME` flags are in `docker_flags`; the agent sets the
+    /// values in its own environment, never on a command line it logs).
+    #[serde(default)]
+    pub api_key_env: Vec<String>,
+    /// With a per-run API key, for stacks that take it only as a flag
+    /// (SGLang's `--api-key`): the agent appends the flag and the key.
+    #[serde(default)]
+    pub api_key_flag: Option<String>,
 }
 
 impl Serve {
@@ -63,7 +90,11 @@ impl Serve {
         v.extend(self.docker_flags.iter().cloned());
         v.push(self.image.clone());
         v.extend(self.args.iter().cloned());
-        v.iter().map(|a| sh_quote(a)).collect::<Vec<_>>().join(" ")
+        let mut line = v.iter().map(|a| sh_quote(a)).collect::<Vec<_>>().join(" ");
+        if let Some(f) = &self.api_key_flag {
+            line.push_str(&format!(" {f} <per-run API key>"));
+        }
+        line
     }
 }
 
@@ -87,6 +118,9 @@ pub enum Phase {
     WaitingForServer,
     /// The server answered; experiments are running.
     Benchmarking,
+    /// The server answered and is being benchmarked from the harness's
+    /// machine (`serve_only`); the heartbeat carries the URL.
+    Serving,
     /// Finished; the manifest is (being) uploaded.
     Done,
 }
@@ -97,6 +131,10 @@ pub struct Heartbeat {
     pub at: DateTime<Utc>,
     pub experiments_done: u32,
     pub message: Option<String>,
+    /// In the `serving` phase: the OpenAI base URL (`http://IP:PORT/v1`)
+    /// the harness benchmarks.
+    #[serde(default)]
+    pub url: Option<String>,
 }
 
 /// The agent's last word.

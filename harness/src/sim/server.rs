@@ -36,6 +36,18 @@ impl Drop for SimServer {
 impl SimServer {
     /// Binds `addr` (use port 0 for any free port) and serves until dropped.
     pub async fn start(addr: SocketAddr, engine: Arc<Engine>) -> std::io::Result<SimServer> {
+        SimServer::start_with_key(addr, engine, None).await
+    }
+
+    /// As [`start`](SimServer::start); with `api_key`, every `/v1` route but
+    /// `/v1/health` answers 401 unless the request carries
+    /// `Authorization: Bearer <api_key>`, as vLLM does with `--api-key`.
+    pub async fn start_with_key(
+        addr: SocketAddr,
+        engine: Arc<Engine>,
+        api_key: Option<String>,
+    ) -> std::io::Result<SimServer> {
+        let key: Arc<Option<String>> = Arc::new(api_key);
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let accept = tokio::spawn(async move {
@@ -44,9 +56,21 @@ impl SimServer {
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                let engine = engine.clone();
+                let (engine, key) = (engine.clone(), key.clone());
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| handle(engine.clone(), req));
+                    let svc = hyper::service::service_fn(move |req| {
+                        let (engine, key) = (engine.clone(), key.clone());
+                        async move {
+                            match key.as_deref() {
+                                Some(k) if !authorized(&req, k) => Ok(error(
+                                    StatusCode::UNAUTHORIZED,
+                                    "authentication_error",
+                                    "missing or wrong API key (Authorization: Bearer …)",
+                                )),
+                                _ => handle(engine, req).await,
+                            }
+                        }
+                    });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .keep_alive(true)
                         .serve_connection(TokioIo::new(stream), svc)
@@ -60,6 +84,18 @@ impl SimServer {
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
     }
+}
+
+/// Whether `req` may pass a simulator that requires `key`: `/health` and
+/// `/v1/health` always may, anything else needs `Authorization: Bearer key`.
+fn authorized(req: &Request<Incoming>, key: &str) -> bool {
+    matches!(req.uri().path(), "/health" | "/v1/health")
+        || req
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|v| v == key)
 }
 
 fn full(status: StatusCode, content_type: &str, body: String) -> Response<Body> {
@@ -362,4 +398,36 @@ async fn generate_full(engine: Arc<Engine>, g: Gen) -> Response<Body> {
             "choices": [{"index": 0, "text": text, "finish_reason": g.finish}], "usage": g.usage()}),
     };
     full(StatusCode::OK, "application/json", body.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_simulator_with_a_key_refuses_requests_without_it() {
+        let engine = Engine::new(
+            crate::cmd::sim::profile_for("g5.xlarge:8b", Some(1.0), Some(1.0)).unwrap(),
+            Default::default(),
+        );
+        let s =
+            SimServer::start_with_key("127.0.0.1:0".parse().unwrap(), engine, Some("k3y".into()))
+                .await
+                .unwrap();
+        crate::tls::install_provider();
+        let http = reqwest::Client::new();
+        let models = format!("{}/models", s.base_url());
+        let status = |r: reqwest::Response| r.status().as_u16();
+        assert_eq!(status(http.get(&models).send().await.unwrap()), 401);
+        assert_eq!(
+            status(http.get(&models).bearer_auth("wrong").send().await.unwrap()),
+            401
+        );
+        assert_eq!(
+            status(http.get(&models).bearer_auth("k3y").send().await.unwrap()),
+            200
+        );
+        let health = format!("http://{}/health", s.addr);
+        assert_eq!(status(http.get(&health).send().await.unwrap()), 200);
+    }
 }

@@ -526,6 +526,45 @@ fn deployments(bundle: &Path) -> Vec<Deployment> {
     rows
 }
 
+/// Every EC2 action the run called (moto's recording also holds the test's
+/// own reads) is one the README's IAM policy (docs/iam-policy.json) allows.
+fn assert_policy_allows(calls: &[String]) {
+    let policy: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/iam-policy.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let allowed: Vec<String> = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|st| match &st["Action"] {
+            serde_json::Value::String(a) => vec![a.clone()],
+            v => v
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_string())
+                .collect(),
+        })
+        .collect();
+    for c in calls {
+        let Some(i) = c.find("Action=") else { continue };
+        let action = c[i + 7..].split('&').next().unwrap();
+        // The test's own call, reading the user data as an instance would.
+        if action == "DescribeInstanceAttribute" {
+            continue;
+        }
+        assert!(
+            allowed.contains(&format!("ec2:{action}")),
+            "docs/iam-policy.json does not allow ec2:{action}"
+        );
+    }
+}
+
 fn assert_nothing_left(case: &Case) {
     assert!(
         case.moto.alive().is_empty(),
@@ -638,6 +677,7 @@ fn two_instance_types_one_bundle_nothing_left_and_no_secret_anywhere() {
         }
         assert!(!l.contains("KeyName"), "{l}");
     }
+    assert_policy_allows(&calls);
     let reserved = "CapacityReservationSpecification.CapacityReservationTarget.CapacityReservationId=cr-0123456789abcdef0";
     assert_eq!(
         launches.iter().filter(|l| l.contains(reserved)).count(),
@@ -1059,4 +1099,123 @@ fn dry_run_and_budget_refusal_make_no_aws_call() {
         calls.join("\n")
     );
     assert!(case.moto.instances().is_empty());
+}
+
+#[test]
+fn client_local_opens_the_port_to_the_cidr_only_and_benchmarks_from_here_with_a_per_run_key() {
+    let case = Case::new(&[("MOTO_ENABLE_RECORDING", "true")]);
+    let cfg = case.config(
+        &[
+            ("g5", "g5.2xlarge", "ami-0a0b0c0d"),
+            ("g6e", "g6e.2xlarge", "ami-0a0b0c0d"),
+        ],
+        "  client: local\n  allowed_cidr: 203.0.113.7/32\n",
+        6,
+        8,
+    );
+    // The dry run says where the client runs and what is opened.
+    let o = case
+        .harness(&["run", cfg.to_str().unwrap(), "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("the security group opens the serving port to 203.0.113.7/32 only")
+            && stdout(&o).contains("-e VLLM_API_KEY"),
+        "{}",
+        stdout(&o)
+    );
+    let mut run = case.start_run(&cfg);
+    let (status, agent_logs) = play(&case, &mut run, |_| Play::Sim);
+    assert!(status.success(), "{}\n{agent_logs}", case.run_log());
+    assert_nothing_left(&case);
+
+    // Every experiment ran here (one run in the bundle: the harness's),
+    // against the agents' servers, and is complete.
+    let bundle = case.path("run.duckdb");
+    let exps = experiments(&bundle);
+    assert_eq!(exps.len(), 4, "{exps:?}");
+    assert!(exps.iter().all(|e| e.status == "complete"), "{exps:?}");
+    let c = duckdb::Connection::open(&bundle).unwrap();
+    let runs: i64 = c
+        .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(runs, 1);
+    let d = deployments(&bundle);
+    for (ep, status, _, done, missing, _, log) in &d {
+        assert_eq!(
+            (status.as_str(), *done, *missing),
+            ("complete", 2, 0),
+            "{ep}: {d:?}"
+        );
+        // The released agent's log came back.
+        assert!(
+            log.as_deref()
+                .unwrap_or("")
+                .contains("released by the harness"),
+            "{ep}: {log:?}"
+        );
+    }
+    // Its preflight passed against a server that requires the key.
+    let ok: i64 = c
+        .query_row(
+            "SELECT count(*) FROM preflights WHERE ok AND url LIKE 'http://127.0.0.1:%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(ok, 2);
+
+    // One inbound rule: the serving port, from the CIDR only.
+    let calls = case.moto.calls();
+    assert_policy_allows(&calls);
+    let ingress: Vec<&String> = calls
+        .iter()
+        .filter(|l| l.contains("Action=AuthorizeSecurityGroupIngress"))
+        .collect();
+    assert_eq!(ingress.len(), 1, "{ingress:?}");
+    for want in [
+        "IpPermissions.1.FromPort=8000",
+        "IpPermissions.1.ToPort=8000",
+        "IpPermissions.1.IpProtocol=tcp",
+        "IpPermissions.1.IpRanges.1.CidrIp=203.0.113.7%2F32",
+    ] {
+        assert!(ingress[0].contains(want), "no {want}: {}", ingress[0]);
+    }
+    assert!(!ingress[0].contains("IpPermissions.2"), "{}", ingress[0]);
+
+    // The per-run keys (one per endpoint, as written to their objects) are
+    // in no user data, object left, bundle, log or state file.
+    let keys: Vec<String> = calls
+        .iter()
+        .filter(|c| {
+            c.starts_with("PUT")
+                && c.split(' ')
+                    .nth(1)
+                    .is_some_and(|u| u.contains("/secret/") && u.contains("/api-key"))
+        })
+        .map(|c| c.rsplit(' ').next().unwrap().to_string())
+        .collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert_ne!(keys[0], keys[1]);
+    for key in &keys {
+        assert_eq!(key.len(), 64, "{key}");
+        for (id, _, _, ud, tags) in case.moto.instances() {
+            assert!(!ud.contains(key.as_str()), "{id} user data");
+            assert!(!format!("{tags:?}").contains(key.as_str()), "{id} tags");
+        }
+        for (k, b) in case.moto.objects() {
+            assert!(!String::from_utf8_lossy(&b).contains(key.as_str()), "{k}");
+        }
+        let bytes = std::fs::read(&bundle).unwrap();
+        assert!(!bytes.windows(key.len()).any(|w| w == key.as_bytes()));
+        assert!(!case.run_log().contains(key.as_str()));
+        assert!(!agent_logs.contains(key.as_str()));
+        for e in std::fs::read_dir(case.path("state")).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_file() {
+                assert!(!std::fs::read_to_string(&p).unwrap().contains(key.as_str()));
+            }
+        }
+    }
 }
