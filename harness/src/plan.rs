@@ -186,6 +186,10 @@ fn hash_inputs(
         if cfg.deploy.client == crate::config::ClientSite::Local {
             v["endpoint"]["ec2"]["client"] = json!("local");
         }
+        // An instance of yours runs whatever AMI and drivers it has.
+        if s.instance_id.is_some() {
+            v["endpoint"]["ec2"]["ami"] = json!("existing instance");
+        }
     }
     v
 }

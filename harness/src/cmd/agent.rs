@@ -112,7 +112,7 @@ pub async fn run(mut a: AgentArgs) -> Result<ExitCode> {
     // end and collects right after.
     if a.stand_in.is_none() {
         if let Ok(o) = std::process::Command::new("docker")
-            .args(["logs", "--tail", "5000", "llm-harness-serving"])
+            .args(["logs", "--tail", "5000", crate::deploy::ec2::CONTAINER])
             .output()
         {
             let mut log = o.stdout;

@@ -4,7 +4,8 @@
 //! groups that runs left behind in a region (a `kill -9`, a machine that
 //! died, a teardown that could not finish), terminates and deletes them, and
 //! deletes the token objects, agent bundles and jobs this machine's run-state
-//! files still list. It leaves alone a run whose harness is still running on
+//! files still list, and ends the agent commands they list on bring-your-own
+//! instances (cancelled, serving container removed; the instance stays). It leaves alone a run whose harness is still running on
 //! this machine (its own teardown owns it), and, unless `--force`, a run this
 //! machine has no state file for that has not reached its expiry tag (it may
 //! be in flight on another machine). It brings the state files up to date.
@@ -13,8 +14,8 @@
 use crate::aws::why;
 use crate::cli::{GcArgs, StatusArgs};
 use crate::deploy::fleet::{
-    agent_objects, alive_filter, delete_agent_objects, delete_security_group, TAG_ENDPOINT,
-    TAG_EXPIRES, TAG_RUN,
+    agent_objects, alive_filter, delete_agent_objects, delete_security_group, end_command,
+    TAG_ENDPOINT, TAG_EXPIRES, TAG_RUN,
 };
 use crate::deploy::state::{self, Kind, RunState};
 use anyhow::Result;
@@ -159,6 +160,15 @@ pub async fn run(a: GcArgs) -> Result<ExitCode> {
         .flat_map(|s| s.live().filter(|r| r.kind == Kind::SecretObject))
         .filter_map(|r| r.id.as_deref().and_then(|u| crate::s3::parse_url(u).ok()))
         .collect();
+    // Agent commands on bring-your-own instances: (run, command, instance).
+    let commands: Vec<(String, String, String)> = swept_states
+        .iter()
+        .flat_map(|s| {
+            s.live()
+                .filter(|r| r.kind == Kind::Command)
+                .filter_map(|r| Some((s.run_id.clone(), r.id.clone()?, r.target.clone()?)))
+        })
+        .collect();
     // The agent bundle and jobs that runs which did not finish left.
     let mut leftovers: Vec<(&RunState, String, String, usize)> = vec![];
     for st in swept_states.iter().filter(|s| s.status != "done") {
@@ -201,6 +211,9 @@ pub async fn run(a: GcArgs) -> Result<ExitCode> {
     for (b, k) in &secrets {
         println!("  token object s3://{b}/{k}");
     }
+    for (run, c, i) in &commands {
+        println!("  agent command {c} on your instance {i} (not terminated)  run {run}");
+    }
     for (st, b, prefix, n) in leftovers.iter().filter(|l| l.3 > 0) {
         println!(
             "  {n} agent and job object(s) of unfinished run {} under s3://{b}/{prefix}/",
@@ -213,6 +226,7 @@ pub async fn run(a: GcArgs) -> Result<ExitCode> {
     let nothing = found.is_empty()
         && groups.is_empty()
         && secrets.is_empty()
+        && commands.is_empty()
         && leftovers.iter().all(|l| l.3 == 0);
     if a.dry_run || nothing {
         if !a.dry_run {
@@ -275,6 +289,23 @@ pub async fn run(a: GcArgs) -> Result<ExitCode> {
     if !deleted_secrets.is_empty() {
         println!("deleted {} token object(s)", deleted_secrets.len());
     }
+    if !commands.is_empty() {
+        let ssm = aws.ssm();
+        let mut ended = 0;
+        for (_, c, i) in &commands {
+            match end_command(&ssm, c, i).await {
+                Ok(()) => {
+                    deleted_secrets.push(c.clone());
+                    ended += 1;
+                }
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("error: ending agent command {c} on {i}: {e}");
+                }
+            }
+        }
+        println!("ended {ended} agent command(s) on bring-your-own instances");
+    }
     let mut swept = 0;
     for (_, b, prefix, n) in &leftovers {
         if *n > 0 {
@@ -294,8 +325,9 @@ pub async fn run(a: GcArgs) -> Result<ExitCode> {
 
 /// Brings the state files of runs that are not in flight up to date: an
 /// instance no longer alive (`alive`: the run-tagged instances still alive),
-/// a security group no longer found (`groups`) and a token object deleted
-/// (`secrets`) are marked deleted; a run with nothing left becomes `done`.
+/// a security group no longer found (`groups`), and a token object deleted
+/// or an agent command ended (`secrets`: object URLs and command ids) are
+/// marked deleted; a run with nothing left becomes `done`.
 fn mark_states(
     states: &[&RunState],
     alive: &BTreeSet<String>,
@@ -309,7 +341,7 @@ fn mark_states(
             .filter(|r| match (r.kind, r.id.as_ref()) {
                 (Kind::Instance, Some(i)) => !alive.contains(i),
                 (Kind::SecurityGroup, Some(g)) => !groups.contains(g),
-                (Kind::SecretObject, Some(u)) => secrets.contains(u),
+                (Kind::SecretObject | Kind::Command, Some(u)) => secrets.contains(u),
                 // Never answered: only the tag search could find it.
                 (_, None) => false,
             })

@@ -87,6 +87,10 @@ pub struct Ec2Settings {
     pub capacity_reservation: Option<String>,
     pub port: u16,
     pub volume_gib: u32,
+    /// Bring your own instance: neither launched nor terminated; the agent
+    /// is started on it through SSM Run Command.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

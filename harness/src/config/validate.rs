@@ -767,6 +767,29 @@ fn ec2(
             format!("{volume_gib} is outside 8..=16384 (GiB of the root volume)"),
         );
     }
+    if let Some(id) = &w.instance_id {
+        let hex = id.strip_prefix("i-").unwrap_or("");
+        if !(8..=17).contains(&hex.len()) || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            cx.err(
+                at.key("instance_id"),
+                format!("`{id}` is not an EC2 instance id; write e.g. `i-0123456789abcdef0`"),
+            );
+        }
+        // What only a launch sets, on an instance that already exists.
+        for (key, set) in [
+            ("ami", w.ami.as_deref().is_some_and(|a| a != "auto")),
+            ("market", w.market.is_some()),
+            ("capacity_reservation", w.capacity_reservation.is_some()),
+            ("volume_gib", w.volume_gib.is_some()),
+        ] {
+            if set {
+                cx.err(
+                    at.key(key),
+                    format!("applies to an instance the harness launches; with `instance_id` the instance exists already (remove `{key}`)"),
+                );
+            }
+        }
+    }
     let port = w.port.unwrap_or(8000);
     if port < 1024 {
         cx.err(
@@ -789,6 +812,7 @@ fn ec2(
         capacity_reservation: w.capacity_reservation.clone(),
         port,
         volume_gib,
+        instance_id: w.instance_id.clone(),
     })
 }
 

@@ -80,6 +80,11 @@ pub struct WireEc2 {
     pub port: Option<u16>,
     /// Root volume size in GiB (default 200).
     pub volume_gib: Option<u32>,
+    /// Bring your own instance (`i-…`): a running instance of yours that
+    /// the harness neither launches nor terminates; the agent is started on
+    /// it through SSM Run Command (it needs the SSM agent and an instance
+    /// profile that lets it register).
+    pub instance_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

@@ -224,6 +224,8 @@ pub struct InstancePlan {
     pub spot: bool,
     /// The capacity reservation to launch into.
     pub capacity_reservation: Option<String>,
+    /// Bring your own instance: this one, not launched and not terminated.
+    pub instance_id: Option<String>,
     pub accelerator: Accelerator,
     /// `Ok(ami id)` as configured, or `Err(SSM parameter)` to resolve at launch.
     pub ami: Result<String, &'static str>,
@@ -245,8 +247,12 @@ pub struct InstancePlan {
 }
 
 impl InstancePlan {
-    /// This endpoint's share of the bound: $/hour × count × hours.
+    /// This endpoint's share of the bound: $/hour × count × hours; nothing
+    /// for a bring-your-own instance, which the run does not launch.
     pub fn bound_usd(&self, d: &Deploy) -> Option<f64> {
+        if self.instance_id.is_some() {
+            return Some(0.0);
+        }
         self.usd_per_hour
             .as_ref()
             .map(|(h, _)| h * self.count as f64 * billable_hours(d))
@@ -343,6 +349,12 @@ pub fn plan(cfg: &Config, experiments: &[Experiment], pricer: &mut Pricer, run_i
             "<presigned GET of the job, made at launch>",
         ));
         let flags = docker_flags(cfg, &stack, s, acc);
+        if let Some(id) = &s.instance_id {
+            notes.push(format!("{id} is yours: it must be running, be a {instance_type}, run the SSM agent with an instance profile that lets it register (AmazonSSMManagedInstanceCore), and have Docker{}", if matches!(acc, Accelerator::NvidiaGpu { .. }) { " with the NVIDIA container toolkit" } else { "" }));
+            if cfg.deploy.client == ClientSite::Local {
+                notes.push(format!("with client: local, {id}'s own security groups must admit TCP {} from {}: the harness does not change them", s.port, cfg.deploy.allowed_cidr.as_deref().unwrap_or("?")));
+            }
+        }
         if matches!(
             acc,
             Accelerator::NvidiaGpu { arm: true } | Accelerator::Cpu { arm: true }
@@ -357,6 +369,7 @@ pub fn plan(cfg: &Config, experiments: &[Experiment], pricer: &mut Pricer, run_i
             count: ep.instance_count,
             spot: s.spot,
             capacity_reservation: s.capacity_reservation.clone(),
+            instance_id: s.instance_id.clone(),
             accelerator: acc,
             ami: s.ami.clone().ok_or(acc.ami_parameter()),
             stack,
@@ -390,16 +403,9 @@ use super::job::sh_quote;
 /// `deploy.allowed_cidr` only), and the token's variable names (their values
 /// come from the agent's environment, never the command line).
 pub fn docker_flags(cfg: &Config, stack: &str, s: &Ec2Settings, acc: Accelerator) -> Vec<String> {
-    let mut f: Vec<String> = [
-        "-d",
-        "--name",
-        "llm-harness-serving",
-        "--restart",
-        "no",
-        "--ipc=host",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut f: Vec<String> = ["-d", "--name", CONTAINER, "--restart", "no", "--ipc=host"]
+        .map(String::from)
+        .to_vec();
     match acc {
         Accelerator::NvidiaGpu { .. } => f.extend(["--gpus".into(), "all".into()]),
         Accelerator::Neuron => f.push("--device=/dev/neuron0".into()),
@@ -575,7 +581,7 @@ impl AgentBundle {
     fn start(&self, args: &str) -> String {
         match &self.loader {
             Some(l) => format!("./{l} --library-path /opt/llm-harness ./harness {args}"),
-            None => format!("LD_LIBRARY_PATH=/opt/llm-harness ./harness {args}"),
+            None => format!("env LD_LIBRARY_PATH=/opt/llm-harness ./harness {args}"),
         }
     }
 }
@@ -583,7 +589,9 @@ impl AgentBundle {
 /// The instance's boot script. It holds no secret: it fetches the agent
 /// (`agent`, through the presigned URL `agent_url`; a placeholder in a dry
 /// run) and its job (`job`), and the agent reads the Hugging Face token from
-/// its own short-lived object.
+/// its own short-lived object. For a bring-your-own instance
+/// (`ec2.instance_id`) it is the POSIX `sh` script SSM Run Command runs
+/// instead ([`byo_script`]).
 pub fn user_data(
     cfg: &Config,
     ep: &Endpoint,
@@ -594,6 +602,9 @@ pub fn user_data(
     job: &str,
 ) -> String {
     let d = &cfg.deploy;
+    if let Some(id) = ep.ec2.as_ref().and_then(|s| s.instance_id.as_deref()) {
+        return byo_script(cfg, ep, acc, run_id, id, agent, agent_url, job);
+    }
     let minutes = d.max_duration.as_secs().div_ceil(60);
     let mut u = String::new();
     let _ = writeln!(u, "#!/bin/bash");
@@ -637,6 +648,67 @@ pub fn user_data(
     u
 }
 
+/// The name of the serving container on an instance.
+pub const CONTAINER: &str = "llm-harness-serving";
+
+/// The script SSM Run Command runs on a bring-your-own instance: as the boot
+/// script, but with no shutdown (the instance is yours): the agent is
+/// stopped by `timeout` after `deploy.max_duration`, and the serving
+/// container is removed when the agent ends, however it ends (the run's
+/// teardown removes it too when it cancels the command).
+#[allow(clippy::too_many_arguments)]
+fn byo_script(
+    cfg: &Config,
+    ep: &Endpoint,
+    acc: Accelerator,
+    run_id: &str,
+    instance: &str,
+    agent: &AgentBundle,
+    agent_url: &str,
+    job: &str,
+) -> String {
+    let secs = cfg.deploy.max_duration.as_secs();
+    let mut u = String::new();
+    let _ = writeln!(u, "#!/bin/sh");
+    let _ = writeln!(
+        u,
+        "# llm-harness {}: run {run_id}, endpoint {}, on your instance {instance} (not shut down). No secret is written in this script.",
+        env!("CARGO_PKG_VERSION"),
+        ep.name
+    );
+    let _ = writeln!(u, "set -u");
+    if matches!(acc, Accelerator::Cpu { .. }) {
+        let _ = writeln!(u, "command -v docker >/dev/null || (apt-get update -qq && apt-get install -y -qq docker.io)");
+    }
+    let _ = writeln!(u, "docker rm -f {CONTAINER} >/dev/null 2>&1");
+    let _ = writeln!(u, "# 1. The harness agent, from the run's S3 prefix.");
+    let _ = writeln!(u, "mkdir -p /opt/llm-harness/cache && cd /opt/llm-harness");
+    let _ = writeln!(
+        u,
+        "curl -fsS --retry 5 -o {AGENT_BUNDLE} {} && tar -xzf {AGENT_BUNDLE} && rm {AGENT_BUNDLE}",
+        sh_quote(agent_url)
+    );
+    let _ = writeln!(
+        u,
+        "# 2. It serves{}; deploy.max_duration bounds it.",
+        match cfg.deploy.client {
+            ClientSite::Instance => " and benchmarks over loopback",
+            ClientSite::Local => " (the harness benchmarks from its own machine)",
+        }
+    );
+    let _ = writeln!(
+        u,
+        "timeout {secs} {} > agent.log 2>&1",
+        agent.start(&format!("agent --job {} --log agent.log", sh_quote(job)))
+    );
+    let _ = writeln!(
+        u,
+        "# 3. Done: remove the serving container; the instance keeps running."
+    );
+    let _ = writeln!(u, "docker rm -f {CONTAINER} >/dev/null 2>&1; true");
+    u
+}
+
 /// The plan in words, for `harness run --dry-run`.
 pub fn render(p: &Plan, d: &Deploy) -> String {
     let mut o = String::new();
@@ -648,31 +720,46 @@ pub fn render(p: &Plan, d: &Deploy) -> String {
         )
     );
     for i in &p.instances {
-        let _ = writeln!(
-            o,
-            "\nendpoint {}: launch {} × {} ({}, {})",
-            i.endpoint,
-            i.count,
-            i.instance_type,
-            i.accelerator.words(),
-            match (&i.capacity_reservation, i.spot) {
-                (Some(cr), _) => format!("on-demand, in capacity reservation {cr}"),
-                (None, true) => "spot".into(),
-                (None, false) => "on-demand".into(),
-            }
-        );
-        let _ = writeln!(o, "  launch       IMDSv2 required; shutdown behaviour terminate; no key pair, no SSH; tagged with the run id");
+        if let Some(id) = &i.instance_id {
+            let _ = writeln!(
+                o,
+                "\nendpoint {}: your instance {id} ({}, {}): not launched, not terminated",
+                i.endpoint,
+                i.instance_type,
+                i.accelerator.words()
+            );
+            let _ = writeln!(o, "  start        the agent, through SSM Run Command (AWS-RunShellScript); it stops after deploy.max_duration, and the serving container is removed when it ends or the run stops");
+        } else {
+            let _ = writeln!(
+                o,
+                "\nendpoint {}: launch {} × {} ({}, {})",
+                i.endpoint,
+                i.count,
+                i.instance_type,
+                i.accelerator.words(),
+                match (&i.capacity_reservation, i.spot) {
+                    (Some(cr), _) => format!("on-demand, in capacity reservation {cr}"),
+                    (None, true) => "spot".into(),
+                    (None, false) => "on-demand".into(),
+                }
+            );
+            let _ = writeln!(o, "  launch       IMDSv2 required; shutdown behaviour terminate; no key pair, no SSH; tagged with the run id");
+        }
         for n in &i.notes {
             let _ = writeln!(o, "  NOTE         {n}");
         }
-        let _ = writeln!(
-            o,
-            "  AMI          {}",
-            match &i.ami {
-                Ok(id) => id.clone(),
-                Err(param) => format!("resolved at launch from the public SSM parameter {param}"),
-            }
-        );
+        if i.instance_id.is_none() {
+            let _ = writeln!(
+                o,
+                "  AMI          {}",
+                match &i.ami {
+                    Ok(id) => id.clone(),
+                    Err(param) => {
+                        format!("resolved at launch from the public SSM parameter {param}")
+                    }
+                }
+            );
+        }
         let _ = writeln!(
             o,
             "  serving      {} {} serving {}",
@@ -719,6 +806,11 @@ pub fn render(p: &Plan, d: &Deploy) -> String {
             let _ = writeln!(o, "    {}  {label}", &id[..12.min(id.len())]);
         }
         let _ = match (&i.usd_per_hour, i.bound_usd(d)) {
+            (_, _) if i.instance_id.is_some() => writeln!(
+                o,
+                "  cost bound   $0.00: the run launches nothing here (your instance is priced per request as {})",
+                i.instance_type
+            ),
             (Some((h, from)), Some(b)) => writeln!(
                 o,
                 "  cost bound   ${b:.2} = {} × ${h:.4}/hour × ({} + {} boot) ({from}{})",
@@ -737,12 +829,25 @@ pub fn render(p: &Plan, d: &Deploy) -> String {
                 i.instance_type
             ),
         };
-        let _ = writeln!(o, "  user data (secrets masked):");
+        let _ = writeln!(
+            o,
+            "  {} (secrets masked):",
+            if i.instance_id.is_some() {
+                "SSM Run Command script"
+            } else {
+                "user data"
+            }
+        );
         for l in i.user_data.lines() {
             let _ = writeln!(o, "    | {l}");
         }
     }
-    let n: u32 = p.instances.iter().map(|i| i.count).sum();
+    let n: u32 = p
+        .instances
+        .iter()
+        .filter(|i| i.instance_id.is_none())
+        .map(|i| i.count)
+        .sum();
     let _ = write!(
         o,
                 "\ncost bound: {} for {n} instance(s), each shutting itself down {} after boot (priced with {} of boot on top); EBS and data transfer not included",

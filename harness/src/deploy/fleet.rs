@@ -321,8 +321,11 @@ impl Fleet {
     }
 
     /// Run-wide resources: the agent binary in S3 and a security group with
-    /// no inbound rule.
-    async fn prepare(&self, ports: &[u16]) -> Result<()> {
+    /// no inbound rule (with `client: local`, the serving ports from
+    /// `deploy.allowed_cidr`).
+    /// `ports`: the launched instances' serving ports; `None` when the run
+    /// launches nothing (bring-your-own instances only), so needs no group.
+    async fn prepare(&self, ports: Option<&[u16]>) -> Result<()> {
         let packed =
             super::state::dir().join(format!("{}.{}", self.run_id, super::ec2::AGENT_BUNDLE));
         let (a, p) = (self.agent.clone(), packed.clone());
@@ -339,6 +342,7 @@ impl Fleet {
         };
         let _ = std::fs::remove_file(&packed);
         sent?;
+        let Some(ports) = ports else { return Ok(()) };
         let name = format!("llm-harness-{}", self.run_id);
         self.state.lock().await.requested(Resource {
             kind: Kind::SecurityGroup,
@@ -350,6 +354,7 @@ impl Fleet {
             usd_per_hour: None,
             requested_at: Utc::now(),
             deleted_at: None,
+            target: None,
         })?;
         let local = self.deploy.client == crate::config::ClientSite::Local;
         let sg = self
@@ -430,12 +435,17 @@ impl Fleet {
             .config
             .endpoints
             .iter()
-            .filter(|e| plan.instances.iter().any(|i| i.endpoint == e.name))
+            .filter(|e| {
+                plan.instances
+                    .iter()
+                    .any(|i| i.endpoint == e.name && i.instance_id.is_none())
+            })
             .filter_map(|e| e.ec2.as_ref().map(|s| s.port))
             .collect();
         ports.sort_unstable();
         ports.dedup();
-        self.prepare(&ports).await?;
+        let launches = plan.instances.iter().any(|i| i.instance_id.is_none());
+        self.prepare(launches.then_some(ports.as_slice())).await?;
         let permits = Arc::new(tokio::sync::Semaphore::new(self.deploy.parallel as usize));
         let jobs = plan.instances.iter().map(|ip| {
             let permits = permits.clone();
@@ -493,8 +503,12 @@ impl Fleet {
             written_here: vec![],
         };
         let result = self.lifecycle(cx, ip, exps, &mut row, &mut out).await;
-        // Terminate this instance now; the run-wide teardown checks again.
-        if let Some(id) = row.instance_id.clone() {
+        if ip.instance_id.is_some() {
+            // Yours: the agent's command ends and its container goes; the
+            // instance stays.
+            self.end_commands(Some(&ip.endpoint)).await;
+        } else if let Some(id) = row.instance_id.clone() {
+            // Terminate this instance now; the run-wide teardown checks again.
             match self.terminate(std::slice::from_ref(&id)).await {
                 Ok(()) => {
                     row.terminated_at = Some(Utc::now());
@@ -536,21 +550,37 @@ impl Fleet {
             row.status = "interrupted".into();
             anyhow::bail!("not launched: the run was stopped first");
         }
-        // Launch.
-        let ami = match &ip.ami {
-            Ok(id) => id.clone(),
-            Err(param) => self.resolve_ami(param).await?,
+        // Launch, or start the agent on the instance that exists.
+        let (id, api_key) = if let Some(existing) = &ip.instance_id {
+            row.ami = Some(self.check_existing(ip, existing).await?);
+            row.market = Some("existing".into());
+            let (script, api_key) = self.stage_job(cx, ip).await?;
+            row.instance_id = Some(existing.clone());
+            let command = self.send_agent_command(ip, existing, &script).await?;
+            row.launched_at = Some(Utc::now());
+            self.say(
+                ip,
+                row.launched_at,
+                &format!("started the agent on your instance {existing} (SSM command {command})"),
+            );
+            (existing.clone(), api_key)
+        } else {
+            let ami = match &ip.ami {
+                Ok(id) => id.clone(),
+                Err(param) => self.resolve_ami(param).await?,
+            };
+            row.ami = Some(ami.clone());
+            let (user_data, api_key) = self.stage_job(cx, ip).await?;
+            let id = self.launch(ip, &ami, &user_data).await?;
+            row.instance_id = Some(id.clone());
+            row.launched_at = Some(Utc::now());
+            self.say(
+                ip,
+                row.launched_at,
+                &format!("launched {id} ({}, {ami})", ip.instance_type),
+            );
+            (id, api_key)
         };
-        row.ami = Some(ami.clone());
-        let (user_data, api_key) = self.stage_job(cx, ip).await?;
-        let id = self.launch(ip, &ami, &user_data).await?;
-        row.instance_id = Some(id.clone());
-        row.launched_at = Some(Utc::now());
-        self.say(
-            ip,
-            row.launched_at,
-            &format!("launched {id} ({}, {ami})", ip.instance_type),
-        );
 
         // Wait for the health check, then for the manifest; with
         // `client: local`, benchmark from here in between.
@@ -611,6 +641,122 @@ impl Fleet {
         }
     }
 
+    /// A bring-your-own instance must be running and of the configured type
+    /// (its price is the configured type's). Returns its AMI.
+    async fn check_existing(&self, ip: &InstancePlan, id: &str) -> Result<String> {
+        let r = self
+            .ec2
+            .describe_instances()
+            .instance_ids(id)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("looking up your instance {id}: {}", why(&e)))?;
+        let i = r
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("instance {id} was not found in {}", self.region))?;
+        let state = i
+            .state()
+            .and_then(|s| s.name())
+            .map(|n| n.as_str().to_string())
+            .unwrap_or_default();
+        if state != "running" {
+            anyhow::bail!("your instance {id} is {state}; start it first (the harness neither starts nor stops instances it did not launch)");
+        }
+        let t = i.instance_type().map(|t| t.as_str()).unwrap_or_default();
+        if t != ip.instance_type {
+            anyhow::bail!(
+                "your instance {id} is a {t}, but endpoint `{}` says instance_type: {}; set it to {t} (the cost per request is priced from it)",
+                ip.endpoint,
+                ip.instance_type
+            );
+        }
+        Ok(i.image_id().unwrap_or_default().to_string())
+    }
+
+    /// Starts the agent on a bring-your-own instance: `script` through SSM
+    /// Run Command (`AWS-RunShellScript`), recorded in the state file before
+    /// it is sent. Returns the command id.
+    async fn send_agent_command(
+        &self,
+        ip: &InstancePlan,
+        id: &str,
+        script: &str,
+    ) -> Result<String> {
+        let token = format!("ssm:{}/{}", self.run_id, ip.endpoint);
+        self.state.lock().await.requested(Resource {
+            kind: Kind::Command,
+            endpoint: ip.endpoint.clone(),
+            client_token: token.clone(),
+            id: None,
+            phase: Phase::Requested,
+            instance_type: Some(ip.instance_type.clone()),
+            usd_per_hour: None,
+            requested_at: Utc::now(),
+            deleted_at: None,
+            target: Some(id.to_string()),
+        })?;
+        // Longer than the agent's own `timeout`, so that the script's last
+        // line (removing the container) runs.
+        let limit = (self.deploy.max_duration + BOOT_ALLOWANCE).as_secs();
+        let r = self
+            .ssm
+            .send_command()
+            .instance_ids(id)
+            .document_name("AWS-RunShellScript")
+            .comment(format!("llm-harness run {} endpoint {}", self.run_id, ip.endpoint))
+            .parameters("commands", script.lines().map(String::from).collect())
+            .parameters("executionTimeout", vec![limit.to_string()])
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "starting the agent on your instance {id} through SSM Run Command: {} (it needs the SSM agent, and an instance profile that lets it register)",
+                    why(&e)
+                )
+            })?;
+        let command = r
+            .command()
+            .and_then(|c| c.command_id())
+            .ok_or_else(|| anyhow::anyhow!("SendCommand returned no command id"))?
+            .to_string();
+        self.state.lock().await.created(&token, &command)?;
+        Ok(command)
+    }
+
+    /// Ends the live agent commands on bring-your-own instances (of
+    /// `endpoint`, or all): cancelled, and their serving container removed.
+    async fn end_commands(&self, endpoint: Option<&str>) -> bool {
+        let live: Vec<Resource> = self
+            .state
+            .lock()
+            .await
+            .live()
+            .filter(|r| r.kind == Kind::Command && endpoint.is_none_or(|e| r.endpoint == e))
+            .cloned()
+            .collect();
+        let mut clean = true;
+        for r in live {
+            let (Some(command), Some(instance)) = (&r.id, &r.target) else {
+                // Never answered: the script's own timeout ends it.
+                let _ = self.state.lock().await.deleted(&r.client_token);
+                continue;
+            };
+            match end_command(&self.ssm, command, instance).await {
+                Ok(()) => {
+                    let _ = self.state.lock().await.deleted(command);
+                }
+                Err(e) => {
+                    clean = false;
+                    eprintln!("teardown: ending the agent on your instance {instance}: {e}");
+                }
+            }
+        }
+        clean
+    }
+
     async fn resolve_ami(&self, param: &str) -> Result<String> {
         let p = self
             .ssm
@@ -644,6 +790,7 @@ impl Fleet {
             usd_per_hour: None,
             requested_at: Utc::now(),
             deleted_at: None,
+            target: None,
         })?;
         self.put(&rel, value.into_bytes()).await?;
         self.presign_get(&rel, self.deploy.startup_timeout + BOOT_ALLOWANCE)
@@ -755,6 +902,7 @@ impl Fleet {
             usd_per_hour: ip.usd_per_hour.as_ref().map(|(h, _)| *h),
             requested_at: Utc::now(),
             deleted_at: None,
+            target: None,
         })?;
         let sg = self.security_group.lock().await.clone();
         let mut req = self
@@ -1244,6 +1392,9 @@ impl Fleet {
                 eprintln!("teardown: terminating {}: {e:#}", ids.join(", "));
             }
         }
+        if !self.end_commands(None).await {
+            clean = false;
+        }
         // The agent binary and the jobs (whose presigned URLs could still
         // write results) go too; results, logs and manifests stay.
         delete_agent_objects(&self.s3, &self.bucket, &self.run_prefix).await;
@@ -1294,6 +1445,40 @@ impl Fleet {
             );
         }
     }
+}
+
+/// Ends the agent's SSM command on a bring-your-own instance: cancels it
+/// (harmless when it has finished) and removes the serving container with a
+/// second command, so nothing of the run keeps serving there. The instance
+/// itself is never stopped.
+///
+/// Errors: the cleanup command could not be sent (AWS's reason).
+pub async fn end_command(
+    ssm: &aws_sdk_ssm::Client,
+    command: &str,
+    instance: &str,
+) -> std::result::Result<(), String> {
+    let _ = ssm
+        .cancel_command()
+        .command_id(command)
+        .instance_ids(instance)
+        .send()
+        .await;
+    ssm.send_command()
+        .instance_ids(instance)
+        .document_name("AWS-RunShellScript")
+        .comment(format!("llm-harness: end of {command}"))
+        .parameters(
+            "commands",
+            vec![format!(
+                "docker rm -f {} >/dev/null 2>&1; true",
+                super::ec2::CONTAINER
+            )],
+        )
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| why(&e))
 }
 
 /// Deletes a run's security group. A group cannot go while an instance

@@ -35,15 +35,21 @@ pub enum Kind {
     SecurityGroup,
     /// An S3 object holding a secret, deleted after use.
     SecretObject,
+    /// An SSM Run Command that runs the agent on a bring-your-own instance
+    /// (`target`); ended by cancelling it and removing the serving
+    /// container, never by terminating the instance.
+    Command,
 }
 
 impl Kind {
-    /// As in the state file: `instance`, `security_group`, `secret_object`.
+    /// As in the state file: `instance`, `security_group`, `secret_object`,
+    /// `command`.
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Instance => "instance",
             Kind::SecurityGroup => "security_group",
             Kind::SecretObject => "secret_object",
+            Kind::Command => "command",
         }
     }
 }
@@ -83,6 +89,9 @@ pub struct Resource {
     pub usd_per_hour: Option<f64>,
     pub requested_at: DateTime<Utc>,
     pub deleted_at: Option<DateTime<Utc>>,
+    /// For a `command`: the (bring-your-own) instance it runs on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 /// One run's state file.
@@ -272,6 +281,7 @@ mod tests {
             usd_per_hour: Some(1.0),
             requested_at: Utc::now() - chrono::Duration::hours(2),
             deleted_at: None,
+            target: None,
         })
         .unwrap();
         let again = RunState::all();

@@ -207,7 +207,7 @@ fn bad_deploy_settings_are_named_with_their_place() {
     let cfg = write_config(
         dir.path(),
         "bad",
-        "deploy:\n  client: local\n  allowed_cidr: 0.0.0.0/0\n  max_cost_usd: -5\n  region: eu-west-1\n  max_duration: 400d\nendpoints:\n  - name: a\n    provider: openai\n    model: m\n    base_url: http://127.0.0.1:1/v1\n    instance_type: g5.2xlarge\n    serving_stack: vllm\n    ec2: {}\n  - name: b\n    provider: openai\n    model: m\n    instance_type: g5\n    serving_stack: triton\n    ec2: { ami: ubuntu, hf_token_env: hf_abc-123, market: cheap, capacity_reservation: cr-zz }\n  - name: c\n    provider: sim\n    ec2: {}\n  - name: d\n    provider: openai\n    model: m\n    instance_type: g5.2xlarge\n    serving_stack: vllm\n    ec2: { market: spot, capacity_reservation: cr-0123456789abcdef0 }\n",
+        "deploy:\n  client: local\n  allowed_cidr: 0.0.0.0/0\n  max_cost_usd: -5\n  region: eu-west-1\n  max_duration: 400d\nendpoints:\n  - name: a\n    provider: openai\n    model: m\n    base_url: http://127.0.0.1:1/v1\n    instance_type: g5.2xlarge\n    serving_stack: vllm\n    ec2: {}\n  - name: b\n    provider: openai\n    model: m\n    instance_type: g5\n    serving_stack: triton\n    ec2: { ami: ubuntu, hf_token_env: hf_abc-123, market: cheap, capacity_reservation: cr-zz }\n  - name: c\n    provider: sim\n    ec2: {}\n  - name: d\n    provider: openai\n    model: m\n    instance_type: g5.2xlarge\n    serving_stack: vllm\n    ec2: { market: spot, capacity_reservation: cr-0123456789abcdef0 }\n  - name: f\n    provider: openai\n    model: m\n    instance_type: g5.2xlarge\n    serving_stack: vllm\n    ec2: { instance_id: i-xyz }\n  - name: g\n    provider: openai\n    model: m\n    instance_type: g5.2xlarge\n    serving_stack: vllm\n    ec2: { instance_id: i-0123456789abcdef0, ami: ami-0a0b0c0d, volume_gib: 100 }\n",
     );
     let o = output(&["validate", cfg.to_str().unwrap()]);
     let se = stderr(&o);
@@ -226,6 +226,9 @@ fn bad_deploy_settings_are_named_with_their_place() {
         "endpoints[2].ec2: only applies to provider `openai`",
         "endpoints[1].ec2.capacity_reservation: `cr-zz` is not a capacity reservation id; write e.g. `cr-0123456789abcdef0`",
         "endpoints[3].ec2.capacity_reservation: a capacity reservation holds on-demand capacity; remove `market: spot`",
+        "endpoints[4].ec2.instance_id: `i-xyz` is not an EC2 instance id; write e.g. `i-0123456789abcdef0`",
+        "endpoints[5].ec2.ami: applies to an instance the harness launches; with `instance_id` the instance exists already (remove `ami`)",
+        "endpoints[5].ec2.volume_gib: applies to an instance the harness launches",
     ] {
         assert!(se.contains(want), "missing `{want}` in:\n{se}");
     }

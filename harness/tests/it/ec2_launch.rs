@@ -164,6 +164,51 @@ impl Moto {
         })
     }
 
+    /// The agent commands SSM Run Command was given (bring-your-own
+    /// instances): (command id, instance id, endpoint, script).
+    fn agent_commands(&self) -> Vec<(String, String, String, String)> {
+        self.rt.block_on(async {
+            let ssm = aws_sdk_ssm::Client::new(&self.conf);
+            let r = ssm.list_commands().send().await.unwrap();
+            r.commands()
+                .iter()
+                .filter_map(|c| {
+                    let endpoint = c
+                        .comment()?
+                        .strip_prefix("llm-harness run ")?
+                        .split(" endpoint ")
+                        .nth(1)?
+                        .to_string();
+                    Some((
+                        c.command_id()?.to_string(),
+                        c.instance_ids().first()?.clone(),
+                        endpoint,
+                        c.parameters()?.get("commands")?.join("\n"),
+                    ))
+                })
+                .collect()
+        })
+    }
+
+    /// Launches an instance of `instance_type` outside the harness (yours).
+    fn own_instance(&self, instance_type: &str) -> String {
+        self.rt.block_on(async {
+            self.ec2()
+                .run_instances()
+                .image_id("ami-0a0b0c0d")
+                .instance_type(ec2t::InstanceType::from(instance_type))
+                .min_count(1)
+                .max_count(1)
+                .send()
+                .await
+                .unwrap()
+                .instances()[0]
+                .instance_id()
+                .unwrap()
+                .to_string()
+        })
+    }
+
     fn alive(&self) -> Vec<String> {
         self.instances()
             .into_iter()
@@ -416,16 +461,30 @@ fn play(
             "the run did not end:\n{}",
             case.run_log()
         );
-        for (id, _t, state, ud, tags) in case.moto.instances() {
-            if played.contains(&id) || state == "terminated" {
+        // Launched instances run their user data; bring-your-own ones the
+        // script SSM Run Command was given.
+        let launched = case
+            .moto
+            .instances()
+            .into_iter()
+            .filter(|i| i.2 != "terminated")
+            .filter_map(|(id, _, _, ud, tags)| {
+                let endpoint = tags
+                    .iter()
+                    .find(|(k, _)| k == "llm-harness:endpoint")
+                    .map(|(_, v)| v.clone())?;
+                Some((id, endpoint, ud))
+            });
+        let commanded = case
+            .moto
+            .agent_commands()
+            .into_iter()
+            .map(|(c, _, endpoint, script)| (c, endpoint, script));
+        for (id, endpoint, ud) in launched.chain(commanded).collect::<Vec<_>>() {
+            if played.contains(&id) {
                 continue;
             }
             played.push(id.clone());
-            let endpoint = tags
-                .iter()
-                .find(|(k, _)| k == "llm-harness:endpoint")
-                .map(|(_, v)| v.clone())
-                .unwrap();
             let p = how(&endpoint);
             if matches!(p, Play::Nothing) {
                 continue;
@@ -1218,4 +1277,194 @@ fn client_local_opens_the_port_to_the_cidr_only_and_benchmarks_from_here_with_a_
             }
         }
     }
+}
+
+#[test]
+fn a_bring_your_own_instance_is_benchmarked_through_ssm_and_left_running() {
+    let case = Case::new(&[("MOTO_ENABLE_RECORDING", "true")]);
+    let mine = case.moto.own_instance("g5.2xlarge");
+    case.moto.recording("reset-recording");
+    let cfg = case.config(
+        &[("mine", "g5.2xlarge", &format!("auto, instance_id: {mine}"))],
+        "",
+        6,
+        8,
+    );
+    // The dry run says it is yours and bounds nothing for it.
+    let o = case
+        .harness(&["run", cfg.to_str().unwrap(), "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plan = stdout(&o);
+    assert!(
+        plan.contains(&format!(
+            "your instance {mine} (g5.2xlarge, NVIDIA GPU): not launched, not terminated"
+        )) && plan.contains("SSM Run Command script (secrets masked)")
+            && plan.contains("cost bound: $0.00"),
+        "{plan}"
+    );
+    let mut run = case.start_run(&cfg);
+    let (status, agent_logs) = play(&case, &mut run, |_| Play::Sim);
+    assert!(status.success(), "{}\n{agent_logs}", case.run_log());
+
+    // The instance still runs; nothing was launched, terminated or opened.
+    let states: Vec<(String, String)> = case
+        .moto
+        .instances()
+        .into_iter()
+        .map(|i| (i.0, i.2))
+        .collect();
+    assert_eq!(states, [(mine.clone(), "running".to_string())]);
+    let calls = case.moto.calls();
+    for action in [
+        "RunInstances",
+        "TerminateInstances",
+        "CreateSecurityGroup",
+        "CreateTags",
+    ] {
+        assert!(
+            !calls
+                .iter()
+                .any(|c| c.contains(&format!("Action={action}"))),
+            "{action} was called"
+        );
+    }
+    assert!(case.moto.security_groups().is_empty());
+
+    // The agent ran the experiments on it, from the script it was sent:
+    // bounded by `timeout`, never shutting the instance down, removing its
+    // container at the end; and the run ended the command, removing the
+    // container again.
+    let exps = experiments(&case.path("run.duckdb"));
+    assert_eq!(exps.len(), 2);
+    assert!(exps.iter().all(|e| e.status == "complete"), "{exps:?}");
+    let d = deployments(&case.path("run.duckdb"));
+    assert_eq!(
+        (d[0].1.as_str(), d[0].2.as_deref(), d[0].3),
+        ("complete", Some(mine.as_str()), 2),
+        "{d:?}"
+    );
+    let c = duckdb::Connection::open(case.path("run.duckdb")).unwrap();
+    let (market, terminated): (String, Option<String>) = c
+        .query_row(
+            "SELECT market, CAST(terminated_at AS VARCHAR) FROM deployments",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((market.as_str(), terminated), ("existing", None));
+    let cmds = case.moto.agent_commands();
+    assert_eq!(cmds.len(), 1, "{cmds:?}");
+    let script = &cmds[0].3;
+    assert_eq!(cmds[0].1, mine);
+    assert!(script.starts_with("#!/bin/sh"), "{script}");
+    assert!(
+        script.contains("timeout 600 ./harness agent")
+            || script.contains("timeout 600 env LD_LIBRARY_PATH"),
+        "{script}"
+    );
+    assert!(!script.contains("shutdown"), "{script}");
+    assert!(
+        script
+            .trim_end()
+            .ends_with("docker rm -f llm-harness-serving >/dev/null 2>&1; true"),
+        "{script}"
+    );
+    assert!(!script.contains(TOKEN));
+    let ended = calls
+        .iter()
+        .filter(|c| c.contains("llm-harness: end of") && c.contains(&mine))
+        .count();
+    assert_eq!(ended, 1, "the run did not remove the container");
+    assert_policy_allows(&calls);
+    // The state file has nothing live.
+    for e in std::fs::read_dir(case.path("state")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "json") {
+            let st: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+            assert_eq!(st["status"], "done", "{st}");
+        }
+    }
+}
+
+#[test]
+fn a_bring_your_own_instance_of_another_type_is_refused_and_left_alone() {
+    let case = Case::new(&[("MOTO_ENABLE_RECORDING", "true")]);
+    let mine = case.moto.own_instance("g6e.2xlarge");
+    case.moto.recording("reset-recording");
+    let cfg = case.config(
+        &[("mine", "g5.2xlarge", &format!("auto, instance_id: {mine}"))],
+        "",
+        6,
+        8,
+    );
+    let mut run = case.start_run(&cfg);
+    let (status, logs) = play(&case, &mut run, |_| Play::Sim);
+    assert_eq!(status.code(), Some(3), "{}\n{logs}", case.run_log());
+    let d = deployments(&case.path("run.duckdb"));
+    let reason = d[0].5.as_deref().unwrap();
+    assert!(
+        reason.contains(&format!("your instance {mine} is a g6e.2xlarge, but endpoint `mine` says instance_type: g5.2xlarge")),
+        "{reason}"
+    );
+    assert!(case.moto.agent_commands().is_empty());
+    assert_eq!(case.moto.alive().len(), 1);
+}
+
+#[test]
+fn gc_ends_an_agent_command_a_dead_run_left_on_a_bring_your_own_instance() {
+    let case = Case::new(&[("MOTO_ENABLE_RECORDING", "true")]);
+    let mine = case.moto.own_instance("g5.2xlarge");
+    case.moto.recording("reset-recording");
+    // What a run killed with -9 leaves: its state file, the command live.
+    std::fs::create_dir_all(case.path("state")).unwrap();
+    let now = chrono::Utc::now();
+    let state = serde_json::json!({
+        "run_id": "deadbeef00000000",
+        "region": REGION,
+        "config_file": "moto.yml",
+        "started_at": now.to_rfc3339(),
+        "expires_at": (now + chrono::Duration::minutes(20)).to_rfc3339(),
+        "status": "running",
+        "resources": [{
+            "kind": "command",
+            "endpoint": "mine",
+            "client_token": "ssm:deadbeef00000000/mine",
+            "id": "c0ffee00-0000-4000-8000-000000000000",
+            "phase": "created",
+            "instance_type": "g5.2xlarge",
+            "usd_per_hour": null,
+            "requested_at": now.to_rfc3339(),
+            "deleted_at": null,
+            "target": mine,
+        }],
+    });
+    std::fs::write(
+        case.path("state/deadbeef00000000.json"),
+        serde_json::to_vec_pretty(&state).unwrap(),
+    )
+    .unwrap();
+    let o = case.harness(&["gc"]).output().unwrap();
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!(
+            "agent command c0ffee00-0000-4000-8000-000000000000 on your instance {mine}"
+        )) && stdout(&o).contains("ended 1 agent command(s)"),
+        "{}",
+        stdout(&o)
+    );
+    let calls = case.moto.calls();
+    assert!(calls
+        .iter()
+        .any(|c| c.contains("llm-harness: end of c0ffee00") && c.contains(&mine)));
+    assert!(!calls
+        .iter()
+        .any(|c| c.contains("Action=TerminateInstances")));
+    assert_eq!(case.moto.alive().len(), 1);
+    let st: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(case.path("state/deadbeef00000000.json")).unwrap())
+            .unwrap();
+    assert_eq!(st["status"], "done", "{st}");
 }
