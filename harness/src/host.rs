@@ -34,7 +34,7 @@ pub fn facts() -> HostFacts {
 }
 
 /// One sample of the host: CPU and memory, and each GPU NVML sees.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Sample {
     /// Nanoseconds since the experiment's start (its clock), when the
     /// sample was read; CPU utilisation is over the interval before it, NVML
@@ -47,7 +47,7 @@ pub struct Sample {
 }
 
 /// One GPU in one [`Sample`]; a figure the device does not report is `None`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct GpuSample {
     pub index: i64,
     pub util_pct: Option<f64>,
@@ -233,4 +233,60 @@ pub fn rows(
         out.extend(s.gpus.iter().map(|g| row(Some(g))));
     }
     out
+}
+
+/// `samples` taken on a clock that started at `sampled_from` (wall time),
+/// moved onto the clock of an experiment that ran from `started_at` to
+/// `ended_at` (wall time), keeping those inside it: how the serving host's
+/// samples, taken by the agent on its own clock, meet an experiment run from
+/// another machine (`client: local`). Both machines' wall clocks are
+/// assumed in step (NTP keeps EC2 instances within milliseconds, well under
+/// the one-second sampling interval).
+pub fn shifted(
+    samples: &[Sample],
+    sampled_from: chrono::DateTime<chrono::Utc>,
+    started_at: chrono::DateTime<chrono::Utc>,
+    ended_at: chrono::DateTime<chrono::Utc>,
+) -> Vec<Sample> {
+    let offset = (started_at - sampled_from).num_nanoseconds().unwrap_or(0);
+    let span = (ended_at - started_at).num_nanoseconds().unwrap_or(0);
+    samples
+        .iter()
+        .filter_map(|s| {
+            let t = s.t_ns - offset;
+            (0..=span).contains(&t).then(|| Sample {
+                t_ns: t,
+                ..s.clone()
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_move_onto_the_experiments_clock_and_outside_ones_drop() {
+        let t0 = chrono::Utc::now();
+        let s = |t_ns: i64| Sample {
+            t_ns,
+            cpu_util_pct: Some(1.0),
+            mem_used_bytes: None,
+            mem_total_bytes: None,
+            gpus: vec![],
+        };
+        let samples: Vec<Sample> = (1..=10).map(|i| s(i * 1_000_000_000)).collect();
+        // An experiment from 2.5 s to 6 s after the sampling started.
+        let started = t0 + chrono::Duration::milliseconds(2500);
+        let ended = t0 + chrono::Duration::seconds(6);
+        let got: Vec<i64> = shifted(&samples, t0, started, ended)
+            .iter()
+            .map(|s| s.t_ns)
+            .collect();
+        assert_eq!(
+            got,
+            [500_000_000, 1_500_000_000, 2_500_000_000, 3_500_000_000]
+        );
+    }
 }

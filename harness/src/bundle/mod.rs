@@ -190,6 +190,28 @@ impl DeploymentRow {
     }
 }
 
+/// Appends `host_samples` rows.
+fn append_host_samples(c: &Connection, host: &[harness_core::host::HostSampleRow]) -> Result<()> {
+    let mut app = c.appender("host_samples")?;
+    for h in host {
+        app.append_row(params![
+            h.experiment_id,
+            h.load_window,
+            h.t_ns,
+            h.cpu_util_pct,
+            h.mem_used_bytes,
+            h.mem_total_bytes,
+            h.gpu_index,
+            h.gpu_util_pct,
+            h.gpu_mem_used_bytes,
+            h.gpu_mem_total_bytes,
+            h.gpu_power_w,
+        ])?;
+    }
+    app.flush()?;
+    Ok(())
+}
+
 /// Copies rows from the attached bundle `src` into the open one: its runs and
 /// preflights not already present, the experiments (with summaries,
 /// distributions, ECDF groups, host samples and requests) whose ids `kept` (a SQL subquery) selects,
@@ -215,6 +237,14 @@ pub(crate) fn copy_attached(c: &Connection, kept: &str, datasets: &str) -> Resul
 }
 
 impl Bundle {
+    /// Adds `host_samples` rows to experiments already written (the serving
+    /// host's samples, which arrive after a `client: local` benchmark).
+    pub fn write_host_samples(&self, rows: &[harness_core::host::HostSampleRow]) -> Result<()> {
+        append_host_samples(&self.conn, rows)?;
+        self.conn.execute_batch("CHECKPOINT")?;
+        Ok(())
+    }
+
     /// Records a launched instance (replacing an earlier row for the same
     /// run and endpoint); logs and the reason are masked.
     pub fn write_deployment(&self, d: &DeploymentRow) -> Result<()> {
@@ -518,24 +548,7 @@ impl Bundle {
              DELETE FROM requests_stage;",
         )?;
         write_ecdf(&tx, e.experiment_id)?;
-        {
-            let mut app = tx.appender("host_samples")?;
-            for h in host {
-                app.append_row(params![
-                    h.experiment_id,
-                    h.load_window,
-                    h.t_ns,
-                    h.cpu_util_pct,
-                    h.mem_used_bytes,
-                    h.mem_total_bytes,
-                    h.gpu_index,
-                    h.gpu_util_pct,
-                    h.gpu_mem_used_bytes,
-                    h.gpu_mem_total_bytes,
-                    h.gpu_power_w,
-                ])?;
-            }
-        }
+        append_host_samples(&tx, host)?;
         let cost = &costed.figures;
         let price = costed.price.as_ref();
         let (hourly, tokens) = match price.map(|p| p.rate) {

@@ -443,6 +443,11 @@ async fn serve_until_released(
         .release_url
         .as_deref()
         .ok_or_else(|| crate::exit::bad_input("a serve_only job without a release URL"))?;
+    // The serving host, sampled while the harness benchmarks it.
+    let sampler = crate::host::Sampler::new(crate::host::Sampler::INTERVAL);
+    eprintln!("agent: host metrics every second; {}", sampler.gpus());
+    let sampled_from = Utc::now();
+    let sampling = sampler.start(crate::clock::Clock::new());
     let every = Duration::from_millis(job.heartbeat_ms.max(100));
     loop {
         if let Ok(r) = http.get(release).send().await {
@@ -453,6 +458,16 @@ async fn serve_until_released(
         tokio::time::sleep(every).await;
     }
     eprintln!("agent: released by the harness");
+    let report = crate::deploy::job::HostReport {
+        started_at: sampled_from,
+        gpus: sampler.gpus().to_string(),
+        samples: sampling.finish().await,
+    };
+    if let Some(u) = &job.put.host {
+        if let Err(e) = put(http, u, serde_json::to_vec(&report)?).await {
+            eprintln!("agent: uploading the host samples: {e:#}");
+        }
+    }
     Ok((
         Manifest {
             status: "complete".into(),

@@ -249,6 +249,7 @@ impl Stages<'_> {
             after_each,
             fleet: self.fleet,
             sampler,
+            timeline: HashMap::new(),
         };
         let result = std::panic::AssertUnwindSafe(session.run_all(&mut bundle, experiments))
             .catch_unwind()
@@ -327,6 +328,17 @@ struct Session<'a> {
     fleet: Option<(deploy::ec2::Plan, crate::aws::Aws)>,
     /// Samples the host while an experiment runs here (`host_samples`).
     sampler: Option<crate::host::Sampler>,
+    /// Experiment id → when it ran (wall time) and its measurement window:
+    /// where the serving host's samples of a `client: local` run belong.
+    timeline: HashMap<String, Ran>,
+}
+
+/// When an experiment ran, and its measurement window (ns on its clock).
+#[derive(Clone, Copy)]
+struct Ran {
+    started_at: chrono::DateTime<Utc>,
+    ended_at: chrono::DateTime<Utc>,
+    measured: Option<(i64, i64)>,
 }
 
 impl Session<'_> {
@@ -503,6 +515,23 @@ impl Session<'_> {
             if c.written_here.is_empty() {
                 self.tally.ran += c.completed.len();
             }
+            // The serving host's samples, onto each experiment run from here.
+            if let Some(h) = &c.host {
+                let mut rows = vec![];
+                for id in &c.written_here {
+                    let Some(ran) = self.timeline.get(id) else {
+                        continue;
+                    };
+                    let samples = crate::host::shifted(
+                        &h.samples,
+                        h.started_at,
+                        ran.started_at,
+                        ran.ended_at,
+                    );
+                    rows.extend(crate::host::rows(id, &samples, ran.measured));
+                }
+                bundle.write_host_samples(&rows)?;
+            }
             for exp in exps.iter().filter(|e| e.endpoint.name == c.endpoint) {
                 if c.completed.contains(&exp.id) || c.written_here.contains(&exp.id) {
                     continue;
@@ -630,10 +659,15 @@ impl Session<'_> {
         .await;
         let samples: Vec<_> = outcome.records.iter().map(|r| r.sample()).collect();
         let summary = ExperimentSummary::compute(&samples);
-        let host = crate::host::rows(
-            &exp.id,
-            &outcome.host,
-            harness_core::summary::measurement_window(&samples),
+        let measured = harness_core::summary::measurement_window(&samples);
+        let host = crate::host::rows(&exp.id, &outcome.host, measured);
+        self.timeline.insert(
+            exp.id.clone(),
+            Ran {
+                started_at: outcome.started_at,
+                ended_at: outcome.ended_at,
+                measured,
+            },
         );
         let run_s = (outcome.ended_at - outcome.started_at).num_milliseconds() as f64 / 1e3;
         let costed = Costed::new(

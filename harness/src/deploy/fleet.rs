@@ -117,6 +117,8 @@ pub struct Collected {
     /// `deploy.client: local`: the experiments this machine wrote into the
     /// run's bundle itself (any status), so not to be collected or skipped.
     pub written_here: Vec<String>,
+    /// `deploy.client: local`: the serving host's samples while it served.
+    pub host: Option<super::job::HostReport>,
 }
 
 /// Launches `plan`, runs `experiments` on the instances and tears every
@@ -501,6 +503,7 @@ impl Fleet {
             missing_reason: String::new(),
             row: DeploymentRow::default(),
             written_here: vec![],
+            host: None,
         };
         let result = self.lifecycle(cx, ip, exps, &mut row, &mut out).await;
         if ip.instance_id.is_some() {
@@ -863,6 +866,10 @@ impl Fleet {
                 manifest: self.presign_put(&out("manifest.json"), valid).await?,
                 agent_log: self.presign_put(&out("agent.log"), valid).await?,
                 serving_log: self.presign_put(&out("serving.log"), valid).await?,
+                host: match serve_only {
+                    true => Some(self.presign_put(&out("host.json"), valid).await?),
+                    false => None,
+                },
             },
             startup_timeout_s: self.deploy.startup_timeout.as_secs(),
             heartbeat_ms: heartbeat_every().as_millis() as u64,
@@ -1244,6 +1251,9 @@ impl Fleet {
         };
         row.agent_log = self.get(&o("agent.log")).await.ok().flatten().map(tail);
         row.serving_log = self.get(&o("serving.log")).await.ok().flatten().map(tail);
+        if let Some(b) = self.get(&o("host.json")).await.ok().flatten() {
+            out.host = serde_json::from_slice(&b).ok();
+        }
         let Some(bytes) = self.get(&o("bundle.duckdb")).await? else {
             return Ok(());
         };

@@ -106,6 +106,22 @@ pub struct Puts {
     pub manifest: String,
     pub agent_log: String,
     pub serving_log: String,
+    /// With `serve_only`: the host samples taken while serving
+    /// ([`HostReport`]).
+    #[serde(default)]
+    pub host: Option<String>,
+}
+
+/// `serve_only`: the serving host's samples, taken every second from when
+/// it served until it was released, on a clock that started at
+/// `started_at` (wall time); the harness moves them onto each experiment's
+/// clock ([`crate::host::shifted`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostReport {
+    pub started_at: DateTime<Utc>,
+    /// The GPUs the sampler sees, or why it sees none.
+    pub gpus: String,
+    pub samples: Vec<crate::host::Sample>,
 }
 
 /// The agent's phases, in order.

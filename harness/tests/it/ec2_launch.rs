@@ -1170,7 +1170,9 @@ fn client_local_opens_the_port_to_the_cidr_only_and_benchmarks_from_here_with_a_
         ],
         "  client: local\n  allowed_cidr: 203.0.113.7/32\n",
         6,
-        8,
+        // Long enough (over a second per experiment) for the serving host
+        // to be sampled during each one.
+        400,
     );
     // The dry run says where the client runs and what is opened.
     let o = case
@@ -1224,6 +1226,29 @@ fn client_local_opens_the_port_to_the_cidr_only_and_benchmarks_from_here_with_a_
         )
         .unwrap();
     assert_eq!(ok, 2);
+    // The serving host (the agent's) was sampled while this machine
+    // benchmarked it, and each sample sits on its experiment's clock; this
+    // machine did not sample itself.
+    let per_exp: Vec<(String, i64, i64, i64)> = c
+        .prepare(
+            "SELECT e.experiment_id, count(h.t_ns), coalesce(min(h.t_ns), -1), \
+             coalesce(max(h.t_ns) - max(epoch_ns(e.ended_at) - epoch_ns(e.started_at)), 0) \
+             FROM experiments e LEFT JOIN host_samples h USING (experiment_id) \
+             GROUP BY e.experiment_id",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(per_exp.len(), 4);
+    for (id, n, first, past_end) in &per_exp {
+        assert!(*n >= 1 && *first >= 0 && *past_end <= 0, "{id}: {per_exp:?}");
+    }
+    let own: Option<String> = c
+        .query_row("SELECT host_gpus FROM runs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(own, None);
 
     // One inbound rule: the serving port, from the CIDR only.
     let calls = case.moto.calls();
