@@ -66,6 +66,9 @@ pub async fn run(mut a: AgentArgs) -> Result<ExitCode> {
     {
         crate::redact::register_url(u);
     }
+    if !job.region.is_empty() {
+        let _ = REGION.set(job.region.clone());
+    }
     eprintln!("agent: run {}, endpoint {}", job.run_id, job.endpoint);
     let beat = Arc::new(Mutex::new(Beat {
         phase: Phase::Starting,
@@ -168,7 +171,39 @@ async fn heartbeats(http: reqwest::Client, url: String, every: Duration, beat: A
     }
 }
 
+/// The run's region, for `s3://` addresses (set from the job).
+static REGION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+/// The S3 client for `s3://` addresses: the instance profile's role, found
+/// by the SDK's standard chain (IMDSv2 on an instance).
+static S3: tokio::sync::OnceCell<aws_sdk_s3::Client> = tokio::sync::OnceCell::const_new();
+
+async fn s3() -> Result<&'static aws_sdk_s3::Client> {
+    S3.get_or_try_init(|| async {
+        let aws = crate::aws::load(
+            REGION.get().map(String::as_str),
+            "the instance's own role (deploy.instance_profile)",
+        )
+        .await?;
+        Ok::<_, anyhow::Error>(aws.s3())
+    })
+    .await
+}
+
+/// Reads `url`: a presigned URL, or `s3://bucket/key` with the instance's
+/// role.
 async fn get(http: &reqwest::Client, url: &str) -> Result<Vec<u8>> {
+    if url.starts_with("s3://") {
+        let (bucket, key) = crate::s3::parse_url(url).map_err(anyhow::Error::msg)?;
+        let o = s3()
+            .await?
+            .get_object()
+            .bucket(&bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("GET {url}: {}", crate::aws::why(&e)))?;
+        return Ok(o.body.collect().await?.to_vec());
+    }
     let r = http
         .get(url)
         .send()
@@ -181,11 +216,28 @@ async fn get(http: &reqwest::Client, url: &str) -> Result<Vec<u8>> {
     Ok(r.bytes().await?.to_vec())
 }
 
-/// PUTs `body`, retrying three times over 7 s.
+/// PUTs `body` (to a presigned URL, or `s3://bucket/key` with the
+/// instance's role), retrying three times over 7 s.
 async fn put(http: &reqwest::Client, url: &str, body: Vec<u8>) -> Result<()> {
     let mut last = String::new();
     for wait in [0u64, 1, 2, 4] {
         tokio::time::sleep(Duration::from_secs(wait)).await;
+        if url.starts_with("s3://") {
+            let (bucket, key) = crate::s3::parse_url(url).map_err(anyhow::Error::msg)?;
+            match s3()
+                .await?
+                .put_object()
+                .bucket(&bucket)
+                .key(&key)
+                .body(body.clone().into())
+                .send()
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) => last = crate::aws::why(&e),
+            }
+            continue;
+        }
         match http.put(url).body(body.clone()).send().await {
             Ok(r) if r.status().is_success() => return Ok(()),
             Ok(r) => last = format!("answered {}", r.status()),
@@ -449,12 +501,8 @@ async fn serve_until_released(
     let sampled_from = Utc::now();
     let sampling = sampler.start(crate::clock::Clock::new());
     let every = Duration::from_millis(job.heartbeat_ms.max(100));
-    loop {
-        if let Ok(r) = http.get(release).send().await {
-            if r.status().is_success() {
-                break;
-            }
-        }
+    // Not there yet: 404 (presigned) or NoSuchKey (the role).
+    while get(http, release).await.is_err() {
         tokio::time::sleep(every).await;
     }
     eprintln!("agent: released by the harness");

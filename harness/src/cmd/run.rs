@@ -62,7 +62,8 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
     )?;
     let path = bundle_path(&loaded.config, a.out.as_deref());
     let run_id = new_run_id(started_at, &path);
-    let plan = match deployment_gate(&a, &loaded, &experiments, &mut pricing, &run_id, &path) {
+    let plan = match deployment_gate(&a, &loaded, &experiments, &mut pricing, &run_id, &path).await
+    {
         Ok(plan) => plan,
         Err(code) => return Ok(code),
     };
@@ -762,7 +763,7 @@ fn new_run_id(started_at: chrono::DateTime<Utc>, path: &Path) -> String {
 /// refused); a launch plan over `deploy.max_cost_usd`, or one whose files
 /// cannot be delivered, stops the run (exit 2).
 /// `Ok(plan)`: go on.
-fn deployment_gate(
+async fn deployment_gate(
     a: &RunArgs,
     loaded: &Loaded,
     experiments: &[Experiment],
@@ -806,6 +807,11 @@ fn deployment_gate(
         }
         if !plan.instances.is_empty() {
             print!("{}", deploy::ec2::render(&plan, &cfg.deploy));
+            let (words, refused) = credentials_words(&plan, &cfg.deploy).await;
+            println!("credentials: {words}");
+            if refused {
+                return Err(ExitCode::from(exit::BAD_INPUT));
+            }
             // The budget's refusal is in the rendered plan already.
             if let Some(why) = refusal
                 .as_ref()
@@ -826,6 +832,28 @@ fn deployment_gate(
         return Err(ExitCode::from(exit::BAD_INPUT));
     }
     Ok(plan)
+}
+
+/// The dry run's word on the AWS credentials found here (reading them
+/// creates nothing): whether they last long enough for the run's presigned
+/// URLs, or why not and the fix; `true` when a real run with them would be
+/// refused. None found is only said: a plan can be made anywhere.
+async fn credentials_words(plan: &deploy::ec2::Plan, d: &crate::config::Deploy) -> (String, bool) {
+    let load = crate::aws::load(plan.region.as_deref(), "the real run");
+    let aws = match tokio::time::timeout(std::time::Duration::from_secs(20), load).await {
+        Err(_) => return ("not checked: reading them took over 20 s".into(), false),
+        Ok(Err(e)) => return (format!("{e:#}"), false),
+        Ok(Ok(aws)) => aws,
+    };
+    let left = aws.credentials_expire.map(|exp| {
+        exp.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default()
+    });
+    let byo = plan.instances.iter().any(|i| i.instance_id.is_some());
+    match deploy::ec2::credentials_check(d, left, byo) {
+        Ok(ok) => (ok, false),
+        Err(why) => (format!("REFUSED for a real run: {why}"), true),
+    }
 }
 
 fn begin_run(

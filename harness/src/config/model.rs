@@ -38,6 +38,10 @@ pub struct Deploy {
     #[serde(serialize_with = "secs::one")]
     pub startup_timeout: Duration,
     pub agent_binary: Option<String>,
+    /// The instances' IAM instance profile (by name): they reach the run's
+    /// objects with its role after start-up, instead of presigned URLs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_profile: Option<String>,
 }
 
 impl Default for Deploy {
@@ -52,6 +56,7 @@ impl Default for Deploy {
             bucket: None,
             startup_timeout: Duration::from_secs(30 * 60),
             agent_binary: None,
+            instance_profile: None,
         }
     }
 }

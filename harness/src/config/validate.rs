@@ -883,6 +883,17 @@ fn deploy(cx: &mut Ctx, w: Option<WireDeploy>) -> Deploy {
         }
         (None, ClientSite::Instance) => {}
     }
+    if let Some(n) = &w.instance_profile {
+        // IAM's own rule for instance profile names.
+        if n.is_empty()
+            || n.len() > 128
+            || !n
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+        {
+            cx.err(p.key("instance_profile"), format!("`{n}` is not an instance profile name (up to 128 of letters, digits and `+=,.@_-`); give the name, not the ARN"));
+        }
+    }
     if let Some(b) = &w.bucket {
         if let Err(e) = crate::s3::parse_url(b) {
             cx.err(
@@ -915,6 +926,7 @@ fn deploy(cx: &mut Ctx, w: Option<WireDeploy>) -> Deploy {
         bucket: w.bucket,
         startup_timeout,
         agent_binary: w.agent_binary,
+        instance_profile: w.instance_profile,
     }
 }
 

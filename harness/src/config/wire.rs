@@ -51,6 +51,11 @@ pub struct WireDeploy {
     /// The harness binary delivered to the instances (default: this one); a
     /// portable Linux build for AMIs whose glibc is older than this machine's.
     pub agent_binary: Option<String>,
+    /// An IAM instance profile for the launched instances, whose role can
+    /// read and write the run's objects: then the instances use it for
+    /// heartbeats and results instead of presigned URLs, so the run may
+    /// outlive the credentials that start it.
+    pub instance_profile: Option<String>,
 }
 
 /// An endpoint's `ec2:` section: the harness launches the instance(s) and

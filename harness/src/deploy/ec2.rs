@@ -46,6 +46,53 @@ pub fn billable_hours(d: &Deploy) -> f64 {
     (d.max_duration + BOOT_ALLOWANCE).as_secs_f64() / 3600.0
 }
 
+/// The longest any launched instance lives: `max_duration` plus
+/// [`BOOT_ALLOWANCE`].
+pub fn lifetime(d: &Deploy) -> std::time::Duration {
+    d.max_duration + BOOT_ALLOWANCE
+}
+
+/// Whether credentials valid for `left` more (`None`: keys that do not
+/// expire) can start this run, in words: `Ok(why they can)`, or
+/// `Err(why the run must not start, and the fix)`.
+///
+/// Presigned URLs stop working when the credentials that signed them
+/// expire. The instances use them for the whole run (heartbeats, results),
+/// so by default the credentials must outlive the instances ([`lifetime`]).
+/// With `deploy.instance_profile` the launched instances use their role
+/// after start-up, and only start-up (boot and `startup_timeout`: fetching
+/// the agent, the job and the secrets) is presigned. A bring-your-own
+/// instance (`byo`) always uses presigned URLs.
+pub fn credentials_check(
+    d: &Deploy,
+    left: Option<std::time::Duration>,
+    byo: bool,
+) -> Result<String, String> {
+    let f = |t: std::time::Duration| {
+        humantime::format_duration(std::time::Duration::from_secs(t.as_secs())).to_string()
+    };
+    let life = lifetime(d);
+    let startup = BOOT_ALLOWANCE + d.startup_timeout;
+    let profile = d.instance_profile.as_deref().filter(|_| !byo);
+    match (left, profile) {
+        (None, None) => Ok("keys that do not expire: the presigned URLs the instances use last the run".into()),
+        (None, Some(p)) => Ok(format!("keys that do not expire; after start-up the instances use instance profile `{p}`")),
+        (Some(l), None) if l >= life => Ok(format!("they expire in {}, after the instances' longest life ({}): the presigned URLs the instances use last the run", f(l), f(life))),
+        (Some(l), None) => Err(format!(
+            "the AWS credentials expire in {}, before the instances' longest life ({}); presigned URLs stop working when the credentials that signed them expire: {}use credentials that last longer, or shorten deploy.max_duration",
+            f(l),
+            f(life),
+            if byo { "" } else { "set deploy.instance_profile (a role that can read and write the run's objects), " }
+        )),
+        (Some(l), Some(p)) if l >= startup => Ok(format!("they expire in {}: start-up ({}) is presigned, then the instances use instance profile `{p}`", f(l), f(startup))),
+        (Some(l), Some(_)) => Err(format!(
+            "the AWS credentials expire in {}, before start-up ends ({}: boot and deploy.startup_timeout), which is presigned even with deploy.instance_profile; use credentials that last longer, or shorten deploy.startup_timeout",
+            f(l),
+            f(startup)
+        )),
+    }
+}
+
 /// What an instance type computes with, from its family (the part before
 /// the dot): decides the default AMI, image and `--gpus`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

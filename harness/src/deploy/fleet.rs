@@ -140,18 +140,14 @@ pub async fn run(
         Some(url) => crate::s3::parse_url(url).map_err(crate::exit::bad_input)?,
         None => (default_bucket(aws).await?, String::new()),
     };
-    let lifetime = d.max_duration + BOOT_ALLOWANCE;
-    if let Some(exp) = aws.credentials_expire {
-        let left = exp
-            .duration_since(std::time::SystemTime::now())
-            .unwrap_or_default();
-        if left < lifetime {
-            crate::bad_input!(
-                "the AWS credentials expire in {}, before the run's longest instance life ({}): the presigned URLs the instances use would stop working; use credentials that last longer (or a shorter deploy.max_duration)",
-                humantime::format_duration(Duration::from_secs(left.as_secs())),
-                humantime::format_duration(lifetime)
-            );
-        }
+    let lifetime = super::ec2::lifetime(d);
+    let left = aws.credentials_expire.map(|exp| {
+        exp.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default()
+    });
+    let byo = plan.instances.iter().any(|i| i.instance_id.is_some());
+    if let Err(why) = super::ec2::credentials_check(d, left, byo) {
+        return Err(crate::exit::bad_input(why));
     }
     let expires_at = Utc::now() + chrono::Duration::from_std(lifetime).expect("duration");
     let run_prefix = [prefix.as_str(), "runs", cx.run_id]
@@ -827,11 +823,23 @@ impl Fleet {
             secret_url = Some(self.put_secret(&ep.name, "hf-token", token).await?);
         }
         let out = |f: &str| format!("out/{}/{f}", ep.name);
+        // After start-up: presigned, or, with an instance profile, plain
+        // addresses the instance reaches with its role.
+        let role = self.deploy.instance_profile.is_some() && ip.instance_id.is_none();
+        let later_put = |rel: String| async move {
+            match role {
+                true => Ok(format!("s3://{}/{}", self.bucket, self.key(&rel))),
+                false => self.presign_put(&rel, valid).await,
+            }
+        };
         let serve_only = self.deploy.client == crate::config::ClientSite::Local;
         let (api_key, api_key_url, release_url) = if serve_only {
             let key = new_api_key()?;
             let url = self.put_secret(&ep.name, "api-key", key.clone()).await?;
-            let release = self.presign_get(&out("release.json"), valid).await?;
+            let release = match role {
+                true => format!("s3://{}/{}", self.bucket, self.key(&out("release.json"))),
+                false => self.presign_get(&out("release.json"), valid).await?,
+            };
             (Some(key), Some(url), Some(release))
         } else {
             (None, None, None)
@@ -861,16 +869,17 @@ impl Fleet {
             api_key_url,
             release_url,
             put: Puts {
-                heartbeat: self.presign_put(&out("heartbeat.json"), valid).await?,
-                bundle: self.presign_put(&out("bundle.duckdb"), valid).await?,
-                manifest: self.presign_put(&out("manifest.json"), valid).await?,
-                agent_log: self.presign_put(&out("agent.log"), valid).await?,
-                serving_log: self.presign_put(&out("serving.log"), valid).await?,
+                heartbeat: later_put(out("heartbeat.json")).await?,
+                bundle: later_put(out("bundle.duckdb")).await?,
+                manifest: later_put(out("manifest.json")).await?,
+                agent_log: later_put(out("agent.log")).await?,
+                serving_log: later_put(out("serving.log")).await?,
                 host: match serve_only {
-                    true => Some(self.presign_put(&out("host.json"), valid).await?),
+                    true => Some(later_put(out("host.json")).await?),
                     false => None,
                 },
             },
+            region: self.region.clone(),
             startup_timeout_s: self.deploy.startup_timeout.as_secs(),
             heartbeat_ms: heartbeat_every().as_millis() as u64,
         };
@@ -943,6 +952,13 @@ impl Fleet {
             .tag_specifications(self.tag_spec(ec2t::ResourceType::Instance, Some(&ip.endpoint)))
             .tag_specifications(self.tag_spec(ec2t::ResourceType::Volume, Some(&ip.endpoint)))
             .set_security_group_ids(sg.map(|g| vec![g]));
+        if let Some(p) = &self.deploy.instance_profile {
+            req = req.iam_instance_profile(
+                ec2t::IamInstanceProfileSpecification::builder()
+                    .name(p)
+                    .build(),
+            );
+        }
         if let Some(cr) = &ip.capacity_reservation {
             req = req.capacity_reservation_specification(
                 ec2t::CapacityReservationSpecification::builder()

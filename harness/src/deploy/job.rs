@@ -60,6 +60,10 @@ pub struct Job {
     pub startup_timeout_s: u64,
     /// How often the agent writes its heartbeat, in ms.
     pub heartbeat_ms: u64,
+    /// The run's region: where the `s3://` addresses below are, when the
+    /// instance reaches them with its instance profile's role.
+    #[serde(default)]
+    pub region: String,
 }
 
 /// `docker run` of the serving stack.
@@ -98,7 +102,8 @@ impl Serve {
     }
 }
 
-/// Where the agent writes.
+/// Where the agent writes: presigned URLs, or with `deploy.instance_profile`
+/// `s3://bucket/key` addresses it writes with the instance's role.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Puts {
     pub heartbeat: String,

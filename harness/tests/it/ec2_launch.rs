@@ -523,6 +523,17 @@ fn play(
             }
             let log = case.path(&format!("agent-{id}.log"));
             let mut c = harness();
+            // The instance's role, when the run gives it an instance profile.
+            c.env("AWS_ENDPOINT_URL", &case.moto.url)
+                .env("AWS_ACCESS_KEY_ID", "testing")
+                .env("AWS_SECRET_ACCESS_KEY", "testing")
+                .env("AWS_CONFIG_FILE", case.path("no-aws-config"))
+                .env(
+                    "AWS_SHARED_CREDENTIALS_FILE",
+                    case.path("no-aws-credentials"),
+                )
+                .env_remove("AWS_PROFILE")
+                .env_remove("AWS_REGION");
             c.args(["agent", "--job", &job_url, "--log"])
                 .arg(&log)
                 .arg("--workdir")
@@ -611,6 +622,10 @@ fn assert_policy_allows(calls: &[String]) {
         })
         .collect();
     for c in calls {
+        // EC2's query API (STS and IAM calls are the tests' own).
+        if !c.contains("Version=2016-11-15") {
+            continue;
+        }
         let Some(i) = c.find("Action=") else { continue };
         let action = c[i + 7..].split('&').next().unwrap();
         // The test's own call, reading the user data as an instance would.
@@ -621,6 +636,13 @@ fn assert_policy_allows(calls: &[String]) {
             allowed.contains(&format!("ec2:{action}")),
             "docs/iam-policy.json does not allow ec2:{action}"
         );
+        // Giving an instance a role is passing that role.
+        if c.contains("IamInstanceProfile.Name=") {
+            assert!(
+                allowed.iter().any(|a| a == "iam:PassRole"),
+                "docs/iam-policy.json does not allow iam:PassRole"
+            );
+        }
     }
 }
 
@@ -1243,7 +1265,10 @@ fn client_local_opens_the_port_to_the_cidr_only_and_benchmarks_from_here_with_a_
         .collect();
     assert_eq!(per_exp.len(), 4);
     for (id, n, first, past_end) in &per_exp {
-        assert!(*n >= 1 && *first >= 0 && *past_end <= 0, "{id}: {per_exp:?}");
+        assert!(
+            *n >= 1 && *first >= 0 && *past_end <= 0,
+            "{id}: {per_exp:?}"
+        );
     }
     let own: Option<String> = c
         .query_row("SELECT host_gpus FROM runs", [], |r| r.get(0))
@@ -1492,4 +1517,123 @@ fn gc_ends_an_agent_command_a_dead_run_left_on_a_bring_your_own_instance() {
         serde_json::from_slice(&std::fs::read(case.path("state/deadbeef00000000.json")).unwrap())
             .unwrap();
     assert_eq!(st["status"], "done", "{st}");
+}
+
+/// Credentials that expire in an hour, from moto's STS (a web identity
+/// role, as in CI or EKS): `harness` with those instead of keys.
+fn with_expiring_credentials(case: &Case, args: &[&str]) -> Command {
+    std::fs::write(case.path("web-identity-token"), "test-token").unwrap();
+    let mut c = case.harness(args);
+    c.env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env(
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            case.path("web-identity-token"),
+        )
+        .env("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/ci")
+        .env("AWS_ROLE_SESSION_NAME", "ci");
+    c
+}
+
+#[test]
+fn credentials_that_expire_first_need_an_instance_profile_and_the_dry_run_says_so() {
+    let case = Case::new(&[("MOTO_ENABLE_RECORDING", "true")]);
+    let long = case.config(&[("g5", "g5.2xlarge", "ami-0a0b0c0d")], "", 6, 8);
+    let long = {
+        let y = std::fs::read_to_string(&long)
+            .unwrap()
+            .replace("max_duration: 10m", "max_duration: 3h");
+        std::fs::write(&long, y).unwrap();
+        long
+    };
+    let o = with_expiring_credentials(&case, &["run", long.to_str().unwrap(), "--dry-run"])
+        .output()
+        .unwrap();
+    let so = stdout(&o);
+    assert_eq!(o.status.code(), Some(2), "{so}{}", stderr(&o));
+    assert!(
+        so.contains("credentials: REFUSED for a real run: the AWS credentials expire in")
+            && so.contains("before the instances' longest life (3h 10m)")
+            && so.contains("set deploy.instance_profile"),
+        "{so}"
+    );
+    let o = with_expiring_credentials(&case, &["run", long.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("set deploy.instance_profile"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(case.moto.instances().is_empty());
+
+    // With an instance profile: start-up is presigned, the rest goes
+    // through the instance's role; the whole run works.
+    let y = std::fs::read_to_string(&long).unwrap().replace(
+        "deploy:\n",
+        "deploy:\n  instance_profile: llm-harness-instance\n",
+    );
+    std::fs::write(&long, y).unwrap();
+    // The profile exists (moto checks), made through IAM's query API (the
+    // harness has no IAM client: it only names the profile).
+    case.moto.rt.block_on(async {
+        let r = reqwest::Client::new()
+            .post(&case.moto.url)
+            .header(
+                "Authorization",
+                "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
+            )
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body("Action=CreateInstanceProfile&InstanceProfileName=llm-harness-instance&Version=2010-05-08")
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{:?}", r.text().await);
+    });
+    let o = with_expiring_credentials(&case, &["run", long.to_str().unwrap(), "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("then the instances use instance profile `llm-harness-instance`"),
+        "{}",
+        stdout(&o)
+    );
+    let mut run = with_expiring_credentials(
+        &case,
+        &["run", long.to_str().unwrap(), "--out", "run.duckdb"],
+    )
+    .stdout(std::fs::File::create(case.path("run.out")).unwrap())
+    .stderr(std::fs::File::create(case.path("run.err")).unwrap())
+    .spawn()
+    .unwrap();
+    let (status, logs) = play(&case, &mut run, |_| Play::Sim);
+    assert!(status.success(), "{}\n{logs}", case.run_log());
+    assert_nothing_left(&case);
+    let exps = experiments(&case.path("run.duckdb"));
+    assert!(
+        exps.len() == 2 && exps.iter().all(|e| e.status == "complete"),
+        "{exps:?}"
+    );
+    let calls = case.moto.calls();
+    let launch = calls
+        .iter()
+        .find(|c| c.contains("Action=RunInstances"))
+        .unwrap();
+    assert!(
+        launch.contains("IamInstanceProfile.Name=llm-harness-instance"),
+        "{launch}"
+    );
+    // The job named plain s3:// addresses for what comes after start-up.
+    let job = calls
+        .iter()
+        .find(|c| c.starts_with("PUT") && c.contains("/job/g5.json"))
+        .unwrap();
+    assert!(
+        job.contains("\"heartbeat\": \"s3://bench/llm/runs/")
+            && job.contains("\"bundle\": \"s3://bench/llm/runs/"),
+        "{job}"
+    );
+    assert_policy_allows(&calls);
 }
