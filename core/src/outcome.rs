@@ -13,18 +13,23 @@ use serde::{Deserialize, Serialize};
 /// Finish reasons of a normal completion:
 /// - `stop`, `length`: OpenAI, vLLM, SGLang, TGI, llama.cpp, Ollama;
 /// - `tool_calls`, `function_call`: a completion that calls a tool;
-/// - `eos_token`, `stop_sequence`: TGI's names for `stop`.
+/// - `eos_token`, `stop_sequence`: TGI's names for `stop`;
+/// - `end_turn`, `max_tokens`, `tool_use`: Bedrock's (`stopReason`) for
+///   `stop`, `length` and a tool call (`stop_sequence` is shared).
 ///
 /// Every other reason (`abort` from vLLM and SGLang when they drop a request,
 /// `error`, `cancelled`, `content_filter`, …) ends the request without a normal
 /// completion and is the error class [`ErrorClass::AbnormalFinish`].
-pub const NORMAL_FINISH_REASONS: [&str; 6] = [
+pub const NORMAL_FINISH_REASONS: [&str; 9] = [
     "stop",
     "length",
     "tool_calls",
     "function_call",
     "eos_token",
     "stop_sequence",
+    "end_turn",
+    "max_tokens",
+    "tool_use",
 ];
 
 /// True when `reason` ends a request normally.

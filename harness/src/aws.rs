@@ -22,8 +22,17 @@ pub struct Aws {
 /// Errors (exit 2, bad input): no region, or no credentials; each says how to
 /// give them.
 pub async fn load(region: Option<&str>, what: &str) -> Result<Aws> {
+    load_profile(None, region, what).await
+}
+
+/// [`load`], with a named profile over the SDK's chain when given
+/// (`--profile`).
+pub async fn load_profile(profile: Option<&str>, region: Option<&str>, what: &str) -> Result<Aws> {
     let mut loader =
         aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http_client());
+    if let Some(p) = profile {
+        loader = loader.profile_name(p);
+    }
     if let Some(r) = region {
         loader = loader.region(aws_config::Region::new(r.to_string()));
     }
@@ -44,7 +53,7 @@ pub async fn load(region: Option<&str>, what: &str) -> Result<Aws> {
             config,
         }),
         Err(e) => crate::bad_input!(
-            "no AWS credentials for {what} ({e}): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run where an instance role applies"
+            "no AWS credentials for {what} ({e}): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE (or `harness run --profile`), or run where an instance role applies"
         ),
     }
 }

@@ -126,6 +126,14 @@ pub struct RunArgs {
     /// secrets masked, experiments, cost bound) and exit; creates and sends nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// The AWS profile for SageMaker, Bedrock and EC2 (default: the SDK's
+    /// chain: environment, `AWS_PROFILE`, SSO, instance role).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// The AWS region for SageMaker and Bedrock endpoints without their own
+    /// `region` (default: the SDK's, from `AWS_REGION` or the profile).
+    #[arg(long)]
+    pub region: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -165,6 +165,26 @@ fn hash_inputs(
         },
         "seed": cfg.seed,
     });
+    // A managed service's identity: what it is and where, and how it is
+    // asked (not the endpoint URL, as with `base_url`).
+    if let Some(sm) = &ep.sagemaker {
+        v["endpoint"]["sagemaker"] = json!({
+            "endpoint_name": sm.endpoint_name,
+            "inference_component": sm.inference_component,
+            "target_variant": sm.target_variant,
+            "custom_attributes": sm.custom_attributes,
+            "format": sm.format,
+            "region": sm.region,
+            "max_retries": sm.max_retries,
+        });
+    }
+    if let Some(b) = &ep.bedrock {
+        v["endpoint"]["bedrock"] = json!({
+            "region": b.region,
+            "max_retries": b.max_retries,
+            "additional_fields": b.additional_fields,
+        });
+    }
     // Present only when set, so that ids of endpoints without it are unchanged.
     if !ep.extra_body.is_empty() {
         v["endpoint"]["extra_body"] = Value::Object(ep.extra_body.clone());

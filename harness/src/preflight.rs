@@ -45,8 +45,7 @@ impl Verdict {
 
 /// Sends the preflight request to `ep` through `provider`.
 pub async fn check(provider: &Provider, ep: &Endpoint, timeout: Duration) -> Verdict {
-    let Provider::OpenAi(client) = provider;
-    let url = crate::redact::url(client.url());
+    let url = provider.describe();
     let item = WorkItem {
         prompt: "Say hello.".into(),
         prompt_tokens_client: 0,
@@ -54,7 +53,7 @@ pub async fn check(provider: &Provider, ep: &Endpoint, timeout: Duration) -> Ver
     };
     let clock = Clock::new();
     let mut rec = RequestRecord::default();
-    if tokio::time::timeout(timeout, client.send(&item, &clock, &mut rec))
+    if tokio::time::timeout(timeout, provider.send(&item, &clock, &mut rec))
         .await
         .is_err()
     {
@@ -96,7 +95,9 @@ pub async fn check(provider: &Provider, ep: &Endpoint, timeout: Duration) -> Ver
             .to_string(),
         None => detail,
     };
+    let aws = ep.provider.is_aws();
     let message = match (class, status) {
+        _ if aws => aws_hint(ep, &url, class, status, &detail),
         (ErrorClass::Connect, _) => {
             let host = host_port(&url);
             if detail.contains("dns error") || detail.contains("failed to lookup") {
@@ -116,7 +117,11 @@ pub async fn check(provider: &Provider, ep: &Endpoint, timeout: Duration) -> Ver
             None => format!("HTTP {s} from {url}: the server wants an API key: set OPENAI_API_KEY and add `api_key_env: OPENAI_API_KEY` to endpoint `{}`", ep.name),
         },
         (_, Some(s)) if s == 404 || (s == 400 && detail.to_ascii_lowercase().contains("model")) => {
-            match client.list_models().await {
+            let models = match provider {
+                Provider::OpenAi(client) => client.list_models().await,
+                _ => Err(anyhow::anyhow!("no model list")),
+            };
+            match models {
                 Ok(models) if !models.is_empty() && !models.contains(&ep.model) => format!(
                     "HTTP {s} for model `{}`: the server lists {} at /v1/models; set the endpoint's `model` to one of them",
                     ep.model,
@@ -148,6 +153,43 @@ pub async fn check(provider: &Provider, ep: &Endpoint, timeout: Duration) -> Ver
         error_class: Some(class),
         message: crate::redact::text(&message),
         latency_ms,
+    }
+}
+
+/// What a failed preflight of a SageMaker or Bedrock endpoint means, and
+/// the fix.
+fn aws_hint(
+    ep: &Endpoint,
+    at: &str,
+    class: ErrorClass,
+    status: Option<u16>,
+    detail: &str,
+) -> String {
+    let bedrock = ep.provider == crate::config::ProviderKind::Bedrock;
+    let code = detail.split(':').next().unwrap_or("");
+    match (class, status) {
+        (ErrorClass::Connect | ErrorClass::Timeout, _) => format!(
+            "cannot reach {at} ({detail}): check the region{} and the network",
+            if bedrock { "" } else { ", the endpoint's `endpoint_url`" }
+        ),
+        (_, Some(401 | 403)) => format!(
+            "{at} refused these AWS credentials ({detail}): {}",
+            if bedrock {
+                "they need bedrock:InvokeModel and bedrock:InvokeModelWithResponseStream on the model, and the account needs access to the model (Bedrock console, Model access)"
+            } else {
+                "they need sagemaker:InvokeEndpoint and sagemaker:InvokeEndpointWithResponseStream on the endpoint"
+            }
+        ),
+        (_, Some(404)) | (_, Some(400)) if code.contains("NotFound") || detail.contains("not found") || detail.contains("Could not find") => format!(
+            "{at}: {detail}: check {}",
+            if bedrock {
+                "the model id (or inference profile id) in `model`, and the region: not every model is in every region"
+            } else {
+                "`sagemaker.endpoint_name` and the region"
+            }
+        ),
+        (ErrorClass::Http429, _) => format!("{at} throttled the request ({detail}): its quota is too low for this load, or it is busy"),
+        _ => format!("{class} from {at}: {detail}"),
     }
 }
 

@@ -142,10 +142,18 @@ impl PriceBook {
                         &q.override_as_of,
                     ));
                 }
+                // A cross-region inference profile (`us.…`, `eu.…`, …) is
+                // priced as its model.
+                let base = bedrock_model_of_profile(model);
                 let e = self
                     .tokens
                     .iter()
-                    .find(|e| e.model == model && e.region == q.region)?;
+                    .find(|e| e.model == model && e.region == q.region)
+                    .or_else(|| {
+                        self.tokens
+                            .iter()
+                            .find(|e| e.model == base && e.region == q.region)
+                    })?;
                 let rate = Rate::Tokens(TokenPrice {
                     input_per_1m: e.input_per_1m,
                     output_per_1m: e.output_per_1m,
@@ -154,6 +162,19 @@ impl PriceBook {
             }
         }
     }
+}
+
+/// The model id of a Bedrock cross-region inference profile id
+/// (`us.meta.llama3-1-8b-instruct-v1:0` → `meta.llama3-1-8b-instruct-v1:0`);
+/// any other id as it is.
+pub fn bedrock_model_of_profile(id: &str) -> &str {
+    const GEOS: [&str; 8] = [
+        "us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca.",
+    ];
+    GEOS.iter()
+        .find_map(|g| id.strip_prefix(g))
+        .filter(|rest| rest.contains('.'))
+        .unwrap_or(id)
 }
 
 /// What to look up: region, mode, and the overrides that win over the book.
@@ -259,6 +280,19 @@ impl Pricer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_inference_profile_is_priced_as_its_model() {
+        assert_eq!(
+            bedrock_model_of_profile("us.meta.llama3-1-8b-instruct-v1:0"),
+            "meta.llama3-1-8b-instruct-v1:0"
+        );
+        assert_eq!(
+            bedrock_model_of_profile("meta.llama3-1-8b-instruct-v1:0"),
+            "meta.llama3-1-8b-instruct-v1:0"
+        );
+        assert_eq!(bedrock_model_of_profile("us.x"), "us.x");
+    }
 
     fn hourly(b: &PriceBook, t: &str, q: &Query) -> Option<f64> {
         match b.price(Some(t), "m", q)?.rate {

@@ -32,6 +32,11 @@ pub struct RequestRecord {
     pub finish_reason: Option<String>,
     /// The generated text, kept only until the client has counted its tokens.
     pub output_text: String,
+    /// Attempts before this one that were throttled and retried (AWS
+    /// providers, bounded by their `max_retries`); the timestamps are the
+    /// last attempt's, so retries are not in its latency (the wait shows as
+    /// the client's lag: actual send − scheduled send).
+    pub retries: u32,
 }
 
 impl RequestRecord {

@@ -107,10 +107,7 @@ impl<'a> ExperimentRow<'a> {
             ordinal: exp.ordinal as i32,
             label: &exp.label,
             endpoint: &ep.name,
-            provider: match ep.provider {
-                ProviderKind::Sim => "sim",
-                ProviderKind::Openai => "openai",
-            },
+            provider: ep.provider.as_str(),
             model: &ep.model,
             api: match ep.api {
                 ApiKind::Chat => "chat",
@@ -536,6 +533,7 @@ impl Bundle {
                     },
                     r.finish_reason,
                     e.simulated,
+                    r.retries as i32,
                     chunks,
                 ])?;
             }
@@ -544,7 +542,7 @@ impl Bundle {
         tx.execute_batch(
             "INSERT INTO requests SELECT experiment_id, seq, warmup, scheduled_ns, sent_ns, first_byte_ns, first_token_ns, end_ns, \
              token_chunk_ns::BIGINT[], events, http_status, status, error_class, error_message, prompt_tokens_client, \
-             output_tokens_client, prompt_tokens_usage, output_tokens_usage, prompt_token_discrepancy, finish_reason, simulated FROM requests_stage; \
+             output_tokens_client, prompt_tokens_usage, output_tokens_usage, prompt_token_discrepancy, finish_reason, simulated, retries FROM requests_stage; \
              DELETE FROM requests_stage;",
         )?;
         write_ecdf(&tx, e.experiment_id)?;

@@ -76,7 +76,8 @@ CREATE TABLE IF NOT EXISTS requests (
     output_tokens_usage  BIGINT,
     prompt_token_discrepancy BIGINT,
     finish_reason        VARCHAR,
-    simulated            BOOLEAN NOT NULL
+    simulated            BOOLEAN NOT NULL,
+    retries              INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS summaries (
     experiment_id             VARCHAR PRIMARY KEY,

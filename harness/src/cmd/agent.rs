@@ -431,6 +431,8 @@ async fn serve_and_benchmark(
         quiet: true,
         no_preflight: false,
         dry_run: false,
+        profile: None,
+        region: None,
     };
     let finished = super::run::agent_run(&args, &job.endpoint, &base_url, after_each, |run_id| {
         set(beat, Phase::Benchmarking, Some(format!("run {run_id}")))

@@ -71,9 +71,15 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
     let fleet = if plan.instances.is_empty() {
         None
     } else {
-        let aws = crate::aws::load(plan.region.as_deref(), "launching on EC2").await?;
+        let aws = crate::aws::load_profile(
+            a.profile.as_deref(),
+            plan.region.as_deref(),
+            "launching on EC2",
+        )
+        .await?;
         Some((plan, aws))
     };
+    let aws = provider_aws(&a, &loaded.config).await?;
     let stages = Stages {
         loaded: &loaded,
         args: &a,
@@ -83,6 +89,7 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
         path: &path,
         fleet,
         served_at: None,
+        aws,
     };
     let done = stages.execute(&experiments, None).await?;
     print_summary(
@@ -137,6 +144,7 @@ pub async fn agent_run(
         path: &path,
         fleet: None,
         served_at: Some((endpoint.to_string(), base_url.to_string())),
+        aws: None,
     };
     let done = stages.execute(&experiments, Some(after_each)).await?;
     let mut not_completed = BTreeMap::new();
@@ -200,6 +208,42 @@ struct Stages<'a> {
     fleet: Option<(deploy::ec2::Plan, crate::aws::Aws)>,
     /// In the agent: the `ec2:` endpoint it serves and its loopback URL.
     served_at: Option<(String, String)>,
+    /// The AWS configuration for SageMaker and Bedrock endpoints.
+    aws: Option<aws_config::SdkConfig>,
+}
+
+/// The AWS configuration the config's SageMaker and Bedrock endpoints use,
+/// loaded (and its credentials resolved) before any experiment starts:
+/// `--profile`, and `--region` (else the first such endpoint's own region,
+/// else the SDK's). `None` when the config has no such endpoint.
+///
+/// Errors (exit 2): no credentials, or no region anywhere; one message says
+/// how to give them.
+async fn provider_aws(a: &RunArgs, cfg: &Config) -> Result<Option<aws_config::SdkConfig>> {
+    use crate::config::ProviderKind;
+    let regions: Vec<Option<&str>> = cfg
+        .endpoints
+        .iter()
+        .filter_map(|e| match e.provider {
+            ProviderKind::Sagemaker => Some(e.sagemaker.as_ref().and_then(|s| s.region.as_deref())),
+            ProviderKind::Bedrock => Some(e.bedrock.as_ref().and_then(|b| b.region.as_deref())),
+            _ => None,
+        })
+        .collect();
+    if regions.is_empty() {
+        return Ok(None);
+    }
+    let region = a
+        .region
+        .as_deref()
+        .or(regions.iter().flatten().next().copied());
+    let aws = crate::aws::load_profile(
+        a.profile.as_deref(),
+        region,
+        "the SageMaker and Bedrock endpoints",
+    )
+    .await?;
+    Ok(Some(aws.config))
 }
 
 /// How a run ended.
@@ -219,9 +263,12 @@ impl Stages<'_> {
     ) -> Result<Done> {
         let mut bundle = Bundle::open(self.path)?;
         // The host is sampled while experiments run here; an EC2 endpoint's
-        // agent samples its instance.
+        // agent samples its instance; a managed service's host is AWS's.
         let local = experiments.iter().any(|e| {
-            deploy::Kind::of(&e.endpoint) != deploy::Kind::Ec2 || self.served_at.is_some()
+            matches!(
+                deploy::Kind::of(&e.endpoint),
+                deploy::Kind::Simulator | deploy::Kind::External
+            ) || self.served_at.is_some()
         });
         let sampler = local.then(|| crate::host::Sampler::new(crate::host::Sampler::INTERVAL));
         if let Some(s) = &sampler {
@@ -251,6 +298,7 @@ impl Stages<'_> {
             fleet: self.fleet,
             sampler,
             timeline: HashMap::new(),
+            aws: self.aws,
         };
         let result = std::panic::AssertUnwindSafe(session.run_all(&mut bundle, experiments))
             .catch_unwind()
@@ -332,6 +380,8 @@ struct Session<'a> {
     /// Experiment id → when it ran (wall time) and its measurement window:
     /// where the serving host's samples of a `client: local` run belong.
     timeline: HashMap<String, Ran>,
+    /// The AWS configuration for SageMaker and Bedrock endpoints.
+    aws: Option<aws_config::SdkConfig>,
 }
 
 /// When an experiment ran, and its measurement window (ns on its clock).
@@ -404,9 +454,12 @@ impl Session<'_> {
         let provider = Provider::new(
             self.cfg,
             ep,
-            &deployed.base_url,
-            self.keys.get(&ep.name),
-            pool_size(&exp.plan.level),
+            crate::provider::Reach {
+                base_url: &deployed.base_url,
+                api_key: self.keys.get(&ep.name),
+                aws: self.aws.as_ref(),
+                pool_size: pool_size(&exp.plan.level),
+            },
         )?;
         if !checked.contains_key(&ep.name) {
             let v = self.preflight(bundle, exp, &deployed, &provider).await?;
@@ -599,9 +652,7 @@ impl Session<'_> {
         bundle.write_preflight(&PreflightRow {
             run_id: self.run_id,
             endpoint: &ep.name,
-            url: Some(crate::redact::url(match provider {
-                Provider::OpenAi(c) => c.url(),
-            })),
+            url: Some(provider.describe()),
             checked_at,
             ok: verdict.ok,
             http_status: verdict.http_status,
@@ -610,11 +661,10 @@ impl Session<'_> {
             latency_ms: verdict.latency_ms,
         })?;
         if !verdict.ok {
-            let Provider::OpenAi(client) = provider;
             eprintln!(
                 "error: endpoint `{}` ({}) failed its preflight check: {}\n       its experiments are skipped; the other endpoints go on (--no-preflight turns the check off)",
                 ep.name,
-                crate::redact::url(client.url()),
+                provider.describe(),
                 verdict.message
             );
             self.tally.failures.push(format!(
@@ -675,7 +725,9 @@ impl Session<'_> {
             self.pricing.price(
                 exp.endpoint.instance_type.as_deref(),
                 &exp.endpoint.model,
-                exp.endpoint.instance_type.is_some(),
+                // A Bedrock model is priced per token.
+                exp.endpoint.instance_type.is_some()
+                    || exp.endpoint.provider == crate::config::ProviderKind::Bedrock,
             ),
             CostInputs::from_summary(&summary, exp.endpoint.instance_count, run_s),
         );
@@ -798,6 +850,21 @@ async fn deployment_gate(
                     redact::url(ep.base_url.as_deref().unwrap_or_default())
                 ),
                 deploy::Kind::Ec2 => "launched on EC2 (below)".to_string(),
+                deploy::Kind::Service => match (&ep.sagemaker, &ep.bedrock) {
+                    (Some(s), _) => format!(
+                        "SageMaker endpoint `{}` ({}), through the AWS SDK",
+                        s.endpoint_name,
+                        s.region.as_deref().unwrap_or("the run's region")
+                    ),
+                    _ => format!(
+                        "Bedrock model `{}` ({}), through the AWS SDK",
+                        ep.model,
+                        ep.bedrock
+                            .as_ref()
+                            .and_then(|b| b.region.as_deref())
+                            .unwrap_or("the run's region")
+                    ),
+                },
             };
             let n = experiments
                 .iter()

@@ -38,6 +38,32 @@ pub async fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
                 "http://127.0.0.1:<port>/v1/{} (embedded simulator)",
                 shape.path()
             ),
+            ProviderKind::Sagemaker => {
+                let s = ep.sagemaker.as_ref().expect("validated");
+                format!(
+                    "/endpoints/{}/{} (SageMaker runtime, {}; signed by the AWS SDK)",
+                    s.endpoint_name,
+                    if ep.stream {
+                        "invocations-response-stream"
+                    } else {
+                        "invocations"
+                    },
+                    s.region.as_deref().unwrap_or("the run's region")
+                )
+            }
+            ProviderKind::Bedrock => format!(
+                "/model/{}/{} (Bedrock runtime, {}; signed by the AWS SDK)",
+                ep.model,
+                if ep.stream {
+                    "converse-stream"
+                } else {
+                    "converse"
+                },
+                ep.bedrock
+                    .as_ref()
+                    .and_then(|b| b.region.as_deref())
+                    .unwrap_or("the run's region")
+            ),
         };
         let item = Workload::new(exp, loaded.config.sampling.max_tokens, 1).item(0);
         let chars = item.prompt.chars().count();
@@ -50,7 +76,30 @@ pub async fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
         } else {
             item.prompt.to_string()
         };
-        let mut body = shape.body(&prompt, item.max_tokens);
+        let sampling = &loaded.config.sampling;
+        let mut body = match ep.provider {
+            ProviderKind::Sagemaker => {
+                let s = ep.sagemaker.as_ref().expect("validated");
+                let bytes = crate::provider::sagemaker::request_body(
+                    &s.format,
+                    ep.stream,
+                    sampling,
+                    &shape,
+                    &prompt,
+                    item.max_tokens,
+                );
+                serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                    serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
+                })
+            }
+            ProviderKind::Bedrock => crate::provider::bedrock::request_json(
+                sampling,
+                ep.bedrock.as_ref().expect("validated"),
+                &prompt,
+                item.max_tokens,
+            ),
+            _ => shape.body(&prompt, item.max_tokens),
+        };
         crate::redact::value(&mut body);
         println!("\n## {}: POST {url}", ep.name);
         let mut headers = vec!["Content-Type: application/json".to_string()];

@@ -118,6 +118,56 @@ pub struct Endpoint {
     pub tokenizer: TokenizerSpec,
     /// Launched on EC2 by the harness (then `base_url` is `None`).
     pub ec2: Option<Ec2Settings>,
+    /// Provider `sagemaker`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sagemaker: Option<SageMakerSettings>,
+    /// Provider `bedrock`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bedrock: Option<BedrockSettings>,
+}
+
+/// How requests to a SageMaker endpoint are shaped and read.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum SageMakerFormat {
+    /// `{"inputs", "parameters"}` → `generated_text`; streamed as TGI's
+    /// `data:{"token":{"text"}}` lines.
+    Tgi,
+    /// OpenAI chat completions (messages in, choices out; SSE chunks).
+    Openai,
+    /// The user's request template and JSON pointers.
+    Custom {
+        request_template: String,
+        response_text: String,
+        stream_text: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SageMakerSettings {
+    pub endpoint_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inference_component: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_variant: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_attributes: Option<String>,
+    pub format: SageMakerFormat,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
+    pub max_retries: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BedrockSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
+    pub max_retries: u32,
+    pub additional_fields: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

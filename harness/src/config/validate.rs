@@ -421,7 +421,10 @@ fn endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<Endpoint> {
     let provider = match e.provider {
         Some(pr) => pr,
         None => {
-            cx.err(p.key("provider"), "is required: one of `sim`, `openai`");
+            cx.err(
+                p.key("provider"),
+                "is required: one of `sim`, `openai`, `sagemaker`, `bedrock`",
+            );
             return None;
         }
     };
@@ -453,7 +456,57 @@ fn endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<Endpoint> {
     }
     let mut model = e.model.clone();
     let mut sim = None;
+    let (mut sagemaker, mut bedrock) = (None, None);
+    let aws = provider.is_aws();
+    let provider_name = provider.as_str();
+    // Sections that belong to another provider.
+    for (key, set, owner) in [
+        ("sagemaker", e.sagemaker.is_some(), ProviderKind::Sagemaker),
+        ("bedrock", e.bedrock.is_some(), ProviderKind::Bedrock),
+    ] {
+        if set && provider != owner {
+            cx.err(
+                p.key(key),
+                format!("only applies to provider `{key}` (this endpoint's is `{provider_name}`)"),
+            );
+        }
+    }
+    if aws {
+        for (key, set) in [
+            ("base_url", e.base_url.is_some()),
+            ("api_key_env", e.api_key_env.is_some()),
+            ("headers", e.headers.is_some()),
+            ("sim", e.sim.is_some()),
+            ("extra_body", e.extra_body.is_some()),
+        ] {
+            if set {
+                cx.err(
+                    p.key(key),
+                    format!("does not apply to provider `{provider_name}`: it is reached through the AWS SDK, with the AWS credentials (its section has `endpoint_url` and `region`)"),
+                );
+            }
+        }
+        if model.is_none() {
+            cx.err(
+                p.key("model"),
+                match provider {
+                    ProviderKind::Bedrock => "is required for provider `bedrock`: the model id or inference profile id, e.g. `us.meta.llama3-1-8b-instruct-v1:0`",
+                    _ => "is required for provider `sagemaker`: the model the endpoint serves (a label for reports and pricing)",
+                },
+            );
+        }
+    }
     match provider {
+        ProviderKind::Sagemaker => {
+            sagemaker = sagemaker_section(cx, p.key("sagemaker"), e.sagemaker.as_ref());
+        }
+        ProviderKind::Bedrock => {
+            bedrock = Some(bedrock_section(
+                cx,
+                p.key("bedrock"),
+                e.bedrock.clone().unwrap_or_default(),
+            ));
+        }
         ProviderKind::Openai => {
             match &e.base_url {
                 None if e.ec2.is_some() => {}
@@ -586,6 +639,13 @@ fn endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<Endpoint> {
             );
             None
         }
+        (Some(_), ProviderKind::Sagemaker | ProviderKind::Bedrock) => {
+            cx.err(
+                p.key("ec2"),
+                "only applies to provider `openai` (the harness launches OpenAI-compatible servers)",
+            );
+            None
+        }
         (Some(w), ProviderKind::Openai) => ec2(
             cx,
             p,
@@ -613,7 +673,187 @@ fn endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<Endpoint> {
         sim,
         tokenizer,
         ec2,
+        sagemaker,
+        bedrock,
     })
+}
+
+/// An AWS region's shape (`us-east-1`, `eu-central-2`, `us-gov-west-1`).
+fn region_ok(r: &str) -> bool {
+    r.split('-').count() >= 3
+        && r.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// `region`, `endpoint_url` and `max_retries` of an AWS provider's section.
+fn aws_common(
+    cx: &mut Ctx,
+    p: &Path,
+    region: &Option<String>,
+    endpoint_url: &Option<String>,
+    max_retries: Option<u32>,
+) -> u32 {
+    if let Some(r) = region {
+        if !region_ok(r) {
+            cx.err(
+                p.key("region"),
+                format!("`{r}` is not an AWS region; write e.g. `us-east-1`"),
+            );
+        }
+    }
+    if let Some(u) = endpoint_url {
+        if !(u.starts_with("http://") || u.starts_with("https://"))
+            || reqwest::Url::parse(u).is_err()
+        {
+            cx.err(
+                p.key("endpoint_url"),
+                "must be an http:// or https:// URL, e.g. `https://runtime.sagemaker.us-east-1.amazonaws.com`",
+            );
+        }
+    }
+    let n = max_retries.unwrap_or(2);
+    if n > 10 {
+        cx.err(
+            p.key("max_retries"),
+            format!("{n} retries would hide a throttled endpoint: use 0..=10"),
+        );
+    }
+    n
+}
+
+fn sagemaker_section(
+    cx: &mut Ctx,
+    p: Path,
+    w: Option<&WireSageMaker>,
+) -> Option<SageMakerSettings> {
+    let Some(w) = w else {
+        cx.err(
+            p,
+            "is required for provider `sagemaker`: at least `endpoint_name`, e.g. `sagemaker: { endpoint_name: my-llm }`",
+        );
+        return None;
+    };
+    let before = cx.issues.len();
+    let max_retries = aws_common(cx, &p, &w.region, &w.endpoint_url, w.max_retries);
+    let endpoint_name = match &w.endpoint_name {
+        // SageMaker's own rule: letters, digits and hyphens, up to 63.
+        Some(n)
+            if !n.is_empty()
+                && n.len() <= 63
+                && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') =>
+        {
+            n.clone()
+        }
+        Some(n) => {
+            cx.err(
+                p.key("endpoint_name"),
+                format!(
+                    "`{n}` is not a SageMaker endpoint name (up to 63 letters, digits and hyphens)"
+                ),
+            );
+            String::new()
+        }
+        None => {
+            cx.err(
+                p.key("endpoint_name"),
+                "is required: the SageMaker endpoint's name",
+            );
+            String::new()
+        }
+    };
+    let custom_only = [
+        ("request_template", w.request_template.is_some()),
+        ("response_text", w.response_text.is_some()),
+        ("stream_text", w.stream_text.is_some()),
+    ];
+    let format = match w.format.as_deref() {
+        None | Some("tgi") | Some("openai") => {
+            for (key, set) in custom_only {
+                if set {
+                    cx.err(p.key(key), "only applies to `format: custom`");
+                }
+            }
+            if w.format.as_deref() == Some("openai") {
+                SageMakerFormat::Openai
+            } else {
+                SageMakerFormat::Tgi
+            }
+        }
+        Some("custom") => {
+            let template = match &w.request_template {
+                None => {
+                    cx.err(p.key("request_template"), "is required with `format: custom`: the request body, JSON, with `{{prompt}}` and `{{max_tokens}}` in place, e.g. `'{\"prompt\": {{prompt}}, \"max_len\": {{max_tokens}}}'`");
+                    String::new()
+                }
+                Some(t) => {
+                    let probe = t
+                        .replace("{{prompt}}", "\"x\"")
+                        .replace("{{max_tokens}}", "1");
+                    if !t.contains("{{prompt}}") {
+                        cx.err(
+                            p.key("request_template"),
+                            "has no `{{prompt}}`: where does the prompt go?",
+                        );
+                    } else if let Err(e) = serde_json::from_str::<serde_json::Value>(&probe) {
+                        cx.err(p.key("request_template"), format!("is not JSON once `{{{{prompt}}}}` and `{{{{max_tokens}}}}` are filled in ({e}); `{{{{prompt}}}}` becomes a JSON string with its quotes, so do not quote it"));
+                    }
+                    t.clone()
+                }
+            };
+            let pointer = |cx: &mut Ctx, key: &str, v: &Option<String>, required: bool| match v {
+                Some(ptr) if ptr.is_empty() || ptr.starts_with('/') => Some(ptr.clone()),
+                Some(ptr) => {
+                    cx.err(
+                        p.key(key),
+                        format!("`{ptr}` is not a JSON pointer; write e.g. `/0/generated_text`"),
+                    );
+                    None
+                }
+                None if required => {
+                    cx.err(p.key(key), "is required with `format: custom`: a JSON pointer to the generated text, e.g. `/0/generated_text`");
+                    None
+                }
+                None => None,
+            };
+            let response_text = pointer(cx, "response_text", &w.response_text, true);
+            let stream_text = pointer(cx, "stream_text", &w.stream_text, false);
+            SageMakerFormat::Custom {
+                request_template: template,
+                response_text: response_text.unwrap_or_default(),
+                stream_text,
+            }
+        }
+        Some(f) => {
+            cx.err(
+                p.key("format"),
+                format!("`{f}` is not a payload format: `tgi` (default), `openai` or `custom`"),
+            );
+            SageMakerFormat::Tgi
+        }
+    };
+    if cx.issues.len() > before {
+        return None;
+    }
+    Some(SageMakerSettings {
+        endpoint_name,
+        inference_component: w.inference_component.clone(),
+        target_variant: w.target_variant.clone(),
+        custom_attributes: w.custom_attributes.clone(),
+        format,
+        region: w.region.clone(),
+        endpoint_url: w.endpoint_url.clone(),
+        max_retries,
+    })
+}
+
+fn bedrock_section(cx: &mut Ctx, p: Path, w: WireBedrock) -> BedrockSettings {
+    let max_retries = aws_common(cx, &p, &w.region, &w.endpoint_url, w.max_retries);
+    BedrockSettings {
+        region: w.region,
+        endpoint_url: w.endpoint_url,
+        max_retries,
+        additional_fields: w.additional_fields.unwrap_or_default(),
+    }
 }
 
 /// The serving stacks the harness can launch (`serving_stack` with `ec2:`).

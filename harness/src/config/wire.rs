@@ -99,6 +99,30 @@ pub enum ProviderKind {
     Sim,
     /// Any OpenAI-compatible server (vLLM, TGI, SGLang, llama.cpp, Ollama).
     Openai,
+    /// A SageMaker real-time endpoint (`InvokeEndpoint`,
+    /// `InvokeEndpointWithResponseStream`).
+    Sagemaker,
+    /// An Amazon Bedrock model or inference profile (`Converse`,
+    /// `ConverseStream`).
+    Bedrock,
+}
+
+impl ProviderKind {
+    /// As in the config and the bundle: `sim`, `openai`, `sagemaker`,
+    /// `bedrock`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Sim => "sim",
+            ProviderKind::Openai => "openai",
+            ProviderKind::Sagemaker => "sagemaker",
+            ProviderKind::Bedrock => "bedrock",
+        }
+    }
+
+    /// Reached through the AWS SDK with the run's AWS credentials.
+    pub fn is_aws(self) -> bool {
+        matches!(self, ProviderKind::Sagemaker | ProviderKind::Bedrock)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -133,6 +157,61 @@ pub struct WireEndpoint {
     pub tokenizer: Option<WireTokenizer>,
     /// Launch this endpoint on EC2 (provider `openai`, no `base_url`).
     pub ec2: Option<WireEc2>,
+    /// Provider `sagemaker`: the endpoint and its payload format.
+    pub sagemaker: Option<WireSageMaker>,
+    /// Provider `bedrock`: region, retries, extra model fields.
+    pub bedrock: Option<WireBedrock>,
+}
+
+/// `sagemaker:` of an endpoint with provider `sagemaker`.
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireSageMaker {
+    /// The SageMaker endpoint's name.
+    pub endpoint_name: Option<String>,
+    /// An inference component on the endpoint.
+    pub inference_component: Option<String>,
+    /// A production variant to send to.
+    pub target_variant: Option<String>,
+    /// `X-Amzn-SageMaker-Custom-Attributes`, passed to the container.
+    pub custom_attributes: Option<String>,
+    /// Payload format: `tgi` (default: `{inputs, parameters}` →
+    /// `generated_text`, as TGI and LMI containers take), `openai` (chat
+    /// messages, as LMI and vLLM containers take) or `custom`.
+    pub format: Option<String>,
+    /// `format: custom`: the request body, JSON, with `{{prompt}}` (a JSON
+    /// string) and `{{max_tokens}}` (a number) in place.
+    pub request_template: Option<String>,
+    /// `format: custom`: JSON pointer to the text in a whole response.
+    pub response_text: Option<String>,
+    /// `format: custom`, streamed: JSON pointer to the text in each
+    /// streamed line.
+    pub stream_text: Option<String>,
+    /// AWS region (default: `--region`, then the SDK's).
+    pub region: Option<String>,
+    /// Another endpoint URL for the SageMaker runtime API (a proxy, a VPC
+    /// endpoint, the simulator).
+    pub endpoint_url: Option<String>,
+    /// Retries of a throttled request (HTTP 429): bounded, counted, and
+    /// excluded from latency (default 2).
+    pub max_retries: Option<u32>,
+}
+
+/// `bedrock:` of an endpoint with provider `bedrock` (its `model` is the
+/// model id or inference profile id).
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireBedrock {
+    /// AWS region (default: `--region`, then the SDK's).
+    pub region: Option<String>,
+    /// Another endpoint URL for the Bedrock runtime API.
+    pub endpoint_url: Option<String>,
+    /// Retries of a throttled request (`ThrottlingException`): bounded,
+    /// counted, and excluded from latency (default 2).
+    pub max_retries: Option<u32>,
+    /// Model-specific request fields (`additionalModelRequestFields`), e.g.
+    /// `{top_k: 50}`.
+    pub additional_fields: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]

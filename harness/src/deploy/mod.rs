@@ -1,6 +1,7 @@
 //! Deployment: bringing up the serving endpoint an experiment talks to, and
-//! taking it down whatever happens. Three kinds ([`Kind`]):
+//! taking it down whatever happens. Four kinds ([`Kind`]):
 //! - an external server that already runs (nothing to start);
+//! - a managed AWS service, SageMaker or Bedrock (nothing to start);
 //! - the embedded simulator, started on loopback for the experiment and
 //!   stopped when the [`Deployed`] value is dropped;
 //! - EC2 (`ec2:`): [`ec2::plan`] says what would be launched, with its user
@@ -41,6 +42,8 @@ pub enum Kind {
     Simulator,
     /// An EC2 instance the harness launches (`ec2:`).
     Ec2,
+    /// A managed AWS service (SageMaker, Bedrock), reached through the SDK.
+    Service,
 }
 
 impl Kind {
@@ -49,6 +52,7 @@ impl Kind {
             (ProviderKind::Sim, _) => Kind::Simulator,
             (ProviderKind::Openai, Some(_)) => Kind::Ec2,
             (ProviderKind::Openai, None) => Kind::External,
+            (ProviderKind::Sagemaker | ProviderKind::Bedrock, _) => Kind::Service,
         }
     }
 }
@@ -58,6 +62,11 @@ impl Kind {
 /// at (`served_at`: the agent's loopback address on the instance).
 pub async fn start(ep: &Endpoint, seed: u64, served_at: Option<&str>) -> Result<Deployed> {
     match Kind::of(ep) {
+        // Nothing to start; the provider reaches the service itself.
+        Kind::Service => Ok(Deployed {
+            base_url: String::new(),
+            _sim: None,
+        }),
         Kind::External => Ok(Deployed {
             base_url: ep.base_url.clone().expect("validated"),
             _sim: None,

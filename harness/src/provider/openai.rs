@@ -6,12 +6,12 @@
 //! carries its stamp.
 
 use super::sse::{SseEvent, SseParser};
-use super::WorkItem;
+use super::{judge, WorkItem};
 use crate::clock::Clock;
 use crate::config::{ApiKind, Sampling};
 use crate::record::RequestRecord;
 use futures_util::StreamExt;
-use harness_core::outcome::{is_normal_finish, ErrorClass};
+use harness_core::outcome::ErrorClass;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -370,50 +370,6 @@ pub fn join_url(base: &str, path: &str) -> String {
         u.push_str(q);
     }
     u
-}
-
-/// Decides whether a response that ended without an error is a success
-/// (docs/metrics.md, "Success and error classes"): a normal finish reason
-/// (`harness_core::outcome`), generated content, and a finish reason at all.
-/// `stream_done` is `None` for a response read in one piece, else whether
-/// the stream sent `[DONE]`: `[DONE]` with no finish reason means the server
-/// cut the stream short (llama-cpp-python does this when a new request
-/// interrupts a running one); a missing `[DONE]` after a finish reason is fine.
-fn judge(rec: &mut RequestRecord, content: bool, stream_done: Option<bool>) {
-    if rec.error_class.is_some() {
-        return;
-    }
-    if let Some(f) = rec.finish_reason.clone().filter(|f| !is_normal_finish(f)) {
-        rec.fail(
-            ErrorClass::AbnormalFinish,
-            format!(
-                "finish_reason `{f}`: the server ended the request without a normal completion"
-            ),
-        );
-        return;
-    }
-    if !content {
-        rec.fail(
-            ErrorClass::EmptyResponse,
-            "the response carried no generated content (no text, reasoning or tool call)",
-        );
-        return;
-    }
-    match (rec.finish_reason.is_some(), stream_done) {
-        (true, _) => rec.ok = true,
-        (false, None) => rec.fail(
-            ErrorClass::IncompleteResponse,
-            "the response has no finish_reason",
-        ),
-        (false, Some(true)) => rec.fail(
-            ErrorClass::IncompleteStream,
-            "the stream ended with [DONE] but no finish_reason: the server cut it short",
-        ),
-        (false, Some(false)) => rec.fail(
-            ErrorClass::IncompleteStream,
-            "the stream ended without a finish_reason or [DONE]",
-        ),
-    }
 }
 
 #[derive(Default)]

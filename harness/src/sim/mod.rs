@@ -1,7 +1,9 @@
 //! The embedded simulated LLM server: OpenAI-compatible, streaming, on loopback.
 //! `profile.rs` is the performance model, `engine.rs` runs sequences against
-//! it, `server.rs` speaks HTTP.
+//! it, `server.rs` speaks HTTP, and `aws.rs` the SageMaker and Bedrock
+//! runtime APIs (event streams included).
 
+pub mod aws;
 pub mod engine;
 pub mod profile;
 pub mod server;

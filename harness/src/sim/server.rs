@@ -86,10 +86,12 @@ impl SimServer {
     }
 }
 
-/// Whether `req` may pass a simulator that requires `key`: `/health` and
-/// `/v1/health` always may, anything else needs `Authorization: Bearer key`.
+/// Whether `req` may pass a simulator that requires `key`: `/health`,
+/// `/v1/health` and the AWS faces (signed by the SDK instead) always may,
+/// anything else needs `Authorization: Bearer key`.
 fn authorized(req: &Request<Incoming>, key: &str) -> bool {
     matches!(req.uri().path(), "/health" | "/v1/health")
+        || super::aws::Route::of(req.uri().path()).is_some()
         || req
             .headers()
             .get(hyper::header::AUTHORIZATION)
@@ -119,6 +121,13 @@ enum Api {
 }
 
 async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    // SageMaker's and Bedrock's runtime APIs (`super::aws`).
+    if req.method() == Method::POST {
+        if let Some(route) = super::aws::Route::of(req.uri().path()) {
+            let body = req.into_body().collect().await.map(|b| b.to_bytes());
+            return Ok(super::aws::handle(engine, route, &body.unwrap_or_default()).await);
+        }
+    }
     let api = match (req.method(), req.uri().path()) {
         (&Method::GET, "/health") | (&Method::GET, "/v1/health") => {
             return Ok(full(

@@ -2,6 +2,7 @@
 //! One test binary (ripgrep's layout); modules by feature.
 
 mod accuracy;
+mod aws_providers;
 mod common;
 mod datasets;
 mod diff;

@@ -23,7 +23,7 @@ fn every_error_in_one_report() {
         // missing required field for the provider
         "many-errors.yml:3:9: endpoints[0].base_url: is required for provider `openai`",
         // bad enum value with the valid values
-        "many-errors.yml:8:15: endpoints[1].provider: unknown value `bedrockish`, expected `sim` or `openai`",
+        "many-errors.yml:8:15: endpoints[1].provider: unknown value `bedrockish`, expected one of `sim`, `openai`, `sagemaker`, `bedrock`",
         // range errors on nested fields
         "many-errors.yml:11:47: endpoints[2].sim.error_rate: 1.5 is a fraction and must be within 0..=1",
         // wrong type
