@@ -79,7 +79,9 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
         .await?;
         Some((plan, aws))
     };
-    let aws = provider_aws(&a, &loaded.config).await?;
+    let aws =
+        crate::provider::aws::load_for(&loaded.config, a.profile.as_deref(), a.region.as_deref())
+            .await?;
     let stages = Stages {
         loaded: &loaded,
         args: &a,
@@ -210,40 +212,6 @@ struct Stages<'a> {
     served_at: Option<(String, String)>,
     /// The AWS configuration for SageMaker and Bedrock endpoints.
     aws: Option<aws_config::SdkConfig>,
-}
-
-/// The AWS configuration the config's SageMaker and Bedrock endpoints use,
-/// loaded (and its credentials resolved) before any experiment starts:
-/// `--profile`, and `--region` (else the first such endpoint's own region,
-/// else the SDK's). `None` when the config has no such endpoint.
-///
-/// Errors (exit 2): no credentials, or no region anywhere; one message says
-/// how to give them.
-async fn provider_aws(a: &RunArgs, cfg: &Config) -> Result<Option<aws_config::SdkConfig>> {
-    use crate::config::ProviderKind;
-    let regions: Vec<Option<&str>> = cfg
-        .endpoints
-        .iter()
-        .filter_map(|e| match e.provider {
-            ProviderKind::Sagemaker => Some(e.sagemaker.as_ref().and_then(|s| s.region.as_deref())),
-            ProviderKind::Bedrock => Some(e.bedrock.as_ref().and_then(|b| b.region.as_deref())),
-            _ => None,
-        })
-        .collect();
-    if regions.is_empty() {
-        return Ok(None);
-    }
-    let region = a
-        .region
-        .as_deref()
-        .or(regions.iter().flatten().next().copied());
-    let aws = crate::aws::load_profile(
-        a.profile.as_deref(),
-        region,
-        "the SageMaker and Bedrock endpoints",
-    )
-    .await?;
-    Ok(Some(aws.config))
 }
 
 /// How a run ended.

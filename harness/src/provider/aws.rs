@@ -161,6 +161,38 @@ impl hyper::body::Body for StampedBody {
     }
 }
 
+/// The AWS configuration the config's SageMaker and Bedrock endpoints use,
+/// loaded (and its credentials resolved) before any experiment starts:
+/// `profile` (`--profile`) over the SDK's chain, and `region` (`--region`;
+/// else the first such endpoint's own region, else the SDK's). `None` when
+/// the config has no such endpoint.
+///
+/// Errors (exit 2): no credentials, or no region anywhere; one message says
+/// how to give them.
+pub async fn load_for(
+    cfg: &crate::config::Config,
+    profile: Option<&str>,
+    region: Option<&str>,
+) -> anyhow::Result<Option<aws_config::SdkConfig>> {
+    use crate::config::ProviderKind;
+    let regions: Vec<Option<&str>> = cfg
+        .endpoints
+        .iter()
+        .filter_map(|e| match e.provider {
+            ProviderKind::Sagemaker => Some(e.sagemaker.as_ref().and_then(|s| s.region.as_deref())),
+            ProviderKind::Bedrock => Some(e.bedrock.as_ref().and_then(|b| b.region.as_deref())),
+            _ => None,
+        })
+        .collect();
+    if regions.is_empty() {
+        return Ok(None);
+    }
+    let region = region.or(regions.iter().flatten().next().copied());
+    let aws =
+        crate::aws::load_profile(profile, region, "the SageMaker and Bedrock endpoints").await?;
+    Ok(Some(aws.config))
+}
+
 /// Where and how an AWS provider's endpoint is reached.
 pub struct Target<'a> {
     pub region: Option<&'a str>,

@@ -304,6 +304,18 @@ impl SageMakerClient {
             rec.fail(ErrorClass::StreamError, err.to_string());
             return;
         }
+        // A whole response where stream lines belong: the container does
+        // not stream, and TTFT would silently equal e2e.
+        let whole = v.get(0).unwrap_or(&v);
+        if (whole["generated_text"].is_string() && whole.get("token").is_none())
+            || v["choices"][0].get("message").is_some()
+        {
+            rec.fail(
+                ErrorClass::NotStreamed,
+                "the endpoint answered the response-stream API with one whole response: its container does not stream; set `stream: false` for this endpoint (TTFT, ITL and TPOT are then not measured)",
+            );
+            return;
+        }
         let piece: Option<String> = match &self.settings.format {
             SageMakerFormat::Tgi => {
                 if let Some(f) = v["details"]["finish_reason"].as_str() {
@@ -503,6 +515,35 @@ mod tests {
         let mut rec = RequestRecord::default();
         c.read_whole(br#"{"outputs": []}"#, "q", &mut rec);
         assert_eq!(rec.error_class, Some(ErrorClass::EmptyResponse));
+    }
+
+    #[test]
+    fn a_whole_response_on_the_stream_api_is_not_a_stream() {
+        for (format, line) in [
+            (SageMakerFormat::Tgi, r#"[{"generated_text": "a b c"}]"#),
+            (
+                SageMakerFormat::Openai,
+                r#"{"choices": [{"message": {"content": "a b c"}, "finish_reason": "stop"}]}"#,
+            ),
+        ] {
+            let c = client(format);
+            let mut rec = RequestRecord::default();
+            let mut st = LineState::default();
+            c.on_line(line, 5, &mut rec, &mut st);
+            assert_eq!(rec.error_class, Some(ErrorClass::NotStreamed), "{line}");
+        }
+        // TGI's last token event carries the whole text too: it streams.
+        let c = client(SageMakerFormat::Tgi);
+        let mut rec = RequestRecord::default();
+        let mut st = LineState::default();
+        c.on_line(
+            r#"data:{"token": {"text": " c", "special": false}, "generated_text": "a b c", "details": {"finish_reason": "length"}}"#,
+            5,
+            &mut rec,
+            &mut st,
+        );
+        assert!(rec.error_class.is_none() && st.content);
+        assert_eq!(rec.token_chunk_ns, [5]);
     }
 
     #[test]
