@@ -48,6 +48,15 @@ pub struct Measured {
     /// Whether the endpoint streamed its responses (TTFT, ITL and TPOT are
     /// measured only then).
     pub streamed: bool,
+    /// Whether it runs on instances the user counts (an instance type): a
+    /// serverless endpoint (Bedrock on demand, priced per token) has none to
+    /// plan, so it is left out of the capacity plan and heatmap.
+    #[serde(default = "yes")]
+    pub on_instances: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Measured {
@@ -213,7 +222,7 @@ pub fn analyse(experiments: &[Measured], k: &Constraints, target_rpms: &[f64]) -
                 .filter_map(|c| c.chosen.as_deref().and_then(find))
                 .collect();
             let mut by_type: BTreeMap<&str, Vec<&Measured>> = BTreeMap::new();
-            for m in &ms {
+            for m in ms.iter().filter(|m| m.on_instances) {
                 by_type.entry(&m.instance_type).or_default().push(m);
             }
             let capacity: Vec<TypeCapacity> = by_type
@@ -308,6 +317,7 @@ mod tests {
             usd_per_hour: hourly.map(|h| h * n as f64),
             usd_per_request: hourly.map(|h| h * n as f64 / 3600.0 / tput),
             streamed: true,
+            on_instances: true,
         }
     }
 

@@ -12,8 +12,12 @@ use aws_credential_types::provider::ProvideCredentials;
 /// The loaded SDK configuration and what it found.
 pub struct Aws {
     pub config: aws_config::SdkConfig,
-    /// When the credentials expire (`None`: long-lived keys).
+    /// When the credentials expire (`None`: long-lived keys, or temporary
+    /// ones that do not say: see `temporary`).
     pub credentials_expire: Option<std::time::SystemTime>,
+    /// Temporary credentials (with a session token): they expire, even when
+    /// the provider does not say when.
+    pub temporary: bool,
 }
 
 /// Loads the SDK configuration, with `region` over the SDK's own when given.
@@ -31,7 +35,13 @@ pub async fn load_profile(profile: Option<&str>, region: Option<&str>, what: &st
     let mut loader =
         aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http_client());
     if let Some(p) = profile {
-        loader = loader.profile_name(p);
+        // A named profile wins over keys in the environment (the SDK's
+        // default chain would take those first).
+        loader = loader.profile_name(p).credentials_provider(
+            aws_config::profile::ProfileFileCredentialsProvider::builder()
+                .profile_name(p)
+                .build(),
+        );
     }
     if let Some(r) = region {
         loader = loader.region(aws_config::Region::new(r.to_string()));
@@ -40,22 +50,44 @@ pub async fn load_profile(profile: Option<&str>, region: Option<&str>, what: &st
     // Say what is missing before the first request, not in an SDK dump.
     if config.region().is_none() {
         crate::bad_input!(
-            "no AWS region for {what}: set AWS_REGION (or a profile's region with AWS_PROFILE)"
+            "no AWS region for {what}: set AWS_REGION (or a profile's region with AWS_PROFILE), or give `harness run --region`"
         );
     }
     let creds = match config.credentials_provider() {
-        Some(p) => p.provide_credentials().await.map_err(|e| e.to_string()),
-        None => Err("no credentials provider".into()),
+        Some(p) => p.provide_credentials().await.map_err(|e| error_chain(&e)),
+        None => Err("no credentials provider".to_string()),
     };
     match creds {
         Ok(c) => Ok(Aws {
             credentials_expire: c.expiry(),
+            temporary: c.session_token().is_some(),
             config,
         }),
-        Err(e) => crate::bad_input!(
-            "no AWS credentials for {what} ({e}): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE (or `harness run --profile`), or run where an instance role applies"
-        ),
+        Err(e) => match profile {
+            Some(p) => crate::bad_input!(
+                "no AWS credentials for {what} from profile `{p}` (--profile): {}; check it in ~/.aws/config and ~/.aws/credentials (or AWS_CONFIG_FILE), and for an SSO profile run `aws sso login --profile {p}`",
+                e
+            ),
+            None => crate::bad_input!(
+                "no AWS credentials for {what} ({}): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE (or `harness run --profile`), or run where an instance role applies",
+                e
+            ),
+        },
     }
+}
+
+/// An error and its causes, in one line, secrets masked.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !text.contains(&s) {
+            text.push_str(&format!(": {s}"));
+        }
+        cause = c.source();
+    }
+    crate::redact::text(&text)
 }
 
 /// The SDK's HTTP client: rustls with the ring provider.

@@ -64,6 +64,7 @@ pub fn measured(e: &StoredExperiment, costed: &Costed) -> Measured {
         usd_per_hour: costed.figures.usd_per_hour,
         usd_per_request: costed.figures.usd_per_request,
         streamed: e.stream,
+        on_instances: e.instance_type.is_some(),
     }
 }
 

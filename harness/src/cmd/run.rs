@@ -43,10 +43,33 @@ pub fn bundle_path(cfg: &Config, out: Option<&Path>) -> PathBuf {
 }
 
 pub async fn run(a: RunArgs) -> Result<ExitCode> {
-    let (loaded, experiments) = match super::load(&a.config).await {
+    let (mut loaded, mut experiments) = match super::load(&a.config).await {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
+    if let Some(r) = a
+        .region
+        .as_deref()
+        .filter(|r| !crate::config::validate::region_ok(r))
+    {
+        crate::bad_input!("--region `{r}` is not an AWS region; write e.g. `us-east-1`");
+    }
+    // SageMaker and Bedrock: credentials before anything is written, and
+    // the region each endpoint is reached in, hashed into its experiments'
+    // ids wherever it comes from (the config, --region, the SDK's default).
+    let aws = if a.dry_run {
+        None
+    } else {
+        crate::provider::aws::load_for(&loaded.config, a.profile.as_deref(), a.region.as_deref())
+            .await?
+    };
+    if let Some(region) = aws.as_ref().and_then(|c| c.region()) {
+        if crate::provider::aws::fill_regions(&mut loaded.config, region.as_ref()) {
+            experiments = crate::plan::expand(&loaded.config)
+                .await
+                .map_err(|e| crate::exit::bad_input(format!("{e:#}")))?;
+        }
+    }
     let keys = match loaded.credentials() {
         Ok(k) => k,
         Err(errors) => {
@@ -79,9 +102,6 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
         .await?;
         Some((plan, aws))
     };
-    let aws =
-        crate::provider::aws::load_for(&loaded.config, a.profile.as_deref(), a.region.as_deref())
-            .await?;
     let stages = Stages {
         loaded: &loaded,
         args: &a,
@@ -817,7 +837,10 @@ async fn deployment_gate(
                     "already running at {}",
                     redact::url(ep.base_url.as_deref().unwrap_or_default())
                 ),
-                deploy::Kind::Ec2 => "launched on EC2 (below)".to_string(),
+                deploy::Kind::Ec2 => match ep.ec2.as_ref().and_then(|s| s.instance_id.as_ref()) {
+                    Some(id) => format!("on your EC2 instance {id} (below)"),
+                    None => "launched on EC2 (below)".to_string(),
+                },
                 deploy::Kind::Service => match (&ep.sagemaker, &ep.bedrock) {
                     (Some(s), _) => format!(
                         "SageMaker endpoint `{}` ({}), through the AWS SDK",
@@ -842,7 +865,8 @@ async fn deployment_gate(
         }
         if !plan.instances.is_empty() {
             print!("{}", deploy::ec2::render(&plan, &cfg.deploy));
-            let (words, refused) = credentials_words(&plan, &cfg.deploy).await;
+            let (words, refused) =
+                credentials_words(&plan, &cfg.deploy, a.profile.as_deref()).await;
             println!("credentials: {words}");
             if refused {
                 return Err(ExitCode::from(exit::BAD_INPUT));
@@ -873,8 +897,12 @@ async fn deployment_gate(
 /// creates nothing): whether they last long enough for the run's presigned
 /// URLs, or why not and the fix; `true` when a real run with them would be
 /// refused. None found is only said: a plan can be made anywhere.
-async fn credentials_words(plan: &deploy::ec2::Plan, d: &crate::config::Deploy) -> (String, bool) {
-    let load = crate::aws::load(plan.region.as_deref(), "the real run");
+async fn credentials_words(
+    plan: &deploy::ec2::Plan,
+    d: &crate::config::Deploy,
+    profile: Option<&str>,
+) -> (String, bool) {
+    let load = crate::aws::load_profile(profile, plan.region.as_deref(), "the real run");
     let aws = match tokio::time::timeout(std::time::Duration::from_secs(20), load).await {
         Err(_) => return ("not checked: reading them took over 20 s".into(), false),
         Ok(Err(e)) => return (format!("{e:#}"), false),
@@ -885,7 +913,7 @@ async fn credentials_words(plan: &deploy::ec2::Plan, d: &crate::config::Deploy) 
             .unwrap_or_default()
     });
     let byo = plan.instances.iter().any(|i| i.instance_id.is_some());
-    match deploy::ec2::credentials_check(d, left, byo) {
+    match deploy::ec2::credentials_check(d, left, aws.temporary, byo) {
         Ok(ok) => (ok, false),
         Err(why) => (format!("REFUSED for a real run: {why}"), true),
     }
@@ -959,6 +987,19 @@ fn print_summary(
             None => String::new(),
         }
     );
+    // Throttled requests that were retried: not failures, and not in their
+    // latency, but the endpoint's quota is part of the answer.
+    let mut st = conn.prepare(
+        "SELECT e.label, count(*) FILTER (WHERE r.retries > 0), coalesce(sum(r.retries), 0), \
+         e.experiment_id FROM requests r JOIN experiments e USING (experiment_id) \
+         GROUP BY e.label, e.experiment_id, e.ordinal HAVING sum(r.retries) > 0 ORDER BY e.ordinal",
+    )?;
+    let retried: Vec<(String, i64, i64, String)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<Result<_, _>>()?;
+    for (label, n, total, _) in retried.iter().filter(|r| ids.contains(r.3.as_str())) {
+        println!("THROTTLED: experiment `{label}`: {n} request(s) retried ({total} retries after HTTP 429); the waits are not in their latency, they show as lag");
+    }
     for f in &tally.failures {
         println!("FAILED: {f}");
     }

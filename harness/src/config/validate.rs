@@ -82,6 +82,7 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
     let any_ec2 = wire_endpoints.iter().any(|e| e.ec2.is_some());
     let mut endpoints = vec![];
     let mut seen = BTreeSet::new();
+    let mut instances = BTreeSet::new();
     for (i, e) in wire_endpoints.into_iter().enumerate() {
         let p = root.key("endpoints").index(i);
         if let Some(ep) = endpoint(&mut cx, &p, e) {
@@ -93,6 +94,16 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
                         ep.name
                     ),
                 );
+            }
+            // One serving stack per instance: two endpoints on one instance
+            // would remove each other's container.
+            if let Some(id) = ep.ec2.as_ref().and_then(|s| s.instance_id.as_ref()) {
+                if !instances.insert(id.clone()) {
+                    cx.err(
+                        p.key("ec2").key("instance_id"),
+                        format!("`{id}` is the instance of another endpoint too; one instance serves one endpoint at a time"),
+                    );
+                }
             }
             endpoints.push(ep);
         }
@@ -474,6 +485,15 @@ fn endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<Endpoint> {
     if aws {
         for (key, set) in [
             ("base_url", e.base_url.is_some()),
+            ("api", e.api.is_some()),
+            (
+                "instance_type",
+                provider == ProviderKind::Bedrock && e.instance_type.is_some(),
+            ),
+            (
+                "instance_count",
+                provider == ProviderKind::Bedrock && e.instance_count.is_some(),
+            ),
             ("api_key_env", e.api_key_env.is_some()),
             ("headers", e.headers.is_some()),
             ("sim", e.sim.is_some()),
@@ -482,7 +502,11 @@ fn endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<Endpoint> {
             if set {
                 cx.err(
                     p.key(key),
-                    format!("does not apply to provider `{provider_name}`: it is reached through the AWS SDK, with the AWS credentials (its section has `endpoint_url` and `region`)"),
+                    match key {
+                        "instance_type" | "instance_count" => "does not apply to provider `bedrock`: a Bedrock model on demand has no instances, and is priced per token (configs/pricing.yml `tokens`, or `pricing.token_prices`)".to_string(),
+                        "api" => format!("does not apply to provider `{provider_name}`: the request shape is the service's (Converse; or `sagemaker.format`)"),
+                        _ => format!("does not apply to provider `{provider_name}`: it is reached through the AWS SDK, with the AWS credentials (its section has `endpoint_url` and `region`)"),
+                    },
                 );
             }
         }
@@ -498,7 +522,12 @@ fn endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<Endpoint> {
     }
     match provider {
         ProviderKind::Sagemaker => {
-            sagemaker = sagemaker_section(cx, p.key("sagemaker"), e.sagemaker.as_ref());
+            sagemaker = sagemaker_section(
+                cx,
+                p.key("sagemaker"),
+                e.sagemaker.as_ref(),
+                e.stream.unwrap_or(true),
+            );
         }
         ProviderKind::Bedrock => {
             bedrock = Some(bedrock_section(
@@ -679,7 +708,7 @@ fn endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<Endpoint> {
 }
 
 /// An AWS region's shape (`us-east-1`, `eu-central-2`, `us-gov-west-1`).
-fn region_ok(r: &str) -> bool {
+pub(crate) fn region_ok(r: &str) -> bool {
     r.split('-').count() >= 3
         && r.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
@@ -692,6 +721,7 @@ fn aws_common(
     region: &Option<String>,
     endpoint_url: &Option<String>,
     max_retries: Option<u32>,
+    service: &str,
 ) -> u32 {
     if let Some(r) = region {
         if !region_ok(r) {
@@ -707,7 +737,7 @@ fn aws_common(
         {
             cx.err(
                 p.key("endpoint_url"),
-                "must be an http:// or https:// URL, e.g. `https://runtime.sagemaker.us-east-1.amazonaws.com`",
+                format!("must be an http:// or https:// URL, e.g. `https://{service}.us-east-1.amazonaws.com`"),
             );
         }
     }
@@ -725,6 +755,7 @@ fn sagemaker_section(
     cx: &mut Ctx,
     p: Path,
     w: Option<&WireSageMaker>,
+    stream: bool,
 ) -> Option<SageMakerSettings> {
     let Some(w) = w else {
         cx.err(
@@ -734,13 +765,22 @@ fn sagemaker_section(
         return None;
     };
     let before = cx.issues.len();
-    let max_retries = aws_common(cx, &p, &w.region, &w.endpoint_url, w.max_retries);
+    let max_retries = aws_common(
+        cx,
+        &p,
+        &w.region,
+        &w.endpoint_url,
+        w.max_retries,
+        "runtime.sagemaker",
+    );
     let endpoint_name = match &w.endpoint_name {
         // SageMaker's own rule: letters, digits and hyphens, up to 63.
         Some(n)
             if !n.is_empty()
                 && n.len() <= 63
-                && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') =>
+                && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !n.starts_with('-')
+                && !n.ends_with('-') =>
         {
             n.clone()
         }
@@ -748,7 +788,7 @@ fn sagemaker_section(
             cx.err(
                 p.key("endpoint_name"),
                 format!(
-                    "`{n}` is not a SageMaker endpoint name (up to 63 letters, digits and hyphens)"
+                    "`{n}` is not a SageMaker endpoint name (up to 63 letters, digits and hyphens, starting and ending with a letter or digit)"
                 ),
             );
             String::new()
@@ -789,7 +829,15 @@ fn sagemaker_section(
                     let probe = t
                         .replace("{{prompt}}", "\"x\"")
                         .replace("{{max_tokens}}", "1");
-                    if !t.contains("{{prompt}}") {
+                    let unknown = probe.split("{{").nth(1).map(|rest| {
+                        rest.split_once("}}")
+                            .map(|(name, _)| name)
+                            .unwrap_or(rest)
+                            .to_string()
+                    });
+                    if let Some(name) = unknown {
+                        cx.err(p.key("request_template"), format!("has `{{{{{name}}}}}`, which is not filled in: only `{{{{prompt}}}}` and `{{{{max_tokens}}}}` are (write other settings into the template as they are)"));
+                    } else if !t.contains("{{prompt}}") {
                         cx.err(
                             p.key("request_template"),
                             "has no `{{prompt}}`: where does the prompt go?",
@@ -810,13 +858,17 @@ fn sagemaker_section(
                     None
                 }
                 None if required => {
-                    cx.err(p.key(key), "is required with `format: custom`: a JSON pointer to the generated text, e.g. `/0/generated_text`");
+                    cx.err(p.key(key), if key == "stream_text" {
+                        "is required with `format: custom` and `stream: true` (the default): a JSON pointer to the text in each streamed line, e.g. `/token/text`"
+                    } else {
+                        "is required with `format: custom` and `stream: false`: a JSON pointer to the generated text, e.g. `/0/generated_text`"
+                    });
                     None
                 }
                 None => None,
             };
-            let response_text = pointer(cx, "response_text", &w.response_text, true);
-            let stream_text = pointer(cx, "stream_text", &w.stream_text, false);
+            let response_text = pointer(cx, "response_text", &w.response_text, !stream);
+            let stream_text = pointer(cx, "stream_text", &w.stream_text, stream);
             SageMakerFormat::Custom {
                 request_template: template,
                 response_text: response_text.unwrap_or_default(),
@@ -847,7 +899,14 @@ fn sagemaker_section(
 }
 
 fn bedrock_section(cx: &mut Ctx, p: Path, w: WireBedrock) -> BedrockSettings {
-    let max_retries = aws_common(cx, &p, &w.region, &w.endpoint_url, w.max_retries);
+    let max_retries = aws_common(
+        cx,
+        &p,
+        &w.region,
+        &w.endpoint_url,
+        w.max_retries,
+        "bedrock-runtime",
+    );
     BedrockSettings {
         region: w.region,
         endpoint_url: w.endpoint_url,
@@ -1009,7 +1068,7 @@ fn ec2(
     }
     if let Some(id) = &w.instance_id {
         let hex = id.strip_prefix("i-").unwrap_or("");
-        if !(8..=17).contains(&hex.len()) || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        if !matches!(hex.len(), 8 | 17) || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
             cx.err(
                 at.key("instance_id"),
                 format!("`{id}` is not an EC2 instance id; write e.g. `i-0123456789abcdef0`"),
@@ -1114,9 +1173,13 @@ fn deploy(cx: &mut Ctx, w: Option<WireDeploy>) -> Deploy {
         (Some(c), ClientSite::Local) => {
                         match c.parse::<ipnet_like::Cidr>() {
                 Err(()) => cx.err(p.key("allowed_cidr"), format!("`{c}` is not a CIDR; write e.g. `203.0.113.7/32`")),
-                Ok(ipnet_like::Cidr { v6, len }) if (!v6 && len < 16) || (v6 && len < 32) => cx.err(
+                Ok(ipnet_like::Cidr { v6, len, .. }) if (!v6 && len < 16) || (v6 && len < 32) => cx.err(
                     p.key("allowed_cidr"),
                     format!("`{c}` opens the port to {}; name your own address or network, e.g. `203.0.113.7/32` (at least /16 for IPv4, /32 for IPv6)", if len == 0 { "everyone".to_string() } else { format!("2^{} addresses", if v6 { 128 - len } else { 32 - len }) }),
+                ),
+                Ok(ipnet_like::Cidr { network, host_bits: true, .. }) => cx.err(
+                    p.key("allowed_cidr"),
+                    format!("`{c}` has host bits set: the network it names is `{network}`; write that (or the address alone, as /32)"),
                 ),
                 Ok(_) => {}
             }
@@ -1175,6 +1238,10 @@ mod ipnet_like {
     pub struct Cidr {
         pub v6: bool,
         pub len: u8,
+        /// The network itself (`203.0.113.0/24` for `203.0.113.7/24`).
+        pub network: String,
+        /// The address has bits set past the prefix.
+        pub host_bits: bool,
     }
     impl std::str::FromStr for Cidr {
         type Err = ();
@@ -1182,8 +1249,26 @@ mod ipnet_like {
             let (addr, len) = s.split_once('/').ok_or(())?;
             let len: u8 = len.parse().map_err(|_| ())?;
             match addr.parse::<std::net::IpAddr>().map_err(|_| ())? {
-                std::net::IpAddr::V4(_) if len <= 32 => Ok(Cidr { v6: false, len }),
-                std::net::IpAddr::V6(_) if len <= 128 => Ok(Cidr { v6: true, len }),
+                std::net::IpAddr::V4(a) if len <= 32 => {
+                    let mask = u32::MAX.checked_shl(32 - len as u32).unwrap_or(0);
+                    let n = std::net::Ipv4Addr::from(u32::from(a) & mask);
+                    Ok(Cidr {
+                        v6: false,
+                        len,
+                        network: format!("{n}/{len}"),
+                        host_bits: n != a,
+                    })
+                }
+                std::net::IpAddr::V6(a) if len <= 128 => {
+                    let mask = u128::MAX.checked_shl(128 - len as u32).unwrap_or(0);
+                    let n = std::net::Ipv6Addr::from(u128::from(a) & mask);
+                    Ok(Cidr {
+                        v6: true,
+                        len,
+                        network: format!("{n}/{len}"),
+                        host_bits: n != a,
+                    })
+                }
                 _ => Err(()),
             }
         }

@@ -62,10 +62,13 @@ pub fn lifetime(d: &Deploy) -> std::time::Duration {
 /// With `deploy.instance_profile` the launched instances use their role
 /// after start-up, and only start-up (boot and `startup_timeout`: fetching
 /// the agent, the job and the secrets) is presigned. A bring-your-own
-/// instance (`byo`) always uses presigned URLs.
+/// instance (`byo`) always uses presigned URLs. Temporary credentials
+/// (`temporary`: with a session token) whose expiry is not known pass with
+/// a warning (the words start with `WARNING`).
 pub fn credentials_check(
     d: &Deploy,
     left: Option<std::time::Duration>,
+    temporary: bool,
     byo: bool,
 ) -> Result<String, String> {
     let f = |t: std::time::Duration| {
@@ -75,6 +78,15 @@ pub fn credentials_check(
     let startup = BOOT_ALLOWANCE + d.startup_timeout;
     let profile = d.instance_profile.as_deref().filter(|_| !byo);
     match (left, profile) {
+        (None, None) if temporary => Ok(format!(
+            "WARNING: temporary credentials (a session token) that do not say when they expire; the presigned URLs the instances use stop working when they do, and whatever is not uploaded by then is lost: they must last the instances' longest life ({}){}",
+            f(life),
+            if byo { "" } else { ", or set deploy.instance_profile" }
+        )),
+        (None, Some(p)) if temporary => Ok(format!(
+            "WARNING: temporary credentials (a session token) that do not say when they expire: they must last start-up ({}), after which the instances use instance profile `{p}`",
+            f(startup)
+        )),
         (None, None) => Ok("keys that do not expire: the presigned URLs the instances use last the run".into()),
         (None, Some(p)) => Ok(format!("keys that do not expire; after start-up the instances use instance profile `{p}`")),
         (Some(l), None) if l >= life => Ok(format!("they expire in {}, after the instances' longest life ({}): the presigned URLs the instances use last the run", f(l), f(life))),
@@ -273,6 +285,8 @@ pub struct InstancePlan {
     pub capacity_reservation: Option<String>,
     /// Bring your own instance: this one, not launched and not terminated.
     pub instance_id: Option<String>,
+    /// The serving port.
+    pub port: u16,
     pub accelerator: Accelerator,
     /// `Ok(ami id)` as configured, or `Err(SSM parameter)` to resolve at launch.
     pub ami: Result<String, &'static str>,
@@ -417,6 +431,7 @@ pub fn plan(cfg: &Config, experiments: &[Experiment], pricer: &mut Pricer, run_i
             spot: s.spot,
             capacity_reservation: s.capacity_reservation.clone(),
             instance_id: s.instance_id.clone(),
+            port: s.port,
             accelerator: acc,
             ami: s.ami.clone().ok_or(acc.ami_parameter()),
             stack,
@@ -790,7 +805,14 @@ pub fn render(p: &Plan, d: &Deploy) -> String {
                     (None, false) => "on-demand".into(),
                 }
             );
-            let _ = writeln!(o, "  launch       IMDSv2 required; shutdown behaviour terminate; no key pair, no SSH; tagged with the run id");
+            let _ = writeln!(
+                o,
+                "  launch       IMDSv2 required; shutdown behaviour terminate; no key pair, no SSH; tagged with the run id{}",
+                d.instance_profile
+                    .as_deref()
+                    .map(|p| format!("; instance profile `{p}`"))
+                    .unwrap_or_default()
+            );
         }
         for n in &i.notes {
             let _ = writeln!(o, "  NOTE         {n}");
@@ -831,21 +853,33 @@ pub fn render(p: &Plan, d: &Deploy) -> String {
         let _ = writeln!(
             o,
             "  client       {}",
-            match d.client {
-                ClientSite::Instance =>
+            match (d.client, &i.instance_id) {
+                (ClientSite::Instance, _) =>
                     "on the instance, over loopback (no inbound rule)".to_string(),
-                ClientSite::Local => format!(
-                    "this machine, over the network: the security group opens the serving port to {} only, and the server requires a per-run API key (made at launch, delivered through its own short-lived object)",
+                (ClientSite::Local, None) => format!(
+                    "this machine, over the network (plain HTTP): the security group opens TCP {} to {} only, and the server requires a per-run API key (made at launch, delivered through its own short-lived object)",
+                    i.port,
+                    d.allowed_cidr.as_deref().unwrap_or("?")
+                ),
+                (ClientSite::Local, Some(id)) => format!(
+                    "this machine, over the network (plain HTTP): {id}'s own security groups must admit TCP {} from {} (the harness changes nothing there), and the server requires a per-run API key (delivered through its own short-lived object)",
+                    i.port,
                     d.allowed_cidr.as_deref().unwrap_or("?")
                 ),
             }
         );
         let _ = writeln!(
             o,
-            "  objects      {} (agent, job, heartbeats, results; read and written by the instance through presigned URLs)",
+            "  objects      {} (agent, job, heartbeats, results; read and written by the instance through presigned URLs{})",
             match &d.bucket {
                 Some(b) => format!("{}/runs/<run id>/", b.trim_end_matches('/')),
                 None => "s3://llm-harness-<account id>-<region>/runs/<run id>/ (deploy.bucket not set: the account's own bucket, created if missing)".into(),
+            },
+            match (&d.instance_profile, &i.instance_id) {
+                (Some(p), None) => format!(
+                    " for start-up, then with the role of instance profile `{p}`"
+                ),
+                _ => String::new(),
             }
         );
         let _ = writeln!(o, "  experiments  {}", i.experiments.len());

@@ -146,8 +146,10 @@ pub async fn run(
             .unwrap_or_default()
     });
     let byo = plan.instances.iter().any(|i| i.instance_id.is_some());
-    if let Err(why) = super::ec2::credentials_check(d, left, byo) {
-        return Err(crate::exit::bad_input(why));
+    match super::ec2::credentials_check(d, left, aws.temporary, byo) {
+        Err(why) => return Err(crate::exit::bad_input(why)),
+        Ok(words) if words.starts_with("WARNING") => eprintln!("{words}"),
+        Ok(_) => {}
     }
     let expires_at = Utc::now() + chrono::Duration::from_std(lifetime).expect("duration");
     let run_prefix = [prefix.as_str(), "runs", cx.run_id]

@@ -193,6 +193,24 @@ pub async fn load_for(
     Ok(Some(aws.config))
 }
 
+/// Sets `region` on every SageMaker and Bedrock endpoint of `cfg` that
+/// names none (the region the run reaches it in); `true` when one changed.
+pub fn fill_regions(cfg: &mut crate::config::Config, region: &str) -> bool {
+    let mut changed = false;
+    for e in &mut cfg.endpoints {
+        let slot = match (&mut e.sagemaker, &mut e.bedrock) {
+            (Some(s), _) => &mut s.region,
+            (_, Some(b)) => &mut b.region,
+            _ => continue,
+        };
+        if slot.is_none() {
+            *slot = Some(region.to_string());
+            changed = true;
+        }
+    }
+    changed
+}
+
 /// Where and how an AWS provider's endpoint is reached.
 pub struct Target<'a> {
     pub region: Option<&'a str>,
@@ -228,7 +246,7 @@ pub fn sdk_config(base: &aws_config::SdkConfig, t: &Target<'_>) -> aws_config::S
 pub fn classify<E, R>(e: &SdkError<E, R>) -> (ErrorClass, Option<u16>, String, bool)
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + HasStatus,
+    R: std::fmt::Debug + HasStatus + 'static,
 {
     match e {
         SdkError::ServiceError(se) => {
@@ -280,13 +298,53 @@ impl HasStatus for aws_smithy_runtime_api::http::Response {
     }
 }
 
-/// An SDK error in one line, with its causes, credentials masked.
+/// An SDK error in one line, with its causes (not the SDK's debug dump of
+/// them), credentials masked.
 fn why<E, R>(e: &SdkError<E, R>) -> String
 where
     E: std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
-    crate::redact::text(&aws_smithy_types::error::display::DisplayErrorContext(e).to_string())
+    crate::aws::error_chain(e)
+}
+
+/// One AWS provider's request, attempt by attempt.
+pub trait Attempt {
+    /// How many times a throttled request may be retried.
+    fn max_retries(&self) -> u32;
+
+    /// One attempt at `item`, with `stamps` in effect: fills `rec`, and
+    /// returns `true` when the service throttled it.
+    fn attempt(
+        &self,
+        item: &super::WorkItem,
+        clock: &Clock,
+        rec: &mut RequestRecord,
+        stamps: &Stamps,
+    ) -> impl std::future::Future<Output = bool> + Send;
+}
+
+/// Sends `item` through `p`: every attempt with stamps of its own; a
+/// throttled one is retried after [`backoff`] up to `p.max_retries()` times,
+/// counted in `rec.retries`, and the record keeps the last attempt's
+/// timestamps (so the retries are not in its latency).
+pub async fn send<P: Attempt>(
+    p: &P,
+    item: &super::WorkItem,
+    clock: &Clock,
+    rec: &mut RequestRecord,
+) {
+    rec.prompt_tokens_client = Some(item.prompt_tokens_client);
+    loop {
+        let stamps = Stamps::new(*clock);
+        let throttled = stamps.scope(p.attempt(item, clock, rec, &stamps)).await;
+        if !throttled || rec.retries >= p.max_retries() {
+            return;
+        }
+        rec.retries += 1;
+        tokio::time::sleep(backoff(rec.retries)).await;
+        reset_for_retry(rec);
+    }
 }
 
 /// How long to wait before retry `n` (1, 2, …) of a throttled request:
@@ -314,7 +372,7 @@ pub fn reset_for_retry(rec: &mut RequestRecord) {
 pub fn fail_call<E, R>(rec: &mut RequestRecord, clock: &Clock, e: &SdkError<E, R>) -> bool
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + HasStatus,
+    R: std::fmt::Debug + HasStatus + 'static,
 {
     rec.end_ns = clock.now_ns();
     let (class, status, message, throttled) = classify(e);
@@ -330,16 +388,10 @@ where
 pub fn stream_error<E, R>(rec: &mut RequestRecord, e: &SdkError<E, R>)
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     // The error and its causes, in words (not the raw frame bytes).
-    let mut text = e.to_string();
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        text.push_str(&format!(": {c}"));
-        cause = c.source();
-    }
-    let text = crate::redact::text(&text);
+    let text = why(e);
     match e {
         SdkError::ResponseError(_) if text.contains("unexpected end of stream") => rec.fail(
             ErrorClass::IncompleteStream,

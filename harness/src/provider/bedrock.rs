@@ -71,17 +71,7 @@ impl BedrockClient {
     }
 
     pub async fn send(&self, item: &WorkItem, clock: &Clock, rec: &mut RequestRecord) {
-        rec.prompt_tokens_client = Some(item.prompt_tokens_client);
-        loop {
-            let stamps = Stamps::new(*clock);
-            let throttled = stamps.scope(self.attempt(item, clock, rec, &stamps)).await;
-            if !throttled || rec.retries >= self.settings.max_retries {
-                return;
-            }
-            rec.retries += 1;
-            tokio::time::sleep(aws::backoff(rec.retries)).await;
-            aws::reset_for_retry(rec);
-        }
+        aws::send(self, item, clock, rec).await
     }
 
     fn message(&self, prompt: &str) -> bt::Message {
@@ -107,8 +97,13 @@ impl BedrockClient {
             ))
         })
     }
+}
 
-    /// One attempt; `true` when it was throttled (and may be retried).
+impl aws::Attempt for BedrockClient {
+    fn max_retries(&self) -> u32 {
+        self.settings.max_retries
+    }
+
     async fn attempt(
         &self,
         item: &WorkItem,

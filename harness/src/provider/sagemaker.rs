@@ -94,79 +94,7 @@ impl SageMakerClient {
     }
 
     pub async fn send(&self, item: &WorkItem, clock: &Clock, rec: &mut RequestRecord) {
-        rec.prompt_tokens_client = Some(item.prompt_tokens_client);
-        loop {
-            let stamps = Stamps::new(*clock);
-            let throttled = stamps.scope(self.attempt(item, clock, rec, &stamps)).await;
-            if !throttled || rec.retries >= self.settings.max_retries {
-                return;
-            }
-            rec.retries += 1;
-            tokio::time::sleep(aws::backoff(rec.retries)).await;
-            aws::reset_for_retry(rec);
-        }
-    }
-
-    /// One attempt; `true` when it was throttled (and may be retried).
-    async fn attempt(
-        &self,
-        item: &WorkItem,
-        clock: &Clock,
-        rec: &mut RequestRecord,
-        stamps: &Stamps,
-    ) -> bool {
-        let s = &self.settings;
-        let body = Blob::new(self.body(&item.prompt, item.max_tokens));
-        rec.sent_ns = clock.now_ns();
-        if self.stream {
-            let r = self
-                .client
-                .invoke_endpoint_with_response_stream()
-                .endpoint_name(&s.endpoint_name)
-                .content_type("application/json")
-                .accept("application/json")
-                .set_inference_component_name(s.inference_component.clone())
-                .set_target_variant(s.target_variant.clone())
-                .set_custom_attributes(s.custom_attributes.clone())
-                .body(body)
-                .send()
-                .await;
-            rec.sent_ns = stamps.sent().unwrap_or(rec.sent_ns);
-            match r {
-                Err(e) => aws::fail_call(rec, clock, &e),
-                Ok(out) => {
-                    rec.first_byte_ns = stamps.head();
-                    rec.http_status = Some(200);
-                    self.read_stream(out.body, clock, rec, stamps).await;
-                    false
-                }
-            }
-        } else {
-            let r = self
-                .client
-                .invoke_endpoint()
-                .endpoint_name(&s.endpoint_name)
-                .content_type("application/json")
-                .accept("application/json")
-                .set_inference_component_name(s.inference_component.clone())
-                .set_target_variant(s.target_variant.clone())
-                .set_custom_attributes(s.custom_attributes.clone())
-                .body(body)
-                .send()
-                .await;
-            rec.sent_ns = stamps.sent().unwrap_or(rec.sent_ns);
-            match r {
-                Err(e) => aws::fail_call(rec, clock, &e),
-                Ok(out) => {
-                    rec.first_byte_ns = stamps.head();
-                    rec.http_status = Some(200);
-                    rec.end_ns = stamps.chunk().unwrap_or_else(|| clock.now_ns());
-                    let bytes = out.body.map(|b| b.into_inner()).unwrap_or_default();
-                    self.read_whole(&bytes, &item.prompt, rec);
-                    false
-                }
-            }
-        }
+        aws::send(self, item, clock, rec).await
     }
 
     fn read_whole(&self, bytes: &[u8], prompt: &str, rec: &mut RequestRecord) {
@@ -222,6 +150,18 @@ impl SageMakerClient {
             rec.fail(ErrorClass::ResponseError, v["error"].to_string());
             return;
         }
+        if let SageMakerFormat::Custom { response_text, .. } = &self.settings.format {
+            if text.is_empty() {
+                rec.fail(
+                    ErrorClass::EmptyResponse,
+                    format!(
+                        "no text at `sagemaker.response_text` (`{response_text}`) in the response: {}",
+                        v.to_string().chars().take(200).collect::<String>()
+                    ),
+                );
+                return;
+            }
+        }
         let content = !text.is_empty();
         rec.output_text = text;
         judge(rec, content, None, lenient);
@@ -270,6 +210,18 @@ impl SageMakerClient {
             self.on_line(&line, last, rec, &mut st);
         }
         rec.end_ns = last;
+        if let SageMakerFormat::Custom { stream_text, .. } = &self.settings.format {
+            if !st.content && rec.error_class.is_none() {
+                rec.fail(
+                    ErrorClass::EmptyResponse,
+                    format!(
+                        "no streamed line had text at `sagemaker.stream_text` (`{}`)",
+                        stream_text.as_deref().unwrap_or("")
+                    ),
+                );
+                return;
+            }
+        }
         let lenient = !matches!(self.settings.format, SageMakerFormat::Openai);
         judge(rec, st.content, Some(st.done), lenient);
     }
@@ -353,6 +305,73 @@ impl SageMakerClient {
             rec.first_token_ns.get_or_insert(t);
             rec.token_chunk_ns.push(t);
             rec.output_text.push_str(&p);
+        }
+    }
+}
+
+impl aws::Attempt for SageMakerClient {
+    fn max_retries(&self) -> u32 {
+        self.settings.max_retries
+    }
+
+    async fn attempt(
+        &self,
+        item: &WorkItem,
+        clock: &Clock,
+        rec: &mut RequestRecord,
+        stamps: &Stamps,
+    ) -> bool {
+        let s = &self.settings;
+        let body = Blob::new(self.body(&item.prompt, item.max_tokens));
+        rec.sent_ns = clock.now_ns();
+        if self.stream {
+            let r = self
+                .client
+                .invoke_endpoint_with_response_stream()
+                .endpoint_name(&s.endpoint_name)
+                .content_type("application/json")
+                .accept("application/json")
+                .set_inference_component_name(s.inference_component.clone())
+                .set_target_variant(s.target_variant.clone())
+                .set_custom_attributes(s.custom_attributes.clone())
+                .body(body)
+                .send()
+                .await;
+            rec.sent_ns = stamps.sent().unwrap_or(rec.sent_ns);
+            match r {
+                Err(e) => aws::fail_call(rec, clock, &e),
+                Ok(out) => {
+                    rec.first_byte_ns = stamps.head();
+                    rec.http_status = Some(200);
+                    self.read_stream(out.body, clock, rec, stamps).await;
+                    false
+                }
+            }
+        } else {
+            let r = self
+                .client
+                .invoke_endpoint()
+                .endpoint_name(&s.endpoint_name)
+                .content_type("application/json")
+                .accept("application/json")
+                .set_inference_component_name(s.inference_component.clone())
+                .set_target_variant(s.target_variant.clone())
+                .set_custom_attributes(s.custom_attributes.clone())
+                .body(body)
+                .send()
+                .await;
+            rec.sent_ns = stamps.sent().unwrap_or(rec.sent_ns);
+            match r {
+                Err(e) => aws::fail_call(rec, clock, &e),
+                Ok(out) => {
+                    rec.first_byte_ns = stamps.head();
+                    rec.http_status = Some(200);
+                    rec.end_ns = stamps.chunk().unwrap_or_else(|| clock.now_ns());
+                    let bytes = out.body.map(|b| b.into_inner()).unwrap_or_default();
+                    self.read_whole(&bytes, &item.prompt, rec);
+                    false
+                }
+            }
         }
     }
 }

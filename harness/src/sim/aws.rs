@@ -179,18 +179,7 @@ pub async fn handle(engine: Arc<Engine>, route: Route, body: &[u8]) -> Response<
         }
     };
     let started = std::time::Instant::now();
-    let mut text = String::new();
-    for i in 0..plan.output_tokens {
-        let w = if i == 0 {
-            seq.prefill().await
-        } else {
-            seq.decode().await
-        };
-        if i > 0 {
-            text.push(' ');
-        }
-        text.push_str(w);
-    }
+    let text = seq.text(plan.output_tokens).await;
     drop(seq);
     if plan.fail == Some(SimErrorKind::MidStream) {
         return aws_error(

@@ -194,6 +194,24 @@ impl Sequence {
         self.word()
     }
 
+    /// Generates `n` tokens in real time (prefill, then decode steps) and
+    /// returns them as one text, for a response sent whole.
+    pub async fn text(&mut self, n: u64) -> String {
+        let mut text = String::new();
+        for i in 0..n {
+            let w = if i == 0 {
+                self.prefill().await
+            } else {
+                self.decode().await
+            };
+            if i > 0 {
+                text.push(' ');
+            }
+            text.push_str(w);
+        }
+        text
+    }
+
     fn word(&mut self) -> &'static str {
         WORDS[self.rng.range_inclusive(0, WORDS.len() as u64 - 1) as usize]
     }

@@ -379,18 +379,7 @@ async fn generate_full(engine: Arc<Engine>, g: Gen) -> Response<Body> {
             )
         }
     };
-    let mut text = String::new();
-    for i in 0..g.plan.output_tokens {
-        let w = if i == 0 {
-            seq.prefill().await
-        } else {
-            seq.decode().await
-        };
-        if i > 0 {
-            text.push(' ');
-        }
-        text.push_str(w);
-    }
+    let text = seq.text(g.plan.output_tokens).await;
     drop(seq);
     if g.plan.fail == Some(SimErrorKind::MidStream) {
         return error(

@@ -447,7 +447,7 @@ fn aws_sections_are_validated_with_their_place() {
     let cfg = write_config(
         dir.path(),
         "bad",
-        "endpoints:\n  - name: a\n    provider: sagemaker\n    model: m\n  - name: b\n    provider: bedrock\n    model: x\n    base_url: http://h/v1\n    bedrock: { region: nowhere, max_retries: 50 }\n  - name: c\n    provider: sagemaker\n    model: m\n    sagemaker: { endpoint_name: bad_name!, format: custom, request_template: '{\"p\": \"{{prompt}}\"}' }\n  - name: d\n    provider: openai\n    model: m\n    base_url: http://h/v1\n    bedrock: {}\n",
+        "endpoints:\n  - name: a\n    provider: sagemaker\n    model: m\n  - name: b\n    provider: bedrock\n    model: x\n    base_url: http://h/v1\n    bedrock: { region: nowhere, max_retries: 50 }\n  - name: c\n    provider: sagemaker\n    model: m\n    sagemaker: { endpoint_name: bad_name!, format: custom, request_template: '{\"p\": \"{{prompt}}\"}' }\n  - name: d\n    provider: openai\n    model: m\n    base_url: http://h/v1\n    bedrock: {}\n  - name: e\n    provider: bedrock\n    model: x\n    instance_type: g5.2xlarge\n    api: completions\n  - name: f\n    provider: sagemaker\n    model: m\n    sagemaker: { endpoint_name: -lead, format: custom, request_template: '{\"p\": {{prompt}}, \"t\": {{temperature}}}', response_text: /x }\n",
     );
     let o = output(&["validate", cfg.to_str().unwrap()]);
     let se = stderr(&o);
@@ -459,9 +459,68 @@ fn aws_sections_are_validated_with_their_place() {
         "endpoints[1].bedrock.max_retries: 50 retries would hide a throttled endpoint",
         "endpoints[2].sagemaker.endpoint_name: `bad_name!` is not a SageMaker endpoint name",
         "endpoints[2].sagemaker.request_template: is not JSON once",
-        "endpoints[2].sagemaker.response_text: is required with `format: custom`",
+        "endpoints[2].sagemaker.stream_text: is required with `format: custom` and `stream: true`",
         "endpoints[3].bedrock: only applies to provider `bedrock` (this endpoint's is `openai`)",
+        "endpoints[4].instance_type: does not apply to provider `bedrock`: a Bedrock model on demand has no instances",
+        "endpoints[4].api: does not apply to provider `bedrock`",
+        "endpoints[5].sagemaker.endpoint_name: `-lead` is not a SageMaker endpoint name",
+        "endpoints[5].sagemaker.request_template: has `{{temperature}}`, which is not filled in",
+        // Streamed by default: the pointer into each line is the one needed.
+        "endpoints[5].sagemaker.stream_text: is required with `format: custom` and `stream: true`",
     ] {
         assert!(se.contains(want), "missing `{want}` in:\n{se}");
     }
+}
+
+#[test]
+fn the_region_an_endpoint_is_reached_in_is_part_of_its_experiment_id() {
+    let sim = Sim::start(&["--ttft-ms", "1", "--itl-ms", "1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "aws",
+        &format!(
+            "name: aws\nendpoints:\n  - name: br\n    provider: bedrock\n    model: meta.llama3-1-8b-instruct-v1:0\n    bedrock: {{ endpoint_url: \"{}\" }}\ndatasets:\n  - name: tiny\n    synthetic: {{ prompt_tokens: 8, output_tokens: 4 }}\nload: {{ concurrency: [1], requests: 2 }}\n",
+            sim.url
+        ),
+    );
+    let out = dir.path().join("aws.duckdb");
+    for region in ["us-west-2", "eu-west-1"] {
+        let o = aws_harness(
+            dir.path(),
+            &[
+                "run",
+                "-q",
+                cfg.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--region",
+                region,
+            ],
+        )
+        .output()
+        .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(!stdout(&o).contains("already in bundle"), "{}", stdout(&o));
+    }
+    assert_eq!(experiments(&out).len(), 2);
+    let o = aws_harness(
+        dir.path(),
+        &[
+            "run",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--region",
+            "mars",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--region `mars` is not an AWS region"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -207,7 +207,7 @@ fn bad_deploy_settings_are_named_with_their_place() {
     let cfg = write_config(
         dir.path(),
         "bad",
-        "deploy:\n  client: local\n  allowed_cidr: 0.0.0.0/0\n  max_cost_usd: -5\n  region: eu-west-1\n  max_duration: 400d\nendpoints:\n  - name: a\n    provider: openai\n    model: m\n    base_url: http://127.0.0.1:1/v1\n    instance_type: g5.2xlarge\n    serving_stack: vllm\n    ec2: {}\n  - name: b\n    provider: openai\n    model: m\n    instance_type: g5\n    serving_stack: triton\n    ec2: { ami: ubuntu, hf_token_env: hf_abc-123, market: cheap, capacity_reservation: cr-zz }\n  - name: c\n    provider: sim\n    ec2: {}\n  - name: d\n    provider: openai\n    model: m\n    instance_type: g5.2xlarge\n    serving_stack: vllm\n    ec2: { market: spot, capacity_reservation: cr-0123456789abcdef0 }\n  - name: f\n    provider: openai\n    model: m\n    instance_type: g5.2xlarge\n    serving_stack: vllm\n    ec2: { instance_id: i-xyz }\n  - name: g\n    provider: openai\n    model: m\n    instance_type: g5.2xlarge\n    serving_stack: vllm\n    ec2: { instance_id: i-0123456789abcdef0, ami: ami-0a0b0c0d, volume_gib: 100 }\n",
+        "deploy:\n  client: local\n  allowed_cidr: 0.0.0.0/0\n  max_cost_usd: -5\n  region: eu-west-1\n  max_duration: 400d\nendpoints:\n  - name: a\n    provider: openai\n    model: m\n    base_url: http://127.0.0.1:1/v1\n    instance_type: g5.2xlarge\n    serving_stack: vllm\n    ec2: {}\n  - name: b\n    provider: openai\n    model: m\n    instance_type: g5\n    serving_stack: triton\n    ec2: { ami: ubuntu, hf_token_env: hf_abc-123, market: cheap, capacity_reservation: cr-zz }\n  - name: c\n    provider: sim\n    ec2: {}\n  - name: d\n    provider: openai\n    model: m\n    instance_type: g5.2xlarge\n    serving_stack: vllm\n    ec2: { market: spot, capacity_reservation: cr-0123456789abcdef0 }\n  - name: f\n    provider: openai\n    model: m\n    instance_type: g5.2xlarge\n    serving_stack: vllm\n    ec2: { instance_id: i-xyz }\n  - name: g\n    provider: openai\n    model: m\n    instance_type: g5.2xlarge\n    serving_stack: vllm\n    ec2: { instance_id: i-0123456789abcdef0, ami: ami-0a0b0c0d, volume_gib: 100 }\n  - name: h\n    provider: openai\n    model: m\n    instance_type: g5.2xlarge\n    serving_stack: vllm\n    ec2: { instance_id: i-0123456789abcdef0 }\n  - name: i\n    provider: openai\n    model: m\n    instance_type: g5.2xlarge\n    serving_stack: vllm\n    ec2: { instance_id: i-0123456789abcdef }\n  - name: j\n    provider: openai\n    model: m\n    instance_type: g6e.2xlarge\n    serving_stack: vllm\n    ec2: { instance_id: i-0123456789abcdef0 }\n",
     );
     let o = output(&["validate", cfg.to_str().unwrap()]);
     let se = stderr(&o);
@@ -229,6 +229,8 @@ fn bad_deploy_settings_are_named_with_their_place() {
         "endpoints[4].ec2.instance_id: `i-xyz` is not an EC2 instance id; write e.g. `i-0123456789abcdef0`",
         "endpoints[5].ec2.ami: applies to an instance the harness launches; with `instance_id` the instance exists already (remove `ami`)",
         "endpoints[5].ec2.volume_gib: applies to an instance the harness launches",
+        "endpoints[8].ec2.instance_id: `i-0123456789abcdef0` is the instance of another endpoint too",
+        "endpoints[7].ec2.instance_id: `i-0123456789abcdef` is not an EC2 instance id",
     ] {
         assert!(se.contains(want), "missing `{want}` in:\n{se}");
     }
@@ -294,6 +296,16 @@ fn a_broken_ec2_section_is_not_also_called_missing_and_cidrs_must_be_narrow() {
     assert!(!se.contains("no endpoint has an `ec2:` section"), "{se}");
     assert!(
         se.contains("`10.0.0.0/4` opens the port to 2^28 addresses"),
+        "{se}"
+    );
+    let cfg = write_config(
+        dir.path(),
+        "h",
+        "deploy: { client: local, allowed_cidr: 203.0.113.7/24 }\nendpoints:\n  - name: e\n    provider: openai\n    model: m\n    instance_type: g5.2xlarge\n    serving_stack: vllm\n    ec2: {}\n",
+    );
+    let se = stderr(&output(&["validate", cfg.to_str().unwrap()]));
+    assert!(
+        se.contains("`203.0.113.7/24` has host bits set: the network it names is `203.0.113.0/24`"),
         "{se}"
     );
     // --show-settings shows the config's words: `auto`, `market`.

@@ -1203,7 +1203,7 @@ fn client_local_opens_the_port_to_the_cidr_only_and_benchmarks_from_here_with_a_
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        stdout(&o).contains("the security group opens the serving port to 203.0.113.7/32 only")
+        stdout(&o).contains("the security group opens TCP 8000 to 203.0.113.7/32 only")
             && stdout(&o).contains("-e VLLM_API_KEY"),
         "{}",
         stdout(&o)
