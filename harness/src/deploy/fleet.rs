@@ -29,7 +29,7 @@
 
 use super::ec2::{InstancePlan, Plan, BOOT_ALLOWANCE};
 use super::job::{Heartbeat, Job, Manifest, Phase as AgentPhase, Puts, Serve};
-use super::state::{self, Kind, Phase, Resource, RunState};
+use super::state::{self, Kind, Resource, RunState};
 use crate::aws::why;
 use crate::bundle::DeploymentRow;
 use crate::config::{Deploy, Loaded};
@@ -344,18 +344,10 @@ impl Fleet {
         sent?;
         let Some(ports) = ports else { return Ok(()) };
         let name = format!("llm-harness-{}", self.run_id);
-        self.state.lock().await.requested(Resource {
-            kind: Kind::SecurityGroup,
-            endpoint: String::new(),
-            client_token: name.clone(),
-            id: None,
-            phase: Phase::Requested,
-            instance_type: None,
-            usd_per_hour: None,
-            requested_at: Utc::now(),
-            deleted_at: None,
-            target: None,
-        })?;
+        self.state
+            .lock()
+            .await
+            .requested(Resource::requested(Kind::SecurityGroup, "", &name))?;
         let local = self.deploy.client == crate::config::ClientSite::Local;
         let sg = self
             .ec2
@@ -688,16 +680,9 @@ impl Fleet {
     ) -> Result<String> {
         let token = format!("ssm:{}/{}", self.run_id, ip.endpoint);
         self.state.lock().await.requested(Resource {
-            kind: Kind::Command,
-            endpoint: ip.endpoint.clone(),
-            client_token: token.clone(),
-            id: None,
-            phase: Phase::Requested,
             instance_type: Some(ip.instance_type.clone()),
-            usd_per_hour: None,
-            requested_at: Utc::now(),
-            deleted_at: None,
             target: Some(id.to_string()),
+            ..Resource::requested(Kind::Command, &ip.endpoint, &token)
         })?;
         // Longer than the agent's own `timeout`, so that the script's last
         // line (removing the container) runs.
@@ -782,16 +767,8 @@ impl Fleet {
         crate::redact::register(&value);
         let rel = format!("secret/{endpoint}/{name}");
         self.state.lock().await.requested(Resource {
-            kind: Kind::SecretObject,
-            endpoint: endpoint.to_string(),
-            client_token: self.key(&rel),
             id: Some(format!("s3://{}/{}", self.bucket, self.key(&rel))),
-            phase: Phase::Requested,
-            instance_type: None,
-            usd_per_hour: None,
-            requested_at: Utc::now(),
-            deleted_at: None,
-            target: None,
+            ..Resource::requested(Kind::SecretObject, endpoint, &self.key(&rel))
         })?;
         self.put(&rel, value.into_bytes()).await?;
         self.presign_get(&rel, self.deploy.startup_timeout + BOOT_ALLOWANCE)
@@ -911,16 +888,9 @@ impl Fleet {
                 [..32]
                 .to_string();
         self.state.lock().await.requested(Resource {
-            kind: Kind::Instance,
-            endpoint: ip.endpoint.clone(),
-            client_token: token.clone(),
-            id: None,
-            phase: Phase::Requested,
             instance_type: Some(ip.instance_type.clone()),
             usd_per_hour: ip.usd_per_hour.as_ref().map(|(h, _)| *h),
-            requested_at: Utc::now(),
-            deleted_at: None,
-            target: None,
+            ..Resource::requested(Kind::Instance, &ip.endpoint, &token)
         })?;
         let sg = self.security_group.lock().await.clone();
         let mut req = self

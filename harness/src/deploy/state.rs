@@ -94,6 +94,25 @@ pub struct Resource {
     pub target: Option<String>,
 }
 
+impl Resource {
+    /// A resource about to be created, with what every kind records: its
+    /// kind, endpoint (empty for run-wide ones) and client token or key.
+    pub fn requested(kind: Kind, endpoint: &str, client_token: &str) -> Resource {
+        Resource {
+            kind,
+            endpoint: endpoint.to_string(),
+            client_token: client_token.to_string(),
+            id: None,
+            phase: Phase::Requested,
+            instance_type: None,
+            usd_per_hour: None,
+            requested_at: Utc::now(),
+            deleted_at: None,
+            target: None,
+        }
+    }
+}
+
 /// One run's state file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunState {

@@ -368,8 +368,32 @@ pub fn reset_for_retry(rec: &mut RequestRecord) {
     rec.retries = retries;
 }
 
+/// What a call's `send` gave, in `rec`: the actual dispatch time (the
+/// stamp), then on success the response head's arrival and status 200 and
+/// the output to read; on failure the error, with `Err(throttled)`.
+pub fn answered<T, E, R>(
+    r: Result<T, SdkError<E, R>>,
+    rec: &mut RequestRecord,
+    clock: &Clock,
+    stamps: &Stamps,
+) -> Result<T, bool>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + HasStatus + 'static,
+{
+    rec.sent_ns = stamps.sent().unwrap_or(rec.sent_ns);
+    match r {
+        Err(e) => Err(fail_call(rec, clock, &e)),
+        Ok(out) => {
+            rec.first_byte_ns = stamps.head();
+            rec.http_status = Some(200);
+            Ok(out)
+        }
+    }
+}
+
 /// Records a failed call in `rec`; `true` when it was throttled.
-pub fn fail_call<E, R>(rec: &mut RequestRecord, clock: &Clock, e: &SdkError<E, R>) -> bool
+fn fail_call<E, R>(rec: &mut RequestRecord, clock: &Clock, e: &SdkError<E, R>) -> bool
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug + HasStatus + 'static,

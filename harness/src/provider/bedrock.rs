@@ -122,16 +122,12 @@ impl aws::Attempt for BedrockClient {
                 .set_additional_model_request_fields(self.additional())
                 .send()
                 .await;
-            rec.sent_ns = stamps.sent().unwrap_or(rec.sent_ns);
-            match r {
-                Err(e) => aws::fail_call(rec, clock, &e),
-                Ok(out) => {
-                    rec.first_byte_ns = stamps.head();
-                    rec.http_status = Some(200);
-                    read_stream(out.stream, clock, rec, stamps).await;
-                    false
-                }
-            }
+            let out = match aws::answered(r, rec, clock, stamps) {
+                Ok(out) => out,
+                Err(throttled) => return throttled,
+            };
+            read_stream(out.stream, clock, rec, stamps).await;
+            false
         } else {
             let r = self
                 .client
@@ -142,36 +138,32 @@ impl aws::Attempt for BedrockClient {
                 .set_additional_model_request_fields(self.additional())
                 .send()
                 .await;
-            rec.sent_ns = stamps.sent().unwrap_or(rec.sent_ns);
-            match r {
-                Err(e) => aws::fail_call(rec, clock, &e),
-                Ok(out) => {
-                    rec.first_byte_ns = stamps.head();
-                    rec.http_status = Some(200);
-                    rec.end_ns = stamps.chunk().unwrap_or_else(|| clock.now_ns());
-                    let text: String = match &out.output {
-                        Some(bt::ConverseOutput::Message(m)) => m
-                            .content()
-                            .iter()
-                            .filter_map(|c| match c {
-                                bt::ContentBlock::Text(t) => Some(t.as_str()),
-                                _ => None,
-                            })
-                            .collect(),
-                        _ => String::new(),
-                    };
-                    let tool = matches!(&out.output, Some(bt::ConverseOutput::Message(m))
-                        if m.content().iter().any(|c| matches!(c, bt::ContentBlock::ToolUse(_))));
-                    rec.finish_reason = Some(out.stop_reason.as_str().to_string());
-                    if let Some(u) = &out.usage {
-                        usage(rec, u);
-                    }
-                    let content = !text.is_empty() || tool;
-                    rec.output_text = text;
-                    super::judge(rec, content, None);
-                    false
-                }
+            let out = match aws::answered(r, rec, clock, stamps) {
+                Ok(out) => out,
+                Err(throttled) => return throttled,
+            };
+            rec.end_ns = stamps.chunk().unwrap_or_else(|| clock.now_ns());
+            let text: String = match &out.output {
+                Some(bt::ConverseOutput::Message(m)) => m
+                    .content()
+                    .iter()
+                    .filter_map(|c| match c {
+                        bt::ContentBlock::Text(t) => Some(t.as_str()),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => String::new(),
+            };
+            let tool = matches!(&out.output, Some(bt::ConverseOutput::Message(m))
+                if m.content().iter().any(|c| matches!(c, bt::ContentBlock::ToolUse(_))));
+            rec.finish_reason = Some(out.stop_reason.as_str().to_string());
+            if let Some(u) = &out.usage {
+                usage(rec, u);
             }
+            let content = !text.is_empty() || tool;
+            rec.output_text = text;
+            super::judge(rec, content, None);
+            false
         }
     }
 }

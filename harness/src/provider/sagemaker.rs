@@ -337,16 +337,12 @@ impl aws::Attempt for SageMakerClient {
                 .body(body)
                 .send()
                 .await;
-            rec.sent_ns = stamps.sent().unwrap_or(rec.sent_ns);
-            match r {
-                Err(e) => aws::fail_call(rec, clock, &e),
-                Ok(out) => {
-                    rec.first_byte_ns = stamps.head();
-                    rec.http_status = Some(200);
-                    self.read_stream(out.body, clock, rec, stamps).await;
-                    false
-                }
-            }
+            let out = match aws::answered(r, rec, clock, stamps) {
+                Ok(out) => out,
+                Err(throttled) => return throttled,
+            };
+            self.read_stream(out.body, clock, rec, stamps).await;
+            false
         } else {
             let r = self
                 .client
@@ -360,18 +356,14 @@ impl aws::Attempt for SageMakerClient {
                 .body(body)
                 .send()
                 .await;
-            rec.sent_ns = stamps.sent().unwrap_or(rec.sent_ns);
-            match r {
-                Err(e) => aws::fail_call(rec, clock, &e),
-                Ok(out) => {
-                    rec.first_byte_ns = stamps.head();
-                    rec.http_status = Some(200);
-                    rec.end_ns = stamps.chunk().unwrap_or_else(|| clock.now_ns());
-                    let bytes = out.body.map(|b| b.into_inner()).unwrap_or_default();
-                    self.read_whole(&bytes, &item.prompt, rec);
-                    false
-                }
-            }
+            let out = match aws::answered(r, rec, clock, stamps) {
+                Ok(out) => out,
+                Err(throttled) => return throttled,
+            };
+            rec.end_ns = stamps.chunk().unwrap_or_else(|| clock.now_ns());
+            let bytes = out.body.map(|b| b.into_inner()).unwrap_or_default();
+            self.read_whole(&bytes, &item.prompt, rec);
+            false
         }
     }
 }
