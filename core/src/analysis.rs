@@ -15,6 +15,11 @@
 //!   ratio `max(value / limit)` over the latency constraints, with limit 1, so
 //!   that every latency constraint holds at the interpolated rate. With no
 //!   latency constraint the ratio is 0 and only the error rate limits.
+//! - **Searched capacity**: where a capacity search ([`crate::search`]) ran on
+//!   an instance type and ended, its result replaces the interpolation: the
+//!   measured throughput at the highest load that held the budget, per
+//!   instance, with the interval up to the lowest load that broke it. Several
+//!   searches on one type (two serving stacks): the highest capacity.
 //! - **Heatmap**: [`heatmap`] over the target rates, with the price of one
 //!   instance taken from the measured experiments ($/hour ÷ instance count).
 
@@ -37,6 +42,9 @@ pub struct Measured {
     pub bucket: String,
     /// Offered load: concurrency (closed loop) or requests/s (open loop).
     pub load: f64,
+    /// True when `load` is an open-loop rate.
+    #[serde(default)]
+    pub open_loop: bool,
     /// Successful requests per second, whole endpoint.
     pub throughput: f64,
     pub error_rate: f64,
@@ -53,6 +61,26 @@ pub struct Measured {
     /// plan, so it is left out of the capacity plan and heatmap.
     #[serde(default = "yes")]
     pub on_instances: bool,
+    /// Attainment of the budget's SLO and goodput, when the budget has an SLO.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attainment: Option<crate::slo::Attainment>,
+    /// Set when this experiment was a probe of a capacity search.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeOf>,
+}
+
+/// A capacity-search probe: which search, and where it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeOf {
+    /// Identifies the search (its endpoint, dataset bucket and settings).
+    pub search: String,
+    /// The search's result, as recorded when it ended; `None` while it had
+    /// not (an interrupted run).
+    #[serde(default)]
+    pub found: Option<crate::search::Found>,
+    /// Why the probe stopped before its plan ended, when it did.
+    #[serde(default)]
+    pub stopped_early: Option<String>,
 }
 
 fn yes() -> bool {
@@ -77,6 +105,9 @@ pub struct TypeCapacity {
     pub not_measured: Vec<String>,
     /// How many load levels were measured.
     pub levels: usize,
+    /// Why the capacity search on this type ended, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<String>,
 }
 
 impl TypeCapacity {
@@ -84,7 +115,26 @@ impl TypeCapacity {
     /// none, that it may be higher, that there is no price.
     pub fn notes(&self) -> Vec<String> {
         let mut n = vec![];
+        if let Some(why) = &self.search {
+            n.push(format!("search: {why}"));
+        }
         match &self.capacity {
+            Some(Capacity {
+                searched: Some(s), ..
+            }) => n.push(match s.high_rps {
+                Some(h) => format!(
+                    "searched ({} probes): {} to {} req/s per instance",
+                    s.probes,
+                    crate::search::round4(s.low_rps),
+                    crate::search::round4(h)
+                ),
+                None => format!(
+                    "searched ({} probes): at least {} req/s per instance",
+                    s.probes,
+                    crate::search::round4(s.low_rps)
+                ),
+            }),
+            None if self.search.is_some() => {}
             None if !self.not_measured.is_empty() => n.extend(self.not_measured.iter().cloned()),
             None => n.push("budget never met at any measured level".into()),
             Some(x) if !x.budget_reached => {
@@ -125,14 +175,21 @@ pub struct Analysis {
 }
 
 /// `max(value / limit)` over the latency constraints (infinite when one is
-/// not measured); 0 with none.
+/// not measured) and, with an attainment target `t`, `(1 − attainment) /
+/// (1 − t)` (≤ 1 exactly when attainment ≥ t); 0 with none.
 pub fn budget_ratio(m: &Measured, k: &Constraints) -> f64 {
+    let attainment = k.min_attainment.map(|t| match &m.attainment {
+        Some(a) if t < 1.0 => (1.0 - a.fraction) / (1.0 - t),
+        Some(a) if a.fraction >= 1.0 => 0.0,
+        _ => f64::INFINITY,
+    });
     k.latency
         .iter()
         .map(|(key, limit)| match m.latency.get(key) {
             Some(v) if *limit > 0.0 => v / limit,
             _ => f64::INFINITY,
         })
+        .chain(attainment)
         .fold(0.0, f64::max)
 }
 
@@ -146,7 +203,15 @@ fn candidate(m: &Measured) -> Candidate {
         latency: m.latency.clone(),
         usd_per_request: m.usd_per_request,
         streamed: m.streamed,
+        attainment: m.attainment,
+        stopped_early: m.probe.as_ref().and_then(|p| p.stopped_early.clone()),
     }
+}
+
+/// What `m` fails of `k` (empty: it holds the budget), as the
+/// recommendation judges it: a capacity search's verdict on a probe.
+pub fn failures(m: &Measured, k: &Constraints) -> Vec<String> {
+    crate::recommend::failures(&candidate(m), k)
 }
 
 /// The budgeted statistics that no experiment of a type measured, with why.
@@ -156,6 +221,58 @@ fn unmeasured(v: &[&Measured], k: &Constraints) -> Vec<String> {
         .filter(|(key, _)| v.iter().all(|m| !m.latency.contains_key(key)))
         .map(|(key, _)| crate::recommend::not_measured(key, v.iter().any(|m| m.streamed)))
         .collect()
+}
+
+/// The capacity the searches among `v` found, with why the best one ended;
+/// `None` when no search among them ended. The capacity is `None` when a
+/// search found no load that held the budget.
+fn searched_capacity(v: &[&Measured]) -> Option<(Option<Capacity>, String)> {
+    let mut ended: BTreeMap<&str, &crate::search::Found> = BTreeMap::new();
+    for m in v {
+        if let Some(f) = m.probe.as_ref().and_then(|p| p.found.as_ref()) {
+            ended.insert(&m.probe.as_ref().expect("probe").search, f);
+        }
+    }
+    let mut best: Option<(Option<Capacity>, String)> = None;
+    for (key, found) in ended {
+        let probes: Vec<&&Measured> = v
+            .iter()
+            .filter(|m| m.probe.as_ref().is_some_and(|p| p.search == key))
+            .collect();
+        let at = |load: f64| probes.iter().find(|m| m.load == load);
+        let cap = found.lo.and_then(at).map(|lo| {
+            let n = lo.instance_count.max(1) as f64;
+            let high_rps = found.hi.and_then(at).map(|hi| {
+                // Open loop: the offered rate; closed loop: what it served.
+                if hi.open_loop {
+                    hi.load / n
+                } else {
+                    hi.throughput / n
+                }
+            });
+            Capacity {
+                per_instance_rps: lo.throughput / n,
+                budget_reached: found.hi.is_some(),
+                searched: Some(crate::capacity::Searched {
+                    low_rps: lo.throughput / n,
+                    high_rps,
+                    converged: found.converged,
+                    probes: found.probes.len(),
+                    why: found.why.clone(),
+                }),
+            }
+        });
+        let better = match (&best, &cap) {
+            (None, _) => true,
+            (Some((None, _)), Some(_)) => true,
+            (Some((Some(b), _)), Some(c)) => c.per_instance_rps > b.per_instance_rps,
+            _ => false,
+        };
+        if better {
+            best = Some((cap, found.why.clone()));
+        }
+    }
+    best
 }
 
 fn best_option<'a>(chosen: &[&'a Measured]) -> Option<&'a Measured> {
@@ -236,14 +353,22 @@ pub fn analyse(experiments: &[Measured], k: &Constraints, target_rpms: &[f64]) -
                             error_rate: m.error_rate,
                         })
                         .collect();
+                    let (capacity, search) = match searched_capacity(v) {
+                        Some((cap, why)) => (cap, Some(why)),
+                        None => (
+                            per_instance_capacity(&points, 1.0, k.max_error_rate, 1),
+                            None,
+                        ),
+                    };
                     TypeCapacity {
                         instance_type: t.to_string(),
                         usd_per_instance_hour: v.iter().find_map(|m| {
                             m.usd_per_hour.map(|h| h / m.instance_count.max(1) as f64)
                         }),
-                        capacity: per_instance_capacity(&points, 1.0, k.max_error_rate, 1),
+                        capacity,
                         not_measured: unmeasured(v, k),
                         levels: v.len(),
+                        search,
                     }
                 })
                 .collect();
@@ -318,6 +443,9 @@ mod tests {
             usd_per_request: hourly.map(|h| h * n as f64 / 3600.0 / tput),
             streamed: true,
             on_instances: true,
+            open_loop: false,
+            attainment: None,
+            probe: None,
         }
     }
 
@@ -325,7 +453,7 @@ mod tests {
         Constraints {
             max_error_rate: 0.01,
             latency: vec![("ttft.p95".into(), 1000.0), ("e2e.p95".into(), 5000.0)],
-            max_usd_per_request: None,
+            ..Default::default()
         }
     }
 
@@ -419,6 +547,106 @@ mod tests {
         assert_eq!(budget_ratio(&xs[0], &k), 0.0);
         let a = analyse(&xs, &k, &[]);
         assert_eq!(a.workloads[0].best.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn a_search_that_ended_gives_the_capacity_and_its_interval() {
+        // Probes at 8 (pass), 16 (fail), 12 (pass), 14 (fail) req/s on one
+        // instance; the search ended with [12, 14]. Without the search the
+        // interpolation would say otherwise; the grid level at 20 is ignored.
+        let found = crate::search::Found {
+            lo: Some(12.0),
+            hi: Some(14.0),
+            converged: true,
+            why: "capacity in [12, 14]/s: within 20%".into(),
+            probes: vec![],
+        };
+        let probe = |load: f64, tput: f64, e2e: f64| {
+            let mut x = m(
+                &format!("p{load}"),
+                "a",
+                1,
+                load,
+                tput,
+                100.0,
+                e2e,
+                Some(1.0),
+            );
+            x.open_loop = true;
+            x.probe = Some(ProbeOf {
+                search: "s1".into(),
+                found: Some(found.clone()),
+                stopped_early: None,
+            });
+            x
+        };
+        let mut xs = vec![
+            probe(8.0, 7.9, 1000.0),
+            probe(16.0, 13.0, 9000.0),
+            probe(12.0, 11.8, 3000.0),
+            probe(14.0, 12.5, 6000.0),
+        ];
+        xs[1].probe.as_mut().unwrap().stopped_early = Some("broken".into());
+        xs.push(m("grid", "a", 1, 20.0, 19.0, 100.0, 4000.0, Some(1.0)));
+        let a = analyse(&xs, &budget(), &[60.0 * 30.0]);
+        let c = &a.workloads[0].capacity[0];
+        let cap = c.capacity.as_ref().unwrap();
+        assert_eq!(
+            cap.per_instance_rps, 11.8,
+            "measured at the highest passing load"
+        );
+        assert!(cap.budget_reached);
+        let s = cap.searched.as_ref().unwrap();
+        assert_eq!(
+            (s.low_rps, s.high_rps, s.converged),
+            (11.8, Some(14.0), true)
+        );
+        let notes = c.notes().join("; ");
+        assert!(notes.contains("11.8 to 14 req/s"), "{notes}");
+        assert!(!notes.contains("may be higher"), "{notes}");
+        // 30 req/s over 11.8 per instance: 3 instances.
+        assert_eq!(a.workloads[0].heatmap[0].instances, Some(3));
+        // A search that found nothing: no capacity, and why.
+        for x in xs.iter_mut().filter(|x| x.probe.is_some()) {
+            let p = x.probe.as_mut().unwrap();
+            p.found = Some(crate::search::Found {
+                lo: None,
+                hi: Some(8.0),
+                converged: false,
+                why: "budget broken even at the lowest load allowed (8/s, min)".into(),
+                probes: vec![],
+            });
+        }
+        let a = analyse(&xs[..4], &budget(), &[60.0]);
+        let c = &a.workloads[0].capacity[0];
+        assert_eq!(c.capacity, None);
+        assert_eq!(
+            c.notes(),
+            vec!["search: budget broken even at the lowest load allowed (8/s, min)"]
+        );
+    }
+
+    #[test]
+    fn attainment_target_enters_the_budget_ratio() {
+        let k = Constraints {
+            slo: Some(crate::slo::Slo {
+                e2e_ms: Some(1000.0),
+                ..Default::default()
+            }),
+            min_attainment: Some(0.9),
+            ..Default::default()
+        };
+        let mut x = m("a", "a", 1, 4.0, 4.0, 100.0, 100.0, Some(1.0));
+        assert_eq!(budget_ratio(&x, &k), f64::INFINITY, "not measured");
+        x.attainment = Some(crate::slo::Attainment {
+            measured: 100,
+            attained: 95,
+            fraction: 0.95,
+            low: 0.9,
+            high: 0.98,
+            goodput: 3.8,
+        });
+        assert!((budget_ratio(&x, &k) - 0.5).abs() < 1e-12);
     }
 
     #[test]

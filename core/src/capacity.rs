@@ -42,6 +42,24 @@ pub struct Capacity {
     pub per_instance_rps: f64,
     /// False when the budget held at the highest level measured.
     pub budget_reached: bool,
+    /// Set when a capacity search found it ([`crate::search`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub searched: Option<Searched>,
+}
+
+/// A searched capacity's interval, per instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Searched {
+    /// Requests per second at the highest load that held the budget.
+    pub low_rps: f64,
+    /// At the lowest load that broke it: the offered rate (open loop) or the
+    /// measured throughput (closed loop); `None` when no load broke it.
+    pub high_rps: Option<f64>,
+    /// True when the interval is as narrow as the search's precision.
+    pub converged: bool,
+    pub probes: usize,
+    /// Why the search ended, in words.
+    pub why: String,
 }
 
 pub fn per_instance_capacity(
@@ -72,6 +90,7 @@ pub fn per_instance_capacity(
         return Some(Capacity {
             per_instance_rps: pass.throughput / n,
             budget_reached: false,
+            searched: None,
         });
     };
     // Interpolate on the metric when the failing level failed on latency and
@@ -88,6 +107,7 @@ pub fn per_instance_capacity(
     Some(Capacity {
         per_instance_rps: rate / n,
         budget_reached: true,
+        searched: None,
     })
 }
 
@@ -276,6 +296,7 @@ mod tests {
                 Some(Capacity {
                     per_instance_rps: 4.0,
                     budget_reached: true,
+                    searched: None,
                 }),
                 Some(1.0),
             ),
@@ -284,6 +305,7 @@ mod tests {
                 Some(Capacity {
                     per_instance_rps: 9.0,
                     budget_reached: true,
+                    searched: None,
                 }),
                 Some(2.24),
             ),
@@ -292,6 +314,7 @@ mod tests {
                 Some(Capacity {
                     per_instance_rps: 40.0,
                     budget_reached: true,
+                    searched: None,
                 }),
                 Some(32.77),
             ),
@@ -322,6 +345,7 @@ mod tests {
                 Some(Capacity {
                     per_instance_rps: 5.0,
                     budget_reached: true,
+                    searched: None,
                 }),
                 Some(1.0),
             ),
@@ -330,6 +354,7 @@ mod tests {
                 Some(Capacity {
                     per_instance_rps: 10.0,
                     budget_reached: true,
+                    searched: None,
                 }),
                 Some(2.0),
             ),

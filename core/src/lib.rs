@@ -18,6 +18,8 @@ pub mod outcome;
 pub mod recommend;
 pub mod rng;
 pub mod sample;
+pub mod search;
+pub mod slo;
 pub mod stats;
 pub mod summary;
 

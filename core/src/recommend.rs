@@ -1,7 +1,8 @@
 //! The recommendation rule, as a pure function with deterministic ties.
 //!
 //! 1. Filter: error rate ≤ E, every chosen latency statistic ≤ its limit
-//!    (default: TTFT p95 and e2e p95), and $/request ≤ C when C is given.
+//!    (default: TTFT p95 and e2e p95), SLO attainment ≥ T when T is given
+//!    ([`crate::slo`]), and $/request ≤ C when C is given.
 //!    Each rejected configuration lists every constraint it failed.
 //! 2. Among those that pass, per (instance type, dataset bucket), choose the
 //!    highest sustained throughput (successful requests per second).
@@ -32,6 +33,13 @@ pub struct Candidate {
     /// False when the endpoint's responses were not streamed: then TTFT, ITL
     /// and TPOT were not measured, and a limit on them fails with that reason.
     pub streamed: bool,
+    /// Attainment of the budget's SLO, when it has one.
+    #[serde(default)]
+    pub attainment: Option<crate::slo::Attainment>,
+    /// Why its load was cut short (a capacity probe whose budget was
+    /// clearly broken): it fails with that reason, its figures being partial.
+    #[serde(default)]
+    pub stopped_early: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +48,13 @@ pub struct Constraints {
     /// (`metric.stat`, limit in ms), e.g. `("e2e.p95", 5000.0)`.
     pub latency: Vec<(String, f64)>,
     pub max_usd_per_request: Option<f64>,
+    /// Per-request SLO: attainment and goodput are reported against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<crate::slo::Slo>,
+    /// Least SLO attainment (fraction of measured requests), a constraint
+    /// when set; needs `slo`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_attainment: Option<f64>,
 }
 
 impl Default for Constraints {
@@ -48,6 +63,70 @@ impl Default for Constraints {
             max_error_rate: 0.01,
             latency: vec![],
             max_usd_per_request: None,
+            slo: None,
+            min_attainment: None,
+        }
+    }
+}
+
+/// A budget as a config's `budgets:` section writes it (and a bundle
+/// stores it): the one place its keys are turned into [`Constraints`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Budgets {
+    /// Limit on TTFT p95, ms (`ttft.p95`).
+    #[serde(default)]
+    pub ttft_p95_ms: Option<f64>,
+    /// Limit on e2e p95, ms (`e2e.p95`).
+    #[serde(default)]
+    pub e2e_p95_ms: Option<f64>,
+    /// Most failed / measured requests (default 0.01).
+    #[serde(default)]
+    pub error_rate: Option<f64>,
+    /// Most $ per request.
+    #[serde(default)]
+    pub cost_per_request: Option<f64>,
+    /// Per-request SLO.
+    #[serde(default)]
+    pub slo: Option<crate::slo::Slo>,
+    /// Least SLO attainment, a fraction (needs `slo`).
+    #[serde(default)]
+    pub slo_attainment: Option<f64>,
+}
+
+impl Budgets {
+    pub fn constraints(&self) -> Constraints {
+        let mut latency = vec![];
+        if let Some(x) = self.ttft_p95_ms {
+            latency.push(("ttft.p95".to_string(), x));
+        }
+        if let Some(x) = self.e2e_p95_ms {
+            latency.push(("e2e.p95".to_string(), x));
+        }
+        Constraints {
+            max_error_rate: self
+                .error_rate
+                .unwrap_or(Constraints::default().max_error_rate),
+            latency,
+            max_usd_per_request: self.cost_per_request,
+            slo: self.slo.filter(|s| !s.is_empty()),
+            min_attainment: self.slo_attainment,
+        }
+    }
+}
+
+impl Constraints {
+    /// True when a latency limit or an attainment target is set: what a
+    /// capacity search needs to find where the budget breaks.
+    pub fn limits_latency(&self) -> bool {
+        !self.latency.is_empty() || self.min_attainment.is_some()
+    }
+
+    /// The same budget without its cost limit: what holds at a load (the
+    /// capacity search's verdict), whatever the price.
+    pub fn without_cost(&self) -> Constraints {
+        Constraints {
+            max_usd_per_request: None,
+            ..self.clone()
         }
     }
 }
@@ -78,6 +157,9 @@ pub struct Recommendation {
 /// The constraints a candidate fails (empty when it passes).
 pub fn failures(c: &Candidate, k: &Constraints) -> Vec<String> {
     let mut f = vec![];
+    if let Some(why) = &c.stopped_early {
+        f.push(why.clone());
+    }
     if c.error_rate > k.max_error_rate {
         f.push(format!(
             "error rate {:.2}% > {:.2}%",
@@ -90,6 +172,21 @@ pub fn failures(c: &Candidate, k: &Constraints) -> Vec<String> {
             Some(v) if v > limit => f.push(format!("{metric} {v:.1} ms > {limit:.1} ms")),
             Some(_) => {}
             None => f.push(not_measured(metric, c.streamed)),
+        }
+    }
+    if let (Some(target), Some(slo)) = (k.min_attainment, &k.slo) {
+        match &c.attainment {
+            _ if !c.streamed && slo.needs_stream() => f.push(
+                "SLO attainment not measured: the endpoint does not stream (the SLO limits TTFT or TPOT)"
+                    .into(),
+            ),
+            Some(a) if a.fraction < target => f.push(format!(
+                "SLO attainment {:.2}% < {:.2}%",
+                a.fraction * 100.0,
+                target * 100.0
+            )),
+            Some(_) => {}
+            None => f.push("SLO attainment not measured: no measured request".into()),
         }
     }
     if let Some(max) = k.max_usd_per_request {
@@ -223,15 +320,47 @@ mod tests {
             ]),
             usd_per_request: cost,
             streamed: true,
+            attainment: None,
+            stopped_early: None,
         }
     }
 
     fn k() -> Constraints {
         Constraints {
-            max_error_rate: 0.01,
             latency: vec![("e2e.p95".into(), 5000.0)],
-            max_usd_per_request: None,
+            ..Default::default()
         }
+    }
+
+    #[test]
+    fn attainment_below_target_fails_and_unstreamed_ttft_slo_is_not_measured() {
+        let slo = crate::slo::Slo {
+            ttft_ms: Some(500.0),
+            ..Default::default()
+        };
+        let k = Constraints {
+            slo: Some(slo),
+            min_attainment: Some(0.99),
+            ..Default::default()
+        };
+        let att = |fraction| crate::slo::Attainment {
+            measured: 100,
+            attained: (fraction * 100.0) as u64,
+            fraction,
+            low: 0.0,
+            high: 1.0,
+            goodput: 1.0,
+        };
+        let mut c = cand("a", "x", 1.0, 0.0, 100.0, None);
+        c.attainment = Some(att(0.97));
+        assert_eq!(failures(&c, &k), vec!["SLO attainment 97.00% < 99.00%"]);
+        c.attainment = Some(att(0.99));
+        assert!(failures(&c, &k).is_empty());
+        c.streamed = false;
+        assert!(failures(&c, &k)[0].contains("does not stream"));
+        c.streamed = true;
+        c.attainment = None;
+        assert!(failures(&c, &k)[0].contains("not measured"));
     }
 
     #[test]

@@ -240,6 +240,14 @@ pub struct BudgetArgs {
     /// Most acceptable $/request.
     #[arg(long)]
     pub max_usd_per_request: Option<f64>,
+    /// A per-request SLO, METRIC=MS pairs with METRIC one of ttft, tpot,
+    /// e2e, e.g. ttft=500,tpot=50: attainment and goodput are reported.
+    #[arg(long, value_name = "METRIC=MS,...")]
+    pub slo: Option<String>,
+    /// Least SLO attainment (fraction of measured requests, e.g. 0.99), a
+    /// constraint; needs --slo.
+    #[arg(long, requires = "slo")]
+    pub slo_attainment: Option<f64>,
 }
 
 /// Pricing again with another price book instead of the prices recorded in

@@ -14,7 +14,9 @@
 //! credentials, headers, file paths, pricing and budgets, the output location,
 //! the harness version, host and time.
 
-use crate::config::{Config, Dataset, Endpoint, LoadLevel, ProviderKind, TokenizerSpec};
+use crate::config::{
+    Config, Dataset, Endpoint, LoadLevel, ProviderKind, SearchSettings, TokenizerSpec,
+};
 use crate::dataset::{self, Card, Prepared};
 use crate::schedule::LoadPlan;
 use crate::tokenizer::Tokenizer;
@@ -36,6 +38,23 @@ pub struct Experiment {
     pub bucket: usize,
     pub plan: LoadPlan,
     pub hash_inputs: Value,
+    /// Set on a capacity search's first probe, which stands for the whole
+    /// search in the plan: the run probes from it ([`probe`]).
+    pub search: Option<Arc<SearchPlan>>,
+    /// Set on a probe: the search that runs it.
+    pub probe_of: Option<Arc<SearchPlan>>,
+}
+
+/// One capacity search (`load.search`) over an endpoint and dataset bucket.
+#[derive(Debug)]
+pub struct SearchPlan {
+    /// SHA-256 over the probes' shared inputs and the search settings.
+    pub id: String,
+    /// e.g. `vllm · chat · rate search`.
+    pub label: String,
+    pub settings: SearchSettings,
+    /// The budget the probes are judged against (and stopped early by).
+    pub budget: harness_core::recommend::Constraints,
 }
 
 impl Experiment {
@@ -45,6 +64,14 @@ impl Experiment {
     pub fn card(&self) -> &Card {
         &self.prepared.card
     }
+    /// A capacity probe's early-stop rule, when its search stops probes
+    /// early: it stops once its budget is clearly broken.
+    pub fn early_stop(&self) -> Option<harness_core::search::EarlyStop> {
+        let s = self.probe_of.as_ref().filter(|s| s.settings.early_stop)?;
+        let planned = self.plan.requests.filter(|_| self.plan.duration.is_none());
+        Some(harness_core::search::EarlyStop::new(&s.budget, planned))
+    }
+
     /// The hash inputs as canonical JSON, as stored in the bundle.
     pub fn hash_inputs_json(&self) -> String {
         harness_core::hash::canonical_json(&self.hash_inputs)
@@ -81,7 +108,15 @@ pub async fn expand(cfg: &Config) -> Result<Vec<Experiment>> {
                 }
             };
             for b in 0..p.buckets.len() {
-                for level in &cfg.load.levels {
+                let search = cfg.load.search.map(|s| (s.level(s.spec.start), s));
+                for (level, search) in cfg
+                    .load
+                    .levels
+                    .iter()
+                    .map(|l| (*l, None))
+                    .chain(search.map(|(l, s)| (l, Some(s))))
+                {
+                    let level = &level;
                     let plan = LoadPlan {
                         level: *level,
                         requests: cfg.load.requests,
@@ -93,15 +128,15 @@ pub async fn expand(cfg: &Config) -> Result<Vec<Experiment>> {
                     };
                     let bucket = &p.buckets[b].name;
                     let hash_inputs = hash_inputs(cfg, ep, &tok, ds, &p.card, bucket, level);
-                    let label = if bucket == "all" {
-                        format!("{} · {} · {}", ep.name, ds.name, level.label())
+                    let cell = if bucket == "all" {
+                        format!("{} · {}", ep.name, ds.name)
                     } else {
-                        format!("{} · {}[{bucket}] · {}", ep.name, ds.name, level.label())
+                        format!("{} · {}[{bucket}]", ep.name, ds.name)
                     };
-                    out.push(Experiment {
+                    let mut exp = Experiment {
                         id: experiment_id(&hash_inputs),
                         ordinal: out.len(),
-                        label,
+                        label: format!("{cell} · {}", level.label()),
                         endpoint: ep.clone(),
                         dataset: ds.clone(),
                         tokenizer: tok.clone(),
@@ -109,12 +144,65 @@ pub async fn expand(cfg: &Config) -> Result<Vec<Experiment>> {
                         bucket: b,
                         plan,
                         hash_inputs,
-                    });
+                        search: None,
+                        probe_of: None,
+                    };
+                    if let Some(settings) = search {
+                        let budget = cfg.budgets.constraints().without_cost();
+                        let mut key = exp.hash_inputs.clone();
+                        key["load"]["level"] = json!({"search": settings});
+                        key["load"]["budget"] = json!(budget);
+                        let axis = match settings.spec.axis {
+                            harness_core::search::Axis::Rate => "rate",
+                            harness_core::search::Axis::Concurrency => "concurrency",
+                        };
+                        let plan = Arc::new(SearchPlan {
+                            id: experiment_id(&key),
+                            label: format!("{cell} · {axis} search"),
+                            settings,
+                            budget,
+                        });
+                        exp = probe(&exp, &plan, settings.spec.start);
+                        exp.search = Some(plan);
+                    }
+                    out.push(exp);
                 }
             }
         }
     }
     Ok(out)
+}
+
+/// The probe of `search` at `load`, from any experiment of its endpoint
+/// and dataset bucket (`of`). Its id hashes what any experiment's does, with
+/// the level at `load`, plus `load.search_probe`: the budget it is judged
+/// against when it may stop early (an early-stopped probe measures less than
+/// a full one), else null. So a probe is never mistaken for a grid level's
+/// experiment, and a rerun of the same search finds its completed probes.
+pub fn probe(of: &Experiment, search: &Arc<SearchPlan>, load: f64) -> Experiment {
+    let level = search.settings.level(load);
+    let mut hash_inputs = of.hash_inputs.clone();
+    hash_inputs["load"]["level"] = json!(level);
+    hash_inputs["load"]["search_probe"] = json!({
+        "early_stop": search.settings.early_stop.then(|| json!(search.budget)),
+    });
+    let cell = search
+        .label
+        .rsplit_once(" · ")
+        .map(|(cell, _)| cell)
+        .unwrap_or(&search.label);
+    Experiment {
+        id: experiment_id(&hash_inputs),
+        label: format!("{cell} · {} (search)", level.label()),
+        plan: LoadPlan {
+            level,
+            ..of.plan.clone()
+        },
+        hash_inputs,
+        search: None,
+        probe_of: Some(search.clone()),
+        ..of.clone()
+    }
 }
 
 fn hash_inputs(

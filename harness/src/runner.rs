@@ -21,6 +21,8 @@ pub struct Outcome {
     /// without a sampler).
     pub host: Vec<crate::host::Sample>,
     pub interrupted: bool,
+    /// Why the early-stop rule ended the experiment, when it did.
+    pub stopped_early: Option<String>,
     pub started_at: DateTime<Utc>,
     pub ended_at: DateTime<Utc>,
 }
@@ -39,8 +41,12 @@ pub async fn run_experiment(
     let sampling = sampler.map(|s| s.start(clock));
     let tokenizer = exp.tokenizer.clone();
     let (tx, mut rx) = mpsc::unbounded_channel::<RequestRecord>();
+    let early = Arc::new(AtomicBool::new(false));
+    let early_flag = early.clone();
+    let mut early_stop = exp.early_stop();
 
     let collector = tokio::spawn(async move {
+        let mut stopped_early = None;
         let mut records = Vec::new();
         let mut ttft = Recorder::new();
         let (mut done, mut errors) = (0u64, 0u64);
@@ -55,6 +61,12 @@ pub async fn run_experiment(
                         if rec.ok && !rec.warmup {
                             if let Some(ft) = rec.first_token_ns { ttft.record(ft - rec.sent_ns); }
                         }
+                        if let Some(rule) = early_stop.as_mut().filter(|_| stopped_early.is_none()) {
+                            if let Some(why) = rule.observe(&rec.sample()) {
+                                early_flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                                stopped_early = Some(why);
+                            }
+                        }
                         records.push(rec);
                     }
                     None => break,
@@ -66,7 +78,7 @@ pub async fn run_experiment(
             }
         }
         progress.finish(done, errors);
-        records
+        (records, stopped_early)
     });
 
     let send = {
@@ -118,9 +130,9 @@ pub async fn run_experiment(
             }
         }
     };
-    let cut_short = schedule::drive(&exp.plan, stop, send).await;
+    let cut_short = schedule::drive(&exp.plan, stop, early, send).await;
     drop(tx);
-    let mut records = collector.await.expect("collector task");
+    let (mut records, stopped_early) = collector.await.expect("collector task");
     records.sort_by_key(|r| r.seq);
     let host = match sampling {
         Some(s) => s.finish().await,
@@ -130,6 +142,7 @@ pub async fn run_experiment(
         records,
         host,
         interrupted: cut_short,
+        stopped_early,
         started_at,
         ended_at: Utc::now(),
     }

@@ -55,6 +55,9 @@ struct Admission {
     measure_start: OnceLock<Instant>,
     measured: AtomicU64,
     stop: Arc<AtomicBool>,
+    /// Set when the experiment's own early-stop rule ended it: issuing ends,
+    /// and the plan counts as ended (not cut short).
+    early: Arc<AtomicBool>,
     /// Set when `stop` ended issuing before the plan's own end.
     cut_short: AtomicBool,
 }
@@ -63,6 +66,9 @@ impl Admission {
     fn admit(&self, seq: u64, scheduled: Instant) -> Option<bool> {
         if self.stop.load(Ordering::Relaxed) {
             self.cut_short.store(true, Ordering::Relaxed);
+            return None;
+        }
+        if self.early.load(Ordering::Relaxed) {
             return None;
         }
         let in_warmup_time = self
@@ -87,7 +93,14 @@ impl Admission {
 /// Runs the plan to completion: returns when every issued request's `send`
 /// future has finished. Setting `stop` ends issuing early; the result is
 /// true when it did (the plan was cut short), false when the plan ran out.
-pub async fn drive<F, Fut>(plan: &LoadPlan, stop: Arc<AtomicBool>, send: F) -> bool
+/// Setting `early` ends issuing too, as the plan's own end (a capacity
+/// probe whose budget is clearly broken).
+pub async fn drive<F, Fut>(
+    plan: &LoadPlan,
+    stop: Arc<AtomicBool>,
+    early: Arc<AtomicBool>,
+    send: F,
+) -> bool
 where
     F: Fn(Dispatch) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
@@ -99,6 +112,7 @@ where
         measure_start: OnceLock::new(),
         measured: AtomicU64::new(0),
         stop,
+        early,
         cut_short: AtomicBool::new(false),
     });
     let send = Arc::new(send);
@@ -161,6 +175,9 @@ where
                                 adm.cut_short.store(true, Ordering::Relaxed);
                                 return;
                             }
+                            if adm.early.load(Ordering::Relaxed) {
+                                return;
+                            }
                             std::thread::sleep(Duration::from_millis(40));
                         }
                         sleep_until_precise(at);
@@ -214,13 +231,18 @@ mod tests {
     async fn collect(p: LoadPlan) -> Vec<(Dispatch, Instant)> {
         let out = Arc::new(Mutex::new(vec![]));
         let o = out.clone();
-        drive(&p, Arc::new(AtomicBool::new(false)), move |d| {
-            let o = o.clone();
-            async move {
-                o.lock().unwrap().push((d, Instant::now()));
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
+        drive(
+            &p,
+            Arc::new(AtomicBool::new(false)),
+            Arc::default(),
+            move |d| {
+                let o = o.clone();
+                async move {
+                    o.lock().unwrap().push((d, Instant::now()));
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            },
+        )
         .await;
         let v = out.lock().unwrap().clone();
         v

@@ -129,6 +129,26 @@ fn latency_chart(
             }
         })
         .collect();
+    // A capacity search's probes: each one's p95, against the budget line.
+    for (i, (t, v)) in rows.iter().enumerate() {
+        let probes: Vec<(f64, f64)> = v
+            .iter()
+            .filter(|e| e.measured.probe.is_some())
+            .filter_map(|e| {
+                let p95 = e.measured.latency.get(&format!("{metric}.p95"))?;
+                Some((e.measured.load, *p95))
+            })
+            .collect();
+        if !probes.is_empty() {
+            series.push(Series {
+                name: format!("{t}: search probes (p95)"),
+                points: probes,
+                markers_only: true,
+                colour: i,
+                ..Default::default()
+            });
+        }
+    }
     let key = format!("{metric}.p95");
     if let Some((_, limit)) = r.budget.constraints.latency.iter().find(|(k, _)| *k == key) {
         series.push(budget_line(
@@ -355,6 +375,15 @@ pub fn marks(c: &harness_core::capacity::PlanCell, sep: &str) -> String {
 }
 
 /// The budget in words, e.g. `ttft.p95 <= 1000 ms, e2e.p95 <= 5000 ms, error rate <= 1%`.
+/// An SLO in the budget line's words, e.g. `ttft <= 500 ms, e2e <= 8000 ms`.
+fn slo_text(slo: &harness_core::slo::Slo) -> String {
+    slo.limits()
+        .iter()
+        .map(|(m, l)| format!("{} <= {} ms", m.id(), svg::short(*l)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub fn budget_text(r: &Report) -> String {
     let k = &r.budget.constraints;
     let mut parts: Vec<String> = k
@@ -362,6 +391,15 @@ pub fn budget_text(r: &Report) -> String {
         .iter()
         .map(|(m, l)| format!("{m} <= {} ms", svg::short(*l)))
         .collect();
+    match (&k.slo, k.min_attainment) {
+        (Some(slo), Some(t)) => parts.push(format!(
+            "SLO attainment >= {}% ({})",
+            svg::short(t * 100.0),
+            slo_text(slo)
+        )),
+        (Some(slo), None) => parts.push(format!("SLO {} (attainment reported)", slo_text(slo))),
+        _ => {}
+    }
     parts.push(format!(
         "error rate <= {}%",
         svg::short(k.max_error_rate * 100.0)

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The bundle schema this build writes and reads (`meta.schema_version`).
-pub const SCHEMA_VERSION: &str = "7";
+pub const SCHEMA_VERSION: &str = "8";
 /// The DuckDB storage version bundles are created with, so that DuckDB-WASM
 /// 1.32 (DuckDB 1.4.3) opens them.
 pub const STORAGE_VERSION: &str = "v1.4.0";
@@ -69,6 +69,7 @@ pub const DISTRIBUTIONS: Query = Query(
 pub const EXPERIMENTS: Query = Query(
     "SELECT e.experiment_id, e.run_id, e.label, e.endpoint, e.model, e.stream, e.instance_type, e.instance_count,
             e.dataset, e.bucket, e.load_mode, e.concurrency, e.rate, e.simulated, e.status, e.status_reason,
+            e.search_id, e.stopped_early, x.found AS search_found,
             s.requests, s.requests_ok, s.requests_failed, s.warmup_requests, s.window_s, s.request_throughput,
             s.output_token_throughput, s.prompt_token_throughput, s.send_rate, s.error_rate, s.errors_by_class,
             s.prompt_token_discrepancy, s.output_token_discrepancy,
@@ -76,7 +77,9 @@ pub const EXPERIMENTS: Query = Query(
             s.prompt_tokens_total, s.output_tokens_total, s.prompt_tokens_all, s.output_tokens_all, s.run_s,
             s.price_mode, s.price_usd_per_instance_hour, s.price_input_per_1m, s.price_output_per_1m,
             s.price_source, s.price_region, s.price_as_of
-     FROM {db}experiments e LEFT JOIN {db}summaries s USING (experiment_id) ORDER BY e.ordinal, e.label",
+     FROM {db}experiments e LEFT JOIN {db}summaries s USING (experiment_id)
+          LEFT JOIN {db}searches x ON x.search_id = e.search_id
+     ORDER BY e.ordinal, e.label",
 );
 
 /// Checks a bundle's `meta.schema_version` against [`SCHEMA_VERSION`].
@@ -219,6 +222,10 @@ pub struct ExperimentRecord {
     pub simulated: bool,
     pub status: String,
     pub status_reason: Option<String>,
+    pub search_id: Option<String>,
+    pub stopped_early: Option<String>,
+    /// The search's `found` (JSON), when it ended.
+    pub search_found: Option<String>,
     pub requests: Option<u64>,
     pub requests_ok: Option<u64>,
     pub requests_failed: Option<u64>,
@@ -275,6 +282,8 @@ pub struct StoredExperiment {
     pub summary: ExperimentSummary,
     /// The price, inputs and figures it was costed with at run time.
     pub costed: Costed,
+    /// Set on a capacity search's probe.
+    pub probe: Option<harness_core::analysis::ProbeOf>,
 }
 
 /// Decodes the rows of [`EXPERIMENTS`] and [`DISTRIBUTIONS`] into experiments,
@@ -385,6 +394,14 @@ pub fn experiments(
                 status_reason: r.status_reason,
                 summary,
                 costed,
+                probe: r.search_id.map(|search| harness_core::analysis::ProbeOf {
+                    search,
+                    found: r
+                        .search_found
+                        .as_deref()
+                        .and_then(|f| serde_json::from_str(f).ok()),
+                    stopped_early: r.stopped_early,
+                }),
             }
         })
         .collect()

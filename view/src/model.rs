@@ -65,6 +65,10 @@ pub fn measured(e: &StoredExperiment, costed: &Costed) -> Measured {
         usd_per_request: costed.figures.usd_per_request,
         streamed: e.stream,
         on_instances: e.instance_type.is_some(),
+        open_loop: e.load_mode == "open",
+        // Needs the requests: filled in by the reader when the budget has an SLO.
+        attainment: None,
+        probe: e.probe.clone(),
     }
 }
 
@@ -91,19 +95,7 @@ pub fn budget_from_runs(runs: &[StoredRun]) -> Option<Budget> {
         let Some(b) = budgets_of(r) else {
             continue;
         };
-        let num = |k: &str| b.get(k).and_then(|x| x.as_f64());
-        let mut latency = vec![];
-        if let Some(x) = num("ttft_p95_ms") {
-            latency.push(("ttft.p95".to_string(), x));
-        }
-        if let Some(x) = num("e2e_p95_ms") {
-            latency.push(("e2e.p95".to_string(), x));
-        }
-        let k = Constraints {
-            max_error_rate: num("error_rate").unwrap_or(Constraints::default().max_error_rate),
-            latency,
-            max_usd_per_request: num("cost_per_request"),
-        };
+        let k = b.constraints();
         if k != Constraints::default() {
             return Some(Budget {
                 constraints: k,
@@ -116,25 +108,31 @@ pub fn budget_from_runs(runs: &[StoredRun]) -> Option<Budget> {
 
 /// The error-rate budget (`budgets.error_rate`) of the first run that set one.
 pub fn budgeted_error_rate(runs: &[StoredRun]) -> Option<f64> {
-    runs.iter()
-        .find_map(|r| budgets_of(r)?.get("error_rate")?.as_f64())
+    runs.iter().find_map(|r| budgets_of(r)?.error_rate)
 }
 
-/// The `budgets:` section of a run's stored config.
-fn budgets_of(r: &StoredRun) -> Option<serde_json::Value> {
+/// The `budgets:` section of a run's stored config (numbers and nested
+/// maps; anything else is left out).
+fn budgets_of(r: &StoredRun) -> Option<harness_core::recommend::Budgets> {
     use yaml_rust2::{Yaml, YamlLoader};
+    fn json(y: &Yaml) -> Option<serde_json::Value> {
+        match y {
+            Yaml::Real(_) | Yaml::Integer(_) => Some(serde_json::json!(y
+                .as_f64()
+                .or(y.as_i64().map(|i| i as f64))?)),
+            Yaml::Hash(h) => Some(serde_json::Value::Object(
+                h.iter()
+                    .filter_map(|(k, v)| Some((k.as_str()?.to_string(), json(v)?)))
+                    .collect(),
+            )),
+            _ => None,
+        }
+    }
     let docs = YamlLoader::load_from_str(&r.config_yaml).ok()?;
-    let Yaml::Hash(b) = &docs.first()?["budgets"] else {
+    let b @ Yaml::Hash(_) = &docs.first()?["budgets"] else {
         return None;
     };
-    let mut out = serde_json::Map::new();
-    for (k, v) in b {
-        let (Some(k), Some(v)) = (k.as_str(), v.as_f64().or(v.as_i64().map(|i| i as f64))) else {
-            continue;
-        };
-        out.insert(k.to_string(), serde_json::json!(v));
-    }
-    Some(serde_json::Value::Object(out))
+    serde_json::from_value(json(b)?).ok()
 }
 
 /// One bundle's provenance.
@@ -345,7 +343,21 @@ pub struct Options<'a> {
     pub heatmap_rpms: Option<Vec<f64>>,
     /// `None`: the prices recorded in the bundles.
     pub repricing: Option<Repricing<'a>>,
+    /// The attainment of an SLO by an experiment of bundle `i`, from its
+    /// requests (`harness_core::slo::attainment`). Called for every
+    /// experiment when the budget has an SLO; `None`: attainment unknown.
+    pub attainment: Option<AttainmentOf<'a>>,
 }
+
+/// See [`Options::attainment`].
+pub type AttainmentOf<'a> = Box<
+    dyn FnMut(
+            usize,
+            &StoredExperiment,
+            &harness_core::slo::Slo,
+        ) -> Option<harness_core::slo::Attainment>
+        + 'a,
+>;
 
 /// One bundle's decoded rows ([`crate::contract`]).
 #[derive(Clone)]
@@ -422,6 +434,7 @@ pub fn build(bundles: Vec<BundleRows>, o: Options) -> Result<Report, String> {
         },
     };
     let mut repricing = o.repricing;
+    let mut attainment_of = o.attainment;
     let experiments: Vec<ExperimentRow> = rows
         .iter()
         .map(|(i, e)| {
@@ -432,7 +445,13 @@ pub fn build(bundles: Vec<BundleRows>, o: Options) -> Result<Report, String> {
             (i, e, costed)
         })
         .map(|(i, e, costed)| ExperimentRow {
-            measured: measured(e, &costed),
+            measured: Measured {
+                attainment: match (&mut attainment_of, &budget.constraints.slo) {
+                    (Some(f), Some(slo)) => f(*i, e, slo),
+                    _ => None,
+                },
+                ..measured(e, &costed)
+            },
             bundle: *i,
             run_id: e.run_id.clone(),
             endpoint: e.endpoint.clone(),

@@ -269,7 +269,7 @@ mod tests {
         let base = Constraints {
             max_error_rate: 0.01,
             latency: vec![("ttft.p95".into(), 1000.0), ("e2e.p95".into(), 5000.0)],
-            max_usd_per_request: None,
+            ..Default::default()
         };
         let k = p.constraints(&base).unwrap();
         // The chosen limit is replaced; the bundles' other limits stay.

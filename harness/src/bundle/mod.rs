@@ -75,6 +75,10 @@ pub struct ExperimentRow<'a> {
     pub status_reason: Option<String>,
     pub started_at: DateTime<Utc>,
     pub ended_at: DateTime<Utc>,
+    /// A capacity search's probe: the search's id (`searches`).
+    pub search_id: Option<&'a str>,
+    /// Why the probe stopped before its plan ended, when it did.
+    pub stopped_early: Option<String>,
 }
 
 impl<'a> ExperimentRow<'a> {
@@ -132,8 +136,24 @@ impl<'a> ExperimentRow<'a> {
             status_reason,
             started_at,
             ended_at,
+            search_id: exp.probe_of.as_ref().map(|s| s.id.as_str()),
+            stopped_early: None,
         }
     }
+}
+
+/// A capacity search's row: written when it starts (`found` NULL) and
+/// again when it ends.
+pub struct SearchRow<'a> {
+    pub search_id: &'a str,
+    pub run_id: &'a str,
+    pub label: &'a str,
+    pub endpoint: &'a str,
+    pub dataset: &'a str,
+    pub bucket: &'a str,
+    pub settings: &'a crate::config::SearchSettings,
+    pub budget: &'a harness_core::recommend::Constraints,
+    pub found: Option<&'a harness_core::search::Found>,
 }
 
 /// The outcome of one endpoint's preflight request.
@@ -221,6 +241,7 @@ pub(crate) fn copy_attached(c: &Connection, kept: &str, datasets: &str) -> Resul
          INSERT INTO preflights SELECT * FROM src.preflights WHERE (run_id, endpoint) NOT IN (SELECT (run_id, endpoint) FROM preflights);
          INSERT INTO deployments SELECT * FROM src.deployments WHERE (run_id, endpoint) NOT IN (SELECT (run_id, endpoint) FROM deployments);
          INSERT INTO experiments SELECT * FROM src.experiments WHERE experiment_id IN {kept};
+         INSERT INTO searches SELECT * FROM src.searches WHERE search_id NOT IN (SELECT search_id FROM searches);
          INSERT INTO summaries SELECT * FROM src.summaries WHERE experiment_id IN {kept};
          INSERT INTO distributions SELECT * FROM src.distributions WHERE experiment_id IN {kept};
          INSERT INTO ecdf SELECT * FROM src.ecdf WHERE experiment_id IN {kept};
@@ -459,6 +480,37 @@ impl Bundle {
             ],
         )?;
         self.checkpoint()
+    }
+
+    /// Writes (or replaces) a capacity search's row.
+    pub fn write_search(&self, s: &SearchRow<'_>) -> Result<()> {
+        let json = |v: serde_json::Value| harness_core::hash::canonical_json(&v);
+        self.conn.execute(
+            "INSERT OR REPLACE INTO searches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            params![
+                s.search_id,
+                s.run_id,
+                s.label,
+                s.endpoint,
+                s.dataset,
+                s.bucket,
+                json(serde_json::json!(s.settings)),
+                json(serde_json::json!(s.budget)),
+                s.found.map(|f| json(serde_json::json!(f))),
+                ts(Utc::now()),
+            ],
+        )?;
+        self.checkpoint()
+    }
+
+    /// Marks the completed experiment `id` as a probe of search `search_id`
+    /// (a rerun's search reusing it).
+    pub fn claim_probe(&self, id: &str, search_id: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE experiments SET search_id = ? WHERE experiment_id = ?",
+            params![search_id, id],
+        )?;
+        Ok(())
     }
 
     /// Records an experiment that was not run (e.g. `skipped`: its endpoint
@@ -729,12 +781,12 @@ fn delete_experiment(tx: &duckdb::Transaction<'_>, id: &str) -> Result<()> {
 
 fn insert_experiment(tx: &duckdb::Transaction<'_>, e: &ExperimentRow<'_>) -> Result<()> {
     tx.execute(
-        "INSERT INTO experiments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO experiments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         params![
             e.experiment_id, e.run_id, e.ordinal, e.label, e.endpoint, e.provider, e.model, e.api, e.stream,
             e.instance_type, e.instance_count, e.serving_stack, e.dataset, e.bucket, e.tokenizer_id, e.tokenizer_sha256, e.load_mode, e.concurrency, e.rate,
             e.arrival, e.hash_inputs, e.simulated, e.sim_profile, e.status, ts(e.started_at), ts(e.ended_at),
-            e.status_reason.as_deref().map(crate::redact::text),
+            e.status_reason.as_deref().map(crate::redact::text), e.search_id, e.stopped_early,
         ],
     )?;
     Ok(())

@@ -53,7 +53,21 @@ CREATE TABLE IF NOT EXISTS experiments (
     status         VARCHAR NOT NULL,
     started_at     TIMESTAMPTZ NOT NULL,
     ended_at       TIMESTAMPTZ NOT NULL,
-    status_reason  VARCHAR
+    status_reason  VARCHAR,
+    search_id      VARCHAR,
+    stopped_early  VARCHAR
+);
+CREATE TABLE IF NOT EXISTS searches (
+    search_id  VARCHAR PRIMARY KEY,
+    run_id     VARCHAR NOT NULL,
+    label      VARCHAR NOT NULL,
+    endpoint   VARCHAR NOT NULL,
+    dataset    VARCHAR NOT NULL,
+    bucket     VARCHAR NOT NULL,
+    settings   VARCHAR NOT NULL,
+    budget     VARCHAR NOT NULL,
+    found      VARCHAR,
+    updated_at TIMESTAMPTZ NOT NULL
 );
 CREATE TABLE IF NOT EXISTS requests (
     experiment_id        VARCHAR NOT NULL,

@@ -44,9 +44,40 @@ pub fn budget(
     if a.latency.is_empty()
         && a.max_error_rate.is_none()
         && a.max_usd_per_request.is_none()
+        && a.slo.is_none()
         && extra.is_none()
     {
         return Ok(None);
+    }
+    let mut slo = None;
+    if let Some(text) = &a.slo {
+        let mut s = harness_core::slo::Slo::default();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let Some((m, v)) = part.split_once('=') else {
+                bad_input!("--slo `{part}`: expected METRIC=MS, e.g. ttft=500,tpot=50,e2e=8000");
+            };
+            let ms: f64 = match v.trim().trim_end_matches("ms").parse() {
+                Ok(x) if x > 0.0 && f64::is_finite(x) => x,
+                _ => bad_input!("--slo `{part}`: `{v}` is not a positive number of ms"),
+            };
+            match m.trim() {
+                "ttft" => s.ttft_ms = Some(ms),
+                "tpot" => s.tpot_ms = Some(ms),
+                "e2e" => s.e2e_ms = Some(ms),
+                other => bad_input!(
+                    "--slo `{part}`: `{other}` is not an SLO metric; expected ttft, tpot or e2e"
+                ),
+            }
+        }
+        if s.is_empty() {
+            bad_input!("--slo `{text}`: sets no limit; expected e.g. ttft=500,tpot=50");
+        }
+        slo = Some(s);
+    }
+    if let Some(t) = a.slo_attainment {
+        if !(t > 0.0 && t <= 1.0) {
+            bad_input!("--slo-attainment {t}: expected a fraction within (0, 1], e.g. 0.99");
+        }
     }
     let mut latency = vec![];
     for l in &a.latency {
@@ -83,6 +114,8 @@ pub fn budget(
             .unwrap_or(Constraints::default().max_error_rate),
         latency,
         max_usd_per_request: a.max_usd_per_request,
+        slo,
+        min_attainment: a.slo_attainment,
     }))
 }
 

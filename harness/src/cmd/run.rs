@@ -348,6 +348,10 @@ struct Tally {
     skipped: HashMap<String, String>,
     /// One line per failed endpoint or experiment, for the run's reason.
     failures: Vec<String>,
+    /// Every capacity-search probe of this run, run or reused.
+    probes: HashSet<String>,
+    /// One line per capacity search: where it ended.
+    searches: Vec<String>,
 }
 
 /// One run's state while it goes through the experiments.
@@ -391,6 +395,12 @@ impl Session<'_> {
         for (i, exp) in experiments.iter().enumerate() {
             if self.stop.signal().is_some() {
                 break;
+            }
+            if let Some(search) = &exp.search {
+                let position = (i + 1, experiments.len());
+                self.search(bundle, exp, search, &completed, &mut checked, position)
+                    .await?;
+                continue;
             }
             if completed.contains(&exp.id) && !self.args.force {
                 self.tally.already_complete.insert(exp.id.clone());
@@ -462,6 +472,80 @@ impl Session<'_> {
         }
         drop(deployed);
         Ok(())
+    }
+
+    /// Runs the capacity search `plan` from its first probe `first`. Each
+    /// probe is an experiment, reused when the bundle holds it complete, and
+    /// judged against the search's budget; the `searches` row records where
+    /// the search ended. A probe that does not complete (its endpoint failed
+    /// its check, or the run was interrupted) ends the search unfinished.
+    async fn search(
+        &mut self,
+        bundle: &mut Bundle,
+        first: &Experiment,
+        plan: &Arc<crate::plan::SearchPlan>,
+        completed: &HashSet<String>,
+        checked: &mut HashMap<String, Verdict>,
+        position: (usize, usize),
+    ) -> Result<()> {
+        use harness_core::search::{Next, Search};
+        let run_id = self.run_id;
+        let row = |found| crate::bundle::SearchRow {
+            search_id: &plan.id,
+            run_id,
+            label: &plan.label,
+            endpoint: &first.endpoint.name,
+            dataset: &first.dataset.name,
+            bucket: first.bucket_name(),
+            settings: &plan.settings,
+            budget: &plan.budget,
+            found,
+        };
+        bundle.write_search(&row(None))?;
+        let mut search = Search::new(plan.settings.spec);
+        loop {
+            if self.stop.signal().is_some() {
+                return Ok(());
+            }
+            let load = match search.next() {
+                Next::Probe(x) => x,
+                Next::Done(found) => {
+                    bundle.write_search(&row(Some(&found)))?;
+                    self.tally
+                        .searches
+                        .push(format!("{}: {}", plan.label, found.why));
+                    return Ok(());
+                }
+            };
+            let probe = crate::plan::probe(first, plan, load);
+            self.tally.probes.insert(probe.id.clone());
+            if completed.contains(&probe.id) && !self.args.force {
+                bundle.claim_probe(&probe.id, &plan.id)?;
+                self.tally.already_complete.insert(probe.id.clone());
+            } else {
+                self.run_here(bundle, &probe, None, checked, position)
+                    .await?;
+            }
+            let Some(failed) = probe_verdict(bundle, &probe.id, &plan.budget)? else {
+                self.tally.searches.push(format!(
+                    "{}: unfinished, probe `{}` did not complete",
+                    plan.label, probe.label
+                ));
+                return Ok(());
+            };
+            if !self.args.quiet {
+                if failed.is_empty() {
+                    eprintln!("  search: {} holds the budget", probe.plan.level.label());
+                } else {
+                    eprintln!(
+                        "  search: {} breaks it: {}",
+                        probe.plan.level.label(),
+                        failed.join("; ")
+                    );
+                }
+            }
+            search.record(load, failed.is_empty());
+        }
     }
 
     /// `deploy.client: local`: benchmarks the endpoint the fleet reports
@@ -738,14 +822,17 @@ impl Session<'_> {
         };
         bundle
             .write_experiment(
-                &ExperimentRow::new(
-                    exp,
-                    self.run_id,
-                    status,
-                    reason,
-                    outcome.started_at,
-                    outcome.ended_at,
-                ),
+                &ExperimentRow {
+                    stopped_early: outcome.stopped_early.clone(),
+                    ..ExperimentRow::new(
+                        exp,
+                        self.run_id,
+                        status,
+                        reason,
+                        outcome.started_at,
+                        outcome.ended_at,
+                    )
+                },
                 &outcome.records,
                 &summary,
                 &costed,
@@ -761,6 +848,38 @@ impl Session<'_> {
         self.tally.ran += 1;
         Ok(())
     }
+}
+
+/// What the probe `id` fails of `budget`, read back from the bundle (the
+/// same for a probe just run and one a rerun reuses): empty when it holds;
+/// `None` when it is not there complete. Attainment is computed from its
+/// requests when the budget has an SLO.
+fn probe_verdict(
+    bundle: &Bundle,
+    id: &str,
+    budget: &harness_core::recommend::Constraints,
+) -> Result<Option<Vec<String>>> {
+    let conn = bundle.connection();
+    let Some(e) = read::experiments(conn)?
+        .into_iter()
+        .find(|e| e.experiment_id == id)
+    else {
+        return Ok(None);
+    };
+    match e.status.as_str() {
+        "complete" => {}
+        "failed" => {
+            return Ok(Some(vec![e
+                .status_reason
+                .unwrap_or_else(|| "failed".into())]))
+        }
+        _ => return Ok(None),
+    }
+    let mut m = harness_view::model::measured(&e, &e.costed);
+    if let Some(slo) = &budget.slo {
+        m.attainment = harness_core::slo::attainment(&read::request_samples(conn, id)?, slo);
+    }
+    Ok(Some(harness_core::analysis::failures(&m, budget)))
 }
 
 /// Why an experiment of an endpoint that failed its preflight is skipped.
@@ -950,7 +1069,11 @@ fn print_summary(
     signal: Option<&str>,
 ) -> Result<()> {
     let conn = read::open(path)?;
-    let ids: HashSet<&str> = experiments.iter().map(|e| e.id.as_str()).collect();
+    let ids: HashSet<&str> = experiments
+        .iter()
+        .map(|e| e.id.as_str())
+        .chain(tally.probes.iter().map(|p| p.as_str()))
+        .collect();
     let rows: Vec<_> = read::experiments(&conn)?
         .into_iter()
         .filter(|e| ids.contains(e.experiment_id.as_str()))
@@ -999,6 +1122,9 @@ fn print_summary(
         .collect::<Result<_, _>>()?;
     for (label, n, total, _) in retried.iter().filter(|r| ids.contains(r.3.as_str())) {
         println!("THROTTLED: experiment `{label}`: {n} request(s) retried ({total} retries after HTTP 429); the waits are not in their latency, they show as lag");
+    }
+    for s in &tally.searches {
+        println!("SEARCH: {s}");
     }
     for f in &tally.failures {
         println!("FAILED: {f}");

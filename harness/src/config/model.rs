@@ -267,6 +267,33 @@ pub struct Load {
     #[serde(serialize_with = "secs::one")]
     pub timeout: Duration,
     pub max_in_flight: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchSettings>,
+}
+
+/// `load.search`, validated.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct SearchSettings {
+    #[serde(flatten)]
+    pub spec: harness_core::search::SearchSpec,
+    /// Open loop: the arrival process of every probe.
+    pub arrival: Arrival,
+    pub early_stop: bool,
+}
+
+impl SearchSettings {
+    /// The load level probed at `load` (a rate or a concurrency).
+    pub fn level(&self, load: f64) -> LoadLevel {
+        match self.spec.axis {
+            harness_core::search::Axis::Rate => LoadLevel::Open {
+                rate: load,
+                arrival: self.arrival,
+            },
+            harness_core::search::Axis::Concurrency => LoadLevel::Closed {
+                concurrency: load as u32,
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -287,13 +314,7 @@ pub struct Pricing {
     pub token_prices: BTreeMap<String, harness_core::cost::TokenPrice>,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct Budgets {
-    pub ttft_p95_ms: Option<f64>,
-    pub e2e_p95_ms: Option<f64>,
-    pub error_rate: Option<f64>,
-    pub cost_per_request: Option<f64>,
-}
+pub use harness_core::recommend::Budgets;
 
 fn ami_or_auto<S: serde::Serializer>(a: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(a.as_deref().unwrap_or("auto"))

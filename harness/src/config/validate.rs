@@ -314,12 +314,68 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
             );
         }
     }
+    let slo = wb.slo.map(|w| {
+        let p = bp.key("slo");
+        for (field, v) in [
+            ("ttft_ms", w.ttft_ms),
+            ("tpot_ms", w.tpot_ms),
+            ("e2e_ms", w.e2e_ms),
+        ] {
+            if let Some(v) = v.filter(|v| !(v.is_finite() && *v > 0.0)) {
+                cx.err(p.key(field), format!("{v} must be > 0 (ms)"));
+            }
+        }
+        let slo = harness_core::slo::Slo {
+            ttft_ms: w.ttft_ms,
+            tpot_ms: w.tpot_ms,
+            e2e_ms: w.e2e_ms,
+        };
+        if slo.is_empty() {
+            cx.err(
+                p,
+                "sets no limit: give at least one of ttft_ms, tpot_ms, e2e_ms, e.g. `slo: {ttft_ms: 500, e2e_ms: 8000}`",
+            );
+        }
+        slo
+    });
+    if let Some(t) = wb.slo_attainment {
+        if !(t > 0.0 && t <= 1.0) {
+            cx.err(
+                bp.key("slo_attainment"),
+                format!("{t} is a fraction of requests and must be within (0, 1] (0.99 = 99%)"),
+            );
+        }
+        if slo.is_none() {
+            cx.err(
+                bp.key("slo_attainment"),
+                "needs `budgets.slo`, the per-request limits it counts, e.g. `slo: {ttft_ms: 500, tpot_ms: 50}`",
+            );
+        }
+    }
     let budgets = Budgets {
         ttft_p95_ms: wb.ttft_p95_ms,
         e2e_p95_ms: wb.e2e_p95_ms,
         error_rate: wb.error_rate,
         cost_per_request: wb.cost_per_request,
+        slo,
+        slo_attainment: wb.slo_attainment,
     };
+    if load.search.is_some() && !budgets.constraints().limits_latency() {
+        cx.err(
+            root.key("load").key("search"),
+            "needs a latency budget to find where it breaks: set budgets.ttft_p95_ms, budgets.e2e_p95_ms, or budgets.slo with budgets.slo_attainment",
+        );
+    }
+    if load.search.is_some() {
+        for (i, e) in endpoints.iter().enumerate() {
+            if e.ec2.is_some() {
+                cx.err(
+                    root.key("endpoints").index(i).key("ec2"),
+                    "a capacity search (load.search) is not yet supported on a launched endpoint; give its load as `rates:` or `concurrency:` levels",
+                );
+            }
+        }
+    }
 
     let output_dir = w
         .output
@@ -1314,13 +1370,17 @@ fn load(cx: &mut Ctx, w: WireLoad) -> Load {
             levels.push(LoadLevel::Open { rate: *r, arrival });
         }
     }
+    let search = w.search.map(|ws| search(cx, &p, ws, arrival));
+    let searches_rates = search.is_some_and(|s| s.spec.axis == harness_core::search::Axis::Rate);
     if w.concurrency.is_none() && w.rates.is_none() {
-        levels.push(LoadLevel::Closed { concurrency: 1 });
+        if search.is_none() {
+            levels.push(LoadLevel::Closed { concurrency: 1 });
+        }
     } else if levels.is_empty() && cx.issues.is_empty() {
         cx.err(p.clone(), "has no load level: give `concurrency: [1, 8]` (closed loop) and/or `rates: [2.0, 5.0]` (open loop, req/s)");
     }
-    if w.arrival.is_some() && w.rates.is_none() {
-        cx.err(p.key("arrival"), "only applies to open-loop `rates`; closed-loop `concurrency` levels have no arrival process");
+    if w.arrival.is_some() && w.rates.is_none() && !searches_rates {
+        cx.err(p.key("arrival"), "only applies to open-loop `rates` (or `search: {rate: …}`); closed-loop `concurrency` levels have no arrival process");
     }
     let duration = cx.duration(p.key("duration"), &w.duration);
     let requests = w.requests;
@@ -1349,5 +1409,76 @@ fn load(cx: &mut Ctx, w: WireLoad) -> Load {
         warmup_duration,
         timeout,
         max_in_flight,
+        search,
+    }
+}
+
+fn search(cx: &mut Ctx, load: &Path, w: WireSearch, arrival: Arrival) -> SearchSettings {
+    use harness_core::search::{Axis, SearchSpec};
+    let p = load.key("search");
+    let (axis, start) = match (w.rate, w.concurrency) {
+        (Some(r), None) => {
+            if !(r.is_finite() && r > 0.0) {
+                cx.err(
+                    p.key("rate"),
+                    format!("{r} is not a request rate; the first rate probed, req/s > 0"),
+                );
+            }
+            (Axis::Rate, r)
+        }
+        (None, Some(c)) => {
+            if c == 0 {
+                cx.err(
+                    p.key("concurrency"),
+                    "the first concurrency probed must be >= 1",
+                );
+            }
+            (Axis::Concurrency, c as f64)
+        }
+        (Some(_), Some(_)) => {
+            cx.err(
+                p.clone(),
+                "searches either `rate` (open loop) or `concurrency` (closed loop), not both",
+            );
+            (Axis::Rate, 1.0)
+        }
+        (None, None) => {
+            cx.err(p.clone(), "says what to search and where to start: `rate: 1` (open loop, from 1 req/s) or `concurrency: 1` (closed loop)");
+            (Axis::Rate, 1.0)
+        }
+    };
+    let precision = w.precision.unwrap_or(0.05);
+    if !(precision > 0.0 && precision < 1.0) {
+        cx.err(p.key("precision"), format!("{precision} is the relative width of the final interval and must be within (0, 1) (0.05 = 5%)"));
+    }
+    let max_probes = w.max_probes.unwrap_or(16);
+    if max_probes == 0 {
+        cx.err(p.key("max_probes"), "must be >= 1");
+    }
+    let floor: f64 = if axis == Axis::Concurrency { 1.0 } else { 0.01 };
+    let min = w.min.unwrap_or(floor.min(start));
+    if !(min.is_finite() && min > 0.0 && min <= start) {
+        cx.err(
+            p.key("min"),
+            format!("{min} must be > 0 and at most the start ({start})"),
+        );
+    }
+    if let Some(max) = w.max.filter(|m| !(m.is_finite() && *m >= start)) {
+        cx.err(
+            p.key("max"),
+            format!("{max} must be at least the start ({start})"),
+        );
+    }
+    SearchSettings {
+        spec: SearchSpec {
+            axis,
+            start,
+            precision,
+            max_probes,
+            min,
+            max: w.max,
+        },
+        arrival,
+        early_stop: w.early_stop.unwrap_or(true),
     }
 }

@@ -319,6 +319,8 @@ pub struct WireLoad {
     /// Open loop: most requests in flight; arrivals beyond it are recorded as
     /// failed with class `client_saturated`, never silently dropped.
     pub max_in_flight: Option<u32>,
+    /// A capacity search per endpoint and dataset bucket.
+    pub search: Option<WireSearch>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -370,6 +372,38 @@ pub struct WireBudgets {
     pub e2e_p95_ms: Option<f64>,
     pub error_rate: Option<f64>,
     pub cost_per_request: Option<f64>,
+    /// Per-request limits: a request attains the SLO when it succeeded and
+    /// met every one.
+    pub slo: Option<WireSlo>,
+    /// Least fraction of measured requests attaining `slo` (`0.99`).
+    pub slo_attainment: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireSlo {
+    pub ttft_ms: Option<f64>,
+    pub tpot_ms: Option<f64>,
+    pub e2e_ms: Option<f64>,
+}
+
+/// `load.search`: find the highest load that holds the budget.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireSearch {
+    /// Search open-loop rates (req/s), starting here.
+    pub rate: Option<f64>,
+    /// Search closed-loop concurrency, starting here.
+    pub concurrency: Option<u32>,
+    /// Relative width of the final interval (`0.05` = 5%).
+    pub precision: Option<f64>,
+    pub max_probes: Option<u32>,
+    /// Lowest load to probe when halving.
+    pub min: Option<f64>,
+    /// Highest load to probe when doubling.
+    pub max: Option<f64>,
+    /// Stop a probe once its budget is clearly broken (default true).
+    pub early_stop: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

@@ -333,7 +333,7 @@ fn cost(out: &mut String, r: &Report) {
 }
 
 fn capacity(out: &mut String, r: &Report, charts: &[Chart]) {
-    out.push_str("## Capacity plan\n\nPer-instance capacity: the highest request rate one instance sustains within budget, interpolated between measured load levels and never extrapolated past the highest one (docs/cost.md).\n\n");
+    out.push_str("## Capacity plan\n\nPer-instance capacity: the highest request rate one instance sustains within budget, interpolated between measured load levels and never extrapolated past the highest one, or, where a capacity search ran, the throughput at the highest load it found within budget, with the interval to the lowest that broke it (docs/cost.md).\n\n");
     let mut rows = vec![];
     for w in &r.analysis.workloads {
         for c in &w.capacity {
@@ -526,10 +526,62 @@ fn provenance(out: &mut String, r: &Report) {
     }
 }
 
+/// Attainment of the budget's SLO and goodput per experiment, when the
+/// budget has an SLO (docs/metrics.md, "SLO attainment and goodput").
+fn slo(out: &mut String, r: &Report) {
+    let Some(slo) = &r.budget.constraints.slo else {
+        return;
+    };
+    let limits: Vec<String> = slo
+        .limits()
+        .iter()
+        .map(|(m, l)| format!("{} ≤ {l} ms", m.id()))
+        .collect();
+    let _ = writeln!(
+        out,
+        "## SLO attainment and goodput
+
+A request attains the SLO ({}) when it succeeded and met every limit. Attainment: attaining / measured requests, with its 95% Wilson interval; goodput: attaining requests per second over the measurement window.
+",
+        limits.join(", ")
+    );
+    let rows: Vec<Vec<String>> = r
+        .experiments
+        .iter()
+        .map(|e| {
+            let a = e.measured.attainment;
+            vec![
+                e.measured.name.clone(),
+                opt(a.map(|a| a.measured as f64), |x| format!("{x}")),
+                opt(a.map(|a| a.attained as f64), |x| format!("{x}")),
+                opt(a.map(|a| a.fraction), pct),
+                a.map(|a| format!("{} – {}", pct(a.low), pct(a.high)))
+                    .unwrap_or_else(|| "–".into()),
+                opt(a.map(|a| a.goodput), |x| format!("{x:.2}")),
+                format!("{:.2}", e.measured.throughput),
+            ]
+        })
+        .collect();
+    table(
+        out,
+        &[
+            "experiment",
+            "measured",
+            "attained",
+            "attainment",
+            "95% interval",
+            "goodput (req/s)",
+            "throughput (req/s)",
+        ],
+        &rows,
+    );
+}
+
 pub fn render(r: &Report, charts: &[Chart]) -> String {
     let mut out = String::from("# Price-performance report\n\n");
     summary(&mut out, r);
     best_and_recommendations(&mut out, r);
+    slo(&mut out, r);
     cost(&mut out, r);
     capacity(&mut out, r, charts);
     out.push_str("## Charts\n\n");

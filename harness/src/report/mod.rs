@@ -113,11 +113,16 @@ pub fn build(bundles: &[PathBuf], o: Options) -> Result<Report> {
             Costed::new(price, e.costed.inputs.clone())
         }),
     });
+    let attainment: model::AttainmentOf = Box::new(|i, e, slo| {
+        let requests = read::request_samples(&conns[i], &e.experiment_id).ok()?;
+        harness_core::slo::attainment(&requests, slo)
+    });
     let opts = model::Options {
         constraints: o.constraints,
         target_rpm: o.target_rpm,
         heatmap_rpms: o.heatmap_rpms,
         repricing,
+        attainment: Some(attainment),
     };
     let mut r = model::build(rows, opts).map_err(crate::exit::bad_input)?;
     if o.chart_samples {

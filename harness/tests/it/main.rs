@@ -20,6 +20,7 @@ mod preflight;
 mod publish;
 mod report;
 mod rerun;
+mod search;
 mod secrets;
 mod tokenizers;
 mod validate;
