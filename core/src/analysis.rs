@@ -16,10 +16,14 @@
 //!   that every latency constraint holds at the interpolated rate. With no
 //!   latency constraint the ratio is 0 and only the error rate limits.
 //! - **Searched capacity**: where a capacity search ([`crate::search`]) ran on
-//!   an instance type and ended, its result replaces the interpolation: the
-//!   measured throughput at the highest load that held the budget, per
-//!   instance, with the interval up to the lowest load that broke it. Several
-//!   searches on one type (two serving stacks): the highest capacity.
+//!   an instance type and ended, its result replaces the interpolation: what
+//!   the highest load that held the budget served, per instance, with the
+//!   interval up to the lowest load that broke it. Open loop, that is the
+//!   offered rate times the success rate (a short probe's window throughput
+//!   is diluted by the drain after its last arrival; a client that fell
+//!   behind its schedule shows as dispatch lag). Closed loop, the measured
+//!   throughput.
+//!   Several searches on one type (two serving stacks): the highest capacity.
 //! - **Heatmap**: [`heatmap`] over the target rates, with the price of one
 //!   instance taken from the measured experiments ($/hour ÷ instance count).
 
@@ -240,6 +244,13 @@ fn searched_capacity(v: &[&Measured]) -> Option<(Option<Capacity>, String)> {
             .filter(|m| m.probe.as_ref().is_some_and(|p| p.search == key))
             .collect();
         let at = |load: f64| probes.iter().find(|m| m.load == load);
+        let served = |m: &Measured| {
+            if m.open_loop {
+                m.load * (1.0 - m.error_rate)
+            } else {
+                m.throughput
+            }
+        };
         let cap = found.lo.and_then(at).map(|lo| {
             let n = lo.instance_count.max(1) as f64;
             let high_rps = found.hi.and_then(at).map(|hi| {
@@ -251,10 +262,10 @@ fn searched_capacity(v: &[&Measured]) -> Option<(Option<Capacity>, String)> {
                 }
             });
             Capacity {
-                per_instance_rps: lo.throughput / n,
+                per_instance_rps: served(lo) / n,
                 budget_reached: found.hi.is_some(),
                 searched: Some(crate::capacity::Searched {
-                    low_rps: lo.throughput / n,
+                    low_rps: served(lo) / n,
                     high_rps,
                     converged: found.converged,
                     probes: found.probes.len(),
@@ -587,24 +598,24 @@ mod tests {
             probe(14.0, 12.5, 6000.0),
         ];
         xs[1].probe.as_mut().unwrap().stopped_early = Some("broken".into());
+        xs[2].error_rate = 0.005;
         xs.push(m("grid", "a", 1, 20.0, 19.0, 100.0, 4000.0, Some(1.0)));
         let a = analyse(&xs, &budget(), &[60.0 * 30.0]);
         let c = &a.workloads[0].capacity[0];
         let cap = c.capacity.as_ref().unwrap();
-        assert_eq!(
-            cap.per_instance_rps, 11.8,
-            "measured at the highest passing load"
-        );
+        // Open loop: the highest passing rate times its success rate, not
+        // its window throughput.
+        assert_eq!(cap.per_instance_rps, 12.0 * 0.995);
         assert!(cap.budget_reached);
         let s = cap.searched.as_ref().unwrap();
         assert_eq!(
             (s.low_rps, s.high_rps, s.converged),
-            (11.8, Some(14.0), true)
+            (12.0 * 0.995, Some(14.0), true)
         );
         let notes = c.notes().join("; ");
-        assert!(notes.contains("11.8 to 14 req/s"), "{notes}");
+        assert!(notes.contains("11.94 to 14 req/s"), "{notes}");
         assert!(!notes.contains("may be higher"), "{notes}");
-        // 30 req/s over 11.8 per instance: 3 instances.
+        // 30 req/s over 11.94 per instance: 3 instances.
         assert_eq!(a.workloads[0].heatmap[0].instances, Some(3));
         // A search that found nothing: no capacity, and why.
         for x in xs.iter_mut().filter(|x| x.probe.is_some()) {

@@ -19,6 +19,7 @@ pub mod recommend;
 pub mod rng;
 pub mod sample;
 pub mod search;
+pub mod server;
 pub mod slo;
 pub mod stats;
 pub mod summary;

@@ -28,6 +28,7 @@ pub mod report;
 pub mod runner;
 pub mod s3;
 pub mod schedule;
+pub mod scrape;
 pub mod sim;
 pub mod timer;
 pub mod tls;

@@ -23,8 +23,19 @@ pub struct Outcome {
     pub interrupted: bool,
     /// Why the early-stop rule ended the experiment, when it did.
     pub stopped_early: Option<String>,
+    /// The engine's metrics over the experiment, when they were scraped.
+    pub server: Option<crate::scrape::Scraped>,
     pub started_at: DateTime<Utc>,
     pub ended_at: DateTime<Utc>,
+}
+
+/// What watches an experiment besides its requests.
+#[derive(Default, Clone, Copy)]
+pub struct Watch<'a> {
+    /// Samples this host (`host_samples`).
+    pub host: Option<&'a crate::host::Sampler>,
+    /// Scrapes the engine's metrics (`server_metrics`).
+    pub server: Option<&'a crate::scrape::Scraper>,
 }
 
 pub async fn run_experiment(
@@ -34,11 +45,12 @@ pub async fn run_experiment(
     timeout: Duration,
     stop: Arc<AtomicBool>,
     progress: Progress,
-    sampler: Option<&crate::host::Sampler>,
+    watch: Watch<'_>,
 ) -> Outcome {
     let started_at = Utc::now();
     let clock = Clock::new();
-    let sampling = sampler.map(|s| s.start(clock));
+    let sampling = watch.host.map(|s| s.start(clock));
+    let scraping = watch.server.map(|s| s.start(clock));
     let tokenizer = exp.tokenizer.clone();
     let (tx, mut rx) = mpsc::unbounded_channel::<RequestRecord>();
     let early = Arc::new(AtomicBool::new(false));
@@ -138,11 +150,16 @@ pub async fn run_experiment(
         Some(s) => s.finish().await,
         None => vec![],
     };
+    let server = match scraping {
+        Some(s) => Some(s.finish().await),
+        None => None,
+    };
     Outcome {
         records,
         host,
         interrupted: cut_short,
         stopped_early,
+        server,
         started_at,
         ended_at: Utc::now(),
     }

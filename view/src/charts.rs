@@ -141,7 +141,7 @@ fn latency_chart(
             .collect();
         if !probes.is_empty() {
             series.push(Series {
-                name: format!("{t}: search probes (p95)"),
+                name: format!("{t} probes, p95"),
                 points: probes,
                 markers_only: true,
                 colour: i,
@@ -155,6 +155,21 @@ fn latency_chart(
             rows,
             format!("budget: p95 <= {}", svg::short(*limit)),
             *limit,
+        ));
+    }
+    // A per-request SLO's limit on this metric.
+    if let Some((_, limit)) = r
+        .budget
+        .constraints
+        .slo
+        .iter()
+        .flat_map(|s| s.limits())
+        .find(|(m, _)| m.id() == metric)
+    {
+        series.push(budget_line(
+            rows,
+            format!("SLO: each request <= {}", svg::short(limit)),
+            limit,
         ));
     }
     XyChart {

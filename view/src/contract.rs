@@ -65,7 +65,7 @@ pub const DISTRIBUTIONS: Query = Query(
 );
 
 /// One [`ExperimentRecord`] per experiment (with its summary when it has one),
-/// in plan order.
+/// in plan order (a capacity search's probes, which share its place, by load).
 pub const EXPERIMENTS: Query = Query(
     "SELECT e.experiment_id, e.run_id, e.label, e.endpoint, e.model, e.stream, e.instance_type, e.instance_count,
             e.dataset, e.bucket, e.load_mode, e.concurrency, e.rate, e.simulated, e.status, e.status_reason,
@@ -79,7 +79,7 @@ pub const EXPERIMENTS: Query = Query(
             s.price_source, s.price_region, s.price_as_of
      FROM {db}experiments e LEFT JOIN {db}summaries s USING (experiment_id)
           LEFT JOIN {db}searches x ON x.search_id = e.search_id
-     ORDER BY e.ordinal, e.label",
+     ORDER BY e.ordinal, coalesce(e.rate, e.concurrency), e.label",
 );
 
 /// Checks a bundle's `meta.schema_version` against [`SCHEMA_VERSION`].

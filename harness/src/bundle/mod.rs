@@ -246,6 +246,8 @@ pub(crate) fn copy_attached(c: &Connection, kept: &str, datasets: &str) -> Resul
          INSERT INTO distributions SELECT * FROM src.distributions WHERE experiment_id IN {kept};
          INSERT INTO ecdf SELECT * FROM src.ecdf WHERE experiment_id IN {kept};
          INSERT INTO host_samples SELECT * FROM src.host_samples WHERE experiment_id IN {kept};
+         INSERT INTO server_metrics SELECT * FROM src.server_metrics WHERE experiment_id IN {kept};
+         INSERT INTO server_scrapes SELECT * FROM src.server_scrapes WHERE experiment_id IN {kept};
          INSERT INTO requests SELECT * FROM src.requests WHERE experiment_id IN {kept};
          INSERT INTO datasets SELECT * FROM src.datasets WHERE {datasets};
          INSERT INTO dataset_rows SELECT * FROM src.dataset_rows WHERE {datasets};
@@ -540,6 +542,7 @@ impl Bundle {
         s: &ExperimentSummary,
         costed: &harness_core::cost::Costed,
         host: &[harness_core::host::HostSampleRow],
+        server: Option<&crate::scrape::Scraped>,
     ) -> Result<()> {
         let tx = self.conn.transaction()?;
         delete_experiment(&tx, e.experiment_id)?;
@@ -599,6 +602,24 @@ impl Bundle {
         )?;
         write_ecdf(&tx, e.experiment_id)?;
         append_host_samples(&tx, host)?;
+        if let Some(m) = server {
+            let mut app = tx.appender("server_metrics")?;
+            for x in &m.samples {
+                app.append_row(params![e.experiment_id, x.t_ns, x.name, x.labels, x.value])?;
+            }
+            app.flush()?;
+            tx.execute(
+                "INSERT INTO server_scrapes VALUES (?, ?, ?, ?, ?, ?)",
+                params![
+                    e.experiment_id,
+                    m.url,
+                    m.interval.as_secs_f64(),
+                    m.attempts as i64,
+                    m.failures as i64,
+                    m.last_error
+                ],
+            )?;
+        }
         let cost = &costed.figures;
         let price = costed.price.as_ref();
         let (hourly, tokens) = match price.map(|p| p.rate) {
@@ -767,6 +788,8 @@ fn delete_experiment(tx: &duckdb::Transaction<'_>, id: &str) -> Result<()> {
         "distributions",
         "ecdf",
         "host_samples",
+        "server_metrics",
+        "server_scrapes",
         "summaries",
         "requests",
         "experiments",

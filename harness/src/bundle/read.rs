@@ -107,6 +107,72 @@ pub fn host_samples(conn: &Connection) -> Result<Vec<harness_core::host::HostSam
     decode(conn, contract::HOST_SAMPLES, "host_samples")
 }
 
+/// One experiment's scraping of the engine's metrics, and the summary of
+/// its measurement window (`harness_core::server::summarise`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServerRow {
+    pub experiment_id: String,
+    pub url: String,
+    pub interval_s: f64,
+    pub attempts: i64,
+    pub failures: i64,
+    pub last_error: Option<String>,
+    pub summary: harness_core::server::ServerSummary,
+}
+
+/// Every experiment's `server_scrapes` row with the summary of its
+/// `server_metrics` over its measurement window, in experiment order.
+pub fn server(conn: &Connection) -> Result<Vec<ServerRow>> {
+    use harness_core::server::{summarise, ServerSample, SERIES};
+    let mut st = conn.prepare(
+        "SELECT s.experiment_id, s.url, s.interval_s, s.attempts, s.failures, s.last_error
+         FROM server_scrapes s JOIN experiments e USING (experiment_id) ORDER BY e.ordinal, e.label",
+    )?;
+    let rows: Vec<(String, String, f64, i64, i64, Option<String>)> = st
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    let names: Vec<String> = SERIES.iter().map(|s| format!("'{}'", s.1)).collect();
+    let mut samples = conn.prepare(&format!(
+        "SELECT t_ns, name, labels, value FROM server_metrics
+         WHERE experiment_id = ? AND name IN ({}) ORDER BY t_ns",
+        names.join(", ")
+    ))?;
+    let mut out = vec![];
+    for (experiment_id, url, interval_s, attempts, failures, last_error) in rows {
+        let xs: Vec<ServerSample> = samples
+            .query_map([&experiment_id], |r| {
+                Ok(ServerSample {
+                    t_ns: r.get(0)?,
+                    name: r.get(1)?,
+                    labels: r.get(2)?,
+                    value: r.get(3)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let window =
+            harness_core::summary::measurement_window(&request_samples(conn, &experiment_id)?);
+        out.push(ServerRow {
+            summary: summarise(&xs, window),
+            experiment_id,
+            url,
+            interval_s,
+            attempts,
+            failures,
+            last_error,
+        });
+    }
+    Ok(out)
+}
+
 pub fn datasets(conn: &Connection) -> Result<Vec<StoredDataset>> {
     decode(conn, contract::DATASETS, "datasets")
 }

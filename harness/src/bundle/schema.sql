@@ -57,6 +57,21 @@ CREATE TABLE IF NOT EXISTS experiments (
     search_id      VARCHAR,
     stopped_early  VARCHAR
 );
+CREATE TABLE IF NOT EXISTS server_metrics (
+    experiment_id VARCHAR NOT NULL,
+    t_ns          BIGINT NOT NULL,
+    name          VARCHAR NOT NULL,
+    labels        VARCHAR NOT NULL,
+    value         DOUBLE
+);
+CREATE TABLE IF NOT EXISTS server_scrapes (
+    experiment_id VARCHAR PRIMARY KEY,
+    url           VARCHAR NOT NULL,
+    interval_s    DOUBLE NOT NULL,
+    attempts      BIGINT NOT NULL,
+    failures      BIGINT NOT NULL,
+    last_error    VARCHAR
+);
 CREATE TABLE IF NOT EXISTS searches (
     search_id  VARCHAR PRIMARY KEY,
     run_id     VARCHAR NOT NULL,

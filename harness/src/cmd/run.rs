@@ -466,7 +466,15 @@ impl Session<'_> {
         if !checked[&ep.name].ok {
             return self.skip(bundle, exp, preflight_skip(&checked[&ep.name]));
         }
-        self.run_one(bundle, exp, provider, position).await?;
+        let scraper = ep.server_metrics.as_ref().and_then(|m| {
+            let url = m
+                .url
+                .clone()
+                .or_else(|| crate::scrape::default_url(&deployed.base_url))?;
+            Some(crate::scrape::Scraper::new(url, m.interval))
+        });
+        self.run_one(bundle, exp, provider, scraper.as_ref(), position)
+            .await?;
         if let Some(f) = self.after_each.as_mut() {
             f(&bundle.path);
         }
@@ -753,6 +761,7 @@ impl Session<'_> {
         bundle: &mut Bundle,
         exp: &Experiment,
         provider: Provider,
+        scraper: Option<&crate::scrape::Scraper>,
         (position, total): (usize, usize),
     ) -> Result<()> {
         let workload = Arc::new(Workload::new(
@@ -777,7 +786,10 @@ impl Session<'_> {
             self.cfg.load.timeout,
             self.stop.flag(),
             progress,
-            self.sampler.as_ref(),
+            runner::Watch {
+                host: self.sampler.as_ref(),
+                server: scraper,
+            },
         )
         .await;
         let samples: Vec<_> = outcome.records.iter().map(|r| r.sample()).collect();
@@ -837,6 +849,7 @@ impl Session<'_> {
                 &summary,
                 &costed,
                 &host,
+                outcome.server.as_ref(),
             )
             .with_context(|| {
                 format!(

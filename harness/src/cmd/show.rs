@@ -11,6 +11,7 @@ pub fn run(a: ShowArgs) -> anyhow::Result<ExitCode> {
             "runs": read::runs(&conn)?,
             "experiments": read::experiments(&conn)?,
             "host": harness_core::host::windows(&read::host_samples(&conn)?),
+            "server": read::server(&conn)?,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(ExitCode::SUCCESS);
@@ -48,8 +49,60 @@ pub fn run(a: ShowArgs) -> anyhow::Result<ExitCode> {
         )
     );
     print!("{}", host_table(&runs, &exps, &read::host_samples(&conn)?));
+    print!("{}", server_table(&exps, &read::server(&conn)?));
     println!("bundle: {}", a.bundle.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The engine's own figures in each experiment's measurement window, from
+/// its Prometheus metrics, and how many scrapes failed. Empty when none was
+/// scraped.
+fn server_table(exps: &[read::StoredExperiment], rows: &[read::ServerRow]) -> String {
+    use std::fmt::Write;
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut out =
+        String::from("\nserver metrics, measurement window (mean / max of the scrapes):\n");
+    let _ = writeln!(
+        out,
+        "{:<44} {:>11} {:>11} {:>13} {:>12} {:>12}  scrapes",
+        "experiment", "running", "waiting", "KV cache", "prefix hits", "gen tok/s"
+    );
+    let mm = |m: Option<harness_core::server::MeanMax>, pct: bool| match m {
+        Some(m) if pct => format!("{:.0}% / {:.0}%", m.mean * 100.0, m.max * 100.0),
+        Some(m) => format!("{:.1} / {:.0}", m.mean, m.max),
+        None => "-".into(),
+    };
+    for r in rows {
+        let label = exps
+            .iter()
+            .find(|e| e.experiment_id == r.experiment_id)
+            .map(|e| e.label.as_str())
+            .unwrap_or(&r.experiment_id);
+        let s = &r.summary;
+        let _ = writeln!(
+            out,
+            "{:<44} {:>11} {:>11} {:>13} {:>12} {:>12}  {} of {} failed{}",
+            label,
+            mm(s.running, false),
+            mm(s.waiting, false),
+            mm(s.kv_cache_usage, true),
+            s.prefix_cache_hit_rate
+                .map(|x| format!("{:.1}%", x * 100.0))
+                .unwrap_or_else(|| "-".into()),
+            s.generation_tokens_per_s
+                .map(|x| format!("{x:.0}"))
+                .unwrap_or_else(|| "-".into()),
+            r.failures,
+            r.attempts,
+            r.last_error
+                .as_deref()
+                .map(|e| format!(" (last: {e})"))
+                .unwrap_or_default()
+        );
+    }
+    out
 }
 
 /// The host's figures in each experiment's measurement window (p50 / p95 /

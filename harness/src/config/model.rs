@@ -124,6 +124,17 @@ pub struct Endpoint {
     /// Provider `bedrock`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bedrock: Option<BedrockSettings>,
+    /// Scraping of the engine's Prometheus metrics; `None`: off.
+    pub server_metrics: Option<ServerMetrics>,
+}
+
+/// `server_metrics:`, validated.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ServerMetrics {
+    /// `None`: the server's origin with path `/metrics`.
+    pub url: Option<String>,
+    #[serde(serialize_with = "secs::one")]
+    pub interval: Duration,
 }
 
 /// How requests to a SageMaker endpoint are shaped and read.

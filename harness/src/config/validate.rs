@@ -742,6 +742,49 @@ fn endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<Endpoint> {
     if cx.issues.len() > before {
         return None;
     }
+    let server_metrics = match e.server_metrics {
+        Some(WireServerMetrics::On(false)) => None,
+        None | Some(WireServerMetrics::On(true))
+            if matches!(provider, ProviderKind::Sagemaker | ProviderKind::Bedrock) =>
+        {
+            if e.server_metrics.is_some() {
+                cx.err(
+                    p.key("server_metrics"),
+                    "a managed endpoint (SageMaker, Bedrock) serves no Prometheus metrics to scrape",
+                );
+            }
+            None
+        }
+        None | Some(WireServerMetrics::On(true)) => Some(ServerMetrics {
+            url: None,
+            interval: Duration::from_secs(1),
+        }),
+        Some(WireServerMetrics::Settings(w)) => {
+            let sp = p.key("server_metrics");
+            if let Some(u) = w.url.as_deref() {
+                if reqwest::Url::parse(u).map_or(true, |u| !matches!(u.scheme(), "http" | "https"))
+                {
+                    cx.err(
+                        sp.key("url"),
+                        format!(
+                            "`{}` is not an http(s) URL; write e.g. `http://10.0.0.5:8000/metrics`",
+                            crate::redact::url(u)
+                        ),
+                    );
+                }
+            }
+            let interval = cx
+                .duration(sp.key("interval"), &w.interval)
+                .unwrap_or(Duration::from_secs(1));
+            if interval < Duration::from_millis(100) {
+                cx.err(sp.key("interval"), "must be at least 100ms");
+            }
+            Some(ServerMetrics {
+                url: w.url,
+                interval,
+            })
+        }
+    };
     Some(Endpoint {
         name,
         provider,
@@ -760,6 +803,7 @@ fn endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<Endpoint> {
         ec2,
         sagemaker,
         bedrock,
+        server_metrics,
     })
 }
 

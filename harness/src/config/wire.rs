@@ -161,6 +161,24 @@ pub struct WireEndpoint {
     pub sagemaker: Option<WireSageMaker>,
     /// Provider `bedrock`: region, retries, extra model fields.
     pub bedrock: Option<WireBedrock>,
+    /// Scrape the engine's Prometheus metrics while experiments run:
+    /// `false`, or `{ url, interval }` (default: on for `openai` and `sim`,
+    /// at the server's `/metrics`, every 1 s).
+    pub server_metrics: Option<WireServerMetrics>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum WireServerMetrics {
+    On(bool),
+    Settings(WireServerMetricsSettings),
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireServerMetricsSettings {
+    pub url: Option<String>,
+    pub interval: Option<String>,
 }
 
 /// `sagemaker:` of an endpoint with provider `sagemaker`.

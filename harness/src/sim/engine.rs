@@ -44,6 +44,11 @@ pub struct Engine {
     next_replica: AtomicUsize,
     requests: AtomicU64,
     timer: TimerService,
+    /// Requests waiting for room on a replica.
+    waiting: AtomicU64,
+    /// Tokens generated and prompt tokens prefilled, since the start.
+    generated: AtomicU64,
+    prefilled: AtomicU64,
 }
 
 /// What a request will do, decided when it arrives (deterministic for the
@@ -105,6 +110,9 @@ impl Engine {
             next_replica: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
             timer: TimerService::start(),
+            waiting: AtomicU64::new(0),
+            generated: AtomicU64::new(0),
+            prefilled: AtomicU64::new(0),
         })
     }
 
@@ -140,6 +148,9 @@ impl Engine {
         }
         let idx = self.next_replica.fetch_add(1, Ordering::Relaxed) % self.replicas.len();
         let r = &self.replicas[idx];
+        // Counted as waiting until both its KV cache and its slot are held.
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let _waiting = Waiting(&self.waiting);
         let permits = need.min(u32::MAX as u64) as u32;
         let kv = if capacity >= Semaphore::MAX_PERMITS as u64 {
             // Unlimited (fixed-timing) profiles: take nothing from the pool.
@@ -168,12 +179,105 @@ impl Engine {
     }
 }
 
+/// Decrements the waiting count when admission ends (or is abandoned).
+struct Waiting<'a>(&'a AtomicU64);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Engine {
+    /// The engine's state in Prometheus's text format, under vLLM's metric
+    /// names (`vllm:`), as vLLM's `/metrics` serves them: running and
+    /// waiting requests, KV-cache usage (0–1, over replicas), prefix-cache
+    /// queries and hits (no prefix cache: hits stay 0), and the prompt and
+    /// generation token counters.
+    pub fn metrics_text(&self) -> String {
+        let running: u64 = self
+            .replicas
+            .iter()
+            .map(|r| r.running.load(Ordering::Relaxed))
+            .sum();
+        let cap = self
+            .profile
+            .kv_capacity_tokens
+            .min(Semaphore::MAX_PERMITS as u64) as f64;
+        let usage = if self.profile.kv_capacity_tokens >= Semaphore::MAX_PERMITS as u64 {
+            0.0
+        } else {
+            self.replicas
+                .iter()
+                .map(|r| 1.0 - r.kv.available_permits() as f64 / cap)
+                .sum::<f64>()
+                / self.replicas.len() as f64
+        };
+        let model = format!("model_name=\"{}\"", self.profile.name);
+        let prefilled = self.prefilled.load(Ordering::Relaxed);
+        let mut out = String::new();
+        for (name, kind, help, value) in [
+            (
+                "vllm:num_requests_running",
+                "gauge",
+                "Number of requests in model execution batches.",
+                running as f64,
+            ),
+            (
+                "vllm:num_requests_waiting",
+                "gauge",
+                "Number of requests waiting to be processed.",
+                self.waiting.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "vllm:kv_cache_usage_perc",
+                "gauge",
+                "KV-cache usage. 1 means 100 percent usage.",
+                usage,
+            ),
+            (
+                "vllm:prefix_cache_queries_total",
+                "counter",
+                "Prefix cache queries, in terms of number of queried tokens.",
+                prefilled as f64,
+            ),
+            (
+                "vllm:prefix_cache_hits_total",
+                "counter",
+                "Prefix cache hits, in terms of number of cached tokens.",
+                0.0,
+            ),
+            (
+                "vllm:prompt_tokens_total",
+                "counter",
+                "Number of prefill tokens processed.",
+                prefilled as f64,
+            ),
+            (
+                "vllm:generation_tokens_total",
+                "counter",
+                "Number of generation tokens processed.",
+                self.generated.load(Ordering::Relaxed) as f64,
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{{model}}} {value:?}\n"
+            ));
+        }
+        out
+    }
+}
+
 impl Sequence {
     /// Sleeps through prefill; returns the first token.
     pub async fn prefill(&mut self) -> &'static str {
         let p = &self.engine.profile;
         self.clock = Instant::now() + Duration::from_secs_f64(p.prefill_s(self.context));
         self.engine.timer.sleep_until(self.clock).await;
+        self.engine
+            .prefilled
+            .fetch_add(self.context, Ordering::Relaxed);
+        self.engine.generated.fetch_add(1, Ordering::Relaxed);
         self.word()
     }
 
@@ -191,6 +295,7 @@ impl Sequence {
         self.engine.timer.sleep_until(self.clock).await;
         self.context += 1;
         r.context.fetch_add(1, Ordering::Relaxed);
+        self.engine.generated.fetch_add(1, Ordering::Relaxed);
         self.word()
     }
 

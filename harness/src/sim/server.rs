@@ -1,6 +1,7 @@
 //! The simulator's OpenAI-compatible HTTP face: `/v1/chat/completions`,
 //! `/v1/completions` (streaming and not, with `stream_options.include_usage`),
-//! `/v1/models` and `/health`. Responses are marked with the header
+//! `/v1/models`, `/health` and `/metrics` (Prometheus, under vLLM's names).
+//! Responses are marked with the header
 //! `x-simulated: true`.
 
 use super::engine::{Engine, Plan, Rejection};
@@ -90,7 +91,7 @@ impl SimServer {
 /// `/v1/health` and the AWS faces (signed by the SDK instead) always may,
 /// anything else needs `Authorization: Bearer key`.
 fn authorized(req: &Request<Incoming>, key: &str) -> bool {
-    matches!(req.uri().path(), "/health" | "/v1/health")
+    matches!(req.uri().path(), "/health" | "/v1/health" | "/metrics")
         || super::aws::Route::of(req.uri().path()).is_some()
         || req
             .headers()
@@ -134,6 +135,13 @@ async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Response<
                 StatusCode::OK,
                 "application/json",
                 r#"{"status":"ok"}"#.into(),
+            ))
+        }
+        (&Method::GET, "/metrics") => {
+            return Ok(full(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                engine.metrics_text(),
             ))
         }
         (&Method::GET, "/v1/models") => {

@@ -22,5 +22,6 @@ mod report;
 mod rerun;
 mod search;
 mod secrets;
+mod server_metrics;
 mod tokenizers;
 mod validate;
