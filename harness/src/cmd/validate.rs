@@ -17,8 +17,17 @@ pub async fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
         eprint!("{errors}");
         return Ok(ExitCode::from(crate::exit::BAD_INPUT));
     }
+    let searches = exps.iter().filter(|e| e.search.is_some()).count();
+    let counted = if searches == 0 {
+        format!("{} experiments", exps.len())
+    } else {
+        format!(
+            "{} experiments; {searches} of them capacity searches, whose probes are chosen as they run",
+            exps.len()
+        )
+    };
     if !a.show_settings {
-        println!("{}: OK, {} experiments", loaded.file, exps.len());
+        println!("{}: OK, {counted}", loaded.file);
         return Ok(ExitCode::SUCCESS);
     }
     println!("# Resolved config (defaults filled in, secrets masked)");
@@ -110,9 +119,19 @@ pub async fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
         println!("{}", headers.join("\n"));
         println!("{}", serde_json::to_string_pretty(&body)?);
     }
-    println!("\n# Experiments ({})", exps.len());
+    println!("\n# Experiments ({counted})");
     for e in &exps {
-        println!("{}  {}", e.id, e.label);
+        match &e.search {
+            Some(s) => println!(
+                "{}  {}: first probe of the {} (to {}%, at most {} probes)",
+                e.id,
+                e.label,
+                s.label,
+                s.settings.spec.precision * 100.0,
+                s.settings.spec.max_probes
+            ),
+            None => println!("{}  {}", e.id, e.label),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
