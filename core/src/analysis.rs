@@ -16,14 +16,15 @@
 //!   that every latency constraint holds at the interpolated rate. With no
 //!   latency constraint the ratio is 0 and only the error rate limits.
 //! - **Searched capacity**: where a capacity search ([`crate::search`]) ran on
-//!   an instance type and ended, its result replaces the interpolation: what
-//!   the highest load that held the budget served, per instance, with the
-//!   interval up to the lowest load that broke it. Open loop, that is the
-//!   offered rate times the success rate (a short probe's window throughput
-//!   is diluted by the drain after its last arrival; a client that fell
-//!   behind its schedule shows as dispatch lag). Closed loop, the measured
-//!   throughput.
-//!   Several searches on one type (two serving stacks): the highest capacity.
+//!   an instance type and ended under the budget being analysed, its result
+//!   replaces the interpolation: the measured throughput at the highest load
+//!   that held the budget, per instance (never the offered rate: a probe too
+//!   short for the server's queue to show can hold its latency budget at a
+//!   rate it does not sustain, and its throughput shows it), with the
+//!   open-loop rate that broke the budget as the interval's top. A search
+//!   judged under another budget is not used: its probes count as measured
+//!   levels. Several searches on one type (two serving stacks): the highest
+//!   capacity.
 //! - **Heatmap**: [`heatmap`] over the target rates, with the price of one
 //!   instance taken from the measured experiments ($/hour ÷ instance count).
 
@@ -85,6 +86,9 @@ pub struct ProbeOf {
     /// Why the probe stopped before its plan ended, when it did.
     #[serde(default)]
     pub stopped_early: Option<String>,
+    /// The budget the search judged its probes by (without a cost limit).
+    #[serde(default)]
+    pub budget: Option<Constraints>,
 }
 
 fn yes() -> bool {
@@ -230,11 +234,17 @@ fn unmeasured(v: &[&Measured], k: &Constraints) -> Vec<String> {
 /// The capacity the searches among `v` found, with why the best one ended;
 /// `None` when no search among them ended. The capacity is `None` when a
 /// search found no load that held the budget.
-fn searched_capacity(v: &[&Measured]) -> Option<(Option<Capacity>, String)> {
+fn searched_capacity(v: &[&Measured], k: &Constraints) -> Option<(Option<Capacity>, String)> {
     let mut ended: BTreeMap<&str, &crate::search::Found> = BTreeMap::new();
+    let judged = k.without_cost();
     for m in v {
-        if let Some(f) = m.probe.as_ref().and_then(|p| p.found.as_ref()) {
-            ended.insert(&m.probe.as_ref().expect("probe").search, f);
+        let Some(p) = m.probe.as_ref() else { continue };
+        if let Some(f) = p
+            .found
+            .as_ref()
+            .filter(|_| p.budget.as_ref() == Some(&judged))
+        {
+            ended.insert(&p.search, f);
         }
     }
     let mut best: Option<(Option<Capacity>, String)> = None;
@@ -244,28 +254,22 @@ fn searched_capacity(v: &[&Measured]) -> Option<(Option<Capacity>, String)> {
             .filter(|m| m.probe.as_ref().is_some_and(|p| p.search == key))
             .collect();
         let at = |load: f64| probes.iter().find(|m| m.load == load);
-        let served = |m: &Measured| {
-            if m.open_loop {
-                m.load * (1.0 - m.error_rate)
-            } else {
-                m.throughput
-            }
-        };
         let cap = found.lo.and_then(at).map(|lo| {
             let n = lo.instance_count.max(1) as f64;
-            let high_rps = found.hi.and_then(at).map(|hi| {
-                // Open loop: the offered rate; closed loop: what it served.
-                if hi.open_loop {
-                    hi.load / n
-                } else {
-                    hi.throughput / n
-                }
-            });
+            let low_rps = lo.throughput / n;
+            // The open-loop rate that broke the budget (a closed loop's
+            // failing probe has no rate of its own to bound it with).
+            let high_rps = found
+                .hi
+                .and_then(at)
+                .filter(|hi| hi.open_loop)
+                .map(|hi| hi.load / n)
+                .filter(|h| *h > low_rps);
             Capacity {
-                per_instance_rps: served(lo) / n,
+                per_instance_rps: low_rps,
                 budget_reached: found.hi.is_some(),
                 searched: Some(crate::capacity::Searched {
-                    low_rps: served(lo) / n,
+                    low_rps,
                     high_rps,
                     converged: found.converged,
                     probes: found.probes.len(),
@@ -364,7 +368,7 @@ pub fn analyse(experiments: &[Measured], k: &Constraints, target_rpms: &[f64]) -
                             error_rate: m.error_rate,
                         })
                         .collect();
-                    let (capacity, search) = match searched_capacity(v) {
+                    let (capacity, search) = match searched_capacity(v, k) {
                         Some((cap, why)) => (cap, Some(why)),
                         None => (
                             per_instance_capacity(&points, 1.0, k.max_error_rate, 1),
@@ -588,6 +592,7 @@ mod tests {
                 search: "s1".into(),
                 found: Some(found.clone()),
                 stopped_early: None,
+                budget: Some(budget()),
             });
             x
         };
@@ -603,20 +608,27 @@ mod tests {
         let a = analyse(&xs, &budget(), &[60.0 * 30.0]);
         let c = &a.workloads[0].capacity[0];
         let cap = c.capacity.as_ref().unwrap();
-        // Open loop: the highest passing rate times its success rate, not
-        // its window throughput.
-        assert_eq!(cap.per_instance_rps, 12.0 * 0.995);
+        // What the highest passing load served, never the rate offered.
+        assert_eq!(cap.per_instance_rps, 11.8);
         assert!(cap.budget_reached);
         let s = cap.searched.as_ref().unwrap();
         assert_eq!(
             (s.low_rps, s.high_rps, s.converged),
-            (12.0 * 0.995, Some(14.0), true)
+            (11.8, Some(14.0), true)
         );
         let notes = c.notes().join("; ");
-        assert!(notes.contains("11.94 to 14 req/s"), "{notes}");
+        assert!(notes.contains("11.8 to 14 req/s"), "{notes}");
         assert!(!notes.contains("may be higher"), "{notes}");
-        // 30 req/s over 11.94 per instance: 3 instances.
+        // 30 req/s over 11.8 per instance: 3 instances.
         assert_eq!(a.workloads[0].heatmap[0].instances, Some(3));
+        // Under another budget the search's verdicts do not hold: its probes
+        // are measured levels like any other.
+        let mut other = budget();
+        other.latency[1].1 = 2000.0;
+        let a = analyse(&xs, &other, &[60.0]);
+        let c = &a.workloads[0].capacity[0];
+        assert_eq!(c.search, None);
+        assert!(c.capacity.as_ref().unwrap().searched.is_none());
         // A search that found nothing: no capacity, and why.
         for x in xs.iter_mut().filter(|x| x.probe.is_some()) {
             let p = x.probe.as_mut().unwrap();

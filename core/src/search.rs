@@ -161,13 +161,12 @@ impl Search {
         };
         if let (Some(l), Some(h)) = (lo, hi) {
             if narrow(l, h) {
-                return self.done(
-                    true,
-                    format!(
-                        "capacity in [{l}, {h}]{unit}: within {}%",
-                        s.precision * 100.0
-                    ),
-                );
+                let within = if (h - l) / l <= s.precision + 1e-12 {
+                    format!("within {}%", s.precision * 100.0)
+                } else {
+                    "within one worker".to_string()
+                };
+                return self.done(true, format!("capacity in [{l}, {h}]{unit}: {within}"));
             }
         }
         if self.probes.len() as u32 >= s.max_probes {

@@ -69,7 +69,7 @@ pub const DISTRIBUTIONS: Query = Query(
 pub const EXPERIMENTS: Query = Query(
     "SELECT e.experiment_id, e.run_id, e.label, e.endpoint, e.model, e.stream, e.instance_type, e.instance_count,
             e.dataset, e.bucket, e.load_mode, e.concurrency, e.rate, e.simulated, e.status, e.status_reason,
-            e.search_id, e.stopped_early, x.found AS search_found,
+            e.search_id, e.stopped_early, x.found AS search_found, x.budget AS search_budget,
             s.requests, s.requests_ok, s.requests_failed, s.warmup_requests, s.window_s, s.request_throughput,
             s.output_token_throughput, s.prompt_token_throughput, s.send_rate, s.error_rate, s.errors_by_class,
             s.prompt_token_discrepancy, s.output_token_discrepancy,
@@ -226,6 +226,8 @@ pub struct ExperimentRecord {
     pub stopped_early: Option<String>,
     /// The search's `found` (JSON), when it ended.
     pub search_found: Option<String>,
+    /// The budget its probes were judged by (JSON).
+    pub search_budget: Option<String>,
     pub requests: Option<u64>,
     pub requests_ok: Option<u64>,
     pub requests_failed: Option<u64>,
@@ -401,6 +403,10 @@ pub fn experiments(
                         .as_deref()
                         .and_then(|f| serde_json::from_str(f).ok()),
                     stopped_early: r.stopped_early,
+                    budget: r
+                        .search_budget
+                        .as_deref()
+                        .and_then(|b| serde_json::from_str(b).ok()),
                 }),
             }
         })

@@ -333,7 +333,7 @@ fn cost(out: &mut String, r: &Report) {
 }
 
 fn capacity(out: &mut String, r: &Report, charts: &[Chart]) {
-    out.push_str("## Capacity plan\n\nPer-instance capacity: the highest request rate one instance sustains within budget, interpolated between measured load levels and never extrapolated past the highest one, or, where a capacity search ran, the throughput at the highest load it found within budget, with the interval to the lowest that broke it (docs/cost.md).\n\n");
+    out.push_str("## Capacity plan\n\nPer-instance capacity: the highest request rate one instance sustains within budget, interpolated between measured load levels and never extrapolated past the highest one, or, where a capacity search ran under this budget, the throughput measured at the highest load it found within budget, with the interval up to the rate that broke it (docs/cost.md).\n\n");
     let mut rows = vec![];
     for w in &r.analysis.workloads {
         for c in &w.capacity {

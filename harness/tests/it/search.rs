@@ -136,6 +136,16 @@ fn the_search_lands_within_its_precision_of_the_known_capacity_for_fewer_request
     ]));
     assert!(plan.contains("searched ("), "{plan}");
     assert!(!plan.contains("may be higher"), "{plan}");
+    // Under another budget the search's verdicts do not apply.
+    let other = stdout(&output(&[
+        "plan",
+        bundle.to_str().unwrap(),
+        "--rpm",
+        "6000",
+        "--latency-p95",
+        "60",
+    ]));
+    assert!(!other.contains("searched ("), "{other}");
     // A rerun replays the search through the completed probes.
     let again = stdout(&run_ok(&[
         "run",
