@@ -117,17 +117,41 @@ pub async fn expand(cfg: &Config) -> Result<Vec<Experiment>> {
                     .chain(search.map(|(l, s)| (l, Some(s))))
                 {
                     let level = &level;
+                    // A replay runs to its trace's end unless capped; any
+                    // other level sends 100 requests when nothing caps it.
+                    let requests = match level {
+                        LoadLevel::Replay { .. } => cfg.load.requests,
+                        _ if cfg.load.duration.is_none() => cfg.load.requests.or(Some(100)),
+                        _ => cfg.load.requests,
+                    };
+                    let arrivals = match (level, &p.buckets[b].source) {
+                        (LoadLevel::Replay { speed }, dataset::Source::Trace(t)) => {
+                            Some(LoadPlan::replay_arrivals(
+                                t.trace.rows.iter().map(|r| r.at_s),
+                                *speed,
+                                cfg.load.warmup_requests,
+                                requests,
+                                cfg.load.duration,
+                            ))
+                        }
+                        (LoadLevel::Replay { .. }, _) => anyhow::bail!(
+                            "dataset `{}` is not a trace: replay levels need trace datasets",
+                            ds.name
+                        ),
+                        _ => None,
+                    };
                     let plan = LoadPlan {
                         level: *level,
-                        requests: cfg.load.requests,
+                        requests,
                         duration: cfg.load.duration,
                         warmup_requests: cfg.load.warmup_requests,
                         warmup_duration: cfg.load.warmup_duration,
                         max_in_flight: cfg.load.max_in_flight,
                         seed: cfg.seed,
+                        arrivals,
                     };
                     let bucket = &p.buckets[b].name;
-                    let hash_inputs = hash_inputs(cfg, ep, &tok, ds, &p.card, bucket, level);
+                    let hash_inputs = hash_inputs(cfg, ep, &tok, ds, &p.card, bucket, &plan);
                     let cell = if bucket == "all" {
                         format!("{} · {}", ep.name, ds.name)
                     } else {
@@ -212,7 +236,7 @@ fn hash_inputs(
     ds: &Dataset,
     card: &Card,
     bucket: &str,
-    level: &LoadLevel,
+    plan: &LoadPlan,
 ) -> Value {
     let secs = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64());
     let mut v = json!({
@@ -237,8 +261,8 @@ fn hash_inputs(
             "content_sha256": card.content_sha256,
         },
         "load": {
-            "level": level,
-            "requests": cfg.load.requests,
+            "level": plan.level,
+            "requests": plan.requests,
             "duration_s": secs(cfg.load.duration),
             "warmup_requests": cfg.load.warmup_requests,
             "warmup_duration_s": secs(cfg.load.warmup_duration),

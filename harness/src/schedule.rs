@@ -9,8 +9,9 @@
 //! - Closed loop: `concurrency` workers; a worker's next request is scheduled
 //!   the moment its previous one ended.
 //! - Open loop: one pacing OS thread computes arrival instants (constant
-//!   spacing `k / rate`, or Poisson with exponential gaps from a seeded
-//!   generator), sleeps until each with sub-millisecond precision and spawns
+//!   spacing `k / rate`, Poisson with exponential gaps from a seeded
+//!   generator, or a trace's own offsets divided by the replay speed-up),
+//!   sleeps until each with sub-millisecond precision and spawns
 //!   the request onto the runtime. When it falls behind it sends immediately;
 //!   the lateness shows up as dispatch lag. Arrivals beyond `max_in_flight` are
 //!   still handed to `send`, flagged `saturated`, to be recorded as failures.
@@ -36,6 +37,47 @@ pub struct LoadPlan {
     pub warmup_duration: Option<Duration>,
     pub max_in_flight: u32,
     pub seed: u64,
+    /// Replay levels: each request's arrival, in seconds from the start
+    /// (already divided by the speed-up), cut to the requests planned.
+    #[serde(skip)]
+    pub arrivals: Option<Arc<[f64]>>,
+}
+
+impl LoadPlan {
+    /// Open loop: the offered rate in requests per second. For a replay,
+    /// the mean over its measured arrivals: (n − 1) / (last − first), the
+    /// arrivals after the warm-up requests (`None` with fewer than two, or
+    /// all at one instant).
+    pub fn offered_rate(&self) -> Option<f64> {
+        match self.level {
+            LoadLevel::Open { rate, .. } => Some(rate),
+            LoadLevel::Closed { .. } => None,
+            LoadLevel::Replay { .. } => {
+                let a = self.arrivals.as_deref()?;
+                let m = a.get(self.warmup_requests as usize..)?;
+                let span = m.last()? - m.first()?;
+                (m.len() >= 2 && span > 0.0).then(|| (m.len() - 1) as f64 / span)
+            }
+        }
+    }
+
+    /// The arrivals of a replay at `speed` of trace offsets `at_s`: cut to
+    /// the warm-up plus `requests`, and to `duration` after the first
+    /// measured arrival (warm-up by duration is applied as the plan runs).
+    pub fn replay_arrivals(
+        at_s: impl Iterator<Item = f64>,
+        speed: f64,
+        warmup_requests: u64,
+        requests: Option<u64>,
+        duration: Option<Duration>,
+    ) -> Arc<[f64]> {
+        let cap = requests.map_or(usize::MAX, |r| (warmup_requests + r) as usize);
+        let mut out: Vec<f64> = at_s.take(cap).map(|t| t / speed).collect();
+        if let (Some(d), Some(&first)) = (duration, out.get(warmup_requests as usize)) {
+            out.retain(|t| *t < first + d.as_secs_f64());
+        }
+        out.into()
+    }
 }
 
 /// One request the plan asks for.
@@ -145,25 +187,42 @@ where
                 let _ = w.await;
             }
         }
-        LoadLevel::Open { rate, arrival } => {
+        LoadLevel::Open { .. } | LoadLevel::Replay { .. } => {
+            // When request `seq` arrives, from `t0`; `None`: no more.
+            let mut rng = Rng::new(plan.seed);
+            let mut offset = 0.0f64;
+            let level = plan.level;
+            let arrivals = plan.arrivals.clone();
+            let mut arrival_at = move |seq: u64| -> Option<Instant> {
+                let s = match level {
+                    LoadLevel::Open {
+                        rate,
+                        arrival: Arrival::Constant,
+                    } => seq as f64 / rate,
+                    LoadLevel::Open {
+                        rate,
+                        arrival: Arrival::Poisson,
+                    } => {
+                        let at = offset;
+                        offset += rng.exponential(rate);
+                        at
+                    }
+                    LoadLevel::Replay { .. } => *arrivals.as_deref()?.get(seq as usize)?,
+                    LoadLevel::Closed { .. } => unreachable!("closed loop has no arrivals"),
+                };
+                Some(t0 + Duration::from_secs_f64(s))
+            };
             let handle = tokio::runtime::Handle::current();
             let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
             let in_flight = Arc::new(AtomicU64::new(0));
             let max = plan.max_in_flight as u64;
-            let seed = plan.seed;
             std::thread::Builder::new()
                 .name("pacer".into())
                 .spawn(move || {
-                    let mut rng = Rng::new(seed);
-                    let mut offset = 0.0f64;
                     for seq in 0.. {
-                        let at = match arrival {
-                            Arrival::Constant => t0 + Duration::from_secs_f64(seq as f64 / rate),
-                            Arrival::Poisson => t0 + Duration::from_secs_f64(offset),
+                        let Some(at) = arrival_at(seq) else {
+                            break;
                         };
-                        if arrival == Arrival::Poisson {
-                            offset += rng.exponential(rate);
-                        }
                         let Some(warmup) = adm.admit(seq, at) else {
                             break;
                         };
@@ -225,6 +284,7 @@ mod tests {
             warmup_duration: None,
             max_in_flight: 10_000,
             seed: 1,
+            arrivals: None,
         }
     }
 
@@ -292,6 +352,53 @@ mod tests {
             v.len(),
             collect(timed()).await.len(),
             "same seed, same plan"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replay_sends_at_the_traced_offsets_and_ends_with_the_trace() {
+        // Traced offsets 0, 0.1, 0.1, 0.4 s at speed 2; one warm-up request.
+        let trace = [0.0, 0.1, 0.1, 0.4, 0.5];
+        let mut p = plan(LoadLevel::Replay { speed: 2.0 });
+        p.warmup_requests = 1;
+        p.requests = Some(3);
+        p.arrivals = Some(LoadPlan::replay_arrivals(
+            trace.iter().copied(),
+            2.0,
+            1,
+            Some(3),
+            None,
+        ));
+        assert_eq!(p.arrivals.as_deref(), Some(&[0.0, 0.05, 0.05, 0.2][..]));
+        // Measured arrivals 0.05, 0.05, 0.2: 2 gaps over 0.15 s.
+        assert!((p.offered_rate().unwrap() - 2.0 / 0.15).abs() < 1e-9);
+        let mut v = collect(p).await;
+        v.sort_by_key(|(d, _)| d.seq);
+        assert_eq!(v.len(), 4, "the trace's end ends the plan");
+        let t0 = v[0].0.scheduled;
+        let offsets: Vec<f64> = v
+            .iter()
+            .map(|(d, _)| (d.scheduled - t0).as_secs_f64())
+            .collect();
+        for (got, want) in offsets.iter().zip([0.0, 0.05, 0.05, 0.2]) {
+            assert!((got - want).abs() < 1e-6, "{offsets:?}");
+        }
+        assert_eq!(
+            v.iter().map(|(d, _)| d.warmup).collect::<Vec<_>>(),
+            [true, false, false, false]
+        );
+        // A duration cuts the replay after the first measured arrival.
+        let cut = LoadPlan::replay_arrivals(
+            trace.iter().copied(),
+            1.0,
+            1,
+            None,
+            Some(Duration::from_millis(250)),
+        );
+        assert_eq!(
+            &cut[..],
+            &[0.0, 0.1, 0.1][..],
+            "0.4 is more than 0.25 s after 0.1"
         );
     }
 

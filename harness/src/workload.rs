@@ -2,7 +2,9 @@
 //!
 //! JSONL rows are sent in file order, cycling when the plan asks for more
 //! requests than the bucket has rows. Synthetic prompts are generated per
-//! request number. Items for the requests the plan is expected to send are
+//! request number. A trace's request `i` has row `i`'s traced lengths
+//! (cycling likewise), its prompt generated or taken from the nearest JSONL
+//! row; `sampling.max_tokens` overrides the traced output length. Items for the requests the plan is expected to send are
 //! built before the experiment starts, so generation and token counting stay
 //! off the send path; later ones are built on demand.
 
@@ -45,7 +47,7 @@ impl Workload {
                     let r = &rows[(i % rows.len() as u64) as usize];
                     let out = match self.exp.dataset.source {
                         DatasetSource::Jsonl { output_tokens, .. } => output_tokens,
-                        DatasetSource::Synthetic { .. } => 128,
+                        DatasetSource::Synthetic { .. } | DatasetSource::Trace { .. } => 128,
                     };
                     (r.prompt.clone(), r.prompt_tokens, out)
                 }
@@ -53,6 +55,7 @@ impl Workload {
                     let (p, n, out) = g.item(i);
                     (Arc::from(p), n as u64, out)
                 }
+                Source::Trace(t) => t.item(i),
             };
         // Chat servers count the templated conversation: do the same when the
         // template is known (docs/metrics.md, "Token counts").

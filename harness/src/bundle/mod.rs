@@ -104,6 +104,8 @@ impl<'a> ExperimentRow<'a> {
                     crate::config::Arrival::Poisson => "poisson",
                 }),
             ),
+            // A replay is open loop at its trace's mean offered rate.
+            LoadLevel::Replay { .. } => ("open", None, exp.plan.offered_rate(), Some("trace")),
         };
         ExperimentRow {
             experiment_id: &exp.id,

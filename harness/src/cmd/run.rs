@@ -1153,15 +1153,18 @@ fn print_summary(
 fn pool_size(level: &LoadLevel) -> usize {
     match level {
         LoadLevel::Closed { concurrency } => *concurrency as usize,
-        LoadLevel::Open { .. } => 1024,
+        LoadLevel::Open { .. } | LoadLevel::Replay { .. } => 1024,
     }
 }
 
 fn expected_requests(exp: &Experiment) -> u64 {
     let p = &exp.plan;
+    if let Some(a) = &p.arrivals {
+        return a.len() as u64;
+    }
     let by_duration = p.duration.map(|d| match p.level {
         LoadLevel::Open { rate, .. } => (rate * d.as_secs_f64() * 1.2) as u64 + 16,
-        LoadLevel::Closed { .. } => 256,
+        LoadLevel::Closed { .. } | LoadLevel::Replay { .. } => 256,
     });
     p.warmup_requests + p.requests.or(by_duration).unwrap_or(256)
 }

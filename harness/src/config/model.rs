@@ -232,6 +232,28 @@ pub enum DatasetSource {
         buckets: Option<Vec<u64>>,
         output_tokens: u32,
     },
+    /// A request trace: each request's prompt and output length, and under a
+    /// `replay` load level its arrival time (`dataset::trace`).
+    Trace {
+        path: String,
+        /// `None`: detected from the header.
+        format: Option<crate::dataset::trace::Format>,
+        /// Seconds of the trace skipped before the first request replayed.
+        start_s: f64,
+        /// BurstGPT: keep only this model's rows.
+        model: Option<String>,
+        prompts: TracePrompts,
+    },
+}
+
+/// Where a trace's prompts of the traced lengths come from.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum TracePrompts {
+    /// Generated with exactly the traced number of tokens.
+    Synthetic,
+    /// The JSONL row whose prompt is nearest the traced length.
+    Jsonl { path: String, template: String },
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -248,6 +270,9 @@ pub enum LoadLevel {
     Closed { concurrency: u32 },
     /// Scheduled arrivals at `rate` requests per second.
     Open { rate: f64, arrival: Arrival },
+    /// Arrivals at a trace's own times, `speed` times faster (2: every gap
+    /// halved). Needs trace datasets.
+    Replay { speed: f64 },
 }
 
 impl LoadLevel {
@@ -262,6 +287,7 @@ impl LoadLevel {
                 rate,
                 arrival: Arrival::Poisson,
             } => format!("{rate}/s poisson"),
+            LoadLevel::Replay { speed } => format!("replay x{speed}"),
         }
     }
 }

@@ -158,8 +158,34 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
                 cx.err(p.key("buckets"), "must list at least two strictly increasing token counts, e.g. `[1, 500, 1000, 2000]`");
             }
         }
+        let sources = [d.synthetic.is_some(), d.jsonl.is_some(), d.trace.is_some()];
+        if sources.iter().filter(|s| **s).count() > 1 {
+            cx.err(p.clone(), "has more than one of `synthetic`, `jsonl` and `trace`; give one source per dataset");
+            continue;
+        }
+        if let Some(t) = d.trace {
+            if d.buckets.is_some() {
+                cx.err(
+                    p.key("buckets"),
+                    "applies to `jsonl` datasets; a trace is replayed whole, in one bucket",
+                );
+            }
+            if d.output_tokens.is_some() {
+                cx.err(
+                    p.key("output_tokens"),
+                    "does not apply to a trace: each request asks for its traced output length",
+                );
+            }
+            if let Some(source) = trace(&mut cx, p.key("trace"), t) {
+                datasets.push(Dataset {
+                    name: dname,
+                    source,
+                });
+            }
+            continue;
+        }
         match (d.synthetic, d.jsonl) {
-            (Some(_), Some(_)) => cx.err(p.clone(), "has both `synthetic` and `jsonl`; give one source per dataset"),
+            (Some(_), Some(_)) => unreachable!("counted above"),
             (Some(s), None) => {
                 let sp = p.key("synthetic");
                 if d.buckets.is_some() {
@@ -210,7 +236,7 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
             }
             (None, None) => cx.err(
                 p,
-                "needs a source: `synthetic: {prompt_tokens: N, output_tokens: M}` or `jsonl: {path: FILE, template: \"...{input}...\"}`",
+                "needs a source: `synthetic: {prompt_tokens: N, output_tokens: M}`, `jsonl: {path: FILE, template: \"...{input}...\"}` or `trace: {path: FILE.csv}`",
             ),
         }
     }
@@ -360,6 +386,20 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
         slo,
         slo_attainment: wb.slo_attainment,
     };
+    if load
+        .levels
+        .iter()
+        .any(|l| matches!(l, LoadLevel::Replay { .. }))
+    {
+        for (i, d) in datasets.iter().enumerate() {
+            if !matches!(d.source, DatasetSource::Trace { .. }) {
+                cx.err(
+                    root.key("load").key("replay"),
+                    format!("replays traces' arrival times, but dataset `{}` (datasets[{i}]) is not a trace; give replay levels in a config whose datasets are all `trace:`", d.name),
+                );
+            }
+        }
+    }
     if load.search.is_some() && !budgets.constraints().limits_latency() {
         cx.err(
             root.key("load").key("search"),
@@ -428,6 +468,92 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
     } else {
         Err(cx.issues)
     }
+}
+
+/// `datasets[i].trace`. The file itself is read when the dataset is
+/// prepared, where its errors name the file's line and column.
+fn trace(cx: &mut Ctx, p: Path, w: WireTrace) -> Option<DatasetSource> {
+    use crate::dataset::trace::Format;
+    let Some(path) = w.path else {
+        cx.err(
+            p.key("path"),
+            "is required: the trace CSV, e.g. `path: datasets/azure-llm-sample.csv`",
+        );
+        return None;
+    };
+    let format = match w.format.as_deref() {
+        None => None,
+        Some(f) => match Format::parse(f) {
+            Some(f) => Some(f),
+            None => {
+                cx.err(
+                    p.key("format"),
+                    format!("`{f}` is not a trace format; expected {}", Format::NAMES),
+                );
+                None
+            }
+        },
+    };
+    if w.model.is_some() && format == Some(Format::Azure) {
+        cx.err(
+            p.key("model"),
+            "filters BurstGPT rows by their `Model` column; an Azure trace has no such column",
+        );
+    }
+    let start_s = match w.start.as_deref() {
+        None => 0.0,
+        Some(s) => match humantime::parse_duration(s) {
+            Ok(d) => d.as_secs_f64(),
+            Err(e) => {
+                cx.err(
+                    p.key("start"),
+                    format!("`{s}` is not a duration ({e}); write e.g. `0s`, `90s`, `10m`"),
+                );
+                0.0
+            }
+        },
+    };
+    let prompts = match w.prompts {
+        None => TracePrompts::Synthetic,
+        Some(WirePrompts::Named(n)) if n == "synthetic" => TracePrompts::Synthetic,
+        Some(WirePrompts::Named(n)) => {
+            cx.err(
+                p.key("prompts"),
+                format!("`{n}` is not a prompt source; expected `synthetic` or `{{jsonl: {{path: FILE, template: \"...{{input}}...\"}}}}`"),
+            );
+            TracePrompts::Synthetic
+        }
+        Some(WirePrompts::Jsonl { jsonl }) => {
+            let jp = p.key("prompts").key("jsonl");
+            if jsonl.answers_key.is_some() {
+                cx.err(
+                    jp.key("answers_key"),
+                    "does not apply to a trace's prompts: answers are not scored on a trace",
+                );
+            }
+            let template = jsonl.template.unwrap_or_else(|| "{input}".into());
+            if let Err(e) = crate::dataset::template::Template::parse(&template) {
+                cx.err(jp.key("template"), e);
+            }
+            match jsonl.path {
+                Some(path) => TracePrompts::Jsonl { path, template },
+                None => {
+                    cx.err(
+                        jp.key("path"),
+                        "is required: the JSONL file, e.g. `path: datasets/qa-sample.jsonl`",
+                    );
+                    TracePrompts::Synthetic
+                }
+            }
+        }
+    };
+    Some(DatasetSource::Trace {
+        path,
+        format,
+        start_s,
+        model: w.model,
+        prompts,
+    })
 }
 
 fn length(cx: &mut Ctx, p: Path, w: Option<WireLength>, example: &str) -> Option<Length> {
@@ -1414,14 +1540,26 @@ fn load(cx: &mut Ctx, w: WireLoad) -> Load {
             levels.push(LoadLevel::Open { rate: *r, arrival });
         }
     }
+    for (i, k) in w.replay.iter().flatten().enumerate() {
+        if !(k.is_finite() && *k > 0.0) {
+            cx.err(
+                p.key("replay").index(i),
+                format!(
+                    "{k} is not a speed-up; replay speeds are > 0 (1: as traced, 2: twice as fast)"
+                ),
+            );
+        } else {
+            levels.push(LoadLevel::Replay { speed: *k });
+        }
+    }
     let search = w.search.map(|ws| search(cx, &p, ws, arrival));
     let searches_rates = search.is_some_and(|s| s.spec.axis == harness_core::search::Axis::Rate);
-    if w.concurrency.is_none() && w.rates.is_none() {
+    if w.concurrency.is_none() && w.rates.is_none() && w.replay.is_none() {
         if search.is_none() {
             levels.push(LoadLevel::Closed { concurrency: 1 });
         }
     } else if levels.is_empty() && cx.issues.is_empty() {
-        cx.err(p.clone(), "has no load level: give `concurrency: [1, 8]` (closed loop) and/or `rates: [2.0, 5.0]` (open loop, req/s)");
+        cx.err(p.clone(), "has no load level: give `concurrency: [1, 8]` (closed loop), `rates: [2.0, 5.0]` (open loop, req/s) and/or `replay: [1]` (a trace's own arrivals)");
     }
     if w.arrival.is_some() && w.rates.is_none() && !searches_rates {
         cx.err(p.key("arrival"), "only applies to open-loop `rates` (or `search: {rate: …}`); closed-loop `concurrency` levels have no arrival process");
@@ -1431,7 +1569,9 @@ fn load(cx: &mut Ctx, w: WireLoad) -> Load {
     if requests == Some(0) {
         cx.err(p.key("requests"), "must be >= 1");
     }
-    let requests = if requests.is_none() && duration.is_none() {
+    // A trace is replayed whole unless capped; other levels send 100 (the
+    // plan gives them their default when replay levels share the config).
+    let requests = if requests.is_none() && duration.is_none() && w.replay.is_none() {
         Some(100)
     } else {
         requests

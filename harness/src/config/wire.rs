@@ -268,6 +268,8 @@ pub struct WireDataset {
     pub name: Option<String>,
     pub synthetic: Option<WireSynthetic>,
     pub jsonl: Option<WireJsonl>,
+    /// A request trace (Azure LLM inference trace or BurstGPT CSV).
+    pub trace: Option<WireTrace>,
     /// Prompt-token bucket edges for JSONL rows, e.g. `[1, 500, 1000, 2000]`.
     pub buckets: Option<Vec<u64>>,
     /// JSONL: max output tokens per request (default 128).
@@ -320,6 +322,28 @@ pub struct WireJsonl {
 
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
+pub struct WireTrace {
+    /// The CSV file (relative to the current directory).
+    pub path: Option<String>,
+    /// `azure` or `burstgpt`; detected from the header when not given.
+    pub format: Option<String>,
+    /// Skip the trace's first part (`10m`): replay starts at this offset.
+    pub start: Option<String>,
+    /// BurstGPT: replay only this model's rows (`ChatGPT`, `GPT-4`).
+    pub model: Option<String>,
+    /// `synthetic` (default), or `{jsonl: {path, template}}`.
+    pub prompts: Option<WirePrompts>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum WirePrompts {
+    Named(String),
+    Jsonl { jsonl: WireJsonl },
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct WireLoad {
     /// Closed-loop levels: number of concurrent workers.
     pub concurrency: Option<Vec<u32>>,
@@ -327,6 +351,9 @@ pub struct WireLoad {
     pub rates: Option<Vec<f64>>,
     /// Arrival process for open-loop levels: `constant` or `poisson`.
     pub arrival: Option<String>,
+    /// Trace replay levels: speed-ups of the traces' own arrival times
+    /// (`[1, 2]`: as traced, then twice as fast).
+    pub replay: Option<Vec<f64>>,
     /// Measured requests per level.
     pub requests: Option<u64>,
     /// Measured duration per level (`30s`, `2m`).

@@ -10,6 +10,7 @@
 pub mod jsonl;
 pub mod synthetic;
 pub mod template;
+pub mod trace;
 
 use crate::config::{Dataset, DatasetSource};
 use crate::tokenizer::Tokenizer;
@@ -33,6 +34,51 @@ pub struct Row {
 pub enum Source {
     Rows(Arc<Vec<Row>>),
     Synthetic(Arc<synthetic::Generator>),
+    Trace(Arc<TraceSource>),
+}
+
+/// A trace and the prompts its requests send.
+pub struct TraceSource {
+    pub trace: trace::Trace,
+    pub prompts: TracePrompts,
+}
+
+pub enum TracePrompts {
+    Synthetic(synthetic::Generator),
+    /// Sorted by prompt tokens; each request takes the row nearest its
+    /// traced length.
+    Rows(Vec<Row>),
+}
+
+impl TraceSource {
+    /// Request `i`'s prompt, its tokens as counted, and its output tokens:
+    /// the trace's row `i` (cycling when more are asked for than the trace
+    /// holds).
+    pub fn item(&self, i: u64) -> (Arc<str>, u64, u32) {
+        let r = &self.trace.rows[(i % self.trace.rows.len() as u64) as usize];
+        match &self.prompts {
+            TracePrompts::Synthetic(g) => {
+                let (p, n) = g.text(i, r.prompt_tokens);
+                (Arc::from(p), n as u64, r.output_tokens)
+            }
+            TracePrompts::Rows(rows) => {
+                let row = nearest(rows, r.prompt_tokens as u64);
+                (row.prompt.clone(), row.prompt_tokens, r.output_tokens)
+            }
+        }
+    }
+}
+
+/// The row whose prompt is nearest `n` tokens (the shorter on a tie), in
+/// rows sorted by prompt tokens.
+fn nearest(rows: &[Row], n: u64) -> &Row {
+    let i = rows.partition_point(|r| r.prompt_tokens < n);
+    match (i.checked_sub(1).map(|j| &rows[j]), rows.get(i)) {
+        (Some(lo), Some(hi)) if n - lo.prompt_tokens <= hi.prompt_tokens - n => lo,
+        (_, Some(hi)) => hi,
+        (Some(lo), None) => lo,
+        (None, None) => unreachable!("a JSONL dataset has rows"),
+    }
 }
 
 pub struct Bucket {
@@ -82,14 +128,9 @@ pub fn prepare(ds: &Dataset, tok: &Tokenizer, seed: u64) -> Result<Prepared> {
             output_tokens,
             shared_prefix_tokens,
         } => {
-            let ds_seed = u64::from_str_radix(
-                &sha256_hex(format!("{seed}/{}", ds.name).as_bytes())[..16],
-                16,
-            )
-            .expect("hex");
             let g = synthetic::Generator::new(
                 tok,
-                ds_seed,
+                dataset_seed(seed, &ds.name),
                 *prompt_tokens,
                 *output_tokens,
                 *shared_prefix_tokens,
@@ -117,6 +158,69 @@ pub fn prepare(ds: &Dataset, tok: &Tokenizer, seed: u64) -> Result<Prepared> {
                 }],
             })
         }
+        DatasetSource::Trace {
+            path,
+            format,
+            start_s,
+            model,
+            prompts,
+        } => {
+            let (t, bytes) = trace::read(
+                std::path::Path::new(path),
+                *format,
+                *start_s,
+                model.as_deref(),
+            )?;
+            let max_prompt = t.rows.iter().map(|r| r.prompt_tokens).max().unwrap_or(1);
+            let (prompts, prompts_sha256) = match prompts {
+                crate::config::TracePrompts::Synthetic => {
+                    let g = synthetic::Generator::new(
+                        tok,
+                        dataset_seed(seed, &ds.name),
+                        synthetic::Length::Fixed(max_prompt),
+                        synthetic::Length::Fixed(1),
+                        0,
+                    )?;
+                    (TracePrompts::Synthetic(g), None)
+                }
+                crate::config::TracePrompts::Jsonl { path, template } => {
+                    let (mut rows, bytes) = jsonl_rows(path, template, "answers", tok)?;
+                    rows.sort_by_key(|r| (r.prompt_tokens, r.line));
+                    (TracePrompts::Rows(rows), Some(sha256_hex(&bytes)))
+                }
+            };
+            let spec = json!({
+                "format": t.format,
+                "start_s": start_s,
+                "model": model,
+                "prompts": prompts_spec(&ds.source),
+                "prompts_sha256": prompts_sha256,
+                "generator_version": SYNTHETIC_GENERATOR_VERSION,
+                "span_s": t.span_s(),
+                "mean_rate": t.mean_rate(),
+            });
+            let rows = t.rows.len() as u64;
+            Ok(Prepared {
+                card: Card {
+                    dataset: ds.name.clone(),
+                    kind: "trace",
+                    path: Some(path.clone()),
+                    content_sha256: sha256_hex(&bytes),
+                    template: None,
+                    bucket_edges: None,
+                    rows_total: t.rows_total,
+                    rows_dropped: t.rows_dropped + t.rows_skipped,
+                    rows_per_bucket: vec![("all".into(), rows)],
+                    tokenizer_id,
+                    tokenizer_sha256,
+                    spec,
+                },
+                buckets: vec![Bucket {
+                    name: "all".into(),
+                    source: Source::Trace(Arc::new(TraceSource { trace: t, prompts })),
+                }],
+            })
+        }
         DatasetSource::Jsonl {
             path,
             template,
@@ -124,17 +228,7 @@ pub fn prepare(ds: &Dataset, tok: &Tokenizer, seed: u64) -> Result<Prepared> {
             buckets,
             output_tokens,
         } => {
-            let tpl = template::Template::parse(template).map_err(anyhow::Error::msg)?;
-            let (raw, bytes) = jsonl::read(std::path::Path::new(path), &tpl, answers_key)?;
-            let rows: Vec<Row> = raw
-                .into_iter()
-                .map(|r| Row {
-                    line: r.line,
-                    prompt_tokens: tok.count(&r.prompt),
-                    prompt: Arc::from(r.prompt),
-                    answers: r.answers,
-                })
-                .collect();
+            let (rows, bytes) = jsonl_rows(path, template, answers_key, tok)?;
             let total = rows.len() as u64;
             let mut out: Vec<(String, Vec<Row>)> = match buckets {
                 Some(edges) => (0..edges.len() - 1)
@@ -185,6 +279,45 @@ pub fn prepare(ds: &Dataset, tok: &Tokenizer, seed: u64) -> Result<Prepared> {
     }
 }
 
+/// The seed of dataset `name`'s generated prompts under the config's seed.
+fn dataset_seed(seed: u64, name: &str) -> u64 {
+    u64::from_str_radix(&sha256_hex(format!("{seed}/{name}").as_bytes())[..16], 16).expect("hex")
+}
+
+/// A JSONL file's rows rendered through `template`, with their prompt
+/// tokens under `tok`, and the file's bytes.
+fn jsonl_rows(
+    path: &str,
+    template: &str,
+    answers_key: &str,
+    tok: &Tokenizer,
+) -> Result<(Vec<Row>, Vec<u8>)> {
+    let tpl = template::Template::parse(template).map_err(anyhow::Error::msg)?;
+    let (raw, bytes) = jsonl::read(std::path::Path::new(path), &tpl, answers_key)?;
+    let rows = raw
+        .into_iter()
+        .map(|r| Row {
+            line: r.line,
+            prompt_tokens: tok.count(&r.prompt),
+            prompt: Arc::from(r.prompt),
+            answers: r.answers,
+        })
+        .collect();
+    Ok((rows, bytes))
+}
+
+/// A trace's prompt source as hashed: `synthetic`, or the JSONL template
+/// (its file is hashed by content, not path).
+fn prompts_spec(source: &DatasetSource) -> Value {
+    match source {
+        DatasetSource::Trace {
+            prompts: crate::config::TracePrompts::Jsonl { template, .. },
+            ..
+        } => json!({"jsonl": {"template": template}}),
+        _ => json!("synthetic"),
+    }
+}
+
 impl Card {
     /// The card as text (`harness datasets inspect`).
     pub fn render(&self) -> String {
@@ -206,6 +339,28 @@ impl Card {
         }
         if self.kind == "synthetic" {
             s += &format!("  spec:        {}\n", self.spec);
+            return s;
+        }
+        if self.kind == "trace" {
+            let sp = &self.spec;
+            s += &format!(
+                "  format:      {} (prompts: {})\n",
+                sp["format"].as_str().unwrap_or("?"),
+                sp["prompts"]
+            );
+            let rate = sp["mean_rate"]
+                .as_f64()
+                .map_or("-".into(), |r| format!("{r:.3} req/s"));
+            s += &format!(
+                "  replayed:    {} requests over {:.1} s from offset {} s (mean {rate} at speed 1)\n",
+                self.rows_per_bucket.first().map_or(0, |b| b.1),
+                sp["span_s"].as_f64().unwrap_or(0.0),
+                sp["start_s"],
+            );
+            s += &format!(
+                "  rows:        {} total, {} left out (failed in the traced service, another model, or before the offset)\n",
+                self.rows_total, self.rows_dropped
+            );
             return s;
         }
         match &self.bucket_edges {

@@ -146,6 +146,13 @@ impl Generator {
                 i.wrapping_mul(8) + STREAM_OUTPUT_LEN,
             ))
             .max(1);
+        let (s, n) = self.text(i, n);
+        (s, n, max_tokens)
+    }
+
+    /// The prompt text of request `i` with `n` tokens (at least one more
+    /// than the shared prefix), and its length.
+    pub fn text(&self, i: u64, n: u32) -> (String, u32) {
         let n = n.max(self.shared_prefix_tokens + 1);
         let mut s = String::with_capacity(n as usize * 8);
         let mut prefix = Rng::derive(self.seed, u64::MAX);
@@ -161,7 +168,7 @@ impl Generator {
             }
             s.push_str(&self.pieces[rng.range_inclusive(0, self.pieces.len() as u64 - 1) as usize]);
         }
-        (s, n, max_tokens)
+        (s, n)
     }
 }
 

@@ -1652,7 +1652,7 @@ fn out_dir_of(run_id: &str) -> PathBuf {
 }
 
 /// The files the config names by relative path, which the agent needs: the
-/// pricing file and JSONL datasets.
+/// pricing file, JSONL datasets, and traces with their JSONL prompts.
 ///
 /// Errors: a named file is absolute or unreadable (the agent could not have
 /// it at the same path).
@@ -1663,8 +1663,15 @@ pub fn referenced_files(loaded: &Loaded) -> Result<BTreeMap<String, String>> {
         paths.push(p);
     }
     for d in &cfg.datasets {
-        if let crate::config::DatasetSource::Jsonl { path, .. } = &d.source {
-            paths.push(path);
+        match &d.source {
+            crate::config::DatasetSource::Jsonl { path, .. } => paths.push(path),
+            crate::config::DatasetSource::Trace { path, prompts, .. } => {
+                paths.push(path);
+                if let crate::config::TracePrompts::Jsonl { path, .. } = prompts {
+                    paths.push(path);
+                }
+            }
+            crate::config::DatasetSource::Synthetic { .. } => {}
         }
     }
     let mut out = BTreeMap::new();

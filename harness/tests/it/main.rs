@@ -24,4 +24,5 @@ mod search;
 mod secrets;
 mod server_metrics;
 mod tokenizers;
+mod trace;
 mod validate;
