@@ -8,7 +8,15 @@ use harness::tokenizer::Tokenizer;
 use std::time::Instant;
 
 fn run(name: &str, tok: &Tokenizer) {
-    let g = Generator::new(tok, 42, Length::Fixed(8192), Length::Fixed(128), 0).expect("generator");
+    let g = Generator::new(
+        tok,
+        42,
+        Length::Fixed(8192),
+        Length::Fixed(128),
+        Default::default(),
+        false,
+    )
+    .expect("generator");
     let n = 100_000u64;
     let t = Instant::now();
     let mut bytes = 0usize;

@@ -195,6 +195,9 @@ pub struct SimArgs {
     /// Seed for output lengths, text and injected errors.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Turn off automatic prefix caching (on by default, as in vLLM).
+    #[arg(long)]
+    pub no_prefix_cache: bool,
     /// List the known profiles and exit.
     #[arg(long)]
     pub list_profiles: bool,

@@ -297,6 +297,13 @@ fn hash_inputs(
             "additional_fields": b.additional_fields,
         });
     }
+    // The simulator's prefix cache changes its timing only where prompts can
+    // share a prefix; only there is it named, so that other ids stay.
+    if ep.provider == ProviderKind::Sim && ds.source.prompts_may_share_prefixes() {
+        if let Some(s) = &ep.sim {
+            v["endpoint"]["sim"]["prefix_cache"] = json!(s.prefix_cache);
+        }
+    }
     // Present only when set, so that ids of endpoints without it are unchanged.
     if !ep.extra_body.is_empty() {
         v["endpoint"]["extra_body"] = Value::Object(ep.extra_body.clone());

@@ -254,6 +254,22 @@ pub struct Report {
     /// not in the JSON.
     #[serde(skip)]
     pub ttft: Vec<TtftSamples>,
+    /// The engine's own metrics per scraped experiment, in experiment
+    /// order; empty when no experiment was scraped.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub server: Vec<ServerMetricsRow>,
+}
+
+/// One experiment's engine metrics over its measurement window, from its
+/// Prometheus `/metrics` scrapes (`harness_core::server`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerMetricsRow {
+    /// Index into [`Report::experiments`].
+    pub experiment: usize,
+    /// Scrapes tried and failed over the whole experiment.
+    pub attempts: i64,
+    pub failures: i64,
+    pub summary: harness_core::server::ServerSummary,
 }
 
 /// One experiment's empirical distribution of a latency metric, for the
@@ -492,6 +508,7 @@ pub fn build(bundles: Vec<BundleRows>, o: Options) -> Result<Report, String> {
         analysis,
         target,
         ttft: vec![],
+        server: vec![],
     })
 }
 

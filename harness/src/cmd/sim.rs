@@ -56,6 +56,7 @@ pub async fn run(a: SimArgs) -> anyhow::Result<ExitCode> {
             max_concurrency: a.max_concurrency,
             error_rate: a.error_rate,
             error_kind,
+            prefix_cache: !a.no_prefix_cache,
         },
     );
     let server = SimServer::start(addr, engine).await?;

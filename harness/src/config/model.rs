@@ -189,6 +189,14 @@ pub struct SimSettings {
     pub max_concurrency: Option<u32>,
     pub error_rate: f64,
     pub error_kind: SimErrorKind,
+    /// Automatic prefix caching (default on, as in vLLM). Serialized only
+    /// when off, so that ids of endpoints that leave it alone stay.
+    #[serde(skip_serializing_if = "is_true")]
+    pub prefix_cache: bool,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
@@ -223,7 +231,10 @@ pub enum DatasetSource {
     Synthetic {
         prompt_tokens: Length,
         output_tokens: Length,
-        shared_prefix_tokens: u32,
+        shared_prefix: crate::dataset::synthetic::SharedPrefix,
+        /// Adds a `cold` bucket: the same prompts with each prefix made
+        /// unique to its request, so no prefix cache can hit.
+        cold_baseline: bool,
     },
     Jsonl {
         path: String,
@@ -244,6 +255,21 @@ pub enum DatasetSource {
         model: Option<String>,
         prompts: TracePrompts,
     },
+}
+
+impl DatasetSource {
+    /// Whether two prompts may begin alike, so that a prefix cache can hit:
+    /// false only for prompts generated unique from their first token.
+    pub fn prompts_may_share_prefixes(&self) -> bool {
+        match self {
+            DatasetSource::Synthetic { shared_prefix, .. } => shared_prefix.tokens > 0,
+            DatasetSource::Trace {
+                prompts: TracePrompts::Synthetic,
+                ..
+            } => false,
+            _ => true,
+        }
+    }
 }
 
 /// Where a trace's prompts of the traced lengths come from.

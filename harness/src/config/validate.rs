@@ -116,6 +116,7 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
                 prompt_tokens: Some(WireLength::Fixed(256)),
                 output_tokens: Some(WireLength::Fixed(64)),
                 shared_prefix_tokens: None,
+                shared_prefix: None,
             }),
             ..Default::default()
         }]
@@ -196,16 +197,45 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
                 }
                 let pt = length(&mut cx, sp.key("prompt_tokens"), s.prompt_tokens, "prompt_tokens: 512");
                 let ot = length(&mut cx, sp.key("output_tokens"), s.output_tokens, "output_tokens: 128");
-                let shared = s.shared_prefix_tokens.unwrap_or(0);
+                let (shared, cold_baseline, shared_key) = match (s.shared_prefix_tokens, s.shared_prefix) {
+                    (Some(_), Some(_)) => {
+                        cx.err(sp.key("shared_prefix"), "give `shared_prefix_tokens: N` (one prefix for every request) or `shared_prefix: {tokens, prefixes, requests_per_prefix}`, not both");
+                        (Default::default(), false, sp.key("shared_prefix"))
+                    }
+                    (t, None) => (
+                        crate::dataset::synthetic::SharedPrefix { tokens: t.unwrap_or(0), prefixes: 1, requests_per_prefix: None },
+                        false,
+                        sp.key("shared_prefix_tokens"),
+                    ),
+                    (None, Some(w)) => {
+                        let wp = sp.key("shared_prefix");
+                        let tokens = w.tokens.unwrap_or(0);
+                        if tokens == 0 {
+                            cx.err(wp.key("tokens"), "is required and >= 1: the length of each shared prefix, e.g. `tokens: 512`");
+                        }
+                        let prefixes = w.prefixes.unwrap_or(1);
+                        if prefixes == 0 {
+                            cx.err(wp.key("prefixes"), "must be >= 1");
+                        }
+                        if w.requests_per_prefix == Some(0) {
+                            cx.err(wp.key("requests_per_prefix"), "must be >= 1");
+                        }
+                        (
+                            crate::dataset::synthetic::SharedPrefix { tokens, prefixes, requests_per_prefix: w.requests_per_prefix },
+                            w.cold_baseline.unwrap_or(false),
+                            wp.key("tokens"),
+                        )
+                    }
+                };
                 if let Some(pt) = pt {
-                    if shared > 0 && shared >= pt.max() {
-                        cx.err(sp.key("shared_prefix_tokens"), format!("{shared} must be smaller than the largest prompt ({})", pt.max()));
+                    if shared.tokens > 0 && shared.tokens >= pt.max() {
+                        cx.err(shared_key, format!("{} must be smaller than the largest prompt ({})", shared.tokens, pt.max()));
                     }
                 }
                 if let (Some(prompt_tokens), Some(output_tokens)) = (pt, ot) {
                     datasets.push(Dataset {
                         name: dname,
-                        source: DatasetSource::Synthetic { prompt_tokens, output_tokens, shared_prefix_tokens: shared },
+                        source: DatasetSource::Synthetic { prompt_tokens, output_tokens, shared_prefix: shared, cold_baseline },
                     });
                 }
             }
@@ -812,6 +842,7 @@ fn endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<Endpoint> {
                 max_concurrency: ws.max_concurrency,
                 error_rate,
                 error_kind,
+                prefix_cache: ws.prefix_cache.unwrap_or(true),
             });
         }
     }

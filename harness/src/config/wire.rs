@@ -260,6 +260,8 @@ pub struct WireSim {
     pub error_rate: Option<f64>,
     /// How injected errors fail: `http_500`, `http_429` or `mid_stream`.
     pub error_kind: Option<String>,
+    /// Automatic prefix caching, as vLLM's (default true).
+    pub prefix_cache: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -283,6 +285,23 @@ pub struct WireSynthetic {
     pub output_tokens: Option<WireLength>,
     /// Leading tokens shared by every prompt (0: every prompt unique).
     pub shared_prefix_tokens: Option<u32>,
+    /// N prefixes, each shared by M requests (instead of `shared_prefix_tokens`).
+    pub shared_prefix: Option<WireSharedPrefix>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireSharedPrefix {
+    /// Tokens in each prefix.
+    pub tokens: Option<u32>,
+    /// How many distinct prefixes (default 1).
+    pub prefixes: Option<u32>,
+    /// Requests sharing each prefix before a fresh set of prefixes is used
+    /// (default: unlimited).
+    pub requests_per_prefix: Option<u32>,
+    /// Also run the same prompts with each prefix made unique (a `cold`
+    /// bucket beside `shared`): the baseline without prefix-cache hits.
+    pub cold_baseline: Option<bool>,
 }
 
 /// `512`, `{uniform: [256, 1024]}` or `{normal: {mean, std, min, max}}`.

@@ -126,16 +126,55 @@ pub fn prepare(ds: &Dataset, tok: &Tokenizer, seed: u64) -> Result<Prepared> {
         DatasetSource::Synthetic {
             prompt_tokens,
             output_tokens,
-            shared_prefix_tokens,
+            shared_prefix,
+            cold_baseline,
         } => {
-            let g = synthetic::Generator::new(
-                tok,
-                dataset_seed(seed, &ds.name),
-                *prompt_tokens,
-                *output_tokens,
-                *shared_prefix_tokens,
-            )?;
-            let spec = json!({"prompt_tokens": prompt_tokens, "output_tokens": output_tokens, "shared_prefix_tokens": shared_prefix_tokens});
+            let generator = |cold| {
+                synthetic::Generator::new(
+                    tok,
+                    dataset_seed(seed, &ds.name),
+                    *prompt_tokens,
+                    *output_tokens,
+                    *shared_prefix,
+                    cold,
+                )
+                .map(|g| Source::Synthetic(Arc::new(g)))
+            };
+            // Shared prefixes with a cold baseline are two buckets: the same
+            // prompts, with and without prefixes another request shares.
+            let buckets = if *cold_baseline {
+                vec![
+                    Bucket {
+                        name: "shared".into(),
+                        source: generator(false)?,
+                    },
+                    Bucket {
+                        name: "cold".into(),
+                        source: generator(true)?,
+                    },
+                ]
+            } else {
+                vec![Bucket {
+                    name: "all".into(),
+                    source: generator(false)?,
+                }]
+            };
+            let mut spec = json!({"prompt_tokens": prompt_tokens, "output_tokens": output_tokens, "shared_prefix_tokens": shared_prefix.tokens});
+            // Only when set beyond one prefix for all, so that other ids stay.
+            if *shared_prefix
+                != (synthetic::SharedPrefix {
+                    tokens: shared_prefix.tokens,
+                    ..Default::default()
+                })
+                || *cold_baseline
+            {
+                spec["shared_prefix"] = json!({
+                    "prefixes": shared_prefix.prefixes,
+                    "requests_per_prefix": shared_prefix.requests_per_prefix,
+                    "cold_baseline": cold_baseline,
+                    "cold_nonce_tokens": synthetic::COLD_NONCE_TOKENS,
+                });
+            }
             let hashed = json!({"generator": "synthetic-pieces", "version": SYNTHETIC_GENERATOR_VERSION, "spec": spec});
             Ok(Prepared {
                 card: Card {
@@ -152,10 +191,7 @@ pub fn prepare(ds: &Dataset, tok: &Tokenizer, seed: u64) -> Result<Prepared> {
                     tokenizer_sha256,
                     spec,
                 },
-                buckets: vec![Bucket {
-                    name: "all".into(),
-                    source: Source::Synthetic(Arc::new(g)),
-                }],
+                buckets,
             })
         }
         DatasetSource::Trace {
@@ -179,7 +215,8 @@ pub fn prepare(ds: &Dataset, tok: &Tokenizer, seed: u64) -> Result<Prepared> {
                         dataset_seed(seed, &ds.name),
                         synthetic::Length::Fixed(max_prompt),
                         synthetic::Length::Fixed(1),
-                        0,
+                        Default::default(),
+                        false,
                     )?;
                     (TracePrompts::Synthetic(g), None)
                 }

@@ -56,11 +56,51 @@ impl Length {
     }
 }
 
+/// Prompts that begin with one of `prefixes` shared prefixes of `tokens`
+/// tokens. Request `i` takes prefix `i mod prefixes` (interleaved, as
+/// concurrent users of different system prompts are); with
+/// `requests_per_prefix` M, each set of prefixes serves M requests each and
+/// the next `prefixes × M` requests use a fresh set. `tokens` 0: none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SharedPrefix {
+    pub tokens: u32,
+    pub prefixes: u32,
+    pub requests_per_prefix: Option<u32>,
+}
+
+impl Default for SharedPrefix {
+    fn default() -> Self {
+        SharedPrefix {
+            tokens: 0,
+            prefixes: 1,
+            requests_per_prefix: None,
+        }
+    }
+}
+
+impl SharedPrefix {
+    /// The prefix (group) number of request `i`.
+    pub fn group(&self, i: u64) -> u64 {
+        let n = self.prefixes.max(1) as u64;
+        match self.requests_per_prefix {
+            None => i % n,
+            Some(m) => (i / (n * m.max(1) as u64)) * n + i % n,
+        }
+    }
+}
+
+/// Leading prefix tokens a cold-baseline prompt draws for itself: enough
+/// that two requests' prefixes coincide with probability about 4096⁻⁴.
+pub const COLD_NONCE_TOKENS: u32 = 4;
+
 pub struct Generator {
     seed: u64,
     prompt: Length,
     output: Length,
-    shared_prefix_tokens: u32,
+    shared_prefix: SharedPrefix,
+    /// Each request's prefix starts with its own tokens: same lengths and
+    /// text after them, no prefix-cache hit possible.
+    cold: bool,
     pieces: Vec<String>,
     /// Whether the first piece keeps its leading space (byte-level BPE pieces
     /// carry it; the words tokenizer joins with spaces).
@@ -70,6 +110,7 @@ pub struct Generator {
 const STREAM_PROMPT_LEN: u64 = 1;
 const STREAM_OUTPUT_LEN: u64 = 2;
 const STREAM_TEXT: u64 = 3;
+const STREAM_NONCE: u64 = 4;
 
 impl Generator {
     pub fn new(
@@ -77,7 +118,8 @@ impl Generator {
         seed: u64,
         prompt: Length,
         output: Length,
-        shared_prefix_tokens: u32,
+        shared_prefix: SharedPrefix,
+        cold: bool,
     ) -> Result<Generator> {
         let (pieces, joiner) = match tok.vocab() {
             None => (
@@ -120,14 +162,18 @@ impl Generator {
                 pieces.len()
             );
         }
-        if shared_prefix_tokens > 0 && shared_prefix_tokens >= prompt.max() {
-            bail!("shared_prefix_tokens ({shared_prefix_tokens}) must be smaller than the prompt length");
+        if shared_prefix.tokens > 0 && shared_prefix.tokens >= prompt.max() {
+            bail!(
+                "the shared prefix ({} tokens) must be smaller than the prompt length",
+                shared_prefix.tokens
+            );
         }
         Ok(Generator {
             seed,
             prompt,
             output,
-            shared_prefix_tokens,
+            shared_prefix,
+            cold,
             pieces,
             joiner,
         })
@@ -153,20 +199,28 @@ impl Generator {
     /// The prompt text of request `i` with `n` tokens (at least one more
     /// than the shared prefix), and its length.
     pub fn text(&self, i: u64, n: u32) -> (String, u32) {
-        let n = n.max(self.shared_prefix_tokens + 1);
+        let shared = self.shared_prefix.tokens;
+        let n = n.max(shared + 1);
         let mut s = String::with_capacity(n as usize * 8);
-        let mut prefix = Rng::derive(self.seed, u64::MAX);
+        let mut prefix = Rng::derive(self.seed, u64::MAX - self.shared_prefix.group(i));
+        let mut nonce = Rng::derive(self.seed, i.wrapping_mul(8) + STREAM_NONCE);
         let mut own = Rng::derive(self.seed, i.wrapping_mul(8) + STREAM_TEXT);
+        let top = self.pieces.len() as u64 - 1;
         for k in 0..n {
-            let rng = if k < self.shared_prefix_tokens {
-                &mut prefix
+            let piece = if k < shared {
+                let p = prefix.range_inclusive(0, top);
+                if self.cold && k < COLD_NONCE_TOKENS {
+                    nonce.range_inclusive(0, top)
+                } else {
+                    p
+                }
             } else {
-                &mut own
+                own.range_inclusive(0, top)
             };
             if k > 0 {
                 s.push_str(self.joiner);
             }
-            s.push_str(&self.pieces[rng.range_inclusive(0, self.pieces.len() as u64 - 1) as usize]);
+            s.push_str(&self.pieces[piece as usize]);
         }
         (s, n)
     }
@@ -184,7 +238,8 @@ mod tests {
             7,
             Length::Uniform { min: 10, max: 900 },
             Length::Fixed(16),
-            0,
+            SharedPrefix::default(),
+            false,
         )
         .unwrap();
         for i in 0..50 {
@@ -200,7 +255,8 @@ mod tests {
                 7,
                 Length::Uniform { min: 10, max: 900 },
                 Length::Fixed(16),
-                0
+                SharedPrefix::default(),
+                false
             )
             .unwrap()
             .item(3)
@@ -208,7 +264,15 @@ mod tests {
         );
         assert_ne!(g.item(3).0, g.item(4).0);
         // Not one repeated token (prefix caching would flatter TTFT).
-        let fixed = Generator::new(&tok, 7, Length::Fixed(300), Length::Fixed(16), 0).unwrap();
+        let fixed = Generator::new(
+            &tok,
+            7,
+            Length::Fixed(300),
+            Length::Fixed(16),
+            SharedPrefix::default(),
+            false,
+        )
+        .unwrap();
         let p = fixed.item(5).0;
         let distinct: std::collections::BTreeSet<&str> = p.split(' ').collect();
         assert!(distinct.len() > 20, "{distinct:?}");
@@ -217,12 +281,56 @@ mod tests {
     #[test]
     fn shared_prefix() {
         let tok = Tokenizer::words();
-        let g = Generator::new(&tok, 1, Length::Fixed(100), Length::Fixed(8), 40).unwrap();
+        let one = |tokens| SharedPrefix {
+            tokens,
+            ..Default::default()
+        };
+        let g = Generator::new(
+            &tok,
+            1,
+            Length::Fixed(100),
+            Length::Fixed(8),
+            one(40),
+            false,
+        )
+        .unwrap();
         let (a, b) = (g.item(0).0, g.item(1).0);
         let wa: Vec<&str> = a.split(' ').collect();
         let wb: Vec<&str> = b.split(' ').collect();
         assert_eq!(wa[..40], wb[..40]);
         assert_ne!(wa[40..], wb[40..]);
+    }
+
+    #[test]
+    fn prefixes_are_interleaved_and_renewed_and_the_cold_baseline_differs_only_in_its_nonce() {
+        let tok = Tokenizer::words();
+        let sp = SharedPrefix {
+            tokens: 20,
+            prefixes: 3,
+            requests_per_prefix: Some(2),
+        };
+        // 3 prefixes × 2 requests, then a fresh set of 3.
+        let groups: Vec<u64> = (0..12).map(|i| sp.group(i)).collect();
+        assert_eq!(groups, [0, 1, 2, 0, 1, 2, 3, 4, 5, 3, 4, 5]);
+        let warm = Generator::new(&tok, 5, Length::Fixed(50), Length::Fixed(8), sp, false).unwrap();
+        let cold = Generator::new(&tok, 5, Length::Fixed(50), Length::Fixed(8), sp, true).unwrap();
+        let words = |g: &Generator, i| -> Vec<String> {
+            g.item(i).0.split(' ').map(String::from).collect()
+        };
+        assert_eq!(words(&warm, 0)[..20], words(&warm, 3)[..20], "same prefix");
+        assert_ne!(
+            words(&warm, 0)[..20],
+            words(&warm, 1)[..20],
+            "another prefix"
+        );
+        assert_ne!(words(&warm, 0)[..20], words(&warm, 6)[..20], "a fresh set");
+        for i in 0..6 {
+            let (w, c) = (words(&warm, i), words(&cold, i));
+            assert_eq!(w.len(), c.len());
+            assert_ne!(w[..4], c[..4], "request {i}: its own first tokens");
+            assert_eq!(w[4..], c[4..], "request {i}: the rest as warm");
+        }
+        assert_ne!(words(&cold, 0)[..4], words(&cold, 3)[..4]);
     }
 
     #[test]

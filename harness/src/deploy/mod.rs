@@ -92,6 +92,7 @@ pub async fn start(ep: &Endpoint, seed: u64, served_at: Option<&str>) -> Result<
                     max_concurrency: s.max_concurrency,
                     error_rate: s.error_rate,
                     error_kind: s.error_kind,
+                    prefix_cache: s.prefix_cache,
                 },
             );
             let server = SimServer::start("127.0.0.1:0".parse().expect("addr"), engine).await?;

@@ -577,11 +577,60 @@ A request attains the SLO ({}) when it succeeded and met every limit. Attainment
     );
 }
 
+/// The engine's figures beside each scraped experiment's latency: what
+/// explains it (queueing, KV-cache pressure, prefix-cache hits).
+fn server_metrics(out: &mut String, r: &Report) {
+    if r.server.is_empty() {
+        return;
+    }
+    out.push_str("## Server metrics\n\nFrom the engine's Prometheus `/metrics`, scraped while each experiment ran, over its measurement window (docs/metrics.md, \"Server metrics\"): running and waiting requests and KV-cache usage as mean / max of the scrapes; prefix-cache hit rate as prompt tokens found in the cache / prompt tokens looked up.\n\n");
+    let mm = |m: Option<harness_core::server::MeanMax>, percent: bool| match m {
+        Some(m) if percent => format!("{} / {}", pct(m.mean), pct(m.max)),
+        Some(m) => format!("{:.1} / {:.0}", m.mean, m.max),
+        None => "–".into(),
+    };
+    let rows: Vec<Vec<String>> = r
+        .server
+        .iter()
+        .map(|s| {
+            let e = &r.experiments[s.experiment];
+            let m = &s.summary;
+            vec![
+                e.measured.name.clone(),
+                lat(e, "ttft.p50"),
+                lat(e, "ttft.p95"),
+                opt(m.prefix_cache_hit_rate, pct),
+                mm(m.running, false),
+                mm(m.waiting, false),
+                mm(m.kv_cache_usage, true),
+                opt(m.generation_tokens_per_s, |x| format!("{x:.0}")),
+                format!("{} of {}", s.failures, s.attempts),
+            ]
+        })
+        .collect();
+    table(
+        out,
+        &[
+            "experiment",
+            "TTFT p50 (ms)",
+            "TTFT p95 (ms)",
+            "prefix-cache hit rate",
+            "running",
+            "waiting",
+            "KV cache",
+            "generation tok/s",
+            "scrapes failed",
+        ],
+        &rows,
+    );
+}
+
 pub fn render(r: &Report, charts: &[Chart]) -> String {
     let mut out = String::from("# Price-performance report\n\n");
     summary(&mut out, r);
     best_and_recommendations(&mut out, r);
     slo(&mut out, r);
+    server_metrics(&mut out, r);
     cost(&mut out, r);
     capacity(&mut out, r, charts);
     out.push_str("## Charts\n\n");

@@ -125,6 +125,23 @@ pub fn build(bundles: &[PathBuf], o: Options) -> Result<Report> {
         attainment: Some(attainment),
     };
     let mut r = model::build(rows, opts).map_err(crate::exit::bad_input)?;
+    for (i, conn) in conns.iter().enumerate() {
+        for s in read::server(conn)? {
+            if let Some(experiment) = r
+                .experiments
+                .iter()
+                .position(|e| e.bundle == i && e.measured.experiment_id == s.experiment_id)
+            {
+                r.server.push(model::ServerMetricsRow {
+                    experiment,
+                    attempts: s.attempts,
+                    failures: s.failures,
+                    summary: s.summary,
+                });
+            }
+        }
+    }
+    r.server.sort_by_key(|s| s.experiment);
     if o.chart_samples {
         for (workload, instance_type, i) in r.ttft_wanted() {
             let e = &r.experiments[i];

@@ -17,6 +17,8 @@ pub struct EngineOptions {
     pub max_concurrency: Option<u32>,
     pub error_rate: f64,
     pub error_kind: SimErrorKind,
+    /// Automatic prefix caching, as vLLM's (on by default there and here).
+    pub prefix_cache: bool,
 }
 
 impl Default for EngineOptions {
@@ -26,8 +28,41 @@ impl Default for EngineOptions {
             max_concurrency: None,
             error_rate: 0.0,
             error_kind: SimErrorKind::Http500,
+            prefix_cache: true,
         }
     }
+}
+
+/// Tokens per KV-cache block: the unit a prefix cache stores and matches,
+/// as vLLM's default `block_size` of 16. Only full blocks are cached.
+pub const PREFIX_BLOCK_TOKENS: u64 = 16;
+
+/// Blocks a replica's prefix cache holds when its profile has no KV limit.
+const UNLIMITED_CACHE_BLOCKS: usize = 1 << 20;
+
+/// The chained hashes of a prompt's full blocks of [`PREFIX_BLOCK_TOKENS`]
+/// tokens (the simulator's tokens are whitespace-separated words): block
+/// `k`'s hash covers every token up to the end of block `k`, so two
+/// prompts share block `k` exactly when their first `16·(k+1)` tokens are
+/// equal. This is how vLLM keys its prefix cache (a hash of the parent
+/// block's hash and the block's token ids).
+pub fn prefix_blocks<'a>(tokens: impl Iterator<Item = &'a str>) -> Vec<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut out = vec![];
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut n = 0u64;
+    for t in tokens {
+        t.hash(&mut h);
+        n += 1;
+        if n.is_multiple_of(PREFIX_BLOCK_TOKENS) {
+            let block = h.finish();
+            out.push(block);
+            // The next block's hash starts from this one (the chain).
+            h = std::collections::hash_map::DefaultHasher::new();
+            block.hash(&mut h);
+        }
+    }
+    out
 }
 
 struct Replica {
@@ -35,6 +70,8 @@ struct Replica {
     seqs: Arc<Semaphore>,
     running: AtomicU64,
     context: AtomicU64,
+    /// Prefix-cache blocks, least recently used evicted first.
+    cache: std::sync::Mutex<lru::LruCache<u64, ()>>,
 }
 
 pub struct Engine {
@@ -49,6 +86,9 @@ pub struct Engine {
     /// Tokens generated and prompt tokens prefilled, since the start.
     generated: AtomicU64,
     prefilled: AtomicU64,
+    /// Prompt tokens looked up in the prefix cache, and those found there.
+    cache_queries: AtomicU64,
+    cache_hits: AtomicU64,
 }
 
 /// What a request will do, decided when it arrives (deterministic for the
@@ -59,6 +99,8 @@ pub struct Plan {
     pub output_tokens: u64,
     pub fail: Option<SimErrorKind>,
     pub rng_seed: u64,
+    /// The prompt's [`prefix_blocks`]; empty: nothing to look up or cache.
+    pub prefix_blocks: Vec<u64>,
 }
 
 #[derive(Debug)]
@@ -72,6 +114,9 @@ pub struct Sequence {
     engine: Arc<Engine>,
     replica: usize,
     context: u64,
+    /// Leading prompt tokens found in the prefix cache (not prefilled).
+    cached: u64,
+    prefix_blocks: Vec<u64>,
     _kv: OwnedSemaphorePermit,
     _slot: OwnedSemaphorePermit,
     rng: Rng,
@@ -95,8 +140,15 @@ impl Engine {
             .kv_capacity_tokens
             .min(Semaphore::MAX_PERMITS as u64)
             .min(u32::MAX as u64) as usize;
+        let cache_blocks = if profile.kv_capacity_tokens >= Semaphore::MAX_PERMITS as u64 {
+            UNLIMITED_CACHE_BLOCKS
+        } else {
+            (profile.kv_capacity_tokens / PREFIX_BLOCK_TOKENS).max(1) as usize
+        };
+        let cache_blocks = std::num::NonZeroUsize::new(cache_blocks).expect(">= 1");
         let replicas = (0..profile.replicas.max(1))
             .map(|_| Replica {
+                cache: std::sync::Mutex::new(lru::LruCache::new(cache_blocks)),
                 kv: Arc::new(Semaphore::new(kv)),
                 seqs: Arc::new(Semaphore::new(max_seqs.min(Semaphore::MAX_PERMITS))),
                 running: AtomicU64::new(0),
@@ -113,6 +165,8 @@ impl Engine {
             waiting: AtomicU64::new(0),
             generated: AtomicU64::new(0),
             prefilled: AtomicU64::new(0),
+            cache_queries: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
         })
     }
 
@@ -133,6 +187,7 @@ impl Engine {
             output_tokens: output_tokens.max(1),
             fail,
             rng_seed: rng.next_u64(),
+            prefix_blocks: vec![],
         }
     }
 
@@ -167,15 +222,46 @@ impl Engine {
             .expect("semaphore open");
         r.running.fetch_add(1, Ordering::Relaxed);
         r.context.fetch_add(plan.prompt_tokens, Ordering::Relaxed);
+        let cached = self.lookup(r, plan);
         Ok(Sequence {
             engine: self.clone(),
             replica: idx,
             context: plan.prompt_tokens,
+            cached,
+            prefix_blocks: if self.opts.prefix_cache {
+                plan.prefix_blocks.clone()
+            } else {
+                vec![]
+            },
             _kv: kv,
             _slot: slot,
             rng: Rng::new(plan.rng_seed),
             clock: Instant::now(),
         })
+    }
+}
+
+impl Engine {
+    /// Prompt tokens of `plan` found in replica `r`'s prefix cache when it is
+    /// scheduled: its leading blocks that are cached, at most all but one
+    /// prompt token (the last is always computed, for the first output
+    /// token, as in vLLM). Counts the lookup in the cache counters.
+    fn lookup(&self, r: &Replica, plan: &Plan) -> u64 {
+        if !self.opts.prefix_cache {
+            return 0;
+        }
+        let hit_blocks = {
+            let mut cache = r.cache.lock().expect("cache lock");
+            plan.prefix_blocks
+                .iter()
+                .take_while(|b| cache.get(*b).is_some())
+                .count() as u64
+        };
+        let cached = (hit_blocks * PREFIX_BLOCK_TOKENS).min(plan.prompt_tokens.saturating_sub(1));
+        self.cache_queries
+            .fetch_add(plan.prompt_tokens, Ordering::Relaxed);
+        self.cache_hits.fetch_add(cached, Ordering::Relaxed);
+        cached
     }
 }
 
@@ -192,8 +278,8 @@ impl Engine {
     /// The engine's state in Prometheus's text format, under vLLM's metric
     /// names (`vllm:`), as vLLM's `/metrics` serves them: running and
     /// waiting requests, KV-cache usage (0–1, over replicas), prefix-cache
-    /// queries and hits (no prefix cache: hits stay 0), and the prompt and
-    /// generation token counters.
+    /// queries and hits (in tokens; both 0 with the cache off), and the
+    /// prompt and generation token counters.
     pub fn metrics_text(&self) -> String {
         let running: u64 = self
             .replicas
@@ -239,13 +325,13 @@ impl Engine {
                 "vllm:prefix_cache_queries_total",
                 "counter",
                 "Prefix cache queries, in terms of number of queried tokens.",
-                prefilled as f64,
+                self.cache_queries.load(Ordering::Relaxed) as f64,
             ),
             (
                 "vllm:prefix_cache_hits_total",
                 "counter",
                 "Prefix cache hits, in terms of number of cached tokens.",
-                0.0,
+                self.cache_hits.load(Ordering::Relaxed) as f64,
             ),
             (
                 "vllm:prompt_tokens_total",
@@ -269,11 +355,24 @@ impl Engine {
 }
 
 impl Sequence {
-    /// Sleeps through prefill; returns the first token.
+    /// Sleeps through prefill of the prompt tokens not found in the prefix
+    /// cache, then caches the prompt's blocks; returns the first token.
     pub async fn prefill(&mut self) -> &'static str {
         let p = &self.engine.profile;
-        self.clock = Instant::now() + Duration::from_secs_f64(p.prefill_s(self.context));
+        self.clock =
+            Instant::now() + Duration::from_secs_f64(p.prefill_s(self.context - self.cached));
         self.engine.timer.sleep_until(self.clock).await;
+        if !self.prefix_blocks.is_empty() {
+            let mut cache = self.engine.replicas[self.replica]
+                .cache
+                .lock()
+                .expect("cache lock");
+            // Tail blocks first, so that they are evicted before the head
+            // blocks other prompts are likelier to share (as vLLM does).
+            for b in self.prefix_blocks.drain(..).rev() {
+                cache.put(b, ());
+            }
+        }
         self.engine
             .prefilled
             .fetch_add(self.context, Ordering::Relaxed);
@@ -354,6 +453,55 @@ mod tests {
         );
         drop(first);
         waiter.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_prompt_whose_blocks_were_prefilled_hits_the_prefix_cache() {
+        let words = |n: usize, first: &'static str| -> Vec<&'static str> {
+            std::iter::once(first)
+                .chain(WORDS.iter().copied().cycle().take(n - 1))
+                .collect()
+        };
+        let plan = |e: &Engine, w: &[&str]| {
+            let mut p = e.plan(w.len() as u64, 1, true);
+            p.prefix_blocks = prefix_blocks(w.iter().copied());
+            p
+        };
+        let hits = |e: &Engine| {
+            let m = e.metrics_text();
+            let line = m
+                .lines()
+                .find(|l| l.starts_with("vllm:prefix_cache_hits_total{"))
+                .unwrap();
+            line.rsplit(' ').next().unwrap().parse::<f64>().unwrap()
+        };
+        for on in [true, false] {
+            let e = Engine::new(
+                Profile::fixed(0.0, 0.0),
+                EngineOptions {
+                    prefix_cache: on,
+                    ..Default::default()
+                },
+            );
+            let a = words(100, "alpha");
+            assert_eq!(prefix_blocks(a.iter().copied()).len(), 6);
+            let mut s = e.admit(&plan(&e, &a)).await.unwrap();
+            assert_eq!(s.cached, 0, "a cold cache");
+            s.prefill().await;
+            drop(s);
+            // Same prompt: its 6 full blocks (96 tokens) are cached.
+            let s = e.admit(&plan(&e, &a)).await.unwrap();
+            assert_eq!(s.cached, if on { 96 } else { 0 });
+            // Another first token: every chained block differs.
+            let s2 = e.admit(&plan(&e, &words(100, "omega"))).await.unwrap();
+            assert_eq!(s2.cached, 0);
+            // A prompt of exactly two cached blocks computes its last token.
+            let b = &a[..32];
+            let mut s3 = e.admit(&plan(&e, b)).await.unwrap();
+            assert_eq!(s3.cached, if on { 31 } else { 0 });
+            s3.prefill().await;
+            assert_eq!(hits(&e), if on { 96.0 + 31.0 } else { 0.0 });
+        }
     }
 
     #[test]

@@ -216,7 +216,8 @@ async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Response<
     let ignore_eos = v["ignore_eos"].as_bool().unwrap_or(false);
     let model = v["model"].as_str().unwrap_or("sim").to_string();
 
-    let plan = engine.plan(prompt_tokens, max_tokens, ignore_eos);
+    let mut plan = engine.plan(prompt_tokens, max_tokens, ignore_eos);
+    plan.prefix_blocks = prefix_blocks(api, &v);
     match plan.fail {
         Some(SimErrorKind::Http500) => {
             return Ok(error(
@@ -269,6 +270,29 @@ async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Response<
     } else {
         Ok(generate_full(engine, g).await)
     }
+}
+
+/// The prompt's prefix-cache blocks: over the words of every message's
+/// content in order (chat), or of the prompt (completions).
+fn prefix_blocks(api: Api, v: &Value) -> Vec<u64> {
+    let texts: Vec<&str> = match api {
+        Api::Chat => v["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|m| match &m["content"] {
+                Value::String(s) => vec![s.as_str()],
+                Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect(),
+                _ => vec![],
+            })
+            .collect(),
+        Api::Completions => match &v["prompt"] {
+            Value::String(s) => vec![s.as_str()],
+            Value::Array(a) => a.first().and_then(|p| p.as_str()).into_iter().collect(),
+            _ => vec![],
+        },
+    };
+    super::engine::prefix_blocks(texts.into_iter().flat_map(str::split_whitespace))
 }
 
 fn content_tokens(c: &Value) -> u64 {

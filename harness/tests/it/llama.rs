@@ -170,14 +170,15 @@ fn llama_cpp_bundle_is_consistent() {
 #[test]
 #[ignore = "needs the SmolLM2 GGUF: scripts/e2e-llama.sh"]
 fn synthetic_prompts_are_exact_under_the_gguf_tokenizer() {
-    use harness::dataset::synthetic::{Generator, Length};
+    use harness::dataset::synthetic::{Generator, Length, SharedPrefix};
     let tk = Tokenizer::from_gguf(std::path::Path::new(&env("LLAMA_GGUF"))).unwrap();
     let g = Generator::new(
         &tk,
         11,
         Length::Uniform { min: 1, max: 3000 },
         Length::Fixed(8),
-        0,
+        SharedPrefix::default(),
+        false,
     )
     .unwrap();
     for i in 0..200 {
@@ -189,7 +190,8 @@ fn synthetic_prompts_are_exact_under_the_gguf_tokenizer() {
         11,
         Length::Uniform { min: 1, max: 3000 },
         Length::Fixed(8),
-        0,
+        SharedPrefix::default(),
+        false,
     )
     .unwrap();
     assert_eq!(g.item(7).0, g2.item(7).0);

@@ -57,7 +57,7 @@ fn the_simulators_metrics_are_scraped_and_summarised_against_known_values() {
         (gen - client).abs() / client < 0.2,
         "server {gen} tok/s, client {client} tok/s"
     );
-    // No prefix cache in the simulator: 0 hits of every prompt token.
+    // Unique prompts share no block with another: 0 hits of every prompt token.
     assert_eq!(s["prefix_cache_hit_rate"], 0.0);
     // Raw samples are kept, on the requests' clock.
     let conn = harness::bundle::read::open(&bundle).unwrap();
@@ -130,4 +130,98 @@ fn a_scrape_that_fails_is_counted_and_the_run_goes_on() {
         err.contains("endpoints[0].server_metrics.interval"),
         "{err}"
     );
+}
+
+/// Two prefixes of 384 tokens, each shared by every other request, against
+/// the same prompts with every prefix made unique, on a profile whose
+/// prefill grows with the tokens it computes: the simulator's prefix cache
+/// hits about 384 of 512 prompt tokens of the shared bucket and none of the
+/// cold one, and TTFT follows.
+#[test]
+fn a_shared_prefix_hits_the_prefix_cache_and_the_cold_baseline_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "prefix",
+        r#"
+name: prefix
+endpoints:
+  - name: sim
+    provider: sim
+    instance_type: g6e.2xlarge
+    server_metrics: { interval: 100ms }
+datasets:
+  - name: d
+    synthetic:
+      prompt_tokens: 512
+      output_tokens: 4
+      shared_prefix: { tokens: 384, prefixes: 2, cold_baseline: true }
+sampling: { ignore_eos: true }
+load:
+  concurrency: [2]
+  requests: 60
+  warmup: { requests: 2 }
+"#,
+    );
+    let bundle = run_into(dir.path(), &cfg, "p", &[]);
+    let exps = experiments(&bundle);
+    let buckets: Vec<&str> = exps.iter().map(|e| e.bucket.as_str()).collect();
+    assert_eq!(buckets, ["shared", "cold"]);
+    let json = stdout(&run_ok(&["show", "--json", bundle.to_str().unwrap()]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let hit_rate = |bucket: &str| {
+        let id = &exps
+            .iter()
+            .find(|e| e.bucket == bucket)
+            .unwrap()
+            .experiment_id;
+        let row = v["server"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["experiment_id"] == id.as_str())
+            .unwrap_or_else(|| panic!("{bucket}: {}", v["server"]));
+        row["summary"]["prefix_cache_hit_rate"].as_f64().unwrap()
+    };
+    // 24 full blocks of 16 tokens of each prompt's 512, once its prefix is
+    // cached (the warm-up requests cache both).
+    let (shared, cold) = (hit_rate("shared"), hit_rate("cold"));
+    assert!((0.70..=0.76).contains(&shared), "shared: {shared}");
+    assert!(cold < 0.01, "cold: {cold}");
+    let ttft = |bucket: &str| {
+        exps.iter()
+            .find(|e| e.bucket == bucket)
+            .unwrap()
+            .summary
+            .dist(harness_core::Metric::Ttft)
+            .unwrap()
+            .p50
+    };
+    // Prefill of 128 rather than 512 tokens (docs/simulator.md).
+    assert!(
+        ttft("shared") < 0.7 * ttft("cold"),
+        "{} vs {} ms",
+        ttft("shared"),
+        ttft("cold")
+    );
+    // The report puts the hit rate beside TTFT.
+    let out = dir.path().join("report");
+    run_ok(&[
+        "report",
+        bundle.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    let section = md
+        .split("## Server metrics")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .unwrap_or_else(|| panic!("{md}"));
+    assert!(section.contains("| prefix-cache hit rate |"), "{section}");
+    let row = section
+        .lines()
+        .find(|l| l.contains("d[shared]"))
+        .unwrap_or_else(|| panic!("{section}"));
+    assert!(row.contains(&format!("{:.2}%", shared * 100.0)), "{row}");
 }
