@@ -57,6 +57,25 @@ YML
 "$h" run -q "$work/d.yml" --out "$work/a.duckdb" >/dev/null
 HARNESS_SIM_SLOWDOWN=1.5 "$h" run -q "$work/d.yml" --out "$work/slow.duckdb" >/dev/null
 "$h" diff "$work/a.duckdb" "$work/slow.duckdb" --format json > "$work/diff.json"
+# A per-request SLO: attainment is counted in the browser from the requests.
+# Four slots: at concurrency 8 half the requests queue behind a whole
+# response, so attainment falls below the target there and not at 2.
+cat > "$work/slo.yml" <<'YML'
+name: slo
+endpoints:
+  - name: s
+    provider: sim
+    instance_type: g5.xlarge
+    sim: { ttft_ms: 30, itl_ms: 5, max_concurrency: 4 }
+datasets:
+  - name: d
+    synthetic: { prompt_tokens: 16, output_tokens: 8 }
+load: { concurrency: [2, 8], requests: 80, warmup: { requests: 4 } }
+budgets: { slo: { ttft_ms: 50 }, slo_attainment: 0.9 }
+YML
+"$h" run -q "$work/slo.yml" --out "$work/slo.duckdb" >/dev/null
+"$h" report "$work/slo.duckdb" --format json --out "$work/r3" >/dev/null
+cp "$work/r3/report.json" "$work/report-slo.json"
 # Untrusted strings, a newer storage format, another schema version.
 "$venv/bin/python" - "$work" <<'PY'
 import shutil, sys, duckdb
@@ -80,7 +99,7 @@ c.execute("COPY FROM DATABASE src TO n"); c.close()
 PY
 
 echo "== publish and serve" >&2
-"$h" publish "$work/local.duckdb" "$work/a.duckdb" "$work/slow.duckdb" "$work/xss.duckdb" "$work/newer.duckdb" \
+"$h" publish "$work/local.duckdb" "$work/a.duckdb" "$work/slow.duckdb" "$work/slo.duckdb" "$work/xss.duckdb" "$work/newer.duckdb" \
   --to "$work/site" --site "$site" >/dev/null
 cp "$work/schema99.duckdb" "$work/site/bundles/"   # publish itself refuses these two
 head -c 100000 /dev/urandom > "$work/site/bundles/corrupt.duckdb"

@@ -413,6 +413,25 @@ pub fn experiments(
         .collect()
 }
 
+/// One experiment's measured requests (warm-up left out) in send order, as
+/// [`harness_core::RequestSample`]s with every field SLO attainment reads
+/// (`harness_core::slo::attainment`: status, send, first-token and end
+/// times, token counts, the measurement window), for where only the bundle
+/// is at hand (the viewer). The chunk times are left empty: no SLO limit
+/// reads them, and they are most of a request's size. Decode the rows with
+/// [`decode`].
+pub fn request_samples_sql(alias: Option<&str>, experiment_id: &str) -> String {
+    REQUEST_SAMPLES
+        .sql(alias)
+        .replace("{id}", &sql_string(experiment_id))
+}
+
+const REQUEST_SAMPLES: Query = Query(
+    "SELECT warmup, scheduled_ns, sent_ns, first_token_ns, end_ns, []::BIGINT[] AS token_chunk_ns, status = 'ok' AS ok,
+            error_class, prompt_tokens_usage, output_tokens_usage, prompt_tokens_client, output_tokens_client
+     FROM {db}requests WHERE experiment_id = {id} AND NOT warmup ORDER BY seq",
+);
+
 /// Decodes rows (JSON objects keyed by column name) into `T`.
 ///
 /// Errors: the first row that does not fit, with the query's purpose.

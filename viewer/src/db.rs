@@ -87,6 +87,17 @@ pub async fn load(alias: &str, name: &str, src: Source) -> Result<BundleRows, St
     })
 }
 
+/// Every request of one experiment ([`contract::request_samples_sql`]),
+/// for SLO attainment, which is counted per request. Errors: the query or
+/// its decoding failed, in words.
+pub async fn request_samples(
+    alias: &str,
+    experiment_id: &str,
+) -> Result<Vec<harness_core::RequestSample>, String> {
+    let rows = query(&contract::request_samples_sql(Some(alias), experiment_id)).await?;
+    contract::decode("requests", rows)
+}
+
 /// A failed ATTACH in words: not found, unreachable, a newer storage
 /// format, not a DuckDB file; DuckDB's own message follows in brackets.
 fn attach_error(name: &str, e: &str) -> String {

@@ -3,7 +3,8 @@
 // the harness's own reports into WORK, publishes and serves them:
 //   node viewer/tests/browser.mjs BASE_URL WORK
 // WORK holds report.json, report-budget.json (and budget.json: the budget it
-// used), diff.json, and receives screenshots/ (look at them).
+// used), report-slo.json (a per-request SLO budget), diff.json, and receives
+// screenshots/ (look at them).
 import { createRequire } from 'node:module';
 import { readFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
@@ -130,6 +131,36 @@ const rejectedWant = report.analysis.workloads.reduce((n, w) => n + w.rejected.l
 check(rejectedShown === rejectedWant, `failed-criteria rows: ${rejectedShown} shown, ${rejectedWant} in the report`);
 check(await page.$$eval('figure.chart svg', (s) => s.length) > 0, 'the Pareto chart is drawn');
 await shot('recommendations');
+
+// 2b. SLO attainment and goodput, counted in the browser from each experiment's
+// requests, and the recommendation under an attainment target, against the report.
+const sloReport = json('report-slo.json');
+await open('?page=recommendations&bundle=bundles/slo.duckdb');
+const att = await page.$$eval('table.attainment tbody tr', (rows) => rows.map((r) => ({
+  name: r.dataset.experiment,
+  ...Object.fromEntries([...r.querySelectorAll('[data-field]')].map((c) => [c.dataset.field, c.textContent])),
+})));
+const pct2 = (x) => (x * 100).toFixed(2);
+const attBad = [];
+for (const e of sloReport.experiments) {
+  const a = e.attainment;
+  const r = att.find((x) => x.name === e.name);
+  const want = a ? {
+    measured: String(a.measured), attained: String(a.attained), attainment: pct2(a.fraction),
+    interval: `${pct2(a.low)} – ${pct2(a.high)}`, goodput: a.goodput.toFixed(3),
+  } : null;
+  if (!want || !r || Object.entries(want).some(([k, v]) => r[k] !== v)) {
+    attBad.push(`${e.name}: shown ${JSON.stringify(r)} vs report ${JSON.stringify(want)}`);
+  }
+}
+const fractions = sloReport.experiments.map((e) => e.attainment && e.attainment.fraction);
+check(att.length === sloReport.experiments.length && attBad.length === 0,
+  `SLO attainment and goodput equal the report (${att.length} rows)${attBad.length ? '\n  ' + attBad.join('\n  ') : ''}`);
+check(fractions.some((f) => f >= 0.9) && fractions.some((f) => f < 0.9), `the SLO bundle has experiments on both sides of the target (${fractions.join(', ')})`);
+const sloChosen = await page.$$eval('table.recommendations tbody tr .chosen', (c) => c.map((x) => x.textContent.replace(' ★', '')));
+const sloWant = sloReport.analysis.workloads.flatMap((w) => w.choices.map((c) => c.chosen || 'none within budget'));
+check(JSON.stringify(sloChosen) === JSON.stringify(sloWant), `the choice under an attainment target equals the report's (${sloChosen.join(', ')})`);
+await shot('attainment');
 
 // 3. Controls: a new budget and range give `harness report --latency ...`'s cells.
 const budget = json('budget.json');

@@ -448,3 +448,61 @@ fn viewer_distribution_points_lie_on_the_ecdf() {
     let conn = harness::bundle::read::open(&bundle).unwrap();
     assert_eq!(harness::bundle::read::rows_of(&conn, all).unwrap(), stored);
 }
+
+/// The viewer reads an experiment's measured requests through the
+/// contract's SQL (`contract::request_samples_sql`, rows as DuckDB-WASM
+/// gives them): the harness's own samples without the warm-up and the chunk
+/// times, and the same SLO attainment and goodput from them, failures
+/// included.
+#[test]
+fn viewer_request_samples_give_the_harnesss_attainment() {
+    use harness_core::slo::{attainment, Slo};
+    use harness_view::contract;
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("golden.duckdb");
+    import(&fixture().join("bundle"), &bundle);
+    let conn = harness::bundle::read::open(&bundle).unwrap();
+    let (mut requests, mut failed, mut some_attain, mut some_miss) = (0, 0, false, false);
+    for e in harness::bundle::read::experiments(&conn).unwrap() {
+        let native = harness::bundle::read::request_samples(&conn, &e.experiment_id).unwrap();
+        let sql = contract::request_samples_sql(None, &e.experiment_id);
+        let rows = harness::bundle::read::rows_of(&conn, &sql).unwrap();
+        let viewer: Vec<harness_core::RequestSample> = contract::decode("requests", rows).unwrap();
+        let measured: Vec<_> = native
+            .iter()
+            .filter(|r| !r.warmup)
+            .map(|r| harness_core::RequestSample {
+                token_chunk_ns: vec![],
+                ..r.clone()
+            })
+            .collect();
+        assert!(measured.len() < native.len(), "{}: no warm-up", e.label);
+        assert_eq!(viewer, measured, "{}", e.label);
+        // Limits at each metric's median, so that some requests attain.
+        let median = |m| {
+            let mut v = harness_core::summary::metric_values(&native, m);
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).copied()
+        };
+        let slo = Slo {
+            ttft_ms: median(harness_core::Metric::Ttft),
+            tpot_ms: median(harness_core::Metric::Tpot).map(|x| x * 2.0),
+            e2e_ms: median(harness_core::Metric::E2e).map(|x| x * 2.0),
+        };
+        let a = attainment(&viewer, &slo).unwrap();
+        assert_eq!(Some(a), attainment(&native, &slo), "{}", e.label);
+        requests += viewer.len();
+        failed += viewer.iter().filter(|r| !r.ok).count();
+        some_attain |= a.attained > 0;
+        some_miss |= a.attained < a.measured;
+    }
+    assert!(
+        requests > 100 && failed > 0 && some_attain && some_miss,
+        "{requests} {failed} {some_attain} {some_miss}"
+    );
+    // Quotes in an id are SQL-escaped, not injected.
+    let sql = contract::request_samples_sql(None, "x' OR '1'='1");
+    assert!(harness::bundle::read::rows_of(&conn, &sql)
+        .unwrap()
+        .is_empty());
+}

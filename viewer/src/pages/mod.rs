@@ -8,12 +8,14 @@ use crate::url;
 use harness_core::capacity::PlanCell;
 use harness_core::diff::{compare, Comparison, Stat};
 use harness_core::Metric;
+use harness_core::RequestSample;
 use harness_view::charts;
 use harness_view::model::{self, BundleRows, Report, TtftSamples, STATS};
 use harness_view::svg::{self, Series, XyChart};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use wasm_bindgen::JsCast;
 
 mod diff;
@@ -27,6 +29,10 @@ mod recommendations;
 pub struct Loaded {
     pub alias: String,
     pub rows: BundleRows,
+    /// Each experiment's requests (by experiment id), read once the budget
+    /// has a per-request SLO, whose attainment is counted from them; `None`:
+    /// not read.
+    pub samples: Option<Arc<BTreeMap<String, Vec<RequestSample>>>>,
 }
 
 /// Per-request aggregates fetched from DuckDB after the summary rows: the
@@ -137,10 +143,61 @@ async fn open(ctx: Ctx, name: String, src: Source) {
     );
     set_status(ctx, Some(format!("loading {name}")));
     match db::load(&alias, &name, src).await {
-        Ok(rows) => ctx.loaded.update(|v| v.push(Loaded { alias, rows })),
+        Ok(rows) => {
+            ctx.loaded.update(|v| {
+                v.push(Loaded {
+                    alias,
+                    rows,
+                    samples: None,
+                })
+            });
+            read_samples(ctx).await;
+        }
         Err(e) => ctx.errors.update(|v| v.push(e)),
     }
     ctx.extra.set(Extra::default());
+}
+
+/// Reads every experiment's requests of each loaded bundle not read yet,
+/// when the bundles' budget has a per-request SLO: attainment and goodput
+/// are counted from them by `harness_core::slo::attainment`, as `harness
+/// report` counts them. An experiment whose requests cannot be read is said
+/// so, and its attainment is unknown.
+async fn read_samples(ctx: Ctx) {
+    let loaded = ctx.loaded.get_untracked();
+    let runs: Vec<_> = loaded.iter().flat_map(|l| l.rows.runs.clone()).collect();
+    if model::budget_from_runs(&runs).is_none_or(|b| b.constraints.slo.is_none()) {
+        return;
+    }
+    for l in loaded.iter().filter(|l| l.samples.is_none()) {
+        set_status(
+            ctx,
+            Some(format!(
+                "reading the requests of {} for SLO attainment",
+                l.rows.file
+            )),
+        );
+        let mut got = BTreeMap::new();
+        for e in &l.rows.experiments {
+            match db::request_samples(&l.alias, &e.experiment_id).await {
+                Ok(s) => {
+                    got.insert(e.experiment_id.clone(), s);
+                }
+                Err(err) => ctx.errors.update(|v| {
+                    v.push(format!(
+                        "{}: the requests of {} could not be read, so its SLO attainment is unknown ({err})",
+                        l.rows.file, e.label
+                    ))
+                }),
+            }
+        }
+        let got = Arc::new(got);
+        ctx.loaded.update(|v| {
+            if let Some(x) = v.iter_mut().find(|x| x.alias == l.alias) {
+                x.samples = Some(got.clone());
+            }
+        });
+    }
 }
 
 #[component]
@@ -224,6 +281,10 @@ fn build(loaded: &[Loaded], p: &Params) -> Result<Report, String> {
         model::Options {
             constraints,
             heatmap_rpms: p.heatmap_rpms(),
+            attainment: Some(Box::new(|i, e, slo| {
+                let requests = loaded.get(i)?.samples.as_ref()?.get(&e.experiment_id)?;
+                harness_core::slo::attainment(requests, slo)
+            })),
             ..Default::default()
         },
     )?;
