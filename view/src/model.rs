@@ -228,9 +228,24 @@ impl ExperimentRow {
         if self.load_mode == "closed" {
             format!("c={}", self.measured.load)
         } else {
-            format!("{} req/s", self.measured.load)
+            format!("{} req/s", rate_text(self.measured.load))
         }
     }
+}
+
+/// An offered rate as a label: whole rates as they are (`4`), others to 4
+/// significant digits without trailing zeros (a trace's mean rate
+/// 2.8335169… as `2.834`).
+pub fn rate_text(v: f64) -> String {
+    if v == v.trunc() || !v.is_finite() {
+        return format!("{v}");
+    }
+    let digits = (3 - v.abs().log10().floor() as i32).max(0) as usize;
+    let s = format!("{v:.digits$}");
+    if digits == 0 {
+        return s;
+    }
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 /// The best option of a workload for a target rate (the heatmap's best choice).
@@ -514,6 +529,23 @@ pub fn build(bundles: Vec<BundleRows>, o: Options) -> Result<Report, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rates_are_labelled_to_four_significant_digits() {
+        for (v, want) in [
+            (4.0, "4"),
+            (2.8335169607349133, "2.834"),
+            (11.334067842939653, "11.33"),
+            (22.668135685879307, "22.67"),
+            (82.5, "82.5"),
+            (0.5, "0.5"),
+            (1234.56, "1235"),
+            (1230.4, "1230"),
+            (100.04, "100"),
+        ] {
+            assert_eq!(super::rate_text(v), want);
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -63,11 +63,11 @@ fn server_table(exps: &[read::StoredExperiment], rows: &[read::ServerRow]) -> St
         return String::new();
     }
     let mut out =
-        String::from("\nserver metrics, measurement window (mean / max of the scrapes):\n");
+        String::from("\nserver metrics, measurement window (mean / max of the scrapes; prefix hit rate: prompt tokens found in the cache / looked up):\n");
     let _ = writeln!(
         out,
-        "{:<44} {:>11} {:>11} {:>13} {:>12} {:>12}  scrapes",
-        "experiment", "running", "waiting", "KV cache", "prefix hits", "gen tok/s"
+        "{:<44} {:>11} {:>11} {:>13} {:>15} {:>12}  scrapes",
+        "experiment", "running", "waiting", "KV cache", "prefix hit rate", "gen tok/s"
     );
     let mm = |m: Option<harness_core::server::MeanMax>, pct: bool| match m {
         Some(m) if pct => format!("{:.0}% / {:.0}%", m.mean * 100.0, m.max * 100.0),
@@ -83,7 +83,7 @@ fn server_table(exps: &[read::StoredExperiment], rows: &[read::ServerRow]) -> St
         let s = &r.summary;
         let _ = writeln!(
             out,
-            "{:<44} {:>11} {:>11} {:>13} {:>12} {:>12}  {} of {} failed{}",
+            "{:<44} {:>11} {:>11} {:>13} {:>15} {:>12}  {} of {} failed{}",
             label,
             mm(s.running, false),
             mm(s.waiting, false),

@@ -262,8 +262,32 @@ fn polish(msg: &str) -> String {
     if msg.contains("untagged enum WireLength") {
         return "is not a length: write a token count (`512`), `{uniform: [min, max]}` or `{normal: {mean, std, min, max}}`".into();
     }
-    msg.replace("invalid type: ", "wrong type: found ")
-        .replace("unknown variant", "unknown value")
+    let mut out = msg
+        .replace("invalid type: ", "wrong type: found ")
+        .replace("unknown variant", "unknown value");
+    // Rust's type names, in a config author's words.
+    for (rust, words) in [
+        ("expected u8", "expected a whole number from 0 to 255"),
+        ("expected u16", "expected a whole number from 0 to 65535"),
+        ("expected u32", "expected a whole number >= 0"),
+        ("expected u64", "expected a whole number >= 0"),
+        ("expected usize", "expected a whole number >= 0"),
+        ("expected i64", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+        ("expected a boolean", "expected `true` or `false`"),
+    ] {
+        if let Some(rest) = out.strip_suffix(rust) {
+            out = format!("{rest}{words}");
+        }
+    }
+    if let Some(i) = out.find("expected struct Wire") {
+        out = format!(
+            "{}expected a mapping of keys (`{{key: value, ...}}`)",
+            &out[..i]
+        );
+    }
+    out
 }
 
 fn convert_path(p: &serde_path_to_error::Path) -> Path {

@@ -199,7 +199,7 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
                 let ot = length(&mut cx, sp.key("output_tokens"), s.output_tokens, "output_tokens: 128");
                 let (shared, cold_baseline, shared_key) = match (s.shared_prefix_tokens, s.shared_prefix) {
                     (Some(_), Some(_)) => {
-                        cx.err(sp.key("shared_prefix"), "give `shared_prefix_tokens: N` (one prefix for every request) or `shared_prefix: {tokens, prefixes, requests_per_prefix}`, not both");
+                        cx.err(sp.key("shared_prefix"), "give `shared_prefix_tokens: N` (one prefix for every request) or `shared_prefix: {tokens, prefixes, requests_per_prefix, cold_baseline}`, not both");
                         (Default::default(), false, sp.key("shared_prefix"))
                     }
                     (t, None) => (
@@ -215,10 +215,10 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
                         }
                         let prefixes = w.prefixes.unwrap_or(1);
                         if prefixes == 0 {
-                            cx.err(wp.key("prefixes"), "must be >= 1");
+                            cx.err(wp.key("prefixes"), "must be >= 1: the number of distinct prefixes (default 1)");
                         }
                         if w.requests_per_prefix == Some(0) {
-                            cx.err(wp.key("requests_per_prefix"), "must be >= 1");
+                            cx.err(wp.key("requests_per_prefix"), "must be >= 1: the requests each prefix serves before a fresh set starts (leave it out: never renewed)");
                         }
                         (
                             crate::dataset::synthetic::SharedPrefix { tokens, prefixes, requests_per_prefix: w.requests_per_prefix },
@@ -228,8 +228,16 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
                     }
                 };
                 if let Some(pt) = pt {
-                    if shared.tokens > 0 && shared.tokens >= pt.max() {
-                        cx.err(shared_key, format!("{} must be smaller than the largest prompt ({})", shared.tokens, pt.max()));
+                    // Every prompt is its prefix and at least one token of its own.
+                    if shared.tokens > 0 && shared.tokens >= pt.min() {
+                        cx.err(
+                            shared_key,
+                            format!(
+                                "{} must be smaller than the smallest prompt ({} tokens): each prompt is the shared prefix and at least one token of its own",
+                                shared.tokens,
+                                pt.min()
+                            ),
+                        );
                     }
                 }
                 if let (Some(prompt_tokens), Some(output_tokens)) = (pt, ot) {

@@ -327,8 +327,10 @@ pub fn parse_value(text: &str) -> Result<Value, String> {
     parse(text)
         .map(|(v, _)| v)
         .map(|v| match v {
-            // `parse` turns an empty document into {}; an empty override is null.
-            Value::Object(m) if m.is_empty() && text.trim().is_empty() => Value::Null,
+            // `parse` turns an empty or null document into {}; an override
+            // that is empty, `null` or `~` is null (it clears the field),
+            // and only `{}` is an empty mapping.
+            Value::Object(m) if m.is_empty() && !text.trim_start().starts_with('{') => Value::Null,
             v => v,
         })
         .map_err(|e| e.message)
@@ -338,6 +340,16 @@ pub fn parse_value(text: &str) -> Result<Value, String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_override_of_null_clears_and_only_braces_are_an_empty_mapping() {
+        for t in ["", " ", "null", "~"] {
+            assert_eq!(parse_value(t).unwrap(), Value::Null, "{t:?}");
+        }
+        assert_eq!(parse_value("{}").unwrap(), json!({}));
+        assert_eq!(parse_value("{a: 1}").unwrap(), json!({"a": 1}));
+        assert_eq!(parse_value("16").unwrap(), json!(16));
+    }
 
     #[test]
     fn values_and_positions() {

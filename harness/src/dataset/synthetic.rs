@@ -48,6 +48,13 @@ impl Length {
             }
         }
     }
+    /// The smallest length this can give.
+    pub fn min(&self) -> u32 {
+        match *self {
+            Length::Fixed(n) => n,
+            Length::Uniform { min, .. } | Length::Normal { min, .. } => min,
+        }
+    }
     pub fn max(&self) -> u32 {
         match *self {
             Length::Fixed(n) => n,

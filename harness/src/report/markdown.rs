@@ -583,7 +583,7 @@ fn server_metrics(out: &mut String, r: &Report) {
     if r.server.is_empty() {
         return;
     }
-    out.push_str("## Server metrics\n\nFrom the engine's Prometheus `/metrics`, scraped while each experiment ran, over its measurement window (docs/metrics.md, \"Server metrics\"): running and waiting requests and KV-cache usage as mean / max of the scrapes; prefix-cache hit rate as prompt tokens found in the cache / prompt tokens looked up.\n\n");
+    out.push_str("## Server metrics\n\nFrom the engine's Prometheus `/metrics`, scraped while each experiment ran, over its measurement window (docs/metrics.md, \"Server metrics\"): running and waiting requests and KV-cache usage as mean / max of the scrapes; prefix-cache hit rate as prompt tokens found in the cache / prompt tokens looked up (– when the engine looked none up: prefix caching off, or no such counter); generation tok/s from the counter's rise (– with fewer than two scrapes in the window).\n\n");
     let mm = |m: Option<harness_core::server::MeanMax>, percent: bool| match m {
         Some(m) if percent => format!("{} / {}", pct(m.mean), pct(m.max)),
         Some(m) => format!("{:.1} / {:.0}", m.mean, m.max),

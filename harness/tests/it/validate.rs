@@ -279,3 +279,69 @@ fn a_closed_pipe_ends_output_quietly() {
     assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
     assert_eq!(o.status.code(), Some(141));
 }
+
+/// Shared-prefix settings: each mistake with its place and what is valid;
+/// a prefix must leave every prompt, the shortest included, a token of its
+/// own (prompts are never lengthened to fit it).
+#[test]
+fn shared_prefix_mistakes_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, synthetic: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(
+            &p,
+            format!(
+                "name: p\nendpoints:\n  - {{ name: s, provider: sim }}\ndatasets:\n  - name: d\n    synthetic: {synthetic}\nload: {{ concurrency: [1], requests: 4 }}\n"
+            ),
+        )
+        .unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    for (synthetic, want) in [
+        (
+            "{ prompt_tokens: {uniform: [32, 256]}, output_tokens: 4, shared_prefix: { tokens: 64, prefixes: 2 } }",
+            "datasets[0].synthetic.shared_prefix.tokens: 64 must be smaller than the smallest prompt (32 tokens)",
+        ),
+        (
+            "{ prompt_tokens: 128, output_tokens: 4, shared_prefix_tokens: 8, shared_prefix: { tokens: 64 } }",
+            "datasets[0].synthetic.shared_prefix: give `shared_prefix_tokens: N` (one prefix for every request) or `shared_prefix: {tokens, prefixes, requests_per_prefix, cold_baseline}`, not both",
+        ),
+        (
+            "{ prompt_tokens: 128, output_tokens: 4, shared_prefix: { tokens: 64, prefixes: 0 } }",
+            "datasets[0].synthetic.shared_prefix.prefixes: must be >= 1",
+        ),
+        (
+            "{ prompt_tokens: 128, output_tokens: 4, shared_prefix: { tokens: 64, requests_per_prefix: 0 } }",
+            "leave it out: never renewed",
+        ),
+        (
+            "{ prompt_tokens: 128, output_tokens: 4, shared_prefix: { cold_baseline: true } }",
+            "datasets[0].synthetic.shared_prefix.tokens: is required and >= 1",
+        ),
+        (
+            "{ prompt_tokens: 128, output_tokens: 4, shared_prefix: { tokens: 64, colour: red } }",
+            "unknown key `colour`",
+        ),
+        // Rust's type names never reach the author.
+        (
+            "{ prompt_tokens: 128, output_tokens: 4, shared_prefix: { tokens: 64, prefixes: -1 } }",
+            "datasets[0].synthetic.shared_prefix.prefixes: invalid value: integer `-1`, expected a whole number >= 0",
+        ),
+        (
+            "{ prompt_tokens: 128, output_tokens: 4, shared_prefix: 64 }",
+            "datasets[0].synthetic.shared_prefix: wrong type: found integer `64`, expected a mapping of keys",
+        ),
+    ] {
+        let path = write("p.yml", synthetic);
+        let (ok, _, err) = validate(&[&path]);
+        assert!(!ok, "{synthetic}");
+        assert!(err.contains("p.yml:6:"), "{synthetic}: no place in {err}");
+        assert!(err.contains(want), "{synthetic}: missing `{want}` in:\n{err}");
+    }
+    let path = write(
+        "ok.yml",
+        "{ prompt_tokens: {uniform: [65, 256]}, output_tokens: 4, shared_prefix: { tokens: 64, prefixes: 2, cold_baseline: true } }",
+    );
+    let (ok, out, err) = validate(&[&path]);
+    assert!(ok, "{out}{err}");
+}
