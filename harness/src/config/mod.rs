@@ -251,6 +251,10 @@ fn polish(msg: &str) -> String {
         let expected = msg.split_once(", expected ").map(|x| x.1).unwrap_or("");
         let hint = if k == "api_key" || k == "token" {
             " (put the key in an environment variable and name it with `api_key_env`)".to_string()
+        } else if ["cold_baseline", "prefixes", "requests_per_prefix"].contains(&k.as_str())
+            && expected.contains("`shared_prefix`")
+        {
+            " (it belongs in `shared_prefix: {tokens, prefixes, requests_per_prefix, cold_baseline}`)".to_string()
         } else {
             String::new()
         };

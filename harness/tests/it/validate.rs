@@ -322,6 +322,10 @@ fn shared_prefix_mistakes_are_named() {
             "{ prompt_tokens: 128, output_tokens: 4, shared_prefix: { tokens: 64, colour: red } }",
             "unknown key `colour`",
         ),
+        (
+            "{ prompt_tokens: 128, output_tokens: 4, shared_prefix_tokens: 64, cold_baseline: true }",
+            "unknown key `cold_baseline` (it belongs in `shared_prefix: {tokens, prefixes, requests_per_prefix, cold_baseline}`)",
+        ),
         // Rust's type names never reach the author.
         (
             "{ prompt_tokens: 128, output_tokens: 4, shared_prefix: { tokens: 64, prefixes: -1 } }",
