@@ -391,7 +391,8 @@ pub fn marks(c: &harness_core::capacity::PlanCell, sep: &str) -> String {
 
 /// The budget in words, e.g. `ttft.p95 <= 1000 ms, e2e.p95 <= 5000 ms, error rate <= 1%`.
 /// An SLO in the budget line's words, e.g. `ttft <= 500 ms, e2e <= 8000 ms`.
-fn slo_text(slo: &harness_core::slo::Slo) -> String {
+/// An SLO's limits in words: `ttft <= 500 ms, tpot <= 50 ms`.
+pub fn slo_text(slo: &harness_core::slo::Slo) -> String {
     slo.limits()
         .iter()
         .map(|(m, l)| format!("{} <= {} ms", m.id(), svg::short(*l)))

@@ -529,6 +529,8 @@ pub fn build(bundles: Vec<BundleRows>, o: Options) -> Result<Report, String> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn rates_are_labelled_to_four_significant_digits() {
         for (v, want) in [
@@ -542,11 +544,9 @@ mod tests {
             (1230.4, "1230"),
             (100.04, "100"),
         ] {
-            assert_eq!(super::rate_text(v), want);
+            assert_eq!(rate_text(v), want);
         }
     }
-
-    use super::*;
 
     #[test]
     fn nearest_rank_points_are_the_ecdf_at_200_ranks() {

@@ -169,10 +169,11 @@ impl Generator {
                 pieces.len()
             );
         }
-        if shared_prefix.tokens > 0 && shared_prefix.tokens >= prompt.max() {
+        if shared_prefix.tokens > 0 && shared_prefix.tokens >= prompt.min() {
             bail!(
-                "the shared prefix ({} tokens) must be smaller than the prompt length",
-                shared_prefix.tokens
+                "the shared prefix ({} tokens) must be smaller than the smallest prompt ({} tokens)",
+                shared_prefix.tokens,
+                prompt.min()
             );
         }
         Ok(Generator {

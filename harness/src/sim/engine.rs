@@ -242,6 +242,12 @@ impl Engine {
 }
 
 impl Engine {
+    /// Whether prompts are looked up in a prefix cache (so that the server
+    /// hashes their blocks into [`Plan::prefix_blocks`]).
+    pub fn caches_prefixes(&self) -> bool {
+        self.opts.prefix_cache
+    }
+
     /// Prompt tokens of `plan` found in replica `r`'s prefix cache when it is
     /// scheduled: its leading blocks that are cached, at most all but one
     /// prompt token (the last is always computed, for the first output

@@ -217,7 +217,9 @@ async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Response<
     let model = v["model"].as_str().unwrap_or("sim").to_string();
 
     let mut plan = engine.plan(prompt_tokens, max_tokens, ignore_eos);
-    plan.prefix_blocks = prefix_blocks(api, &v);
+    if engine.caches_prefixes() {
+        plan.prefix_blocks = prefix_blocks(api, &v);
+    }
     match plan.fail {
         Some(SimErrorKind::Http500) => {
             return Ok(error(

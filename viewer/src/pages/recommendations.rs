@@ -103,12 +103,7 @@ fn attainment(r: &Report) -> Option<impl IntoView> {
             }
         })
         .collect::<Vec<_>>();
-    let limits = slo
-        .limits()
-        .iter()
-        .map(|(m, l)| format!("{} ≤ {l} ms", m.id()))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let limits = charts::slo_text(slo);
     Some(view! {
         <h3>"SLO attainment and goodput"</h3>
         <p>{format!("A request attains the SLO ({limits}) when it succeeded and met every limit. Attainment: attaining / measured requests, with its 95% Wilson interval; goodput: attaining requests per second over the measurement window. Counted in this browser from each experiment's requests.")}</p>
