@@ -19,7 +19,9 @@ fn histogram() -> Histogram<u64> {
 /// A recorder of non-negative nanosecond durations (or plain counts).
 pub struct Recorder {
     hist: Histogram<u64>,
-    sum: f64,
+    /// Exact sum of the recorded values, so the mean does not depend on the
+    /// order they were recorded in.
+    sum: u128,
 }
 
 impl Default for Recorder {
@@ -32,7 +34,7 @@ impl Recorder {
     pub fn new() -> Self {
         Recorder {
             hist: histogram(),
-            sum: 0.0,
+            sum: 0,
         }
     }
 
@@ -41,7 +43,7 @@ impl Recorder {
     pub fn record(&mut self, value: i64) {
         let v = value.clamp(0, MAX_NS as i64) as u64;
         self.hist.saturating_record(v);
-        self.sum += v as f64;
+        self.sum += v as u128;
     }
 
     pub fn count(&self) -> u64 {
@@ -67,7 +69,7 @@ impl Recorder {
         let q = |p: f64| self.hist.value_at_quantile(p) as f64 / scale;
         Distribution {
             count: self.hist.len(),
-            mean: self.sum / self.hist.len() as f64 / scale,
+            mean: self.sum as f64 / self.hist.len() as f64 / scale,
             min: self.hist.min() as f64 / scale,
             p50: q(0.50),
             p90: q(0.90),

@@ -64,46 +64,117 @@ impl ExperimentSummary {
             .is_some_and(|d| d.abs() > TOKEN_DISCREPANCY_LIMIT)
     }
 
+    /// The summary of `samples` (one experiment's requests, warm-up
+    /// included and flagged), in any order: [`SummaryBuilder`] over each.
     pub fn compute(samples: &[RequestSample]) -> Self {
-        let window = measurement_window(samples);
-        let mut recorders: Vec<(Metric, Recorder)> =
-            Metric::ALL.iter().map(|m| (*m, Recorder::new())).collect();
-        let mut s = ExperimentSummary::default();
-        let (mut first_sent, mut last_sent) = (i64::MAX, i64::MIN);
-        let (mut out_tokens, mut prompt_tokens) = (0u64, 0u64);
-        let (mut pu, mut pc, mut ou, mut oc) = (0u64, 0u64, 0u64, 0u64);
+        let mut b = SummaryBuilder::new();
         for r in samples {
-            s.prompt_tokens_all += r.prompt_tokens().unwrap_or(0);
-            s.output_tokens_all += r.output_tokens().unwrap_or(0);
-            if r.warmup {
-                s.warmup_requests += 1;
-                continue;
-            }
-            s.requests += 1;
-            first_sent = first_sent.min(r.sent_ns);
-            last_sent = last_sent.max(r.sent_ns);
-            if r.ok {
-                s.requests_ok += 1;
-                out_tokens += r.output_tokens().unwrap_or(0);
-                prompt_tokens += r.prompt_tokens().unwrap_or(0);
-                if let (Some(u), Some(c)) = (r.prompt_tokens_usage, r.prompt_tokens_client) {
-                    pu += u;
-                    pc += c;
-                }
-                if let (Some(u), Some(c)) = (r.output_tokens_usage, r.output_tokens_client) {
-                    ou += u;
-                    oc += c;
-                }
-            } else {
-                s.requests_failed += 1;
-                let class = r.error_class.clone().unwrap_or_else(|| "unknown".into());
-                *s.errors_by_class.entry(class).or_default() += 1;
-            }
-            for (m, rec) in recorders.iter_mut() {
-                m.samples(r, |v| rec.record(v));
-            }
+            b.observe(r);
         }
-        if let Some((window_start, window_end)) = window {
+        b.finish()
+    }
+
+    pub fn dist(&self, m: Metric) -> Option<&Distribution> {
+        self.distributions.get(m.id()).filter(|d| d.count > 0)
+    }
+}
+
+/// An [`ExperimentSummary`] built one request at a time, so that a running
+/// experiment keeps only its histograms and counters, never its requests
+/// (the requests stream to the bundle as they finish).
+///
+/// Every figure is a fold that does not depend on the order requests are
+/// observed in: counts and token sums are integers, the window and send
+/// span are min/max, and each distribution is an HDR histogram with an exact
+/// integer sum ([`Recorder`]). So [`SummaryBuilder::finish`] equals
+/// [`ExperimentSummary::compute`] over the same requests to the last digit,
+/// whatever the order (tested below and in `tests/it/stream.rs`).
+///
+/// Memory: one HDR histogram per metric (about 180 KiB each), whatever the
+/// number of requests.
+pub struct SummaryBuilder {
+    s: ExperimentSummary,
+    recorders: Vec<(Metric, Recorder)>,
+    window: Option<(i64, i64)>,
+    sent: (i64, i64),
+    tokens: (u64, u64),
+    discrepancy: (u64, u64, u64, u64),
+}
+
+impl Default for SummaryBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SummaryBuilder {
+    pub fn new() -> Self {
+        SummaryBuilder {
+            s: ExperimentSummary::default(),
+            recorders: Metric::ALL.iter().map(|m| (*m, Recorder::new())).collect(),
+            window: None,
+            sent: (i64::MAX, i64::MIN),
+            tokens: (0, 0),
+            discrepancy: (0, 0, 0, 0),
+        }
+    }
+
+    /// Adds one request (warm-up requests count only as warm-up, and in the
+    /// billed token totals).
+    pub fn observe(&mut self, r: &RequestSample) {
+        let s = &mut self.s;
+        s.prompt_tokens_all += r.prompt_tokens().unwrap_or(0);
+        s.output_tokens_all += r.output_tokens().unwrap_or(0);
+        if r.warmup {
+            s.warmup_requests += 1;
+            return;
+        }
+        self.window = Some(match self.window {
+            None => (r.scheduled_ns, r.end_ns),
+            Some((a, b)) => (a.min(r.scheduled_ns), b.max(r.end_ns)),
+        });
+        s.requests += 1;
+        self.sent = (self.sent.0.min(r.sent_ns), self.sent.1.max(r.sent_ns));
+        if r.ok {
+            s.requests_ok += 1;
+            self.tokens.0 += r.prompt_tokens().unwrap_or(0);
+            self.tokens.1 += r.output_tokens().unwrap_or(0);
+            let d = &mut self.discrepancy;
+            if let (Some(u), Some(c)) = (r.prompt_tokens_usage, r.prompt_tokens_client) {
+                d.0 += u;
+                d.1 += c;
+            }
+            if let (Some(u), Some(c)) = (r.output_tokens_usage, r.output_tokens_client) {
+                d.2 += u;
+                d.3 += c;
+            }
+        } else {
+            s.requests_failed += 1;
+            let class = r.error_class.clone().unwrap_or_else(|| "unknown".into());
+            *s.errors_by_class.entry(class).or_default() += 1;
+        }
+        for (m, rec) in self.recorders.iter_mut() {
+            m.samples(r, |v| rec.record(v));
+        }
+    }
+
+    /// Requests observed so far, warm-up included.
+    pub fn observed(&self) -> u64 {
+        self.s.requests + self.s.warmup_requests
+    }
+
+    /// The measurement window of the requests observed so far
+    /// ([`measurement_window`]).
+    pub fn window(&self) -> Option<(i64, i64)> {
+        self.window
+    }
+
+    /// The summary of every request observed.
+    pub fn finish(self) -> ExperimentSummary {
+        let mut s = self.s;
+        let (prompt_tokens, out_tokens) = self.tokens;
+        let (first_sent, last_sent) = self.sent;
+        if let Some((window_start, window_end)) = self.window {
             s.window_s = ((window_end - window_start).max(0)) as f64 / 1e9;
             if s.window_s > 0.0 {
                 s.request_throughput = s.requests_ok as f64 / s.window_s;
@@ -119,17 +190,14 @@ impl ExperimentSummary {
         s.prompt_tokens_total = prompt_tokens;
         s.output_tokens_total = out_tokens;
         let disc = |u: u64, c: u64| (u > 0).then(|| (u as f64 - c as f64) / u as f64);
+        let (pu, pc, ou, oc) = self.discrepancy;
         s.prompt_token_discrepancy = disc(pu, pc);
         s.output_token_discrepancy = disc(ou, oc);
-        for (m, rec) in &recorders {
+        for (m, rec) in &self.recorders {
             s.distributions
                 .insert(m.id().to_string(), rec.summarize(m.scale()));
         }
         s
-    }
-
-    pub fn dist(&self, m: Metric) -> Option<&Distribution> {
-        self.distributions.get(m.id()).filter(|d| d.count > 0)
     }
 }
 
@@ -231,6 +299,64 @@ mod tests {
         let ttft = s.dist(Metric::Ttft).unwrap();
         assert_eq!(ttft.count, 3);
         assert!((ttft.max - 100.0).abs() < 0.1);
+    }
+
+    #[test]
+    fn streamed_in_any_order_equals_the_batch_summary_to_the_last_digit() {
+        // Requests in plan order, with warm-up, failures, and latencies large
+        // enough that a floating-point running sum would depend on the order.
+        let ms = 1_000_000i64;
+        let mut samples = vec![];
+        for i in 0..5000i64 {
+            let sched = i * 3 * ms + (i * 7919 % 1000);
+            let mut r = ok(
+                sched,
+                sched + i % 13,
+                sched + 40 * ms + i * 12_345,
+                sched + (900 + i % 997) * ms * 1000,
+                (i % 50 + 2) as u64,
+            );
+            r.warmup = i < 100;
+            if i % 37 == 0 {
+                r.ok = false;
+                r.error_class = Some(if i % 2 == 0 { "timeout" } else { "http_5xx" }.into());
+            }
+            samples.push(r);
+        }
+        let batch = ExperimentSummary::compute(&samples);
+        // The order requests finish in: a deterministic shuffle.
+        let mut shuffled = samples.clone();
+        let mut state = 0x9e3779b97f4a7c15u64;
+        for i in (1..shuffled.len()).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            shuffled.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+        let mut b = SummaryBuilder::new();
+        for r in &shuffled {
+            b.observe(r);
+        }
+        assert_eq!(b.observed(), 5000);
+        assert_eq!(b.window(), measurement_window(&samples));
+        let streamed = b.finish();
+        assert_eq!(streamed, batch);
+        // Bit for bit, not merely within PartialEq's f64 equality.
+        assert_eq!(
+            serde_json::to_string(&streamed).unwrap(),
+            serde_json::to_string(&batch).unwrap()
+        );
+        let e2e = batch.dist(Metric::E2e).unwrap();
+        let exact: i64 = samples
+            .iter()
+            .filter(|r| r.ok && !r.warmup)
+            .map(|r| r.end_ns - r.sent_ns)
+            .sum();
+        assert_eq!(
+            e2e.mean,
+            exact as f64 / e2e.count as f64 / 1e6,
+            "the mean's sum is exact"
+        );
     }
 
     #[test]

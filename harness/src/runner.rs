@@ -1,5 +1,8 @@
 //! Runs one experiment: the scheduler decides when, the provider sends, a
-//! collector gathers records and feeds the live progress line.
+//! collector folds each finished request into the summary and the live
+//! progress line, and passes it on in batches to be written (the bundle's
+//! `RequestStream`). No request outlives its batch: the memory of a run does
+//! not grow with its number of requests.
 
 use crate::clock::Clock;
 use crate::plan::Experiment;
@@ -10,13 +13,22 @@ use crate::{progress::Progress, schedule};
 use chrono::{DateTime, Utc};
 use harness_core::outcome::ErrorClass;
 use harness_core::stats::Recorder;
+use harness_core::summary::SummaryBuilder;
+use harness_core::ExperimentSummary;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
+/// Finished requests per batch passed to the writer.
+pub const BATCH: usize = 1024;
+
 pub struct Outcome {
-    pub records: Vec<RequestRecord>,
+    /// The summary of every request (warm-up flagged), folded as they
+    /// finished: equal to `ExperimentSummary::compute` over the rows written.
+    pub summary: ExperimentSummary,
+    /// The measurement window (`harness_core::summary::measurement_window`).
+    pub measured: Option<(i64, i64)>,
     /// The host's samples over the experiment, on the records' clock (empty
     /// without a sampler).
     pub host: Vec<crate::host::Sample>,
@@ -29,6 +41,16 @@ pub struct Outcome {
     pub ended_at: DateTime<Utc>,
 }
 
+/// Where a running experiment's requests go as they finish.
+pub struct Outputs {
+    /// The live progress line.
+    pub progress: Progress,
+    /// Batches of finished requests, to be written (the bundle's
+    /// `RequestStream::sender`); a bounded channel, so a writer that falls
+    /// behind holds the collector back instead of letting memory grow.
+    pub rows: mpsc::Sender<Vec<RequestRecord>>,
+}
+
 /// What watches an experiment besides its requests.
 #[derive(Default, Clone, Copy)]
 pub struct Watch<'a> {
@@ -38,15 +60,36 @@ pub struct Watch<'a> {
     pub server: Option<&'a crate::scrape::Scraper>,
 }
 
+/// Passes `batch` to the writer. When the writer has stopped on an error
+/// (its `finish` reports it), nothing more can be recorded: the experiment
+/// stops issuing through `stop_issuing`, and later batches are dropped.
+async fn flush(
+    sink: &mut Option<mpsc::Sender<Vec<RequestRecord>>>,
+    batch: &mut Vec<RequestRecord>,
+    stop_issuing: &AtomicBool,
+) {
+    let full = std::mem::replace(batch, Vec::with_capacity(BATCH));
+    if let Some(s) = sink.as_ref() {
+        if s.send(full).await.is_err() {
+            *sink = None;
+            stop_issuing.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
 pub async fn run_experiment(
     exp: &Experiment,
     provider: Arc<Provider>,
     workload: Arc<Workload>,
     timeout: Duration,
     stop: Arc<AtomicBool>,
-    progress: Progress,
+    out: Outputs,
     watch: Watch<'_>,
 ) -> Outcome {
+    let Outputs {
+        progress,
+        rows: sink,
+    } = out;
     let started_at = Utc::now();
     let clock = Clock::new();
     let sampling = watch.host.map(|s| s.start(clock));
@@ -59,10 +102,13 @@ pub async fn run_experiment(
 
     let collector = tokio::spawn(async move {
         let mut stopped_early = None;
-        let mut records = Vec::new();
+        let mut summary = SummaryBuilder::new();
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut sink = Some(sink);
         let mut ttft = Recorder::new();
         let (mut done, mut errors) = (0u64, 0u64);
         let start = Instant::now();
+        let mut last_flush = start;
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
             tokio::select! {
@@ -73,24 +119,39 @@ pub async fn run_experiment(
                         if rec.ok && !rec.warmup {
                             if let Some(ft) = rec.first_token_ns { ttft.record(ft - rec.sent_ns); }
                         }
+                        let sample = rec.sample();
+                        summary.observe(&sample);
                         if let Some(rule) = early_stop.as_mut().filter(|_| stopped_early.is_none()) {
-                            if let Some(why) = rule.observe(&rec.sample()) {
+                            if let Some(why) = rule.observe(&sample) {
                                 early_flag.store(true, std::sync::atomic::Ordering::SeqCst);
                                 stopped_early = Some(why);
                             }
                         }
-                        records.push(rec);
+                        batch.push(rec);
+                        if batch.len() == BATCH {
+                            flush(&mut sink, &mut batch, &early_flag).await;
+                            last_flush = Instant::now();
+                        }
                     }
                     None => break,
                 },
                 _ = tick.tick() => {
+                    // A slow experiment's rows reach the bundle at least every
+                    // second, so a crash loses at most the last second's.
+                    if !batch.is_empty() && last_flush.elapsed() >= Duration::from_secs(1) {
+                        flush(&mut sink, &mut batch, &early_flag).await;
+                        last_flush = Instant::now();
+                    }
                     let rate = done as f64 / start.elapsed().as_secs_f64().max(1e-9);
                     progress.update(done, rate, ttft.quantile(0.5).map(|v| v as f64 / 1e6), errors);
                 }
             }
         }
+        if !batch.is_empty() {
+            flush(&mut sink, &mut batch, &early_flag).await;
+        }
         progress.finish(done, errors);
-        (records, stopped_early)
+        (summary, stopped_early)
     });
 
     let send = {
@@ -144,8 +205,8 @@ pub async fn run_experiment(
     };
     let cut_short = schedule::drive(&exp.plan, stop, early, send).await;
     drop(tx);
-    let (mut records, stopped_early) = collector.await.expect("collector task");
-    records.sort_by_key(|r| r.seq);
+    let (summary, stopped_early) = collector.await.expect("collector task");
+    let measured = summary.window();
     let host = match sampling {
         Some(s) => s.finish().await,
         None => vec![],
@@ -155,7 +216,8 @@ pub async fn run_experiment(
         None => None,
     };
     Outcome {
-        records,
+        summary: summary.finish(),
+        measured,
         host,
         interrupted: cut_short,
         stopped_early,

@@ -66,9 +66,15 @@ pub const DISTRIBUTIONS: Query = Query(
 
 /// One [`ExperimentRecord`] per experiment (with its summary when it has one),
 /// in plan order (a capacity search's probes, which share its place, by load).
+/// An experiment left `running` reads as `incomplete`: a reader gets the
+/// file only when no writer holds it, so its process died while it ran,
+/// whether or not the harness has reopened the bundle since and marked it.
 pub const EXPERIMENTS: Query = Query(
     "SELECT e.experiment_id, e.run_id, e.label, e.endpoint, e.model, e.stream, e.instance_type, e.instance_count,
-            e.dataset, e.bucket, e.load_mode, e.concurrency, e.rate, e.simulated, e.status, e.status_reason,
+            e.dataset, e.bucket, e.load_mode, e.concurrency, e.rate, e.simulated,
+            CASE e.status WHEN 'running' THEN 'incomplete' ELSE e.status END AS status,
+            CASE e.status WHEN 'running' THEN 'the process ended while this experiment ran (killed, crashed, or the machine stopped); its request rows written so far are kept but not summarised; rerun to measure it'
+                 ELSE e.status_reason END AS status_reason,
             e.search_id, e.stopped_early, x.found AS search_found, x.budget AS search_budget,
             s.requests, s.requests_ok, s.requests_failed, s.warmup_requests, s.window_s, s.request_throughput,
             s.output_token_throughput, s.prompt_token_throughput, s.send_rate, s.error_rate, s.errors_by_class,

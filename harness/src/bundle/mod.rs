@@ -7,6 +7,9 @@
 //! DuckDB-WASM 1.32 (DuckDB 1.4.3) can open them in the viewer.
 
 pub mod read;
+mod stream;
+
+pub use stream::RequestStream;
 
 use crate::record::RequestRecord;
 use anyhow::{Context, Result};
@@ -19,6 +22,9 @@ use std::path::{Path, PathBuf};
 
 pub use harness_view::contract::{SCHEMA_VERSION, STORAGE_VERSION};
 const SCHEMA: &str = include_str!("schema.sql");
+/// DuckDB's memory limit for a bundle opened for writing (bench/run.sh,
+/// section 5: peak RSS against requests per experiment).
+const BUFFER_POOL: &str = "64MB";
 
 /// Timestamps go in as RFC 3339 text; DuckDB casts them to TIMESTAMPTZ.
 fn ts(t: DateTime<Utc>) -> String {
@@ -46,6 +52,7 @@ pub struct RunRow {
 
 /// An experiment's row (everything but its results). Built from the
 /// experiment with [`ExperimentRow::new`].
+#[derive(Clone)]
 pub struct ExperimentRow<'a> {
     pub experiment_id: &'a str,
     pub run_id: &'a str,
@@ -331,6 +338,7 @@ impl Bundle {
         );
         c.execute_batch("DETACH src")?;
         copied.with_context(|| format!("copying results from {}", src.display()))?;
+        mark_incomplete(c)?;
         for run_id in running {
             c.execute(
                 "UPDATE runs SET status = 'lost', ended_at = coalesce(ended_at, now()), status_reason = ? WHERE run_id = ?",
@@ -366,7 +374,13 @@ impl Bundle {
                 .with_context(|| format!("cannot create directory {}", dir.display()))?;
         }
         let existed = path.exists();
-        let cfg = Config::default().with("storage_compatibility_version", STORAGE_VERSION)?;
+        // DuckDB's buffer pool would otherwise keep the pages of every row
+        // written (up to 80% of RAM), so that the client's memory grew with
+        // the number of requests; past this limit it evicts them, and spills
+        // large sorts to a temporary directory beside the file.
+        let cfg = Config::default()
+            .with("storage_compatibility_version", STORAGE_VERSION)?
+            .with("memory_limit", BUFFER_POOL)?;
         let conn = Connection::open_with_flags(path, cfg).map_err(|e| open_error(path, e))?;
         if existed {
             let version: Option<String> = conn
@@ -397,9 +411,7 @@ impl Bundle {
             "INSERT INTO meta VALUES ('schema_version', ?), ('created_by', ?) ON CONFLICT DO NOTHING",
             params![SCHEMA_VERSION, format!("harness {}", env!("CARGO_PKG_VERSION"))],
         )?;
-        conn.execute_batch(
-            "CREATE TEMP TABLE IF NOT EXISTS requests_stage AS SELECT * EXCLUDE (token_chunk_ns), ''::VARCHAR AS token_chunk_ns FROM requests LIMIT 0;",
-        )?;
+        mark_incomplete(&conn)?;
         Ok(Bundle {
             path: path.to_path_buf(),
             conn,
@@ -535,73 +547,46 @@ impl Bundle {
         self.checkpoint()
     }
 
-    /// Writes one experiment and all its results atomically, replacing any
-    /// earlier results for the same id (a `--force` rerun).
-    pub fn write_experiment(
+    /// Starts writing experiment `e` (status `running`): removes any earlier
+    /// results for its id (a `--force` rerun, or rows an interrupted process
+    /// left) and inserts its row, so that the request rows streamed while it
+    /// runs ([`RequestStream`]) belong to an experiment that is not complete.
+    /// Until [`Bundle::finish_experiment`] it is never mistaken for complete:
+    /// a process that dies first leaves it `running`, which the next open
+    /// marks `incomplete`.
+    pub fn begin_experiment(&mut self, e: &ExperimentRow<'_>) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        delete_experiment(&tx, e.experiment_id)?;
+        insert_experiment(
+            &tx,
+            &ExperimentRow {
+                status: "running",
+                ..e.clone()
+            },
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Ends experiment `e` begun by [`Bundle::begin_experiment`], whose
+    /// requests are already streamed: in one transaction, followed by a
+    /// CHECKPOINT, it sets its final status and writes its summary
+    /// (`summaries`, `distributions`), cost, `ecdf` (SQL over its stored
+    /// requests), host samples and server metrics.
+    pub fn finish_experiment(
         &mut self,
         e: &ExperimentRow<'_>,
-        records: &[RequestRecord],
         s: &ExperimentSummary,
         costed: &harness_core::cost::Costed,
         host: &[harness_core::host::HostSampleRow],
         server: Option<&crate::scrape::Scraped>,
     ) -> Result<()> {
         let tx = self.conn.transaction()?;
-        delete_experiment(&tx, e.experiment_id)?;
-        insert_experiment(&tx, e)?;
-        {
-            // DuckDB's appender cannot append LIST values yet: stage the chunk
-            // times as text and cast in one INSERT ... SELECT.
-            let mut app = tx.appender_to_catalog_and_db("requests_stage", "temp", "main")?;
-            for r in records {
-                let chunks = {
-                    let mut s = String::with_capacity(r.token_chunk_ns.len() * 12 + 2);
-                    s.push('[');
-                    for (i, t) in r.token_chunk_ns.iter().enumerate() {
-                        if i > 0 {
-                            s.push(',');
-                        }
-                        s.push_str(&t.to_string());
-                    }
-                    s.push(']');
-                    s
-                };
-                app.append_row(params![
-                    e.experiment_id,
-                    r.seq as i64,
-                    r.warmup,
-                    r.scheduled_ns,
-                    r.sent_ns,
-                    r.first_byte_ns,
-                    r.first_token_ns,
-                    r.end_ns,
-                    r.events as i32,
-                    r.http_status.map(|s| s as i16),
-                    if r.ok { "ok" } else { "error" },
-                    r.error_class.map(|c| c.as_str()),
-                    r.error_message,
-                    r.prompt_tokens_client.map(|v| v as i64),
-                    r.output_tokens_client.map(|v| v as i64),
-                    r.prompt_tokens_usage.map(|v| v as i64),
-                    r.output_tokens_usage.map(|v| v as i64),
-                    match (r.prompt_tokens_usage, r.prompt_tokens_client) {
-                        (Some(u), Some(c)) => Some(u as i64 - c as i64),
-                        _ => None,
-                    },
-                    r.finish_reason,
-                    e.simulated,
-                    r.retries as i32,
-                    chunks,
-                ])?;
-            }
-            app.flush()?;
-        }
-        tx.execute_batch(
-            "INSERT INTO requests SELECT experiment_id, seq, warmup, scheduled_ns, sent_ns, first_byte_ns, first_token_ns, end_ns, \
-             token_chunk_ns::BIGINT[], events, http_status, status, error_class, error_message, prompt_tokens_client, \
-             output_tokens_client, prompt_tokens_usage, output_tokens_usage, prompt_token_discrepancy, finish_reason, simulated, retries FROM requests_stage; \
-             DELETE FROM requests_stage;",
+        tx.execute(
+            "DELETE FROM experiments WHERE experiment_id = ?",
+            params![e.experiment_id],
         )?;
+        insert_experiment(&tx, e)?;
         write_ecdf(&tx, e.experiment_id)?;
         append_host_samples(&tx, host)?;
         if let Some(m) = server {
@@ -768,6 +753,89 @@ pub(crate) fn open_error(path: &Path, e: duckdb::Error) -> anyhow::Error {
     } else {
         anyhow::anyhow!("cannot open bundle {}: {e}", path.display())
     }
+}
+
+/// Appends request rows of one experiment (one transaction per call).
+/// DuckDB's appender cannot append LIST values yet: the chunk times are
+/// staged as text in the connection's temporary `requests_stage` and cast in
+/// one INSERT ... SELECT.
+pub(crate) fn append_requests(
+    c: &mut Connection,
+    experiment_id: &str,
+    simulated: bool,
+    records: &[RequestRecord],
+) -> Result<()> {
+    let tx = c.transaction()?;
+    {
+        let mut app = tx.appender_to_catalog_and_db("requests_stage", "temp", "main")?;
+        let mut chunks = String::new();
+        for r in records {
+            chunks.clear();
+            chunks.push('[');
+            for (i, t) in r.token_chunk_ns.iter().enumerate() {
+                if i > 0 {
+                    chunks.push(',');
+                }
+                chunks.push_str(&t.to_string());
+            }
+            chunks.push(']');
+            app.append_row(params![
+                experiment_id,
+                r.seq as i64,
+                r.warmup,
+                r.scheduled_ns,
+                r.sent_ns,
+                r.first_byte_ns,
+                r.first_token_ns,
+                r.end_ns,
+                r.events as i32,
+                r.http_status.map(|s| s as i16),
+                if r.ok { "ok" } else { "error" },
+                r.error_class.map(|c| c.as_str()),
+                r.error_message,
+                r.prompt_tokens_client.map(|v| v as i64),
+                r.output_tokens_client.map(|v| v as i64),
+                r.prompt_tokens_usage.map(|v| v as i64),
+                r.output_tokens_usage.map(|v| v as i64),
+                match (r.prompt_tokens_usage, r.prompt_tokens_client) {
+                    (Some(u), Some(c)) => Some(u as i64 - c as i64),
+                    _ => None,
+                },
+                r.finish_reason,
+                simulated,
+                r.retries as i32,
+                chunks.as_str(),
+            ])?;
+        }
+        app.flush()?;
+    }
+    tx.execute_batch(
+        "INSERT INTO requests SELECT experiment_id, seq, warmup, scheduled_ns, sent_ns, first_byte_ns, first_token_ns, end_ns, \
+         token_chunk_ns::BIGINT[], events, http_status, status, error_class, error_message, prompt_tokens_client, \
+         output_tokens_client, prompt_tokens_usage, output_tokens_usage, prompt_token_discrepancy, finish_reason, simulated, retries FROM requests_stage; \
+         DELETE FROM requests_stage;",
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The connection-local table request rows are staged in ([`append_requests`]).
+pub(crate) const REQUESTS_STAGE: &str = "CREATE TEMP TABLE IF NOT EXISTS requests_stage AS SELECT * EXCLUDE (token_chunk_ns), ''::VARCHAR AS token_chunk_ns FROM requests LIMIT 0;";
+
+/// Marks experiments still `running` as `incomplete`: their process ended
+/// (killed, crashed, or the machine stopped) while they ran. Their request
+/// rows written so far are kept for inspection, but they have no summary and
+/// no analysis, `completed_ids` or report counts them; a rerun measures them
+/// again (replacing the rows).
+fn mark_incomplete(c: &Connection) -> Result<usize> {
+    Ok(c.execute(
+        "UPDATE experiments SET status = 'incomplete', status_reason = \
+           'the process ended while this experiment ran (killed, crashed, or the machine stopped); its ' || \
+           (SELECT count(*) FROM requests r WHERE r.experiment_id = experiments.experiment_id) || \
+           ' request rows written so far are kept but not summarised; rerun to measure it' \
+         WHERE status = 'running'",
+        [],
+    )?)
 }
 
 /// Writes the `ecdf` rows of one experiment from its stored requests

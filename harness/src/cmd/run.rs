@@ -5,7 +5,7 @@
 //! endpoint failed its preflight or an experiment had no successful request
 //! (the others still run); 2 for bad input; 130 when interrupted.
 
-use crate::bundle::{read, Bundle, ExperimentRow, PreflightRow, RunRow};
+use crate::bundle::{read, Bundle, ExperimentRow, PreflightRow, RequestStream, RunRow};
 use crate::cli::RunArgs;
 use crate::config::{Config, LoadLevel, Loaded};
 use crate::deploy;
@@ -19,12 +19,11 @@ use crate::redact;
 use crate::report::table;
 use crate::runner;
 use crate::workload::Workload;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use chrono::Utc;
 use futures_util::FutureExt;
 use harness_core::cost::{CostInputs, Costed};
 use harness_core::hash::sha256_hex;
-use harness_core::ExperimentSummary;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -755,7 +754,9 @@ impl Session<'_> {
         Ok(verdict)
     }
 
-    /// Runs one experiment, prices it and writes it to the bundle.
+    /// Runs one experiment, prices it and writes it to the bundle: its row
+    /// first (`running`), its requests as they finish, its summary and final
+    /// status last.
     async fn run_one(
         &mut self,
         bundle: &mut Bundle,
@@ -779,22 +780,36 @@ impl Session<'_> {
             total_reqs,
             self.args.quiet,
         );
+        let path = bundle.path.clone();
+        let writing = |e: anyhow::Error| {
+            e.context(format!(
+                "writing experiment `{}` to {}",
+                exp.label,
+                path.display()
+            ))
+        };
+        let row = ExperimentRow::new(exp, self.run_id, "running", None, Utc::now(), Utc::now());
+        bundle.begin_experiment(&row).map_err(writing)?;
+        let stream = RequestStream::start(bundle, &exp.id, row.simulated).map_err(writing)?;
         let outcome = runner::run_experiment(
             exp,
             Arc::new(provider),
             workload,
             self.cfg.load.timeout,
             self.stop.flag(),
-            progress,
+            runner::Outputs {
+                progress,
+                rows: stream.sender(),
+            },
             runner::Watch {
                 host: self.sampler.as_ref(),
                 server: scraper,
             },
         )
         .await;
-        let samples: Vec<_> = outcome.records.iter().map(|r| r.sample()).collect();
-        let summary = ExperimentSummary::compute(&samples);
-        let measured = harness_core::summary::measurement_window(&samples);
+        stream.finish().await.map_err(writing)?;
+        let summary = outcome.summary;
+        let measured = outcome.measured;
         let host = crate::host::rows(&exp.id, &outcome.host, measured);
         self.timeline.insert(
             exp.id.clone(),
@@ -833,7 +848,7 @@ impl Session<'_> {
             ("complete", None)
         };
         bundle
-            .write_experiment(
+            .finish_experiment(
                 &ExperimentRow {
                     stopped_early: outcome.stopped_early.clone(),
                     ..ExperimentRow::new(
@@ -845,19 +860,12 @@ impl Session<'_> {
                         outcome.ended_at,
                     )
                 },
-                &outcome.records,
                 &summary,
                 &costed,
                 &host,
                 outcome.server.as_ref(),
             )
-            .with_context(|| {
-                format!(
-                    "writing experiment `{}` to {}",
-                    exp.label,
-                    bundle.path.display()
-                )
-            })?;
+            .map_err(writing)?;
         self.tally.ran += 1;
         Ok(())
     }
