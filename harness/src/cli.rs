@@ -198,6 +198,11 @@ pub struct SimArgs {
     /// Turn off automatic prefix caching (on by default, as in vLLM).
     #[arg(long)]
     pub no_prefix_cache: bool,
+    /// Write the ground truth to FILE (JSON lines): per request, when its body
+    /// was complete and when each content chunk was handed to the connection
+    /// (ns since the simulator started). Benchmarks compare clients with it.
+    #[arg(long, value_name = "FILE")]
+    pub truth_log: Option<PathBuf>,
     /// List the known profiles and exit.
     #[arg(long)]
     pub list_profiles: bool,

@@ -49,6 +49,13 @@ pub async fn run(a: SimArgs) -> anyhow::Result<ExitCode> {
     if !(0.0..=1.0).contains(&a.error_rate) {
         crate::bad_input!("--error-rate {} must be within 0..=1", a.error_rate);
     }
+    let truth =
+        match &a.truth_log {
+            Some(path) => Some(crate::sim::truth::TruthLog::create(path).map_err(|e| {
+                crate::exit::bad_input(format!("--truth-log {}: {e}", path.display()))
+            })?),
+            None => None,
+        };
     let engine = Engine::new(
         p.clone(),
         EngineOptions {
@@ -57,6 +64,7 @@ pub async fn run(a: SimArgs) -> anyhow::Result<ExitCode> {
             error_rate: a.error_rate,
             error_kind,
             prefix_cache: !a.no_prefix_cache,
+            truth,
         },
     );
     let server = SimServer::start(addr, engine).await?;

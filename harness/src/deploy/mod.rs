@@ -93,6 +93,7 @@ pub async fn start(ep: &Endpoint, seed: u64, served_at: Option<&str>) -> Result<
                     error_rate: s.error_rate,
                     error_kind: s.error_kind,
                     prefix_cache: s.prefix_cache,
+                    truth: None,
                 },
             );
             let server = SimServer::start("127.0.0.1:0".parse().expect("addr"), engine).await?;

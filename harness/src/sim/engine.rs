@@ -19,6 +19,8 @@ pub struct EngineOptions {
     pub error_kind: SimErrorKind,
     /// Automatic prefix caching, as vLLM's (on by default there and here).
     pub prefix_cache: bool,
+    /// Where the server logs its ground truth (`harness sim --truth-log`).
+    pub truth: Option<Arc<super::truth::TruthLog>>,
 }
 
 impl Default for EngineOptions {
@@ -29,6 +31,7 @@ impl Default for EngineOptions {
             error_rate: 0.0,
             error_kind: SimErrorKind::Http500,
             prefix_cache: true,
+            truth: None,
         }
     }
 }
@@ -127,6 +130,11 @@ impl Engine {
     /// `HARNESS_SIM_SLOWDOWN=k` multiplies every model time by `k`: a stand-in
     /// for a slower server build (it is deliberately not part of experiment
     /// ids), used to test `harness diff`.
+    /// The server's ground-truth log, when it keeps one.
+    pub fn truth(&self) -> Option<&Arc<super::truth::TruthLog>> {
+        self.opts.truth.as_ref()
+    }
+
     pub fn new(profile: Profile, opts: EngineOptions) -> Arc<Engine> {
         let profile = match std::env::var("HARNESS_SIM_SLOWDOWN")
             .ok()

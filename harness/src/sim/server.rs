@@ -168,6 +168,7 @@ async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Response<
             ))
         }
     };
+    let truth = engine.truth().map(|t| t.record(t.now_ns()));
     let v: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {
@@ -255,13 +256,20 @@ async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Response<
         finish,
     };
     if stream {
-        let (tx, rx) = mpsc::channel::<Bytes>(64);
+        let (tx, rx) = mpsc::channel::<(Bytes, bool)>(64);
         tokio::spawn(generate_stream(engine, g, tx));
-        let body = StreamBody::new(futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv()
-                .await
-                .map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
-        }));
+        // Each chunk is stamped for the truth log as it is handed to the
+        // connection; the log's line is written when the stream ends.
+        let body = StreamBody::new(futures_util::stream::unfold(
+            (rx, truth),
+            |(mut rx, mut truth)| async move {
+                let (b, content) = rx.recv().await?;
+                if let (true, Some(t)) = (content, truth.as_mut()) {
+                    t.chunk();
+                }
+                Some((Ok::<_, Infallible>(Frame::data(b)), (rx, truth)))
+            },
+        ));
         Ok(Response::builder()
             .status(StatusCode::OK)
             .header("content-type", "text/event-stream")
@@ -270,7 +278,9 @@ async fn handle(engine: Arc<Engine>, req: Request<Incoming>) -> Result<Response<
             .body(BodyExt::boxed(body))
             .expect("valid response"))
     } else {
-        Ok(generate_full(engine, g).await)
+        let response = generate_full(engine, g).await;
+        drop(truth);
+        Ok(response)
     }
 }
 
@@ -353,16 +363,20 @@ impl Gen {
     }
 }
 
-async fn generate_stream(engine: Arc<Engine>, g: Gen, tx: mpsc::Sender<Bytes>) {
+/// Streams `g` through `tx`: each SSE event, flagged when it carries
+/// generated content (what the truth log stamps).
+async fn generate_stream(engine: Arc<Engine>, g: Gen, tx: mpsc::Sender<(Bytes, bool)>) {
     let mut seq = match engine.admit(&g.plan).await {
         Ok(s) => s,
         Err(Rejection::TooLong { needed, capacity }) => {
             let e = json!({"error": {"message": format!("prompt + max_tokens = {needed} exceeds the KV cache ({capacity} tokens)"), "type": "context_length_exceeded"}});
-            let _ = tx.send(Bytes::from(format!("data: {e}\n\n"))).await;
+            let _ = tx
+                .send((Bytes::from(format!("data: {e}\n\n")), false))
+                .await;
             return;
         }
     };
-    if g.api == Api::Chat && tx.send(g.chunk(None, None, true)).await.is_err() {
+    if g.api == Api::Chat && tx.send((g.chunk(None, None, true), false)).await.is_err() {
         return;
     }
     let n = g.plan.output_tokens;
@@ -370,7 +384,9 @@ async fn generate_stream(engine: Arc<Engine>, g: Gen, tx: mpsc::Sender<Bytes>) {
     for i in 0..n {
         if fail_at == Some(i) {
             let e = json!({"error": {"message": "simulated failure mid-stream", "type": "server_error"}});
-            let _ = tx.send(Bytes::from(format!("data: {e}\n\n"))).await;
+            let _ = tx
+                .send((Bytes::from(format!("data: {e}\n\n")), false))
+                .await;
             return;
         }
         let word = if i == 0 {
@@ -383,7 +399,11 @@ async fn generate_stream(engine: Arc<Engine>, g: Gen, tx: mpsc::Sender<Bytes>) {
         } else {
             format!(" {word}")
         };
-        if tx.send(g.chunk(Some(&text), None, false)).await.is_err() {
+        if tx
+            .send((g.chunk(Some(&text), None, false), true))
+            .await
+            .is_err()
+        {
             return; // client went away: free the sequence
         }
     }
@@ -399,7 +419,7 @@ async fn generate_stream(engine: Arc<Engine>, g: Gen, tx: mpsc::Sender<Bytes>) {
         tail.extend_from_slice(format!("data: {u}\n\n").as_bytes());
     }
     tail.extend_from_slice(b"data: [DONE]\n\n");
-    let _ = tx.send(Bytes::from(tail)).await;
+    let _ = tx.send((Bytes::from(tail), false)).await;
 }
 
 async fn generate_full(engine: Arc<Engine>, g: Gen) -> Response<Body> {

@@ -114,3 +114,96 @@ fn open_loop_rate_matches_target() {
         );
     }
 }
+
+/// `harness sim --truth-log`: per request, when the simulator had the body
+/// and when it handed each content chunk to the connection. Against it, at
+/// concurrency 1 (requests in order, so request i is truth line i), every
+/// client measurement is causally no shorter than the truth: the client sent
+/// before the simulator received, and received each chunk after it was
+/// handed over. No timing threshold: bench/peers.sh prints the error.
+#[test]
+fn truth_log_records_each_request_and_bounds_the_clients_measurement() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let truth = dir.path().join("truth.jsonl");
+    let mut sim = harness()
+        .args([
+            "sim",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--ttft-ms",
+            "20",
+            "--itl-ms",
+            "5",
+            "--truth-log",
+            truth.to_str().unwrap(),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Ready once it says where it serves.
+    let mut lines = BufReader::new(sim.stderr.take().unwrap()).lines();
+    assert!(lines.next().unwrap().unwrap().contains("serving"));
+    let cfg = write_config(
+        dir.path(),
+        "truth",
+        &format!(
+            r#"
+name: truth
+endpoints:
+  - name: sim
+    provider: openai
+    base_url: http://127.0.0.1:{port}/v1
+    model: m
+    server_metrics: false
+datasets:
+  - name: d
+    synthetic: {{ prompt_tokens: 16, output_tokens: 6 }}
+load: {{ concurrency: [1], requests: 12, warmup: {{ requests: 2 }} }}
+sampling: {{ ignore_eos: true }}
+"#
+        ),
+    );
+    let out = run_into(dir.path(), &cfg, "b", &["--no-preflight"]);
+    sim.kill().unwrap();
+    sim.wait().unwrap();
+    let text = std::fs::read_to_string(&truth).unwrap();
+    let mut rows = text.lines();
+    let header: serde_json::Value = serde_json::from_str(rows.next().unwrap()).unwrap();
+    assert!(header["started_unix_ns"].as_u64().unwrap() > 0);
+    let truth: Vec<serde_json::Value> = rows.map(|l| serde_json::from_str(l).unwrap()).collect();
+    let e = &experiments(&out)[0];
+    let conn = harness::bundle::read::open(&out).unwrap();
+    let client = harness::bundle::read::request_samples(&conn, &e.experiment_id).unwrap();
+    assert_eq!(truth.len(), 14, "one line per request, warm-up included");
+    assert_eq!(client.len(), 14);
+    for (c, t) in client.iter().zip(&truth) {
+        let chunks: Vec<i64> = t["chunk_ns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        let received = t["received_ns"].as_i64().unwrap();
+        assert_eq!(chunks.len(), 6, "{t}");
+        assert_eq!(c.token_chunk_ns.len(), 6);
+        let truth_ttft = chunks[0] - received;
+        let client_ttft = c.first_token_ns.unwrap() - c.sent_ns;
+        assert!(
+            truth_ttft >= 20_000_000,
+            "the simulator waited its TTFT: {t}"
+        );
+        assert!(
+            client_ttft >= truth_ttft,
+            "client {client_ttft} ns < truth {truth_ttft} ns"
+        );
+        // The client's e2e spans at least the simulator's receive to last chunk.
+        let truth_span = chunks[5] - received;
+        assert!(c.end_ns - c.sent_ns >= truth_span);
+    }
+}
