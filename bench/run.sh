@@ -10,7 +10,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 source "$root/scripts/env.sh"
 cargo build --release --quiet -p harness --manifest-path "$root/Cargo.toml"
-bin="$CARGO_TARGET_DIR/release/harness"
+bin="${BENCH_BIN:-$CARGO_TARGET_DIR/release/harness}" # BENCH_BIN: another build, to compare
 out="$root/bench/out"
 rm -rf "$out"; mkdir -p "$out"
 port=${BENCH_PORT:-18731}

@@ -6,6 +6,7 @@
 //! delay dispatch) appends each batch with its own connection to the bundle's
 //! database, one transaction per batch. When the writer falls behind, the
 //! channel's bound holds the collector back instead of letting memory grow.
+//! The writer runs at a lower priority than the threads that send.
 
 use super::{append_requests, Bundle, REQUESTS_STAGE};
 use crate::record::RequestRecord;
@@ -35,6 +36,7 @@ impl RequestStream {
         let writer = std::thread::Builder::new()
             .name("bundle-writer".into())
             .spawn(move || {
+                lower_priority();
                 let mut rows = 0u64;
                 while let Some(batch) = rx.blocking_recv() {
                     append_requests(&mut conn, &id, simulated, &batch)
@@ -64,5 +66,17 @@ impl RequestStream {
         tokio::task::spawn_blocking(move || writer.join())
             .await?
             .map_err(|_| anyhow::anyhow!("the bundle writer thread panicked"))?
+    }
+}
+
+/// Lowers this thread's scheduling priority (nice 10, Linux), so that on a
+/// busy client the writer yields to the pacer and the requests in flight: a
+/// write can wait, a send cannot.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // On Linux, PRIO_PROCESS with a thread id sets that thread's nice
+        // value; a failure only leaves it unchanged.
+        let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10);
     }
 }
