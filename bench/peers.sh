@@ -15,13 +15,8 @@
 # prompts: bench/peer-tokenizer.py writes one over the simulator's words, in
 # a Hugging Face cache layout (aiperf loads only from a cache or the Hub).
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-source "$root/scripts/env.sh"
-cargo build --release --quiet -p harness --manifest-path "$root/Cargo.toml"
-bin="$CARGO_TARGET_DIR/release/harness"
-out="$root/bench/out/peers"
-rm -rf "$out"; mkdir -p "$out"
-port=${BENCH_PORT:-18741}
+name=peers
+source "$(dirname "$0")/lib.sh"
 runs=${BENCH_RUNS:-3}
 
 peers="$HARNESS_CACHE/peers"
@@ -38,24 +33,12 @@ if [ ! -f "$snap/tokenizer.json" ]; then
 fi
 export HF_HOME="$peers/hf" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
-sim_pid=""
-start_sim() { # truth log
-  "$bin" sim --listen "127.0.0.1:$port" --ttft-ms 50 --itl-ms 10 --truth-log "$1" 2>"$out/sim.log" &
-  sim_pid=$!
-  for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0
-    sleep 0.05
-  done
-  echo "simulator did not start" >&2; exit 1
-}
-stop_sim() { kill "$sim_pid" 2>/dev/null; wait "$sim_pid" 2>/dev/null || true; sim_pid=""; }
-trap '[ -n "$sim_pid" ] && kill $sim_pid 2>/dev/null || true' EXIT
 
 # One tool at one concurrency: prints the JSON line of bench/peers.py plus
 # the tool's CPU seconds (user + system, its whole process tree).
 one() { # tool, concurrency, requests, tag
   local t=$1 c=$2 n=$3 tag=$4 res
-  start_sim "$out/truth-$tag.jsonl"
+  start_sim --ttft-ms 50 --itl-ms 10 --truth-log "$out/truth-$tag.jsonl"
   case $t in
     harness)
       cat > "$out/$tag.yml" <<YAML

@@ -7,27 +7,9 @@
 #   BENCH_ONLY=N bench/run.sh   # one section (1 to 5)
 #   BENCH_QUICK=1 bench/run.sh
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-source "$root/scripts/env.sh"
-cargo build --release --quiet -p harness --manifest-path "$root/Cargo.toml"
-bin="${BENCH_BIN:-$CARGO_TARGET_DIR/release/harness}" # BENCH_BIN: another build, to compare
-out="$root/bench/out"
-rm -rf "$out"; mkdir -p "$out"
-port=${BENCH_PORT:-18731}
+name=""
+source "$(dirname "$0")/lib.sh"
 quick=${BENCH_QUICK:-}
-
-sim_pid=""
-start_sim() { # args: extra sim flags
-  [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null || true
-  "$bin" sim --listen "127.0.0.1:$port" "$@" 2>"$out/sim.log" &
-  sim_pid=$!
-  for _ in $(seq 1 100); do
-    curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0
-    sleep 0.05
-  done
-  echo "simulator did not start" >&2; exit 1
-}
-trap '[ -n "$sim_pid" ] && kill $sim_pid 2>/dev/null || true' EXIT
 
 # One experiment; prints "cpu_s max_rss_kb max_anon_kb" of the harness process and leaves
 # the bundle at $out/$name.duckdb.

@@ -8,12 +8,8 @@
 #   bench/search.sh            # 3 searches and 1 grid (~2 minutes)
 #   BENCH_RUNS=5 bench/search.sh
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-source "$root/scripts/env.sh"
-cargo build --release --quiet -p harness --manifest-path "$root/Cargo.toml"
-bin="$CARGO_TARGET_DIR/release/harness"
-out="$root/bench/out/search"
-rm -rf "$out"; mkdir -p "$out"
+name=search
+source "$(dirname "$0")/lib.sh"
 runs=${BENCH_RUNS:-3}
 start=20; precision=0.05; requests=80
 

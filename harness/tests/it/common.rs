@@ -40,6 +40,31 @@ pub fn run_cmd(cfg: &Path, out: &Path, extra: &[&str]) -> Command {
     c
 }
 
+/// Starts `harness run CFG --out OUT` and returns once its stderr shows a
+/// line starting with `prefix` (e.g. `done: [1/2]`), the run still going. Its
+/// stderr keeps being read (and dropped) so that the run never blocks on,
+/// or fails writing to, a full or closed pipe.
+pub fn run_until(cfg: &Path, out: &Path, prefix: &str) -> std::process::Child {
+    use std::io::{BufRead, BufReader};
+    let mut child = harness()
+        .arg("run")
+        .arg(cfg)
+        .arg("--out")
+        .arg(out)
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().starts_with(prefix) {
+            break;
+        }
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+    child
+}
+
 /// `harness ARGS...`, whatever its exit status.
 pub fn output(args: &[&str]) -> Output {
     harness().args(args).output().unwrap()

@@ -1,8 +1,6 @@
 //! Reruns skip completed experiments; a killed run leaves a readable bundle.
 
 use super::common::*;
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 
 const FAST: &str = r#"
 name: rerun
@@ -85,20 +83,9 @@ load:
 "#;
     let cfg = write_config(dir.path(), "killed", yaml);
     let out = dir.path().join("k.duckdb");
-    let mut child = harness()
-        .args(["run", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Wait until the third experiment has finished sending: the first two are
-    // then written and checkpointed. Kill without warning (SIGKILL).
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    for line in stderr.lines() {
-        if line.unwrap().starts_with("done: [3/4]") {
-            break;
-        }
-    }
+    // When the third experiment has finished sending, the first two are
+    // written and checkpointed. Kill without warning (SIGKILL).
+    let mut child = run_until(&cfg, &out, "done: [3/4]");
     child.kill().unwrap();
     child.wait().unwrap();
 

@@ -5,8 +5,6 @@
 
 use super::common::*;
 use harness_core::ExperimentSummary;
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
 
 #[test]
 fn summary_equals_the_summary_of_the_rows_written() {
@@ -71,18 +69,7 @@ load:
 "#,
     );
     let out = dir.path().join("k.duckdb");
-    let mut child = harness()
-        .args(["run", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    for line in stderr.lines() {
-        if line.unwrap().starts_with("done: [1/2]") {
-            break;
-        }
-    }
+    let mut child = run_until(&cfg, &out, "done: [1/2]");
     // Well into the second experiment: rows are flushed at least every second.
     std::thread::sleep(std::time::Duration::from_millis(2200));
     child.kill().unwrap();
