@@ -37,9 +37,14 @@ impl Query {
 /// `meta.schema_version`: one row, column `value`.
 pub const SCHEMA: Query = Query("SELECT value FROM {db}meta WHERE key = 'schema_version'");
 
-/// One [`RunRecord`] per run, oldest first.
+/// One [`RunRecord`] per run, oldest first. A run left `running` reads as
+/// `killed` (as the harness marks it on its next open for writing): a reader
+/// gets the file only when no process writes it.
 pub const RUNS: Query = Query(
-    "SELECT run_id, harness_version, git_revision, epoch_us(started_at) / 1e6 AS started_epoch_s, status, status_reason,
+    "SELECT run_id, harness_version, git_revision, epoch_us(started_at) / 1e6 AS started_epoch_s,
+            CASE status WHEN 'running' THEN 'killed' ELSE status END AS status,
+            CASE status WHEN 'running' THEN 'the process ended without finishing the run (killed, crashed, or the machine stopped); every experiment written before is complete'
+                 ELSE status_reason END AS status_reason,
             config_file, config_yaml, host_gpus
      FROM {db}runs ORDER BY started_at",
 );

@@ -34,6 +34,9 @@ fn ts(t: DateTime<Utc>) -> String {
 pub struct Bundle {
     pub path: PathBuf,
     conn: Connection,
+    /// Experiments a dead process had left `running`, marked `incomplete`
+    /// when this bundle was opened.
+    pub recovered: usize,
 }
 
 /// A run's provenance row.
@@ -411,10 +414,11 @@ impl Bundle {
             "INSERT INTO meta VALUES ('schema_version', ?), ('created_by', ?) ON CONFLICT DO NOTHING",
             params![SCHEMA_VERSION, format!("harness {}", env!("CARGO_PKG_VERSION"))],
         )?;
-        mark_incomplete(&conn)?;
+        let recovered = mark_incomplete(&conn)?;
         Ok(Bundle {
             path: path.to_path_buf(),
             conn,
+            recovered,
         })
     }
 

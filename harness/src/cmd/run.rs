@@ -249,6 +249,13 @@ impl Stages<'_> {
         after_each: Option<AfterEach<'_>>,
     ) -> Result<Done> {
         let mut bundle = Bundle::open(self.path)?;
+        if bundle.recovered > 0 {
+            eprintln!(
+                "note: {} experiment(s) in {} were running when their process died; marked incomplete (their rows kept), they run again unless skipped",
+                bundle.recovered,
+                bundle.path.display()
+            );
+        }
         // The host is sampled while experiments run here; an EC2 endpoint's
         // agent samples its instance; a managed service's host is AWS's.
         let local = experiments.iter().any(|e| {

@@ -118,6 +118,12 @@ load:
     let report = std::fs::read_to_string(report_dir.join("report.md")).unwrap();
     assert!(report.contains("incomplete"), "{report}");
 
+    // Readers show the dead run as killed, not running.
+    let conn = harness::bundle::read::open(&out).unwrap();
+    let runs = harness::bundle::read::runs(&conn).unwrap();
+    drop(conn);
+    assert_eq!(runs[0].status, "killed");
+
     // The next open marks it, counting its rows.
     drop(harness::bundle::Bundle::open(&out).unwrap());
     let conn = harness::bundle::read::open(&out).unwrap();
