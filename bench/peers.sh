@@ -66,7 +66,9 @@ YAML
         --output "kind=json,path=$out/$tag.json" --disable-console >/dev/null 2>"$out/$tag.log"
       res="$out/$tag.json";;
     aiperf)
-      /usr/bin/time -f "%U %S" -o "$out/$tag.time" "$venv/bin/aiperf" profile --model m --tokenizer local/simwords \
+      # aiperf leaves memory-mapped files in its temporary directory: keep them here.
+      mkdir -p "$out/tmp"
+      TMPDIR="$out/tmp" /usr/bin/time -f "%U %S" -o "$out/$tag.time" "$venv/bin/aiperf" profile --model m --tokenizer local/simwords \
         --url "http://127.0.0.1:$port" --endpoint-type chat --streaming --concurrency "$c" --request-count "$n" \
         --synthetic-input-tokens-mean 32 --synthetic-input-tokens-stddev 0 \
         --output-tokens-mean 16 --output-tokens-stddev 0 --extra-inputs ignore_eos:true \
