@@ -163,6 +163,14 @@ impl SummaryBuilder {
         self.s.requests + self.s.warmup_requests
     }
 
+    /// The value at quantile `q` of metric `m` over the measured requests
+    /// observed so far, in the metric's raw unit (ns for latencies); `None`
+    /// before any. Live progress reads its TTFT p50 here.
+    pub fn quantile(&self, m: Metric, q: f64) -> Option<u64> {
+        let (_, rec) = self.recorders.iter().find(|(x, _)| *x == m)?;
+        rec.quantile(q)
+    }
+
     /// The measurement window of the requests observed so far
     /// ([`measurement_window`]).
     pub fn window(&self) -> Option<(i64, i64)> {

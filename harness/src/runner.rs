@@ -12,9 +12,9 @@ use crate::workload::Workload;
 use crate::{progress::Progress, schedule};
 use chrono::{DateTime, Utc};
 use harness_core::outcome::ErrorClass;
-use harness_core::stats::Recorder;
 use harness_core::summary::SummaryBuilder;
 use harness_core::ExperimentSummary;
+use harness_core::Metric;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -105,8 +105,7 @@ pub async fn run_experiment(
         let mut summary = SummaryBuilder::new();
         let mut batch = Vec::with_capacity(BATCH);
         let mut sink = Some(sink);
-        let mut ttft = Recorder::new();
-        let (mut done, mut errors) = (0u64, 0u64);
+        let mut errors = 0u64;
         let start = Instant::now();
         let mut last_flush = start;
         let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -114,11 +113,7 @@ pub async fn run_experiment(
             tokio::select! {
                 r = rx.recv() => match r {
                     Some(rec) => {
-                        done += 1;
                         if !rec.ok { errors += 1; }
-                        if rec.ok && !rec.warmup {
-                            if let Some(ft) = rec.first_token_ns { ttft.record(ft - rec.sent_ns); }
-                        }
                         let sample = rec.sample();
                         summary.observe(&sample);
                         if let Some(rule) = early_stop.as_mut().filter(|_| stopped_early.is_none()) {
@@ -142,15 +137,17 @@ pub async fn run_experiment(
                         flush(&mut sink, &mut batch, &early_flag).await;
                         last_flush = Instant::now();
                     }
+                    let done = summary.observed();
                     let rate = done as f64 / start.elapsed().as_secs_f64().max(1e-9);
-                    progress.update(done, rate, ttft.quantile(0.5).map(|v| v as f64 / 1e6), errors);
+                    let ttft_p50 = summary.quantile(Metric::Ttft, 0.5).map(|v| v as f64 / 1e6);
+                    progress.update(done, rate, ttft_p50, errors);
                 }
             }
         }
         if !batch.is_empty() {
             flush(&mut sink, &mut batch, &early_flag).await;
         }
-        progress.finish(done, errors);
+        progress.finish(summary.observed(), errors);
         (summary, stopped_early)
     });
 

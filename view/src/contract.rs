@@ -37,17 +37,36 @@ impl Query {
 /// `meta.schema_version`: one row, column `value`.
 pub const SCHEMA: Query = Query("SELECT value FROM {db}meta WHERE key = 'schema_version'");
 
+/// Why a run left `running` is `killed` (the queries below, and the harness
+/// when it marks one): a macro so that the queries' literals embed it.
+macro_rules! killed_run_reason {
+    () => {
+        "the process ended without finishing the run (killed, crashed, or the machine stopped); every experiment written before is complete"
+    };
+}
+/// Why an experiment left `running` is `incomplete` (as [`killed_run_reason`]).
+macro_rules! incomplete_reason {
+    () => {
+        "the process ended while this experiment ran (killed, crashed, or the machine stopped); its request rows written so far are kept but not summarised; rerun to measure it"
+    };
+}
+/// [`RUNS`]' reason for a run a dead process left `running`.
+pub const KILLED_RUN_REASON: &str = killed_run_reason!();
+/// [`EXPERIMENTS`]' reason for an experiment a dead process left `running`.
+pub const INCOMPLETE_REASON: &str = incomplete_reason!();
+
 /// One [`RunRecord`] per run, oldest first. A run left `running` reads as
 /// `killed` (as the harness marks it on its next open for writing): a reader
 /// gets the file only when no process writes it.
-pub const RUNS: Query = Query(
+pub const RUNS: Query =
+    Query(concat!(
     "SELECT run_id, harness_version, git_revision, epoch_us(started_at) / 1e6 AS started_epoch_s,
             CASE status WHEN 'running' THEN 'killed' ELSE status END AS status,
-            CASE status WHEN 'running' THEN 'the process ended without finishing the run (killed, crashed, or the machine stopped); every experiment written before is complete'
+            CASE status WHEN 'running' THEN '", killed_run_reason!(), "'
                  ELSE status_reason END AS status_reason,
             config_file, config_yaml, host_gpus
      FROM {db}runs ORDER BY started_at",
-);
+));
 
 /// One [`StoredDataset`] per dataset and tokenizer.
 pub const DATASETS: Query = Query(
@@ -74,11 +93,11 @@ pub const DISTRIBUTIONS: Query = Query(
 /// An experiment left `running` reads as `incomplete`: a reader gets the
 /// file only when no writer holds it, so its process died while it ran,
 /// whether or not the harness has reopened the bundle since and marked it.
-pub const EXPERIMENTS: Query = Query(
+pub const EXPERIMENTS: Query = Query(concat!(
     "SELECT e.experiment_id, e.run_id, e.label, e.endpoint, e.model, e.stream, e.instance_type, e.instance_count,
             e.dataset, e.bucket, e.load_mode, e.concurrency, e.rate, e.simulated,
             CASE e.status WHEN 'running' THEN 'incomplete' ELSE e.status END AS status,
-            CASE e.status WHEN 'running' THEN 'the process ended while this experiment ran (killed, crashed, or the machine stopped); its request rows written so far are kept but not summarised; rerun to measure it'
+            CASE e.status WHEN 'running' THEN '", incomplete_reason!(), "'
                  ELSE e.status_reason END AS status_reason,
             e.search_id, e.stopped_early, x.found AS search_found, x.budget AS search_budget,
             s.requests, s.requests_ok, s.requests_failed, s.warmup_requests, s.window_s, s.request_throughput,
@@ -91,7 +110,7 @@ pub const EXPERIMENTS: Query = Query(
      FROM {db}experiments e LEFT JOIN {db}summaries s USING (experiment_id)
           LEFT JOIN {db}searches x ON x.search_id = e.search_id
      ORDER BY e.ordinal, coalesce(e.rate, e.concurrency), e.label",
-);
+));
 
 /// Checks a bundle's `meta.schema_version` against [`SCHEMA_VERSION`].
 ///

@@ -408,7 +408,7 @@ impl Bundle {
         // finishing it: SIGKILL, a crash, a machine that stopped.
         conn.execute(
             "UPDATE runs SET status = 'killed', status_reason = ? WHERE status = 'running'",
-            params!["the process ended without finishing the run (killed, crashed, or the machine stopped); every experiment written before is complete"],
+            params![harness_view::contract::KILLED_RUN_REASON],
         )?;
         conn.execute(
             "INSERT INTO meta VALUES ('schema_version', ?), ('created_by', ?) ON CONFLICT DO NOTHING",
@@ -832,13 +832,12 @@ pub(crate) const REQUESTS_STAGE: &str = "CREATE TEMP TABLE IF NOT EXISTS request
 /// no analysis, `completed_ids` or report counts them; a rerun measures them
 /// again (replacing the rows).
 fn mark_incomplete(c: &Connection) -> Result<usize> {
+    // The contract's reason, with the number of rows kept.
     Ok(c.execute(
-        "UPDATE experiments SET status = 'incomplete', status_reason = \
-           'the process ended while this experiment ran (killed, crashed, or the machine stopped); its ' || \
-           (SELECT count(*) FROM requests r WHERE r.experiment_id = experiments.experiment_id) || \
-           ' request rows written so far are kept but not summarised; rerun to measure it' \
+        "UPDATE experiments SET status = 'incomplete', status_reason = replace(?, 'its request rows', \
+           'its ' || (SELECT count(*) FROM requests r WHERE r.experiment_id = experiments.experiment_id) || ' request rows') \
          WHERE status = 'running'",
-        [],
+        params![harness_view::contract::INCOMPLETE_REASON],
     )?)
 }
 

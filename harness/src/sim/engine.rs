@@ -127,14 +127,14 @@ pub struct Sequence {
 }
 
 impl Engine {
-    /// `HARNESS_SIM_SLOWDOWN=k` multiplies every model time by `k`: a stand-in
-    /// for a slower server build (it is deliberately not part of experiment
-    /// ids), used to test `harness diff`.
     /// The server's ground-truth log, when it keeps one.
     pub fn truth(&self) -> Option<&Arc<super::truth::TruthLog>> {
         self.opts.truth.as_ref()
     }
 
+    /// `HARNESS_SIM_SLOWDOWN=k` multiplies every model time by `k`: a stand-in
+    /// for a slower server build (it is deliberately not part of experiment
+    /// ids), used to test `harness diff`.
     pub fn new(profile: Profile, opts: EngineOptions) -> Arc<Engine> {
         let profile = match std::env::var("HARNESS_SIM_SLOWDOWN")
             .ok()
