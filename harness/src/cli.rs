@@ -33,7 +33,7 @@ pub enum Command {
     Diff(DiffArgs),
     /// Write a price-performance report (Markdown, JSON, SVG charts) from one or more bundles.
     Report(ReportArgs),
-    /// Combine bundles into one, keeping every run's provenance.
+    /// Combine bundles into one, keeping every run's provenance; the shards of an experiment (`run --shard K/N`) become one experiment.
     Merge(MergeArgs),
     /// Write a static site (the viewer, DuckDB-WASM and the bundles with an index) that opens the bundles in any browser.
     Publish(PublishArgs),
@@ -134,6 +134,64 @@ pub struct RunArgs {
     /// `region` (default: the SDK's, from `AWS_REGION` or the profile).
     #[arg(long)]
     pub region: Option<String>,
+    #[command(flatten)]
+    pub shard: ShardArgs,
+}
+
+/// One experiment across several load generators (`docs/sharding.md`).
+#[derive(Args, Debug, Default, Clone)]
+pub struct ShardArgs {
+    /// Run shard K of N of every experiment (K counts from 0, as a Kubernetes
+    /// Indexed Job's JOB_COMPLETION_INDEX): open-loop arrivals split by index
+    /// with the same seed, closed-loop concurrency and requests split as evenly
+    /// as they divide. `harness merge` joins the shards' bundles.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<crate::shard::Shard>,
+    /// With --shard: a directory every shard reads and writes (a shared
+    /// volume, fresh for each job). Before each experiment the shards meet
+    /// there, measure their clocks against the volume's and start together.
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "shard",
+        conflicts_with = "start_at"
+    )]
+    pub barrier: Option<PathBuf>,
+    /// How long a shard waits at the barrier for the others.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub barrier_timeout: std::time::Duration,
+    /// With --shard, for a config of one experiment: start it at TIME (RFC
+    /// 3339, e.g. 2026-12-02T15:00:00Z) on each agent's own system clock,
+    /// which NTP keeps in step; the offsets are not measured.
+    #[arg(long, value_name = "TIME", requires = "shard")]
+    pub start_at: Option<String>,
+}
+
+impl ShardArgs {
+    /// How the shards agree on each experiment's start; `None` without one.
+    ///
+    /// Errors (bad input): a --start-at that is not an RFC 3339 time.
+    pub fn rule(&self) -> anyhow::Result<Option<crate::shard::StartRule>> {
+        use crate::shard::StartRule;
+        if let Some(dir) = &self.barrier {
+            return Ok(Some(StartRule::Barrier {
+                dir: dir.clone(),
+                timeout: self.barrier_timeout,
+            }));
+        }
+        let Some(t) = &self.start_at else {
+            return Ok(None);
+        };
+        let at = chrono::DateTime::parse_from_rfc3339(t).map_err(|e| {
+            crate::exit::bad_input(format!(
+                "--start-at `{t}` is not an RFC 3339 time ({e}): write e.g. 2026-12-02T15:00:00Z"
+            ))
+        })?;
+        let ns = at
+            .timestamp_nanos_opt()
+            .ok_or_else(|| crate::exit::bad_input(format!("--start-at `{t}` is out of range")))?;
+        Ok(Some(StartRule::At(ns)))
+    }
 }
 
 #[derive(Args, Debug)]
@@ -347,4 +405,9 @@ pub struct MergeArgs {
     /// When the same experiment id holds results from different runs: fail (default), or keep the newest or the first given.
     #[arg(long, default_value = "fail", value_parser = ["fail", "newest", "first"])]
     pub on_conflict: String,
+    /// Join the shards of an experiment (`run --shard`) even when some are
+    /// missing; the merged experiment is then `incomplete` (its load was not
+    /// the plan's), kept for inspection.
+    #[arg(long)]
+    pub allow_missing_shards: bool,
 }

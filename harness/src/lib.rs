@@ -29,6 +29,7 @@ pub mod runner;
 pub mod s3;
 pub mod schedule;
 pub mod scrape;
+pub mod shard;
 pub mod sim;
 pub mod timer;
 pub mod tls;

@@ -149,6 +149,7 @@ pub async fn expand(cfg: &Config) -> Result<Vec<Experiment>> {
                         max_in_flight: cfg.load.max_in_flight,
                         seed: cfg.seed,
                         arrivals,
+                        shard: None,
                     };
                     let bucket = &p.buckets[b].name;
                     let hash_inputs = hash_inputs(cfg, ep, &tok, ds, &p.card, bucket, &plan);

@@ -39,6 +39,9 @@ pub struct Outcome {
     pub server: Option<crate::scrape::Scraped>,
     pub started_at: DateTime<Utc>,
     pub ended_at: DateTime<Utc>,
+    /// How late the experiment began after the start it was given (ns; 0
+    /// without one).
+    pub start_late_ns: i64,
 }
 
 /// Where a running experiment's requests go as they finish.
@@ -77,12 +80,22 @@ async fn flush(
     }
 }
 
+/// When an experiment starts and stops.
+pub struct Control {
+    /// Each request's limit (it fails as `timeout`).
+    pub timeout: Duration,
+    /// Set to stop issuing (Ctrl-C).
+    pub stop: Arc<AtomicBool>,
+    /// The instant to start at (a start shared with other shards); `None`:
+    /// now.
+    pub start: Option<Instant>,
+}
+
 pub async fn run_experiment(
     exp: &Experiment,
     provider: Arc<Provider>,
     workload: Arc<Workload>,
-    timeout: Duration,
-    stop: Arc<AtomicBool>,
+    control: Control,
     out: Outputs,
     watch: Watch<'_>,
 ) -> Outcome {
@@ -90,8 +103,26 @@ pub async fn run_experiment(
         progress,
         rows: sink,
     } = out;
+    let Control {
+        timeout,
+        stop,
+        start,
+    } = control;
+    // A shard waits for the start it shares with the others; every time of
+    // the experiment is measured from that instant, the plan's `t0`.
+    let (t0, start_late_ns) = match start {
+        Some(at) => {
+            let _ =
+                tokio::task::spawn_blocking(move || crate::timer::sleep_until_precise(at)).await;
+            (
+                at,
+                Instant::now().saturating_duration_since(at).as_nanos() as i64,
+            )
+        }
+        None => (Instant::now(), 0),
+    };
     let started_at = Utc::now();
-    let clock = Clock::new();
+    let clock = Clock { start: t0 };
     let sampling = watch.host.map(|s| s.start(clock));
     let scraping = watch.server.map(|s| s.start(clock));
     let tokenizer = exp.tokenizer.clone();
@@ -200,7 +231,7 @@ pub async fn run_experiment(
             }
         }
     };
-    let cut_short = schedule::drive(&exp.plan, stop, early, send).await;
+    let cut_short = schedule::drive(&exp.plan, t0, stop, early, send).await;
     drop(tx);
     let (summary, stopped_early) = collector.await.expect("collector task");
     let measured = summary.window();
@@ -221,5 +252,6 @@ pub async fn run_experiment(
         server,
         started_at,
         ended_at: Utc::now(),
+        start_late_ns,
     }
 }

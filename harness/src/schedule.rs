@@ -17,6 +17,7 @@
 //!   still handed to `send`, flagged `saturated`, to be recorded as failures.
 
 use crate::config::{Arrival, LoadLevel};
+use crate::shard::Shard;
 use crate::timer::sleep_until_precise;
 use harness_core::rng::Rng;
 use serde::Serialize;
@@ -41,9 +42,30 @@ pub struct LoadPlan {
     /// (already divided by the speed-up), cut to the requests planned.
     #[serde(skip)]
     pub arrivals: Option<Arc<[f64]>>,
+    /// The part of the plan this process sends (`harness run --shard`);
+    /// `None`: all of it. Not hashed: a shard's experiment is the whole's.
+    #[serde(skip)]
+    pub shard: Option<Shard>,
 }
 
 impl LoadPlan {
+    /// The closed-loop plan of this process: with a shard, its share of the
+    /// concurrency, of the measured requests and of the warm-up requests
+    /// (`Shard::share`). An open-loop plan is the same for every shard.
+    fn local(&self) -> LoadPlan {
+        let (Some(s), LoadLevel::Closed { concurrency }) = (self.shard, self.level) else {
+            return self.clone();
+        };
+        LoadPlan {
+            level: LoadLevel::Closed {
+                concurrency: s.share(concurrency as u64) as u32,
+            },
+            requests: self.requests.map(|r| s.share(r)),
+            warmup_requests: s.share(self.warmup_requests),
+            ..self.clone()
+        }
+    }
+
     /// Open loop: the offered rate in requests per second. For a replay,
     /// the mean over its measured arrivals: (n − 1) / (last − first), the
     /// arrivals after the warm-up requests (`None` with fewer than two, or
@@ -132,13 +154,16 @@ impl Admission {
     }
 }
 
-/// Runs the plan to completion: returns when every issued request's `send`
-/// future has finished. Setting `stop` ends issuing early; the result is
+/// Runs the plan from `t0` (now, or a start shared with other shards) to
+/// completion: returns when every issued request's `send` future has
+/// finished. With a shard, only its requests are sent, each with its global
+/// sequence number (see `crate::shard`). Setting `stop` ends issuing early; the result is
 /// true when it did (the plan was cut short), false when the plan ran out.
 /// Setting `early` ends issuing too, as the plan's own end (a capacity
 /// probe whose budget is clearly broken).
 pub async fn drive<F, Fut>(
     plan: &LoadPlan,
+    t0: Instant,
     stop: Arc<AtomicBool>,
     early: Arc<AtomicBool>,
     send: F,
@@ -147,10 +172,9 @@ where
     F: Fn(Dispatch) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let t0 = Instant::now();
     let adm = Arc::new(Admission {
         t0,
-        plan: plan.clone(),
+        plan: plan.local(),
         measure_start: OnceLock::new(),
         measured: AtomicU64::new(0),
         stop,
@@ -162,16 +186,19 @@ where
     match plan.level {
         LoadLevel::Closed { concurrency } => {
             let next = Arc::new(AtomicU64::new(0));
+            let shard = plan.shard;
+            let concurrency = shard.map_or(concurrency as u64, |s| s.share(concurrency as u64));
             let mut workers = Vec::with_capacity(concurrency as usize);
             for _ in 0..concurrency {
                 let (adm, send, next) = (adm.clone(), send.clone(), next.clone());
                 workers.push(tokio::spawn(async move {
                     let mut scheduled = t0;
                     loop {
-                        let seq = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(warmup) = adm.admit(seq, scheduled) else {
+                        let local = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(warmup) = adm.admit(local, scheduled) else {
                             break;
                         };
+                        let seq = shard.map_or(local, |s| s.global_seq(local));
                         send(Dispatch {
                             seq,
                             scheduled,
@@ -216,6 +243,7 @@ where
             let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
             let in_flight = Arc::new(AtomicU64::new(0));
             let max = plan.max_in_flight as u64;
+            let shard = plan.shard;
             std::thread::Builder::new()
                 .name("pacer".into())
                 .spawn(move || {
@@ -226,6 +254,11 @@ where
                         let Some(warmup) = adm.admit(seq, at) else {
                             break;
                         };
+                        // Every shard walks every arrival (so that each
+                        // applies the same stop rule) and sends its own.
+                        if shard.is_some_and(|s| !s.owns(seq)) {
+                            continue;
+                        }
                         // Sleep in slices so a stop request is noticed during long gaps.
                         while at.saturating_duration_since(Instant::now())
                             > Duration::from_millis(50)
@@ -285,14 +318,20 @@ mod tests {
             max_in_flight: 10_000,
             seed: 1,
             arrivals: None,
+            shard: None,
         }
     }
 
     async fn collect(p: LoadPlan) -> Vec<(Dispatch, Instant)> {
+        collect_from(p, Instant::now()).await
+    }
+
+    async fn collect_from(p: LoadPlan, t0: Instant) -> Vec<(Dispatch, Instant)> {
         let out = Arc::new(Mutex::new(vec![]));
         let o = out.clone();
         drive(
             &p,
+            t0,
             Arc::new(AtomicBool::new(false)),
             Arc::default(),
             move |d| {
@@ -413,5 +452,62 @@ mod tests {
         let v = collect(p).await;
         assert_eq!(v.len(), 20);
         assert!(v.iter().any(|(d, _)| d.saturated));
+    }
+
+    /// The shards of a plan send, between them, exactly the requests of the
+    /// whole plan: open loop at the same offsets from the start (the same
+    /// seeded arrivals, to the nanosecond), closed loop in shares that add up.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shards_send_the_whole_plan_between_them() {
+        let offsets = |v: &[(Dispatch, Instant)], t0: Instant| -> Vec<(u64, u128, bool)> {
+            let mut o: Vec<_> = v
+                .iter()
+                .map(|(d, _)| (d.seq, (d.scheduled - t0).as_nanos(), d.warmup))
+                .collect();
+            o.sort();
+            o
+        };
+        let mut open = plan(LoadLevel::Open {
+            rate: 400.0,
+            arrival: Arrival::Poisson,
+        });
+        open.requests = Some(40);
+        let t0 = Instant::now();
+        let whole = offsets(&collect_from(open.clone(), t0).await, t0);
+        let mut parts = vec![];
+        for k in 0..3 {
+            let t0 = Instant::now();
+            let p = LoadPlan {
+                shard: Some(Shard { index: k, count: 3 }),
+                ..open.clone()
+            };
+            let got = offsets(&collect_from(p, t0).await, t0);
+            assert!(got.iter().all(|(seq, _, _)| seq % 3 == k as u64));
+            parts.extend(got);
+        }
+        parts.sort();
+        assert_eq!(parts, whole, "43 arrivals, the same offsets and warm-ups");
+
+        let mut closed = plan(LoadLevel::Closed { concurrency: 5 });
+        closed.requests = Some(20);
+        closed.warmup_requests = 4;
+        let mut seqs = vec![];
+        for k in 0..3 {
+            let p = LoadPlan {
+                shard: Some(Shard { index: k, count: 3 }),
+                ..closed.clone()
+            };
+            let v = collect(p).await;
+            let s = Shard { index: k, count: 3 };
+            assert_eq!(v.len() as u64, s.share(20) + s.share(4));
+            assert_eq!(
+                v.iter().filter(|(d, _)| d.warmup).count() as u64,
+                s.share(4)
+            );
+            seqs.extend(v.iter().map(|(d, _)| d.seq));
+        }
+        seqs.sort();
+        seqs.dedup();
+        assert_eq!(seqs.len(), 24, "no global sequence number twice");
     }
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The bundle schema this build writes and reads (`meta.schema_version`).
-pub const SCHEMA_VERSION: &str = "8";
+pub const SCHEMA_VERSION: &str = "9";
 /// The DuckDB storage version bundles are created with, so that DuckDB-WASM
 /// 1.32 (DuckDB 1.4.3) opens them.
 pub const STORAGE_VERSION: &str = "v1.4.0";

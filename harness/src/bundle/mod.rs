@@ -89,6 +89,26 @@ pub struct ExperimentRow<'a> {
     pub search_id: Option<&'a str>,
     /// Why the probe stopped before its plan ended, when it did.
     pub stopped_early: Option<String>,
+    /// Set when this process ran one shard of the experiment (`shards`).
+    pub shard: Option<ShardRow>,
+}
+
+/// One shard of an experiment (`harness run --shard K/N`): who ran it, how
+/// it was split, and when it started on the shared clock. `docs/bundle.md`
+/// (`shards`) defines each field.
+#[derive(Debug, Clone)]
+pub struct ShardRow {
+    pub shard: u32,
+    pub shards: u32,
+    pub host_name: Option<String>,
+    /// How the plan was split, e.g. `seq mod 3 = 1` or `concurrency 3 of 8,
+    /// requests 34 of 100, warm-up 2 of 5`.
+    pub split: String,
+    pub start_unix_ns: i64,
+    pub start_late_ns: i64,
+    pub clock_source: &'static str,
+    pub clock_offset_ns: Option<i64>,
+    pub clock_offset_error_ns: Option<i64>,
 }
 
 impl<'a> ExperimentRow<'a> {
@@ -150,6 +170,7 @@ impl<'a> ExperimentRow<'a> {
             ended_at,
             search_id: exp.probe_of.as_ref().map(|s| s.id.as_str()),
             stopped_early: None,
+            shard: None,
         }
     }
 }
@@ -261,6 +282,7 @@ pub(crate) fn copy_attached(c: &Connection, kept: &str, datasets: &str) -> Resul
          INSERT INTO server_metrics SELECT * FROM src.server_metrics WHERE experiment_id IN {kept};
          INSERT INTO server_scrapes SELECT * FROM src.server_scrapes WHERE experiment_id IN {kept};
          INSERT INTO requests SELECT * FROM src.requests WHERE experiment_id IN {kept};
+         INSERT INTO shards SELECT * FROM src.shards WHERE experiment_id IN {kept};
          INSERT INTO datasets SELECT * FROM src.datasets WHERE {datasets};
          INSERT INTO dataset_rows SELECT * FROM src.dataset_rows WHERE {datasets};
          COMMIT;"
@@ -611,71 +633,30 @@ impl Bundle {
                 ],
             )?;
         }
-        let cost = &costed.figures;
-        let price = costed.price.as_ref();
-        let (hourly, tokens) = match price.map(|p| p.rate) {
-            Some(Rate::InstanceHour(h)) => (Some(h), None),
-            Some(Rate::Tokens(t)) => (None, Some(t)),
-            None => (None, None),
-        };
-        tx.execute(
-            "INSERT INTO summaries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            params![
-                e.experiment_id,
-                s.requests as i64,
-                s.requests_ok as i64,
-                s.requests_failed as i64,
-                s.warmup_requests as i64,
-                s.window_s,
-                s.request_throughput,
-                s.output_token_throughput,
-                s.prompt_token_throughput,
-                s.send_rate,
-                s.error_rate,
-                serde_json::to_string(&s.errors_by_class)?,
-                s.prompt_token_discrepancy,
-                s.output_token_discrepancy,
-                s.token_mismatch(),
-                cost.usd_per_hour,
-                cost.usd_per_request,
-                cost.usd_per_10k_requests,
-                cost.usd_per_1m_output_tokens,
-                cost.usd_run,
-                e.simulated,
-                costed.inputs.prompt_tokens as i64,
-                costed.inputs.output_tokens as i64,
-                costed.inputs.prompt_tokens_all as i64,
-                costed.inputs.output_tokens_all as i64,
-                costed.inputs.run_s,
-                price.map(|p| p.mode.as_str()),
-                hourly,
-                tokens.map(|t| t.input_per_1m),
-                tokens.map(|t| t.output_per_1m),
-                price.map(|p| p.source.as_str()),
-                price.map(|p| p.region.as_str()),
-                price.map(|p| p.as_of.as_str()),
-            ],
-        )?;
-        {
-            let mut app = tx.appender("distributions")?;
-            for m in Metric::ALL {
-                let d = s.distributions.get(m.id()).cloned().unwrap_or_default();
-                let v = |x: f64| (d.count > 0).then_some(x);
-                app.append_row(params![
-                    e.experiment_id,
-                    m.id(),
-                    m.unit().as_str(),
-                    d.count as i64,
-                    v(d.mean),
-                    v(d.min),
-                    v(d.p50),
-                    v(d.p90),
-                    v(d.p95),
-                    v(d.p99),
-                    v(d.max),
-                ])?;
-            }
+        insert_summary(&tx, e.experiment_id, e.simulated, s, costed)?;
+        tx.commit()?;
+        self.checkpoint()
+    }
+
+    /// Writes the results of experiment `id` whose row and requests are
+    /// already in the bundle (the shards `harness merge` joined): its summary
+    /// with cost, and its `ecdf` from the stored requests, replacing any.
+    pub fn write_results(
+        &mut self,
+        id: &str,
+        simulated: bool,
+        s: &ExperimentSummary,
+        costed: &harness_core::cost::Costed,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for t in ["summaries", "distributions"] {
+            tx.execute(
+                &format!("DELETE FROM {t} WHERE experiment_id = ?"),
+                params![id],
+            )?;
         }
+        insert_summary(&tx, id, simulated, s, costed)?;
+        write_ecdf(&tx, id)?;
         tx.commit()?;
         self.checkpoint()
     }
@@ -767,6 +748,7 @@ pub(crate) fn append_requests(
     c: &mut Connection,
     experiment_id: &str,
     simulated: bool,
+    shard: Option<u32>,
     records: &[RequestRecord],
 ) -> Result<()> {
     let tx = c.transaction()?;
@@ -808,6 +790,7 @@ pub(crate) fn append_requests(
                 r.finish_reason,
                 simulated,
                 r.retries as i32,
+                shard,
                 chunks.as_str(),
             ])?;
         }
@@ -816,7 +799,7 @@ pub(crate) fn append_requests(
     tx.execute_batch(
         "INSERT INTO requests SELECT experiment_id, seq, warmup, scheduled_ns, sent_ns, first_byte_ns, first_token_ns, end_ns, \
          token_chunk_ns::BIGINT[], events, http_status, status, error_class, error_message, prompt_tokens_client, \
-         output_tokens_client, prompt_tokens_usage, output_tokens_usage, prompt_token_discrepancy, finish_reason, simulated, retries FROM requests_stage; \
+         output_tokens_client, prompt_tokens_usage, output_tokens_usage, prompt_token_discrepancy, finish_reason, simulated, retries, shard FROM requests_stage; \
          DELETE FROM requests_stage;",
     )?;
     tx.commit()?;
@@ -855,6 +838,83 @@ fn write_ecdf(c: &Connection, experiment_id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Inserts an experiment's `summaries` row (with its cost) and its
+/// `distributions` rows.
+fn insert_summary(
+    tx: &duckdb::Transaction<'_>,
+    experiment_id: &str,
+    simulated: bool,
+    s: &ExperimentSummary,
+    costed: &harness_core::cost::Costed,
+) -> Result<()> {
+    let cost = &costed.figures;
+    let price = costed.price.as_ref();
+    let (hourly, tokens) = match price.map(|p| p.rate) {
+        Some(Rate::InstanceHour(h)) => (Some(h), None),
+        Some(Rate::Tokens(t)) => (None, Some(t)),
+        None => (None, None),
+    };
+    tx.execute(
+        "INSERT INTO summaries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        params![
+            experiment_id,
+            s.requests as i64,
+            s.requests_ok as i64,
+            s.requests_failed as i64,
+            s.warmup_requests as i64,
+            s.window_s,
+            s.request_throughput,
+            s.output_token_throughput,
+            s.prompt_token_throughput,
+            s.send_rate,
+            s.error_rate,
+            serde_json::to_string(&s.errors_by_class)?,
+            s.prompt_token_discrepancy,
+            s.output_token_discrepancy,
+            s.token_mismatch(),
+            cost.usd_per_hour,
+            cost.usd_per_request,
+            cost.usd_per_10k_requests,
+            cost.usd_per_1m_output_tokens,
+            cost.usd_run,
+            simulated,
+            costed.inputs.prompt_tokens as i64,
+            costed.inputs.output_tokens as i64,
+            costed.inputs.prompt_tokens_all as i64,
+            costed.inputs.output_tokens_all as i64,
+            costed.inputs.run_s,
+            price.map(|p| p.mode.as_str()),
+            hourly,
+            tokens.map(|t| t.input_per_1m),
+            tokens.map(|t| t.output_per_1m),
+            price.map(|p| p.source.as_str()),
+            price.map(|p| p.region.as_str()),
+            price.map(|p| p.as_of.as_str()),
+        ],
+    )?;
+    {
+        let mut app = tx.appender("distributions")?;
+        for m in Metric::ALL {
+            let d = s.distributions.get(m.id()).cloned().unwrap_or_default();
+            let v = |x: f64| (d.count > 0).then_some(x);
+            app.append_row(params![
+                experiment_id,
+                m.id(),
+                m.unit().as_str(),
+                d.count as i64,
+                v(d.mean),
+                v(d.min),
+                v(d.p50),
+                v(d.p90),
+                v(d.p95),
+                v(d.p99),
+                v(d.max),
+            ])?;
+        }
+    }
+    Ok(())
+}
+
 /// Removes every row of an experiment (before it is written again).
 fn delete_experiment(tx: &duckdb::Transaction<'_>, id: &str) -> Result<()> {
     for table in [
@@ -865,6 +925,7 @@ fn delete_experiment(tx: &duckdb::Transaction<'_>, id: &str) -> Result<()> {
         "server_scrapes",
         "summaries",
         "requests",
+        "shards",
         "experiments",
     ] {
         tx.execute(
@@ -885,5 +946,24 @@ fn insert_experiment(tx: &duckdb::Transaction<'_>, e: &ExperimentRow<'_>) -> Res
             e.status_reason.as_deref().map(crate::redact::text), e.search_id, e.stopped_early,
         ],
     )?;
+    if let Some(s) = &e.shard {
+        tx.execute(
+            "INSERT OR REPLACE INTO shards VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            params![
+                e.experiment_id,
+                s.shard,
+                s.shards,
+                e.run_id,
+                s.host_name,
+                e.status,
+                s.split,
+                s.start_unix_ns,
+                s.start_late_ns,
+                s.clock_source,
+                s.clock_offset_ns,
+                s.clock_offset_error_ns,
+            ],
+        )?;
+    }
     Ok(())
 }

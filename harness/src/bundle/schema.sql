@@ -106,7 +106,25 @@ CREATE TABLE IF NOT EXISTS requests (
     prompt_token_discrepancy BIGINT,
     finish_reason        VARCHAR,
     simulated            BOOLEAN NOT NULL,
-    retries              INTEGER NOT NULL DEFAULT 0
+    retries              INTEGER NOT NULL DEFAULT 0,
+    shard                INTEGER
+);
+-- One row per shard of an experiment run with `harness run --shard K/N`
+-- (none for an experiment run whole); a merged experiment has all N.
+CREATE TABLE IF NOT EXISTS shards (
+    experiment_id         VARCHAR NOT NULL,
+    shard                 INTEGER NOT NULL,
+    shards                INTEGER NOT NULL,
+    run_id                VARCHAR NOT NULL,
+    host_name             VARCHAR,
+    status                VARCHAR NOT NULL,
+    split                 VARCHAR NOT NULL,
+    start_unix_ns         BIGINT NOT NULL,
+    start_late_ns         BIGINT NOT NULL,
+    clock_source          VARCHAR NOT NULL,
+    clock_offset_ns       BIGINT,
+    clock_offset_error_ns BIGINT,
+    PRIMARY KEY (experiment_id, shard)
 );
 CREATE TABLE IF NOT EXISTS summaries (
     experiment_id             VARCHAR PRIMARY KEY,

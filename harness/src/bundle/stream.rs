@@ -24,11 +24,17 @@ pub struct RequestStream {
 }
 
 impl RequestStream {
-    /// Starts the writer thread for experiment `experiment_id`.
+    /// Starts the writer thread for experiment `experiment_id` (rows marked
+    /// with `shard` when this process runs one).
     ///
     /// Errors: the bundle's connection cannot be cloned or the staging table
     /// cannot be created.
-    pub fn start(bundle: &Bundle, experiment_id: &str, simulated: bool) -> Result<RequestStream> {
+    pub fn start(
+        bundle: &Bundle,
+        experiment_id: &str,
+        simulated: bool,
+        shard: Option<u32>,
+    ) -> Result<RequestStream> {
         let mut conn = bundle.conn.try_clone()?;
         conn.execute_batch(REQUESTS_STAGE)?;
         let (tx, mut rx) = mpsc::channel::<Vec<RequestRecord>>(QUEUED);
@@ -39,7 +45,7 @@ impl RequestStream {
                 lower_priority();
                 let mut rows = 0u64;
                 while let Some(batch) = rx.blocking_recv() {
-                    append_requests(&mut conn, &id, simulated, &batch)
+                    append_requests(&mut conn, &id, simulated, shard, &batch)
                         .with_context(|| format!("after {rows} request rows"))?;
                     rows += batch.len() as u64;
                 }

@@ -433,6 +433,7 @@ async fn serve_and_benchmark(
         dry_run: false,
         profile: None,
         region: None,
+        shard: Default::default(),
     };
     let finished = super::run::agent_run(&args, &job.endpoint, &base_url, after_each, |run_id| {
         set(beat, Phase::Benchmarking, Some(format!("run {run_id}")))

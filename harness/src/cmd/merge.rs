@@ -11,6 +11,8 @@
 //! - A dataset card present in several inputs must have the same content hash.
 //! - `meta.merged_from` records each input's file name, runs and experiment count.
 //! - Preflight checks go with their runs.
+//! - The shards of an experiment (`harness run --shard K/N`, one `shards`
+//!   row each) are joined into one experiment (`merge_shards.rs`).
 
 use crate::bad_input;
 use crate::bundle::{read, Bundle};
@@ -20,6 +22,17 @@ use duckdb::params;
 use harness_view::contract::sql_string as sql_str;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
+
+#[path = "merge_shards.rs"]
+mod shards;
+
+/// Experiment id → the inputs holding a copy of it.
+fn copies_by_src(copies: &BTreeMap<String, Vec<Copy>>) -> BTreeMap<String, Vec<usize>> {
+    copies
+        .iter()
+        .map(|(id, cs)| (id.clone(), cs.iter().map(|c| c.src).collect()))
+        .collect()
+}
 
 struct Copy {
     src: usize,
@@ -42,8 +55,10 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
     }
     let mut copies: BTreeMap<String, Vec<Copy>> = BTreeMap::new();
     let mut datasets: BTreeMap<(String, String), (usize, String)> = BTreeMap::new();
+    let mut parts = shards::Parts::default();
     for (i, b) in a.bundles.iter().enumerate() {
         let conn = read::open(b)?; // exists, is a bundle, same schema version
+        parts.read(i, &conn)?;
         let exps = three_strings(
             &conn,
             "SELECT experiment_id, run_id, strftime(ended_at, '%Y-%m-%dT%H:%M:%S.%f') FROM experiments",
@@ -74,11 +89,13 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
         }
     }
 
+    // The shards of an experiment are joined, not chosen among.
+    let joins = parts.plan(&a.bundles, &copies_by_src(&copies), a.allow_missing_shards)?;
     // Which copy of each experiment to keep.
     let mut keep: Vec<(String, usize)> = vec![];
     let mut conflicts = vec![];
     let mut dropped: Vec<String> = vec![];
-    for (id, cs) in &copies {
+    for (id, cs) in copies.iter().filter(|(id, _)| !joins.contains_key(*id)) {
         let first_run = &cs[0].run_id;
         if cs.iter().all(|c| &c.run_id == first_run) {
             keep.push((id.clone(), cs[0].src));
@@ -167,6 +184,7 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
             )
             .ok();
         crate::bundle::copy_attached(c, &kept, &ds_filter)
+            .and_then(|()| shards::copy_attached(c, i, &joins))
             .and_then(|()| Ok(c.execute_batch("DETACH src")?))
             .with_context(|| format!("copying {}", b.display()))?;
         let mut entry = serde_json::json!({
@@ -179,7 +197,10 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
         }
         merged_from.push(entry);
     }
-    let meta = serde_json::json!({ "inputs": merged_from, "dropped": dropped });
+    let mut out = out;
+    let joined = shards::finish(&mut out, &joins)?;
+    let c = out.connection();
+    let meta = serde_json::json!({ "inputs": merged_from, "dropped": dropped, "shards": joined });
     c.execute(
         "INSERT INTO meta VALUES ('merged_from', ?) ON CONFLICT DO UPDATE SET value = excluded.value",
         params![meta.to_string()],
@@ -194,8 +215,11 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
         a.bundles.len(),
         a.out.display(),
         runs,
-        keep.len()
+        keep.len() + joins.len()
     );
+    for j in &joined {
+        println!("{}", j["line"].as_str().unwrap_or_default());
+    }
     Ok(ExitCode::SUCCESS)
 }
 

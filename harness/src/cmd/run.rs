@@ -69,6 +69,14 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
                 .map_err(|e| crate::exit::bad_input(format!("{e:#}")))?;
         }
     }
+    if let Some(shard) = a.shard.shard {
+        crate::shard::check(&experiments, shard, a.shard.rule()?.as_ref())
+            .map_err(crate::exit::bad_input)?;
+        for e in &mut experiments {
+            e.plan.shard = Some(shard);
+            e.label.push_str(&shard.suffix());
+        }
+    }
     let keys = match loaded.credentials() {
         Ok(k) => k,
         Err(errors) => {
@@ -795,15 +803,33 @@ impl Session<'_> {
                 path.display()
             ))
         };
-        let row = ExperimentRow::new(exp, self.run_id, "running", None, Utc::now(), Utc::now());
+        // A shard meets the others first: its start, and its clock's offset.
+        let mut shard = match exp.plan.shard {
+            Some(s) => Some(self.align(exp, s).await?),
+            None => None,
+        };
+        let start = shard.as_ref().map(|(_, at)| *at);
+        let row = ExperimentRow {
+            shard: shard.as_ref().map(|(r, _)| r.clone()),
+            ..ExperimentRow::new(exp, self.run_id, "running", None, Utc::now(), Utc::now())
+        };
         bundle.begin_experiment(&row).map_err(writing)?;
-        let stream = RequestStream::start(bundle, &exp.id, row.simulated).map_err(writing)?;
+        let stream = RequestStream::start(
+            bundle,
+            &exp.id,
+            row.simulated,
+            exp.plan.shard.map(|s| s.index),
+        )
+        .map_err(writing)?;
         let outcome = runner::run_experiment(
             exp,
             Arc::new(provider),
             workload,
-            self.cfg.load.timeout,
-            self.stop.flag(),
+            runner::Control {
+                timeout: self.cfg.load.timeout,
+                stop: self.stop.flag(),
+                start,
+            },
             runner::Outputs {
                 progress,
                 rows: stream.sender(),
@@ -814,6 +840,9 @@ impl Session<'_> {
             },
         )
         .await;
+        if let Some((r, _)) = shard.as_mut() {
+            r.start_late_ns = outcome.start_late_ns;
+        }
         stream.finish().await.map_err(writing)?;
         let summary = outcome.summary;
         let measured = outcome.measured;
@@ -858,6 +887,7 @@ impl Session<'_> {
             .finish_experiment(
                 &ExperimentRow {
                     stopped_early: outcome.stopped_early.clone(),
+                    shard: shard.map(|(r, _)| r),
                     ..ExperimentRow::new(
                         exp,
                         self.run_id,
@@ -875,6 +905,42 @@ impl Session<'_> {
             .map_err(writing)?;
         self.tally.ran += 1;
         Ok(())
+    }
+
+    /// Shard `s` of `exp` meets the other shards (`--barrier` or
+    /// `--start-at`): its `shards` row and the local instant to start at.
+    ///
+    /// Errors: those of `StartRule::align`, as a runtime failure.
+    async fn align(
+        &self,
+        exp: &Experiment,
+        s: crate::shard::Shard,
+    ) -> Result<(crate::bundle::ShardRow, std::time::Instant)> {
+        let rule = self
+            .args
+            .shard
+            .rule()?
+            .ok_or_else(|| anyhow::anyhow!("a shard without a start rule"))?;
+        let (id, stop) = (exp.id.clone(), self.stop.flag());
+        if !self.args.quiet {
+            eprintln!(
+                "shard {s}: waiting for the other shards to start `{}`",
+                exp.label
+            );
+        }
+        let at = tokio::task::spawn_blocking(move || rule.align(&id, s, &stop)).await??;
+        let row = crate::bundle::ShardRow {
+            shard: s.index,
+            shards: s.count,
+            host_name: crate::host::facts().name,
+            split: s.split(&exp.plan),
+            start_unix_ns: at.start_unix_ns,
+            start_late_ns: 0,
+            clock_source: at.clock_source,
+            clock_offset_ns: at.clock_offset_ns,
+            clock_offset_error_ns: at.clock_offset_error_ns,
+        };
+        Ok((row, at.start))
     }
 }
 

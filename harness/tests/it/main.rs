@@ -23,6 +23,7 @@ mod rerun;
 mod search;
 mod secrets;
 mod server_metrics;
+mod shard;
 mod stream;
 mod tokenizers;
 mod trace;

@@ -1,0 +1,472 @@
+//! One experiment across several load generators: `harness run --shard K/N`
+//! runs shard K (0-based) of every experiment's plan, and `harness merge`
+//! joins the shards' bundles into one experiment (`docs/sharding.md`).
+//!
+//! - **Split.** Open loop and replay: every shard walks the same seeded
+//!   arrivals and stop rule, and sends the requests whose sequence number
+//!   `seq` has `seq mod N = K`, at the instants a single client would. Closed
+//!   loop: the concurrency, the measured requests and the warm-up requests are
+//!   each split as evenly as they divide ([`Shard::share`]), and the shard's
+//!   j-th request is global request `j·N + K`. A shard is not part of the
+//!   experiment's id: every shard, and the merge, carry the id of the whole.
+//! - **Start.** Every shard of an experiment starts at one instant on a
+//!   reference clock ([`Aligned`]): `--start-at` (the agents' system clocks),
+//!   or a barrier directory on a volume every agent shares (`--barrier`): each
+//!   agent measures its clock's offset to the volume's file times, announces
+//!   itself with a file, and all start a fixed margin after the last one
+//!   arrived, as the volume's clock reads.
+//! - **Time.** A shard's times are nanoseconds since that shared start, so
+//!   the shards' rows are on one time axis without rebasing; what is not
+//!   exact is how well the agents' clocks agreed, which each shard records
+//!   (`shards` table) and the merge judges.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Shard `index` of `count` (0 ≤ index < count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    /// `K/N`, e.g. `0/3`: shard K (counted from 0, as a Kubernetes Indexed
+    /// Job's `JOB_COMPLETION_INDEX`) of N.
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let bad = || {
+            format!("`{s}` is not K/N: write e.g. 0/3 for the first of 3 shards (K counts from 0 to N-1)")
+        };
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (u32, u32) = (
+            k.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if count == 0 || index >= count {
+            return Err(format!(
+                "shard `{s}`: K must be 0 to N-1 and N at least 1 (shards count from 0)"
+            ));
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl Shard {
+    /// This shard's part of `total` units split as evenly as they divide:
+    /// `⌊total / N⌋`, plus one for the first `total mod N` shards. The parts
+    /// of all N shards add up to `total`.
+    pub fn share(&self, total: u64) -> u64 {
+        let n = self.count as u64;
+        total / n + u64::from((self.index as u64) < total % n)
+    }
+
+    /// Whether an open-loop or replay request `seq` is this shard's to send.
+    pub fn owns(&self, seq: u64) -> bool {
+        seq % self.count as u64 == self.index as u64
+    }
+
+    /// The global sequence number of this shard's `j`-th closed-loop request.
+    pub fn global_seq(&self, j: u64) -> u64 {
+        j * self.count as u64 + self.index as u64
+    }
+
+    /// This shard's part of `plan`, in words (`shards.split`):
+    /// `seq mod N = K`, or for a closed loop its shares.
+    pub fn split(&self, plan: &crate::schedule::LoadPlan) -> String {
+        let crate::config::LoadLevel::Closed { concurrency } = plan.level else {
+            return format!("seq mod {} = {}", self.count, self.index);
+        };
+        let requests = plan.requests.map_or("until the duration".to_string(), |r| {
+            format!("{} of {r}", self.share(r))
+        });
+        format!(
+            "concurrency {} of {concurrency}, requests {requests}, warm-up {} of {}",
+            self.share(concurrency as u64),
+            self.share(plan.warmup_requests),
+            plan.warmup_requests
+        )
+    }
+
+    /// The label suffix of a shard's experiment, e.g. ` · shard 1/3`.
+    pub fn suffix(&self) -> String {
+        format!(" · shard {self}")
+    }
+}
+
+/// Removes a shard suffix ([`Shard::suffix`]) from a label.
+pub fn whole_label(label: &str) -> &str {
+    match label.rsplit_once(" · shard ") {
+        Some((head, tail)) if tail.parse::<Shard>().is_ok() => head,
+        _ => label,
+    }
+}
+
+/// How the shards of an experiment agree on when it starts.
+#[derive(Debug, Clone)]
+pub enum StartRule {
+    /// At this instant (Unix ns) on each agent's own system clock.
+    At(i64),
+    /// A barrier directory on a volume every agent shares.
+    Barrier { dir: PathBuf, timeout: Duration },
+}
+
+/// When a shard starts an experiment, on the reference clock and its own.
+#[derive(Debug, Clone)]
+pub struct Aligned {
+    /// The local instant to start at (it may be past when the shard is late).
+    pub start: Instant,
+    /// The shared start, Unix ns on the reference clock: identical in every
+    /// shard of the experiment.
+    pub start_unix_ns: i64,
+    /// This agent's clock minus the reference clock (ns), when measured.
+    pub clock_offset_ns: Option<i64>,
+    /// Half the width of the interval the offset is known to lie in (ns).
+    pub clock_offset_error_ns: Option<i64>,
+    /// `barrier` (offset to the shared volume's file times) or `start-at`
+    /// (the system clock, offset not measured).
+    pub clock_source: &'static str,
+}
+
+/// Time from the last shard's arrival at a barrier to the start: room for
+/// every agent to see that arrival (a shared volume's directory listings can
+/// lag) before the start instant.
+pub const BARRIER_MARGIN: Duration = Duration::from_secs(2);
+
+fn unix_ns(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_nanos() as i64,
+        Err(e) => -(e.duration().as_nanos() as i64),
+    }
+}
+
+fn now_unix_ns() -> i64 {
+    unix_ns(SystemTime::now())
+}
+
+/// The local instant at which the local clock reads `unix` (ns).
+fn local_instant(unix: i64) -> Instant {
+    let (now, now_unix) = (Instant::now(), now_unix_ns());
+    let ahead = unix - now_unix;
+    if ahead >= 0 {
+        now + Duration::from_nanos(ahead as u64)
+    } else {
+        now.checked_sub(Duration::from_nanos((-ahead) as u64))
+            .unwrap_or(now)
+    }
+}
+
+impl StartRule {
+    /// Agrees with the other shards on when experiment `id` starts.
+    ///
+    /// Errors: `--start-at` already past; a barrier that cannot be written,
+    /// whose peers do not all arrive within its timeout, or that holds a
+    /// file from an earlier job.
+    /// Waiting stops with an error when `stop` is set (Ctrl-C).
+    pub fn align(&self, id: &str, shard: Shard, stop: &AtomicBool) -> Result<Aligned> {
+        match self {
+            StartRule::At(unix) => {
+                let late = now_unix_ns() - unix;
+                if late > 0 {
+                    bail!(
+                        "--start-at is {:.1} s in the past; give a time far enough ahead for every shard to be running",
+                        late as f64 / 1e9
+                    );
+                }
+                Ok(Aligned {
+                    start: local_instant(*unix),
+                    start_unix_ns: *unix,
+                    clock_offset_ns: None,
+                    clock_offset_error_ns: None,
+                    clock_source: "start-at",
+                })
+            }
+            StartRule::Barrier { dir, timeout } => barrier(dir, id, shard, *timeout, stop),
+        }
+    }
+}
+
+/// The offset of this agent's clock to the clock that stamps files in a
+/// directory (the shared volume's), in ns, with half the width of the
+/// interval it is known to lie in.
+///
+/// A file's modification time is the reference clock's reading (often a
+/// coarse one, advancing in ticks of 1 to 10 ms) at some moment within the
+/// write. So each write, between local readings `a` and `b`, bounds the offset
+/// from above: `offset ≤ b − mtime`. When the stamp advances between two
+/// writes, the new stamp was read after the earlier write began:
+/// `offset > a_earlier − mtime_new`. The writes repeat until the stamp has
+/// advanced twice, or `limit` passes; the offset is the middle of the bounds.
+pub fn clock_offset(path: &Path, limit: Duration) -> Result<(i64, Option<i64>)> {
+    let deadline = Instant::now() + limit;
+    let (mut upper, mut lower) = (i64::MAX, i64::MIN);
+    let mut prev: Option<(i64, i64)> = None;
+    let mut edges = 0;
+    for i in 0u64.. {
+        let a = now_unix_ns();
+        std::fs::write(path, i.to_string())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        let m = unix_ns(std::fs::metadata(path)?.modified()?);
+        let b = now_unix_ns();
+        upper = upper.min(b - m);
+        if let Some((pa, pm)) = prev {
+            if m > pm {
+                lower = lower.max(pa - m);
+                edges += 1;
+            }
+        }
+        prev = Some((a, m));
+        if edges >= 2 || Instant::now() >= deadline {
+            break;
+        }
+    }
+    if lower == i64::MIN || lower > upper {
+        // The stamp never advanced: only the upper bound is known.
+        return Ok((upper, None));
+    }
+    Ok((lower / 2 + upper / 2, Some((upper - lower) / 2)))
+}
+
+/// The barrier of experiment `id` in `dir`: `dir/<id>/K.clock` measures the
+/// offset, `dir/<id>/K.ready` (renamed into place, so its time is the one it
+/// was written with) announces the shard. The start is [`BARRIER_MARGIN`]
+/// after the latest `.ready` time, on the volume's clock.
+fn barrier(
+    dir: &Path,
+    id: &str,
+    shard: Shard,
+    timeout: Duration,
+    stop: &AtomicBool,
+) -> Result<Aligned> {
+    let d = dir.join(id);
+    std::fs::create_dir_all(&d)
+        .with_context(|| format!("--barrier: cannot create {}", d.display()))?;
+    let (offset, error) = clock_offset(&d.join(format!("{}.clock", shard.index)), limit())?;
+    let tmp = d.join(format!("{}.tmp", shard.index));
+    let ready = d.join(format!("{}.ready", shard.index));
+    let body = serde_json::json!({
+        "shard": shard.to_string(),
+        "host": crate::host::facts().name,
+        "pid": std::process::id(),
+        "clock_offset_ns": offset,
+        "clock_offset_error_ns": error,
+    });
+    std::fs::write(&tmp, body.to_string())
+        .and_then(|()| std::fs::rename(&tmp, &ready))
+        .with_context(|| format!("--barrier: cannot write {}", ready.display()))?;
+    let mine = unix_ns(std::fs::metadata(&ready)?.modified()?);
+    let began = Instant::now();
+    let times = loop {
+        let mut times = vec![];
+        let mut missing = vec![];
+        for k in 0..shard.count {
+            match std::fs::metadata(d.join(format!("{k}.ready"))).and_then(|m| m.modified()) {
+                Ok(t) => times.push((k, unix_ns(t))),
+                Err(_) => missing.push(k.to_string()),
+            }
+        }
+        if missing.is_empty() {
+            break times;
+        }
+        if stop.load(Ordering::Relaxed) {
+            bail!("interrupted while waiting at the barrier {}", d.display());
+        }
+        if began.elapsed() >= timeout {
+            bail!(
+                "--barrier {}: shard(s) {} of {} did not arrive within {} (each shard runs the same config, with the same experiments to run, and its own K)",
+                d.display(),
+                missing.join(", "),
+                shard.count,
+                humantime::format_duration(timeout)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stale = timeout.as_nanos() as i64 + BARRIER_MARGIN.as_nanos() as i64;
+    if let Some((k, t)) = times.iter().find(|(_, t)| mine - t > stale) {
+        bail!(
+            "--barrier {}: {k}.ready was written {:.0} s before this shard arrived, longer than the barrier waits: it is from an earlier job. Give each job a fresh barrier directory",
+            d.display(),
+            (mine - t) as f64 / 1e9
+        );
+    }
+    let last = times.iter().map(|(_, t)| *t).max().expect("N ≥ 1");
+    let start_unix_ns = last + BARRIER_MARGIN.as_nanos() as i64;
+    Ok(Aligned {
+        start: local_instant(start_unix_ns + offset),
+        start_unix_ns,
+        clock_offset_ns: Some(offset),
+        clock_offset_error_ns: error,
+        clock_source: "barrier",
+    })
+}
+
+/// How long the clock-offset measurement may write: long enough for a
+/// volume whose file times advance in whole seconds.
+fn limit() -> Duration {
+    Duration::from_millis(2500)
+}
+
+/// What a shard's run checks before anything is written: the rule for its
+/// start, and experiments that can be split.
+///
+/// Errors (bad input): no start rule; `--start-at` with more than one
+/// experiment to run; a capacity search (its next probe depends on every
+/// shard's results); the embedded simulator (each shard would run its own
+/// server); an EC2 endpoint (its instance's agent runs the benchmark); a
+/// closed-loop concurrency below N.
+pub fn check(
+    experiments: &[crate::plan::Experiment],
+    shard: Shard,
+    rule: Option<&StartRule>,
+) -> Result<(), String> {
+    use crate::config::LoadLevel;
+    use crate::deploy::Kind;
+    let mut errors = vec![];
+    match rule {
+        None => errors.push(format!(
+            "--shard {shard}: the shards need one start: give --barrier DIR (a directory every agent shares) or --start-at TIME"
+        )),
+        Some(StartRule::At(_)) if experiments.len() > 1 => errors.push(format!(
+            "--start-at aligns one experiment, and this config has {}: give --barrier DIR, which aligns each",
+            experiments.len()
+        )),
+        Some(_) => {}
+    }
+    for e in experiments {
+        if e.search.is_some() {
+            errors.push(format!(
+                "`{}`: a capacity search (load.search) cannot be sharded: each probe depends on the whole load's result",
+                e.label
+            ));
+        }
+        match Kind::of(&e.endpoint) {
+            Kind::Simulator => errors.push(format!(
+                "endpoint `{}` is the embedded simulator, which each shard would run on its own: point every shard at one server (e.g. `harness sim` and an `openai` endpoint)",
+                e.endpoint.name
+            )),
+            Kind::Ec2 => errors.push(format!(
+                "endpoint `{}` is launched on EC2, where its instance benchmarks itself: shard an endpoint that is already serving",
+                e.endpoint.name
+            )),
+            Kind::External | Kind::Service => {}
+        }
+        if let LoadLevel::Closed { concurrency } = e.plan.level {
+            if concurrency < shard.count {
+                errors.push(format!(
+                    "`{}`: concurrency {concurrency} cannot be split over {} shards (each needs at least 1)",
+                    e.label, shard.count
+                ));
+            }
+        }
+    }
+    errors.dedup();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_add_up_and_sequences_partition() {
+        for n in 1..6u32 {
+            for total in [0u64, 1, 7, 100, 101] {
+                let s: u64 = (0..n)
+                    .map(|k| Shard { index: k, count: n }.share(total))
+                    .sum();
+                assert_eq!(s, total, "{total} over {n}");
+            }
+            // Every global sequence number belongs to exactly one shard, and
+            // each shard's closed-loop numbers are its own.
+            for seq in 0..50u64 {
+                let owners: Vec<u32> = (0..n)
+                    .filter(|&k| Shard { index: k, count: n }.owns(seq))
+                    .collect();
+                assert_eq!(owners.len(), 1);
+                let sh = Shard {
+                    index: owners[0],
+                    count: n,
+                };
+                assert!(sh.owns(sh.global_seq(seq)));
+            }
+        }
+    }
+
+    #[test]
+    fn parses_k_of_n_and_names_the_mistake() {
+        assert_eq!("2/3".parse::<Shard>(), Ok(Shard { index: 2, count: 3 }));
+        for bad in ["3/3", "1/0", "a/3", "3", "-1/3"] {
+            let e = bad.parse::<Shard>().unwrap_err();
+            assert!(e.contains(bad) && e.contains("0"), "{e}");
+        }
+        let s = Shard { index: 1, count: 3 };
+        assert_eq!(
+            whole_label(&format!("a · b · rate 5{}", s.suffix())),
+            "a · b · rate 5"
+        );
+        assert_eq!(whole_label("a · shard x"), "a · shard x");
+    }
+
+    #[test]
+    fn the_offset_to_a_local_directory_is_near_zero_and_bounded() {
+        let d = tempfile::tempdir().unwrap();
+        let (off, err) = clock_offset(&d.path().join("c"), Duration::from_secs(3)).unwrap();
+        // Same clock: the true offset is 0 (plus the coarse clock's lag),
+        // and it lies within the bounds found.
+        let err = err.expect("a local file's time advances within 3 s");
+        assert!(
+            off.abs() <= err + 1_000_000,
+            "offset {off} ns, error {err} ns"
+        );
+        assert!(err < 50_000_000, "error {err} ns");
+    }
+
+    #[test]
+    fn a_barrier_gives_every_shard_the_same_start() {
+        let d = tempfile::tempdir().unwrap();
+        let rule = StartRule::Barrier {
+            dir: d.path().to_path_buf(),
+            timeout: Duration::from_secs(20),
+        };
+        let runs: Vec<_> = (0..3)
+            .map(|k| {
+                let rule = rule.clone();
+                std::thread::spawn(move || {
+                    rule.align("exp", Shard { index: k, count: 3 }, &AtomicBool::new(false))
+                        .unwrap()
+                })
+            })
+            .collect();
+        let got: Vec<Aligned> = runs.into_iter().map(|h| h.join().unwrap()).collect();
+        assert!(got.iter().all(|a| a.start_unix_ns == got[0].start_unix_ns));
+        assert!(got[0].start_unix_ns > now_unix_ns() - 1_000_000_000);
+        // A shard that never comes: a clear error naming it.
+        let e = StartRule::Barrier {
+            dir: d.path().to_path_buf(),
+            timeout: Duration::from_millis(200),
+        }
+        .align(
+            "other",
+            Shard { index: 0, count: 2 },
+            &AtomicBool::new(false),
+        )
+        .unwrap_err();
+        assert!(
+            format!("{e}").contains("shard(s) 1 of 2 did not arrive"),
+            "{e}"
+        );
+    }
+}

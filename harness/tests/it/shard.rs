@@ -1,0 +1,402 @@
+//! One experiment across several load generators: 3 `harness run --shard
+//! K/3` processes against one simulator, met at a barrier directory, then
+//! `harness merge`, against a single-process run of the same plan.
+
+use crate::common::*;
+use harness::bundle::read;
+use harness_core::{sample::RequestSample, Metric};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+
+/// The Kubernetes manifest's documents.
+fn manifest() -> Vec<yaml_rust2::Yaml> {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/k8s/harness-shards.yaml"
+    ))
+    .unwrap();
+    yaml_rust2::YamlLoader::load_from_str(&text).unwrap()
+}
+
+/// The script each pod of the manifest's Job runs.
+fn manifest_script() -> String {
+    let docs = manifest();
+    let cm = docs
+        .iter()
+        .find(|d| d["kind"].as_str() == Some("ConfigMap"))
+        .unwrap();
+    cm["data"]["shard.sh"].as_str().unwrap().to_string()
+}
+
+/// The manifest is a ready Indexed Job: N pods, each told its K by the Job
+/// and N by SHARDS, running the ConfigMap's script on its config, which is
+/// valid; a bundle per shard on the shared volume.
+#[test]
+fn the_kubernetes_manifest_is_an_indexed_job_of_n_shards() {
+    let docs = manifest();
+    let kind = |k: &str| docs.iter().find(|d| d["kind"].as_str() == Some(k)).unwrap();
+    let (cm, job) = (kind("ConfigMap"), kind("Job"));
+    let spec = &job["spec"];
+    assert_eq!(spec["completionMode"].as_str(), Some("Indexed"));
+    let n = spec["completions"].as_i64().unwrap();
+    assert_eq!(
+        spec["parallelism"].as_i64(),
+        Some(n),
+        "every shard runs at once"
+    );
+    assert_eq!(spec["backoffLimit"].as_i64(), Some(0));
+    let pod = &spec["template"]["spec"];
+    let c = &pod["containers"][0];
+    let env = |name: &str| {
+        c["env"]
+            .as_vec()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("env {name}"))
+            .clone()
+    };
+    assert_eq!(
+        env("SHARDS")["value"].as_str(),
+        Some(n.to_string().as_str())
+    );
+    assert_eq!(
+        env("SHARD_INDEX")["valueFrom"]["fieldRef"]["fieldPath"].as_str(),
+        Some("metadata.annotations['batch.kubernetes.io/job-completion-index']")
+    );
+    assert!(
+        env("RUN_DIR")["value"]
+            .as_str()
+            .unwrap()
+            .contains("$(JOB_UID)"),
+        "a fresh barrier per Job"
+    );
+    // The command runs the ConfigMap's script, on the ConfigMap's config.
+    let mount = c["volumeMounts"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"].as_str() == Some("config"))
+        .unwrap()["mountPath"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        c["command"][1].as_str(),
+        Some(format!("{mount}/shard.sh").as_str())
+    );
+    assert_eq!(
+        env("CONFIG")["value"].as_str(),
+        Some(format!("{mount}/experiment.yml").as_str())
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let exp = write_config(
+        dir.path(),
+        "experiment",
+        cm["data"]["experiment.yml"].as_str().unwrap(),
+    );
+    run_ok(&["validate", exp.to_str().unwrap()]);
+    let script = manifest_script();
+    assert!(
+        script.contains("--shard \"$SHARD_INDEX/$SHARDS\"") && script.contains("harness merge")
+    );
+}
+
+/// `harness sim` on a free loopback port, with the default profile (its
+/// TTFT grows with the prompt); returns the process and the port.
+fn start_sim() -> (Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut sim = harness()
+        .args(["sim", "--listen", &format!("127.0.0.1:{port}")])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(sim.stderr.take().unwrap()).lines();
+    assert!(lines.next().unwrap().unwrap().contains("serving"));
+    std::thread::spawn(move || lines.for_each(drop));
+    (sim, port)
+}
+
+fn config(dir: &Path, port: u16) -> PathBuf {
+    write_config(
+        dir,
+        "split",
+        &format!(
+            r#"
+name: split
+endpoints:
+  - name: sim
+    provider: openai
+    base_url: http://127.0.0.1:{port}/v1
+    model: m
+    server_metrics: false
+datasets:
+  - name: d
+    synthetic: {{ prompt_tokens: {{ uniform: [16, 600] }}, output_tokens: 8 }}
+load:
+  rates: [40]
+  arrival: poisson
+  concurrency: [6]
+  requests: 240
+  warmup: {{ requests: 12 }}
+sampling: {{ ignore_eos: true }}
+seed: 7
+"#
+        ),
+    )
+}
+
+/// Two-sample Kolmogorov–Smirnov statistic: the largest gap between the
+/// empirical CDFs of `a` and `b`.
+fn ks(mut a: Vec<f64>, mut b: Vec<f64>) -> f64 {
+    a.sort_by(f64::total_cmp);
+    b.sort_by(f64::total_cmp);
+    let (mut i, mut j, mut d) = (0, 0, 0f64);
+    while i < a.len() && j < b.len() {
+        let x = a[i].min(b[j]);
+        while i < a.len() && a[i] <= x {
+            i += 1;
+        }
+        while j < b.len() && b[j] <= x {
+            j += 1;
+        }
+        d = d.max((i as f64 / a.len() as f64 - j as f64 / b.len() as f64).abs());
+    }
+    d
+}
+
+fn values(s: &[RequestSample], m: Metric) -> Vec<f64> {
+    harness_core::summary::metric_values(s, m)
+}
+
+/// (seq, scheduled_ns, warm-up, shard) of every request, by seq.
+fn arrivals(bundle: &Path, id: &str) -> Vec<(i64, i64, bool, Option<i32>)> {
+    let c = read::open(bundle).unwrap();
+    let mut st = c
+        .prepare("SELECT seq, scheduled_ns, warmup, shard FROM requests WHERE experiment_id = ? ORDER BY seq")
+        .unwrap();
+    let rows = st
+        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+#[test]
+fn three_shards_merge_into_the_experiment_one_process_measures() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut sim, port) = start_sim();
+    let cfg = config(dir.path(), port);
+    let single = run_into(dir.path(), &cfg, "single", &["--no-preflight"]);
+
+    // The 3 agents as the Kubernetes manifest runs them: its script, with
+    // the environment its Indexed Job gives each pod.
+    let script = dir.path().join("shard.sh");
+    std::fs::write(&script, manifest_script()).unwrap();
+    let run_dir = dir.path().join("run");
+    let bin = Path::new(env!("CARGO_BIN_EXE_harness")).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let runs: Vec<Child> = (0..3)
+        .map(|k| {
+            std::process::Command::new("sh")
+                .arg(&script)
+                .env("SHARD_INDEX", k.to_string())
+                .env("SHARDS", "3")
+                .env("RUN_DIR", &run_dir)
+                .env("CONFIG", &cfg)
+                .env("PATH", &path)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut merge_said = String::new();
+    for (k, r) in runs.into_iter().enumerate() {
+        let out = r.wait_with_output().unwrap();
+        assert!(out.status.success(), "shard {k}: {}", stderr(&out));
+        if k == 0 {
+            merge_said = stdout(&out);
+        }
+    }
+    sim.kill().unwrap();
+    sim.wait().unwrap();
+    assert_eq!(
+        merge_said.matches("joined 3 of 3 shards").count(),
+        2,
+        "{merge_said}"
+    );
+    let shards: Vec<PathBuf> = (0..3)
+        .map(|k| run_dir.join(format!("shard-{k}.duckdb")))
+        .collect();
+
+    // A shard's bundle says what it is.
+    let part = experiments(&shards[1]);
+    assert!(part[0].label.ends_with(" · shard 1/3"), "{}", part[0].label);
+
+    let merged = run_dir.join("merged.duckdb");
+    let s: Vec<&str> = shards.iter().map(|p| p.to_str().unwrap()).collect();
+    let (one, all) = (experiments(&single), experiments(&merged));
+    assert_eq!(all.len(), 2);
+    for (a, b) in one.iter().zip(&all) {
+        assert_eq!(
+            a.experiment_id, b.experiment_id,
+            "the shards carry the whole's id"
+        );
+        assert_eq!(a.label, b.label);
+        assert_eq!(b.status, "complete");
+        assert_eq!(a.summary.requests, b.summary.requests);
+        assert_eq!(a.summary.warmup_requests, b.summary.warmup_requests);
+        let (x, y) = (
+            arrivals(&single, &a.experiment_id),
+            arrivals(&merged, &b.experiment_id),
+        );
+        assert!(
+            y.iter().all(|r| r.3 == Some((r.0 % 3) as i32)),
+            "each row keeps its shard"
+        );
+        assert!(x.iter().all(|r| r.3.is_none()));
+        let seqs: std::collections::BTreeSet<i64> = y.iter().map(|r| r.0).collect();
+        assert_eq!(seqs.len(), y.len(), "no request twice");
+        if a.load_mode == "open" {
+            // The same seeded arrivals, to the nanosecond, at the same seqs.
+            let strip = |v: &[(i64, i64, bool, Option<i32>)]| -> Vec<(i64, i64, bool)> {
+                v.iter().map(|r| (r.0, r.1, r.2)).collect()
+            };
+            assert_eq!(strip(&x), strip(&y), "byte-identical arrivals");
+            let (ra, rb) = (a.summary.send_rate.unwrap(), b.summary.send_rate.unwrap());
+            assert!((rb / ra - 1.0).abs() < 0.05, "send rate {ra} vs {rb}");
+            // The latencies come from one distribution: two-sample KS at
+            // α = 0.001 (critical value 1.95·√((n+m)/(n·m))).
+            let c1 = read::open(&single).unwrap();
+            let c2 = read::open(&merged).unwrap();
+            let sa = read::request_samples(&c1, &a.experiment_id).unwrap();
+            let sb = read::request_samples(&c2, &b.experiment_id).unwrap();
+            for m in [Metric::Ttft, Metric::E2e] {
+                let (va, vb) = (values(&sa, m), values(&sb, m));
+                let (n, k) = (va.len() as f64, vb.len() as f64);
+                let crit = 1.95 * ((n + k) / (n * k)).sqrt();
+                let d = ks(va, vb);
+                assert!(d < crit, "{m:?}: KS D = {d:.3} ≥ {crit:.3}");
+            }
+        }
+    }
+    // Every shard's row: its split and its clock against the barrier volume.
+    let c = read::open(&merged).unwrap();
+    let (n, measured, starts): (i64, i64, i64) = c
+        .query_row(
+            "SELECT count(*), count(clock_offset_error_ns), count(DISTINCT (experiment_id, start_unix_ns)) FROM shards WHERE clock_source = 'barrier'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((n, measured, starts), (6, 6, 2));
+    let meta: String = c
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'merged_from'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let meta: serde_json::Value = serde_json::from_str(&meta).unwrap();
+    assert!(
+        meta["shards"][0]["clocks"]["alignment_bound_ms"]
+            .as_f64()
+            .is_some(),
+        "{meta}"
+    );
+
+    // Refusals: a shard missing, unless allowed (then incomplete); a shard
+    // joined with a whole run of the same experiment.
+    let o = output(&[
+        "merge",
+        s[0],
+        s[1],
+        "-o",
+        dir.path().join("m2.duckdb").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("shard(s) 2 of 3 missing"),
+        "{}",
+        stderr(&o)
+    );
+    let partial = dir.path().join("m3.duckdb");
+    run_ok(&[
+        "merge",
+        s[0],
+        s[1],
+        "-o",
+        partial.to_str().unwrap(),
+        "--allow-missing-shards",
+    ]);
+    let p = experiments(&partial);
+    assert!(p.iter().all(|e| e.status == "incomplete"
+        && e.status_reason
+            .as_deref()
+            .unwrap()
+            .contains("2 of 3 shards")));
+    let o = output(&[
+        "merge",
+        single.to_str().unwrap(),
+        s[2],
+        "-o",
+        dir.path().join("m4.duckdb").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("is whole in"), "{}", stderr(&o));
+}
+
+/// What cannot be sharded, or sharded without a start, is refused before
+/// anything runs, with what to do instead.
+#[test]
+fn shard_mistakes_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), 9);
+    let embedded = write_config(
+        dir.path(),
+        "embedded",
+        "name: e\nendpoints: [{name: s, provider: sim}]\ndatasets: [{name: d, synthetic: {prompt_tokens: 8, output_tokens: 4}}]\nload: {concurrency: [1]}\n",
+    );
+    let b = dir.path().join("b");
+    let b = b.to_str().unwrap();
+    for (args, want) in [
+        (vec!["--shard", "3/3", "--barrier", b], "K must be 0 to N-1"),
+        (vec!["--shard", "0/2"], "give --barrier DIR"),
+        (
+            vec!["--shard", "0/2", "--start-at", "2020-01-01T00:00:00Z"],
+            "--start-at aligns one experiment",
+        ),
+        (
+            vec!["--shard", "0/2", "--start-at", "soon"],
+            "not an RFC 3339 time",
+        ),
+        (
+            vec!["--shard", "0/8", "--barrier", b],
+            "concurrency 6 cannot be split over 8 shards",
+        ),
+    ] {
+        let o = run_cmd(&cfg, &dir.path().join("x.duckdb"), &args)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{args:?}: {}", stderr(&o));
+    }
+    let o = run_cmd(
+        &embedded,
+        &dir.path().join("y.duckdb"),
+        &["--shard", "0/2", "--barrier", b],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("embedded simulator"), "{}", stderr(&o));
+}
