@@ -129,7 +129,12 @@ impl Sampler {
                 };
                 (Some(n), what)
             }
-            Err(e) => (None, format!("no GPU metrics: NVML is not available ({e})")),
+            // No NVIDIA driver on this host: the common case, said briefly.
+            Err(nvml_wrapper::error::NvmlError::LibloadingError(_)) => (
+                None,
+                "no GPU metrics (no NVIDIA driver: libnvidia-ml.so.1 not found)".to_string(),
+            ),
+            Err(e) => (None, format!("no GPU metrics: NVML failed ({e})")),
         };
         let mut sys = sysinfo::System::new();
         // CPU utilisation is the change between two refreshes: the first one

@@ -307,17 +307,23 @@ impl Stages<'_> {
             .await;
         let tally = session.tally;
         let (status, reason) = match &result {
-            _ if stop.signal().is_some() => (
-                "interrupted",
-                Some(format!(
-                    "stopped by {}; {} of {} experiment(s) not run",
-                    stop.signal().unwrap_or("a signal"),
-                    experiments.len().saturating_sub(
-                        tally.ran + tally.already_complete.len() + tally.skipped.len()
-                    ),
-                    experiments.len()
-                )),
-            ),
+            _ if stop.signal().is_some() => {
+                let by = stop.signal().unwrap_or("a signal");
+                let not_run = experiments
+                    .len()
+                    .saturating_sub(tally.ran + tally.already_complete.len() + tally.skipped.len());
+                (
+                    "interrupted",
+                    Some(if not_run == 0 {
+                        format!("stopped by {by} during the last experiment")
+                    } else {
+                        format!(
+                            "stopped by {by}; {not_run} of {} experiment(s) not run",
+                            experiments.len()
+                        )
+                    }),
+                )
+            }
             Ok(Ok(())) if tally.failures.is_empty() => ("complete", None),
             Ok(Ok(())) => ("failed", Some(tally.failures.join("; "))),
             Ok(Err(e)) => ("failed", Some(format!("stopped on an error: {e:#}"))),

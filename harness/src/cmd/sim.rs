@@ -68,12 +68,15 @@ pub async fn run(a: SimArgs) -> anyhow::Result<ExitCode> {
         },
     );
     let server = SimServer::start(addr, engine).await?;
+    // A fixed TTFT and ITL (ground-truth mode) model no hardware.
+    let what = if p.gpus == 0 {
+        "fixed timing, no capacity limit".to_string()
+    } else {
+        format!("{} × {}, {} replica(s)", p.gpus, p.gpu, p.replicas)
+    };
     eprintln!(
-        "simulator `{}` ({} × {}, {} replica(s)) serving OpenAI-compatible API at {}",
+        "simulator `{}` ({what}) serving OpenAI-compatible API at {}",
         p.name,
-        p.gpus,
-        p.gpu,
-        p.replicas,
         server.base_url()
     );
     eprintln!("press Ctrl-C to stop");

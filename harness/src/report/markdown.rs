@@ -80,16 +80,22 @@ fn summary(out: &mut String, r: &Report) {
         );
         match w.best.as_deref().and_then(|b| find(r, b)) {
             Some(e) => {
+                let cost = match (e.measured.usd_per_hour, e.usd_per_10k_requests) {
+                    (Some(_), Some(_)) => format!(
+                        " at {}/hour, **{} per 10k requests**",
+                        usd(e.measured.usd_per_hour, 2),
+                        usd(e.usd_per_10k_requests, 2)
+                    ),
+                    _ => " (no price known, so no cost)".to_string(),
+                };
                 let _ = write!(
                     out,
-                    "- For {what}, the best option within budget is **{}** ({} instance{}, {}): {:.2} req/s at {}/hour, **{} per 10k requests**, TTFT p95 {} ms, e2e p95 {} ms.",
+                    "- For {what}, the best option within budget is **{}** ({} instance{}, {}): {:.2} req/s{cost}, TTFT p95 {} ms, e2e p95 {} ms.",
                     e.measured.instance_type,
                     e.measured.instance_count,
                     if e.measured.instance_count == 1 { "" } else { "s" },
                     load(e),
                     e.measured.throughput,
-                    usd(e.measured.usd_per_hour, 2),
-                    usd(e.usd_per_10k_requests, 2),
                     lat(e, "ttft.p95"),
                     lat(e, "e2e.p95"),
                 );

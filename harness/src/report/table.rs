@@ -65,12 +65,16 @@ pub fn render(
                 max * 100.0
             );
         }
+        // Skipped and incomplete experiments have no summary: no counts,
+        // rather than zeros that read as measured.
+        let summarised = !matches!(e.status.as_str(), "skipped" | "incomplete" | "running");
+        let count = |v: String| if summarised { v } else { "-".into() };
         rows.push(vec![
             e.label.clone(),
-            s.requests_ok.to_string(),
-            s.requests_failed.to_string(),
-            format!("{:.2}", s.request_throughput),
-            format!("{:.0}", s.output_token_throughput),
+            count(s.requests_ok.to_string()),
+            count(s.requests_failed.to_string()),
+            count(format!("{:.2}", s.request_throughput)),
+            count(format!("{:.0}", s.output_token_throughput)),
             ms(e, Metric::Ttft, "p50"),
             ms(e, Metric::Ttft, "p99"),
             ms(e, Metric::Itl, "p50"),
