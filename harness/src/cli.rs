@@ -406,8 +406,8 @@ pub struct MergeArgs {
     #[arg(long, default_value = "fail", value_parser = ["fail", "newest", "first"])]
     pub on_conflict: String,
     /// Join the shards of an experiment (`run --shard`) even when some are
-    /// missing; the merged experiment is then `incomplete` (its load was not
-    /// the plan's), kept for inspection.
+    /// missing or did not complete; the merged experiment is then
+    /// `incomplete` (its load was not the plan's), kept for inspection.
     #[arg(long)]
     pub allow_missing_shards: bool,
 }

@@ -112,8 +112,17 @@ pub async fn run_experiment(
     // the experiment is measured from that instant, the plan's `t0`.
     let (t0, start_late_ns) = match start {
         Some(at) => {
-            let _ =
-                tokio::task::spawn_blocking(move || crate::timer::sleep_until_precise(at)).await;
+            // Ctrl-C ends the wait; the plan then issues nothing.
+            let stopped = || stop.load(std::sync::atomic::Ordering::Relaxed);
+            while !stopped()
+                && at.saturating_duration_since(Instant::now()) > Duration::from_millis(60)
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            if !stopped() {
+                let _ = tokio::task::spawn_blocking(move || crate::timer::sleep_until_precise(at))
+                    .await;
+            }
             (
                 at,
                 Instant::now().saturating_duration_since(at).as_nanos() as i64,

@@ -276,10 +276,14 @@ fn barrier(
         if missing.is_empty() {
             break times;
         }
+        // A shard that leaves without starting takes its announcement back,
+        // so that no later shard counts it as present and starts short.
         if stop.load(Ordering::Relaxed) {
+            let _ = std::fs::remove_file(&ready);
             bail!("interrupted while waiting at the barrier {}", d.display());
         }
         if began.elapsed() >= timeout {
+            let _ = std::fs::remove_file(&ready);
             bail!(
                 "--barrier {}: shard(s) {} of {} did not arrive within {} (each shard runs the same config, with the same experiments to run, and its own K)",
                 d.display(),
@@ -468,5 +472,8 @@ mod tests {
             format!("{e}").contains("shard(s) 1 of 2 did not arrive"),
             "{e}"
         );
+        // ... and takes its announcement back: a shard 1 arriving later
+        // waits instead of starting alone.
+        assert!(!d.path().join("other/0.ready").exists());
     }
 }

@@ -205,6 +205,19 @@ impl Parts {
                     }
                 }
             }
+            let unfinished: Vec<String> = chosen
+                .iter()
+                .filter(|(_, (_, s))| s.status != "complete")
+                .map(|(k, (i, s))| format!("shard {k} in {} is {}", name(*i), s.status))
+                .collect();
+            if !unfinished.is_empty() && !allow_missing {
+                errors.push(format!(
+                    "experiment {short} ({}): {}; rerun every shard, or --allow-missing-shards to keep an incomplete experiment",
+                    parts[0].label,
+                    unfinished.join(", ")
+                ));
+                continue;
+            }
             let missing: Vec<u32> = (0..n).filter(|k| !chosen.contains_key(k)).collect();
             if !missing.is_empty() && !allow_missing {
                 errors.push(format!(
@@ -332,6 +345,12 @@ pub(super) fn finish(out: &mut Bundle, joins: &BTreeMap<String, Join>) -> Result
         );
         out.write_results(id, j.simulated, &summary, &costed)?;
         let (clocks, verdict) = judge(j, &summary);
+        // An incomplete merge's load was not the plan's: nothing to judge.
+        let verdict = if status == "incomplete" {
+            "not judged: the merged load is not the plan's".to_string()
+        } else {
+            verdict
+        };
         let line = format!(
             "joined {} of {} shards of {} ({}, {} requests): {status}; {verdict}",
             j.chosen.len(),

@@ -90,7 +90,14 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
         &loaded.file,
         &started_at.format("%Y-%m-%d").to_string(),
     )?;
-    let path = bundle_path(&loaded.config, a.out.as_deref());
+    let mut path = bundle_path(&loaded.config, a.out.as_deref());
+    if let (Some(s), None) = (a.shard.shard, &a.out) {
+        // Shards on one machine must not share a bundle (one writer each).
+        path.set_file_name(format!(
+            "{}-shard-{}-of-{}.duckdb",
+            loaded.config.name, s.index, s.count
+        ));
+    }
     let run_id = new_run_id(started_at, &path);
     let plan = match deployment_gate(&a, &loaded, &experiments, &mut pricing, &run_id, &path).await
     {

@@ -344,6 +344,23 @@ fn three_shards_merge_into_the_experiment_one_process_measures() {
             .as_deref()
             .unwrap()
             .contains("2 of 3 shards")));
+    // A shard that did not complete (here marked interrupted) is refused too.
+    let cut = dir.path().join("cut.duckdb");
+    std::fs::copy(&shards[2], &cut).unwrap();
+    duckdb::Connection::open(&cut)
+        .unwrap()
+        .execute_batch("UPDATE shards SET status = 'interrupted'; CHECKPOINT;")
+        .unwrap();
+    let o = output(&[
+        "merge",
+        s[0],
+        s[1],
+        cut.to_str().unwrap(),
+        "-o",
+        dir.path().join("m5.duckdb").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("is interrupted"), "{}", stderr(&o));
     let o = output(&[
         "merge",
         single.to_str().unwrap(),
