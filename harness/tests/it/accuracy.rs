@@ -78,6 +78,7 @@ fn check_ttft_itl(
 
 #[test]
 fn closed_loop_concurrency_1_matches_truth() {
+    let _quiet = quiet_cores();
     let e = measure("concurrency: [1]", 40, 8);
     assert_eq!(e.summary.requests_ok, 40);
     assert_eq!(e.summary.warmup_requests, 8);
@@ -86,6 +87,7 @@ fn closed_loop_concurrency_1_matches_truth() {
 
 #[test]
 fn closed_loop_concurrency_256_matches_truth() {
+    let _quiet = quiet_cores();
     let e = measure("concurrency: [256]", 768, 256);
     assert_eq!(e.summary.requests_ok, 768);
     assert_eq!(e.summary.warmup_requests, 256);
@@ -94,6 +96,7 @@ fn closed_loop_concurrency_256_matches_truth() {
 
 #[test]
 fn open_loop_rate_matches_target() {
+    let _quiet = quiet_cores();
     for (rate, arrival) in [(100.0, "constant"), (400.0, "constant"), (200.0, "poisson")] {
         let e = measure(
             &format!("rates: [{rate}]\n  arrival: {arrival}"),

@@ -94,3 +94,12 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// Taken by tests that load the cores with several processes (the 3-shard
+/// run) and by tests whose assertions need the cores quiet (a 30% slowdown
+/// found at every percentile), so that the two never run at once on a
+/// 2-core CI machine.
+pub fn quiet_cores() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}

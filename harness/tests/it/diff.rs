@@ -36,6 +36,7 @@ fn bundle(dir: &std::path::Path, name: &str, slowdown: Option<&str>, extra: &[&s
 
 #[test]
 fn injected_slowdown_is_a_regression_and_a_rerun_is_not() {
+    let _quiet = quiet_cores();
     let dir = tempfile::tempdir().unwrap();
     let a = bundle(dir.path(), "a", None, &[]);
     let b = bundle(dir.path(), "b", None, &[]);

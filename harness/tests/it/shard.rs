@@ -188,6 +188,7 @@ fn arrivals(bundle: &Path, id: &str) -> Vec<(i64, i64, bool, Option<i32>)> {
 
 #[test]
 fn three_shards_merge_into_the_experiment_one_process_measures() {
+    let _quiet = quiet_cores();
     let dir = tempfile::tempdir().unwrap();
     let (mut sim, port) = start_sim();
     let cfg = config(dir.path(), port);
