@@ -17,7 +17,9 @@ scripts/moto.sh >/dev/null
 # The harness alone first, so its dependencies are built with the features
 # `cargo build -p harness` (scripts/harness, the end-to-end and browser tests)
 # uses too: the large EC2 client compiles once. Then the rest.
-cargo test --release -p harness
+# One test at a time: several tests assert timing against the simulator's truth,
+# and on 2 shared cores a neighbouring test's processes would move it.
+cargo test --release -p harness -- --test-threads=1
 cargo test --release --workspace --exclude harness
 echo "== end to end against llama.cpp (SmolLM2-135M)"
 scripts/e2e-llama.sh
