@@ -183,11 +183,11 @@ where
     });
     let send = Arc::new(send);
     let outcome = adm.clone();
-    match plan.level {
+    // The local plan's level: a closed-loop shard's own concurrency.
+    match adm.plan.level {
         LoadLevel::Closed { concurrency } => {
             let next = Arc::new(AtomicU64::new(0));
             let shard = plan.shard;
-            let concurrency = shard.map_or(concurrency as u64, |s| s.share(concurrency as u64));
             let mut workers = Vec::with_capacity(concurrency as usize);
             for _ in 0..concurrency {
                 let (adm, send, next) = (adm.clone(), send.clone(), next.clone());
