@@ -126,32 +126,16 @@ fn open_loop_rate_matches_target() {
 /// handed over. No timing threshold: bench/peers.sh prints the error.
 #[test]
 fn truth_log_records_each_request_and_bounds_the_clients_measurement() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let truth = dir.path().join("truth.jsonl");
-    let mut sim = harness()
-        .args([
-            "sim",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--ttft-ms",
-            "20",
-            "--itl-ms",
-            "5",
-            "--truth-log",
-            truth.to_str().unwrap(),
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Ready once it says where it serves.
-    let mut lines = BufReader::new(sim.stderr.take().unwrap()).lines();
-    assert!(lines.next().unwrap().unwrap().contains("serving"));
+    let (mut sim, port) = start_sim(&[
+        "--ttft-ms",
+        "20",
+        "--itl-ms",
+        "5",
+        "--truth-log",
+        truth.to_str().unwrap(),
+    ]);
     let cfg = write_config(
         dir.path(),
         "truth",

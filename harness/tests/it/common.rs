@@ -103,3 +103,25 @@ pub fn quiet_cores() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// `harness sim` on a free loopback port with `args` (default profile when
+/// empty), once it says where it serves; its stderr keeps being read.
+/// Returns the process and the port.
+pub fn start_sim(args: &[&str]) -> (std::process::Child, u16) {
+    use std::io::{BufRead, BufReader};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut sim = harness()
+        .args(["sim", "--listen", &format!("127.0.0.1:{port}")])
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(sim.stderr.take().unwrap()).lines();
+    assert!(lines.next().unwrap().unwrap().contains("serving"));
+    std::thread::spawn(move || lines.for_each(drop));
+    (sim, port)
+}

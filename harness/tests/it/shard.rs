@@ -5,7 +5,6 @@
 use crate::common::*;
 use harness::bundle::read;
 use harness_core::{sample::RequestSample, Metric};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 
@@ -103,25 +102,6 @@ fn the_kubernetes_manifest_is_an_indexed_job_of_n_shards() {
     );
 }
 
-/// `harness sim` on a free loopback port, with the default profile (its
-/// TTFT grows with the prompt); returns the process and the port.
-fn start_sim() -> (Child, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut sim = harness()
-        .args(["sim", "--listen", &format!("127.0.0.1:{port}")])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(sim.stderr.take().unwrap()).lines();
-    assert!(lines.next().unwrap().unwrap().contains("serving"));
-    std::thread::spawn(move || lines.for_each(drop));
-    (sim, port)
-}
-
 fn config(dir: &Path, port: u16) -> PathBuf {
     write_config(
         dir,
@@ -190,7 +170,7 @@ fn arrivals(bundle: &Path, id: &str) -> Vec<(i64, i64, bool, Option<i32>)> {
 fn three_shards_merge_into_the_experiment_one_process_measures() {
     let _quiet = quiet_cores();
     let dir = tempfile::tempdir().unwrap();
-    let (mut sim, port) = start_sim();
+    let (mut sim, port) = start_sim(&[]);
     let cfg = config(dir.path(), port);
     let single = run_into(dir.path(), &cfg, "single", &["--no-preflight"]);
 
