@@ -1191,9 +1191,11 @@ fn client_local_opens_the_port_to_the_cidr_only_and_benchmarks_from_here_with_a_
             ("g6e", "g6e.2xlarge", "ami-0a0b0c0d"),
         ],
         "  client: local\n  allowed_cidr: 203.0.113.7/32\n",
-        6,
-        // Long enough (over a second per experiment) for the serving host
-        // to be sampled during each one.
+        // Long enough for the serving host, sampled once a second, to be
+        // sampled during each experiment: at the stand-in's 1 ms per token,
+        // 12 requests of 400 tokens take about 2 s at concurrency 2 (6 took
+        // 0.97 s, and one CI run's experiment fell between two samples).
+        12,
         400,
     );
     // The dry run says where the client runs and what is opened.
