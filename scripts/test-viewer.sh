@@ -74,6 +74,9 @@ load: { concurrency: [2, 8], requests: 80, warmup: { requests: 4 } }
 budgets: { slo: { ttft_ms: 50 }, slo_attainment: 0.9 }
 YML
 "$h" run -q "$work/slo.yml" --out "$work/slo.duckdb" >/dev/null
+"$h" run -q configs/finetune.yml --out "$work/finetune.duckdb" >/dev/null
+"$h" report "$work/finetune.duckdb" --format json --out "$work/r4" >/dev/null
+cp "$work/r4/report.json" "$work/report-finetune.json"
 "$h" report "$work/slo.duckdb" --format json --out "$work/r3" >/dev/null
 cp "$work/r3/report.json" "$work/report-slo.json"
 # Untrusted strings, a newer storage format, another schema version.
@@ -99,7 +102,7 @@ c.execute("COPY FROM DATABASE src TO n"); c.close()
 PY
 
 echo "== publish and serve" >&2
-"$h" publish "$work/local.duckdb" "$work/a.duckdb" "$work/slow.duckdb" "$work/slo.duckdb" "$work/xss.duckdb" "$work/newer.duckdb" \
+"$h" publish "$work/local.duckdb" "$work/a.duckdb" "$work/slow.duckdb" "$work/slo.duckdb" "$work/xss.duckdb" "$work/newer.duckdb" "$work/finetune.duckdb" \
   --to "$work/site" --site "$site" >/dev/null
 cp "$work/schema99.duckdb" "$work/site/bundles/"   # publish itself refuses these two
 head -c 100000 /dev/urandom > "$work/site/bundles/corrupt.duckdb"

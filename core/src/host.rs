@@ -52,6 +52,9 @@ pub struct HostSampleRow {
     pub gpu_mem_total_bytes: Option<i64>,
     /// Board power draw, watts.
     pub gpu_power_w: Option<f64>,
+    /// Resident memory of the benchmarked process and all its descendants
+    /// (command experiments; null for endpoint experiments).
+    pub proc_rss_bytes: Option<i64>,
 }
 
 /// Nearest-rank p50, p95 and the maximum of one host figure in one window.
@@ -95,6 +98,8 @@ pub struct HostWindow {
     pub gpu_mem_used_gib: Option<Spread>,
     pub gpu_mem_total_gib: Option<f64>,
     pub gpu_power_w: Option<Spread>,
+    /// GiB; command experiments only.
+    pub proc_rss_gib: Option<Spread>,
 }
 
 const GIB: f64 = (1u64 << 30) as f64;
@@ -144,9 +149,51 @@ pub fn windows(rows: &[HostSampleRow]) -> Vec<HostWindow> {
                     .max()
                     .map(|b| b as f64 / GIB),
                 gpu_power_w: f(&|r| r.gpu_power_w),
+                proc_rss_gib: f(&|r| r.proc_rss_bytes.map(|b| b as f64 / GIB)),
             }
         })
         .collect()
+}
+
+/// GPU memory one run used, calibrated as the fine-tuning benchmark this
+/// replaces does: per device, the peak memory used while the run lasted less
+/// what other processes held on that device just before it started; then
+/// the average over the devices sampled. A device whose peak is under its
+/// baseline counts as 0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GpuMemoryPeak {
+    /// (NVML index, calibrated peak bytes), by index.
+    pub per_device: Vec<(i64, i64)>,
+    /// Mean of `per_device`, bytes.
+    pub mean_bytes: f64,
+}
+
+/// [`GpuMemoryPeak`] of the `samples` taken during one run, against
+/// `baseline` (NVML index → bytes used before the run). `None` without GPU
+/// samples. A device missing from `baseline` is taken as starting from 0.
+pub fn gpu_memory_peak(
+    baseline: &BTreeMap<i64, i64>,
+    samples: &[HostSampleRow],
+) -> Option<GpuMemoryPeak> {
+    let mut peak: BTreeMap<i64, i64> = BTreeMap::new();
+    for r in samples {
+        if let (Some(i), Some(b)) = (r.gpu_index, r.gpu_mem_used_bytes) {
+            let e = peak.entry(i).or_insert(b);
+            *e = (*e).max(b);
+        }
+    }
+    if peak.is_empty() {
+        return None;
+    }
+    let per_device: Vec<(i64, i64)> = peak
+        .into_iter()
+        .map(|(i, p)| (i, (p - baseline.get(&i).copied().unwrap_or(0)).max(0)))
+        .collect();
+    let mean_bytes = per_device.iter().map(|d| d.1 as f64).sum::<f64>() / per_device.len() as f64;
+    Some(GpuMemoryPeak {
+        per_device,
+        mean_bytes,
+    })
 }
 
 #[cfg(test)]
@@ -167,6 +214,7 @@ mod tests {
             gpu_mem_used_bytes: gpu.map(|_| 40 << 30),
             gpu_mem_total_bytes: gpu.map(|_| 80 << 30),
             gpu_power_w: gpu.map(|g| 100.0 + g.1),
+            proc_rss_bytes: None,
         }
     }
 
@@ -235,5 +283,23 @@ mod tests {
         assert_eq!(w[6].cpu_util_pct.unwrap().p50, 99.0);
         assert!(Spread::of(vec![]).is_none());
         assert!(Spread::of(vec![f64::NAN]).is_none());
+    }
+
+    #[test]
+    fn gpu_memory_peak_subtracts_the_baseline_per_device_and_averages() {
+        let r = |i: i64, used: i64| HostSampleRow {
+            gpu_index: Some(i),
+            gpu_mem_used_bytes: Some(used),
+            ..row("e", 3, 1.0, Some((i, 1.0)))
+        };
+        let baseline = BTreeMap::from([(0, 1000), (1, 4000)]);
+        let p =
+            gpu_memory_peak(&baseline, &[r(0, 1500), r(0, 3000), r(1, 5000), r(1, 4500)]).unwrap();
+        assert_eq!(p.per_device, [(0, 2000), (1, 1000)]);
+        assert_eq!(p.mean_bytes, 1500.0);
+        // Below its baseline (another process freed memory): 0, not negative.
+        let p = gpu_memory_peak(&baseline, &[r(1, 3000)]).unwrap();
+        assert_eq!(p.per_device, [(1, 0)]);
+        assert_eq!(gpu_memory_peak(&baseline, &[row("e", 3, 1.0, None)]), None);
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod analysis;
 pub mod capacity;
+pub mod command;
 pub mod cost;
 pub mod diff;
 pub mod hash;

@@ -44,10 +44,14 @@ pub struct Sample {
     pub mem_used_bytes: Option<i64>,
     pub mem_total_bytes: Option<i64>,
     pub gpus: Vec<GpuSample>,
+    /// Resident memory of the watched process and its descendants
+    /// ([`Sampler::watched`]); `None` when no process is watched.
+    #[serde(default)]
+    pub proc_rss_bytes: Option<i64>,
 }
 
 /// One GPU in one [`Sample`]; a figure the device does not report is `None`.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GpuSample {
     pub index: i64,
     pub util_pct: Option<f64>,
@@ -56,48 +60,126 @@ pub struct GpuSample {
     pub power_w: Option<f64>,
 }
 
-/// What reads the host: sysinfo for CPU and memory, NVML (loaded at run
-/// time from the driver's `libnvidia-ml.so.1`, when there is one) for GPUs.
+/// What reads the GPUs: NVML on a host with the NVIDIA driver ([`Nvml`]),
+/// a fake in tests. Reads block (NVML calls do); the sampler makes them on a
+/// blocking thread.
+pub trait Gpus: Send {
+    /// One reading of every device, by index.
+    fn read(&self) -> Vec<GpuSample>;
+    /// What was found, for the run's log.
+    fn describe(&self) -> String;
+}
+
+/// The GPUs through NVML, loaded at run time from the driver's
+/// `libnvidia-ml.so.1`.
+pub struct Nvml(nvml_wrapper::Nvml);
+
+impl Nvml {
+    /// NVML, or why there are no GPU metrics on this host.
+    pub fn init() -> Result<Nvml, String> {
+        match nvml_wrapper::Nvml::init() {
+            Ok(n) => Ok(Nvml(n)),
+            // No NVIDIA driver on this host: the common case, said briefly.
+            Err(nvml_wrapper::error::NvmlError::LibloadingError(_)) => {
+                Err("no GPU metrics (no NVIDIA driver: libnvidia-ml.so.1 not found)".to_string())
+            }
+            Err(e) => Err(format!("no GPU metrics: NVML failed ({e})")),
+        }
+    }
+}
+
+impl Gpus for Nvml {
+    fn read(&self) -> Vec<GpuSample> {
+        let nvml = &self.0;
+        (0..nvml.device_count().unwrap_or(0))
+            .map(|i| {
+                let d = nvml.device_by_index(i).ok();
+                let mem = d.as_ref().and_then(|d| d.memory_info().ok());
+                GpuSample {
+                    index: i as i64,
+                    util_pct: d
+                        .as_ref()
+                        .and_then(|d| d.utilization_rates().ok())
+                        .map(|u| u.gpu as f64),
+                    mem_used_bytes: mem.as_ref().map(|m| m.used as i64),
+                    mem_total_bytes: mem.as_ref().map(|m| m.total as i64),
+                    power_w: d
+                        .as_ref()
+                        .and_then(|d| d.power_usage().ok())
+                        .map(|mw| mw as f64 / 1e3),
+                }
+            })
+            .collect()
+    }
+
+    fn describe(&self) -> String {
+        let n = &self.0;
+        let count = n.device_count().unwrap_or(0);
+        let name = n
+            .device_by_index(0)
+            .and_then(|d| d.name())
+            .unwrap_or_else(|_| "unnamed".into());
+        let driver = n.sys_driver_version().unwrap_or_default();
+        match count {
+            0 => "NVML found no GPU".to_string(),
+            1 => format!("1 GPU ({name}, driver {driver})"),
+            k => format!("{k} GPUs ({name}, ...; driver {driver})"),
+        }
+    }
+}
+
+/// What reads the host: sysinfo for CPU, memory and the watched process
+/// tree, a [`Gpus`] for the GPUs.
 struct Probe {
     sys: sysinfo::System,
-    nvml: Option<nvml_wrapper::Nvml>,
+    gpus: Option<Box<dyn Gpus>>,
 }
 
 impl Probe {
-    fn read(&mut self, t_ns: i64) -> Sample {
+    fn read(&mut self, t_ns: i64, watched: u32) -> Sample {
         self.sys.refresh_cpu_usage();
         self.sys.refresh_memory();
         let cpu = self.sys.global_cpu_usage() as f64;
         let total = self.sys.total_memory();
-        let gpus = match &self.nvml {
-            None => vec![],
-            Some(nvml) => (0..nvml.device_count().unwrap_or(0))
-                .map(|i| {
-                    let d = nvml.device_by_index(i).ok();
-                    let mem = d.as_ref().and_then(|d| d.memory_info().ok());
-                    GpuSample {
-                        index: i as i64,
-                        util_pct: d
-                            .as_ref()
-                            .and_then(|d| d.utilization_rates().ok())
-                            .map(|u| u.gpu as f64),
-                        mem_used_bytes: mem.as_ref().map(|m| m.used as i64),
-                        mem_total_bytes: mem.as_ref().map(|m| m.total as i64),
-                        power_w: d
-                            .as_ref()
-                            .and_then(|d| d.power_usage().ok())
-                            .map(|mw| mw as f64 / 1e3),
-                    }
-                })
-                .collect(),
-        };
+        let gpus = self.gpus.as_ref().map(|g| g.read()).unwrap_or_default();
+        let proc_rss_bytes = (watched != 0).then(|| self.tree_rss(watched));
         Sample {
             t_ns,
             cpu_util_pct: cpu.is_finite().then_some(cpu),
             mem_used_bytes: (total > 0).then_some(self.sys.used_memory() as i64),
             mem_total_bytes: (total > 0).then_some(total as i64),
             gpus,
+            proc_rss_bytes,
         }
+    }
+
+    /// The resident memory of `root` and every process descended from it,
+    /// bytes (0 once they have all exited).
+    fn tree_rss(&mut self, root: u32) -> i64 {
+        use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate};
+        self.sys.refresh_processes_specifics(
+            ProcessesToUpdate::All,
+            true,
+            ProcessRefreshKind::nothing().with_memory(),
+        );
+        let root = Pid::from_u32(root);
+        let procs = self.sys.processes();
+        procs
+            .iter()
+            .filter(|(pid, _)| {
+                // Walk up to the root (bounded: a pid cycle cannot loop).
+                let mut at = Some(**pid);
+                for _ in 0..64 {
+                    match at {
+                        Some(p) if p == root => return true,
+                        Some(p) => at = procs.get(&p).and_then(|x| x.parent()),
+                        None => return false,
+                    }
+                }
+                false
+            })
+            .map(|(_, p)| p.memory() as i64)
+            .sum()
     }
 }
 
@@ -107,43 +189,40 @@ pub struct Sampler {
     probe: std::sync::Arc<std::sync::Mutex<Probe>>,
     interval: std::time::Duration,
     gpus: String,
+    watched: std::sync::Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl Sampler {
     /// Sampling every second, as the issue and FMBench's collector do.
     pub const INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
+    /// Samples CPU and memory, and the GPUs through NVML where the driver is.
     pub fn new(interval: std::time::Duration) -> Sampler {
-        let (nvml, gpus) = match nvml_wrapper::Nvml::init() {
-            Ok(n) => {
-                let count = n.device_count().unwrap_or(0);
-                let name = n
-                    .device_by_index(0)
-                    .and_then(|d| d.name())
-                    .unwrap_or_else(|_| "unnamed".into());
-                let driver = n.sys_driver_version().unwrap_or_default();
-                let what = match count {
-                    0 => "NVML found no GPU".to_string(),
-                    1 => format!("1 GPU ({name}, driver {driver})"),
-                    k => format!("{k} GPUs ({name}, ...; driver {driver})"),
-                };
-                (Some(n), what)
+        match Nvml::init() {
+            Ok(n) => Sampler::with_gpus(interval, Some(Box::new(n))),
+            Err(why) => {
+                let mut s = Sampler::with_gpus(interval, None);
+                s.gpus = why;
+                s
             }
-            // No NVIDIA driver on this host: the common case, said briefly.
-            Err(nvml_wrapper::error::NvmlError::LibloadingError(_)) => (
-                None,
-                "no GPU metrics (no NVIDIA driver: libnvidia-ml.so.1 not found)".to_string(),
-            ),
-            Err(e) => (None, format!("no GPU metrics: NVML failed ({e})")),
-        };
+        }
+    }
+
+    /// Samples with `gpus` reading the GPUs (`None`: no GPU columns).
+    pub fn with_gpus(interval: std::time::Duration, gpus: Option<Box<dyn Gpus>>) -> Sampler {
+        let what = gpus
+            .as_ref()
+            .map(|g| g.describe())
+            .unwrap_or_else(|| "no GPU metrics".to_string());
         let mut sys = sysinfo::System::new();
         // CPU utilisation is the change between two refreshes: the first one
         // sets the baseline.
         sys.refresh_cpu_usage();
         Sampler {
-            probe: std::sync::Arc::new(std::sync::Mutex::new(Probe { sys, nvml })),
+            probe: std::sync::Arc::new(std::sync::Mutex::new(Probe { sys, gpus })),
             interval,
-            gpus,
+            gpus: what,
+            watched: Default::default(),
         }
     }
 
@@ -153,11 +232,35 @@ impl Sampler {
         &self.gpus
     }
 
+    /// The process whose tree's resident memory each sample takes (0: none).
+    /// Set it when the process starts and back to 0 when it ends.
+    pub fn watched(&self) -> &std::sync::atomic::AtomicU32 {
+        &self.watched
+    }
+
+    /// One reading of the GPUs now, by index: memory used, bytes (a run's
+    /// baseline, what other processes hold before it starts).
+    pub async fn gpu_memory_now(&self) -> std::collections::BTreeMap<i64, i64> {
+        let p = self.probe.clone();
+        tokio::task::spawn_blocking(move || {
+            p.lock()
+                .ok()
+                .and_then(|p| p.gpus.as_ref().map(|g| g.read()))
+                .unwrap_or_default()
+        })
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|g| g.mem_used_bytes.map(|b| (g.index, b)))
+        .collect()
+    }
+
     /// Starts sampling on `clock` until [`Sampling::finish`]: one sample per
     /// interval, the first one interval after the start. Each read runs on a
     /// blocking thread (NVML calls block), never on the request path.
     pub fn start(&self, clock: crate::clock::Clock) -> Sampling {
         let (probe, interval) = (self.probe.clone(), self.interval);
+        let watched = self.watched.clone();
         let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let mut out = vec![];
@@ -181,7 +284,8 @@ impl Sampler {
                 }
                 let p = probe.clone();
                 let t_ns = clock.now_ns();
-                let read = move || p.lock().ok().map(|mut p| p.read(t_ns));
+                let pid = watched.load(std::sync::atomic::Ordering::Relaxed);
+                let read = move || p.lock().ok().map(|mut p| p.read(t_ns, pid));
                 match tokio::task::spawn_blocking(read).await {
                     Ok(Some(s)) => out.push(s),
                     _ => break,
@@ -231,6 +335,7 @@ pub fn rows(
             gpu_mem_used_bytes: g.and_then(|g| g.mem_used_bytes),
             gpu_mem_total_bytes: g.and_then(|g| g.mem_total_bytes),
             gpu_power_w: g.and_then(|g| g.power_w),
+            proc_rss_bytes: s.proc_rss_bytes,
         };
         if s.gpus.is_empty() {
             out.push(row(None));
@@ -280,6 +385,7 @@ mod tests {
             mem_used_bytes: None,
             mem_total_bytes: None,
             gpus: vec![],
+            proc_rss_bytes: None,
         };
         let samples: Vec<Sample> = (1..=10).map(|i| s(i * 1_000_000_000)).collect();
         // An experiment from 2.5 s to 6 s after the sampling started.
@@ -293,5 +399,95 @@ mod tests {
             got,
             [500_000_000, 1_500_000_000, 2_500_000_000, 3_500_000_000]
         );
+    }
+
+    /// Two GPUs whose memory used steps up by 1 GiB per read on device 1
+    /// (a training run allocating), device 0 holding 5 GiB of another
+    /// process's throughout.
+    struct FakeGpus(std::sync::atomic::AtomicI64);
+
+    impl Gpus for FakeGpus {
+        fn read(&self) -> Vec<GpuSample> {
+            let k = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let gib = 1i64 << 30;
+            (0..2)
+                .map(|i| GpuSample {
+                    index: i,
+                    util_pct: Some(50.0),
+                    mem_used_bytes: Some(if i == 0 {
+                        5 * gib
+                    } else {
+                        2 * gib + k.min(3) * gib
+                    }),
+                    mem_total_bytes: Some(48 * gib),
+                    power_w: Some(300.0),
+                })
+                .collect()
+        }
+        fn describe(&self) -> String {
+            "2 fake GPUs".into()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn gpus_behind_the_trait_are_sampled_and_calibrated_against_their_baseline() {
+        let s = Sampler::with_gpus(
+            std::time::Duration::from_millis(50),
+            Some(Box::new(FakeGpus(Default::default()))),
+        );
+        assert_eq!(s.gpus(), "2 fake GPUs");
+        let gib = 1i64 << 30;
+        // Read before the run: device 0 holds 5 GiB, device 1 2 GiB.
+        let baseline = s.gpu_memory_now().await;
+        assert_eq!(
+            baseline,
+            std::collections::BTreeMap::from([(0, 5 * gib), (1, 2 * gib)])
+        );
+        let sampling = s.start(crate::clock::Clock::new());
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        let samples = sampling.finish().await;
+        assert!(samples.len() >= 3, "{}", samples.len());
+        let rows = rows("e", &samples, None);
+        assert_eq!(rows.len(), 2 * samples.len(), "one row per sample and GPU");
+        assert!(rows
+            .iter()
+            .all(|r| r.gpu_power_w == Some(300.0) && r.proc_rss_bytes.is_none()));
+        let peak = harness_core::host::gpu_memory_peak(&baseline, &rows).unwrap();
+        // Device 1 peaked at 5 GiB over its 2 GiB baseline; device 0 at none.
+        assert_eq!(peak.per_device, [(0, 0), (1, 3 * gib)]);
+        assert_eq!(peak.mean_bytes, 1.5 * gib as f64);
+    }
+
+    /// The sampler against a child process that holds a known amount of
+    /// memory: a shell whose child (a grandchild of the test) writes 200 MiB,
+    /// so only a process-tree sum sees it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_process_trees_resident_memory_is_sampled() {
+        let s = Sampler::with_gpus(std::time::Duration::from_millis(100), None);
+        let mut child = tokio::process::Command::new("sh")
+            .args([
+                "-c",
+                "python3 -c 'import time; b = bytearray(b\"\\x01\") * (200 << 20); time.sleep(1.5)'",
+            ])
+            .spawn()
+            .unwrap();
+        s.watched()
+            .store(child.id().unwrap(), std::sync::atomic::Ordering::Relaxed);
+        let sampling = s.start(crate::clock::Clock::new());
+        child.wait().await.unwrap();
+        let samples = sampling.finish().await;
+        let peak = samples
+            .iter()
+            .filter_map(|x| x.proc_rss_bytes)
+            .max()
+            .unwrap();
+        let mib = (peak >> 20) as f64;
+        eprintln!(
+            "peak process-tree RSS {mib} MiB over {} samples",
+            samples.len()
+        );
+        // 200 MiB written, plus the interpreter and the shell (~10-30 MiB).
+        assert!((200.0..=260.0).contains(&mib), "{mib} MiB");
+        assert!(samples.iter().all(|x| x.gpus.is_empty()));
     }
 }

@@ -12,6 +12,7 @@ pub mod bundle;
 pub mod cli;
 pub mod clock;
 pub mod cmd;
+pub mod command;
 pub mod config;
 pub mod dataset;
 pub mod deploy;

@@ -7,6 +7,7 @@ use crate::svg::{self, Cell, Series, XyChart};
 use harness_core::analysis::WorkloadAnalysis;
 use std::collections::BTreeMap;
 
+#[derive(Clone)]
 pub struct Chart {
     /// Relative path, e.g. `charts/chat-all-latency-ttft.svg`.
     pub file: String,

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The bundle schema this build writes and reads (`meta.schema_version`).
-pub const SCHEMA_VERSION: &str = "9";
+pub const SCHEMA_VERSION: &str = "10";
 /// The DuckDB storage version bundles are created with, so that DuckDB-WASM
 /// 1.32 (DuckDB 1.4.3) opens them.
 pub const STORAGE_VERSION: &str = "v1.4.0";
@@ -79,7 +79,7 @@ pub const DATASETS: Query = Query(
 /// experiment, GPU and time.
 pub const HOST_SAMPLES: Query = Query(
     "SELECT experiment_id, load_window, t_ns, cpu_util_pct, mem_used_bytes, mem_total_bytes, gpu_index, gpu_util_pct,
-            gpu_mem_used_bytes, gpu_mem_total_bytes, gpu_power_w
+            gpu_mem_used_bytes, gpu_mem_total_bytes, gpu_power_w, proc_rss_bytes
      FROM {db}host_samples ORDER BY experiment_id, gpu_index, t_ns",
 );
 

@@ -5,6 +5,7 @@
 //! compiles it to wasm32 and recomputes exactly what `harness report` prints.
 
 pub mod charts;
+pub mod commands;
 pub mod contract;
 pub mod model;
 pub mod svg;

@@ -273,6 +273,9 @@ pub struct Report {
     /// order; empty when no experiment was scraped.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub server: Vec<ServerMetricsRow>,
+    /// The command experiments (`harness_view::commands`), by endpoint.
+    #[serde(skip_serializing_if = "crate::commands::CommandReport::is_empty")]
+    pub commands: crate::commands::CommandReport,
 }
 
 /// One experiment's engine metrics over its measurement window, from its
@@ -398,6 +401,8 @@ pub struct BundleRows {
     pub runs: Vec<StoredRun>,
     pub datasets: Vec<StoredDataset>,
     pub experiments: Vec<StoredExperiment>,
+    /// Its command experiments' rows (none in a bundle of endpoints only).
+    pub commands: crate::commands::CommandRows,
 }
 
 pub const REPORT_VERSION: u32 = 2;
@@ -414,6 +419,12 @@ pub fn build(bundles: Vec<BundleRows>, o: Options) -> Result<Report, String> {
     let mut rows = vec![];
     let mut excluded = vec![];
     let n_bundles = bundles.len();
+    let commands = crate::commands::build(
+        &bundles
+            .iter()
+            .map(|b| (b.file.clone(), b.commands.clone()))
+            .collect::<Vec<_>>(),
+    );
     for (i, b) in bundles.into_iter().enumerate() {
         for e in b.experiments {
             if e.status != "complete" {
@@ -428,7 +439,7 @@ pub fn build(bundles: Vec<BundleRows>, o: Options) -> Result<Report, String> {
             datasets: b.datasets,
         });
     }
-    if rows.is_empty() {
+    if rows.is_empty() && commands.is_empty() {
         let why = if excluded.is_empty() {
             "they hold no experiment".to_string()
         } else {
@@ -524,6 +535,7 @@ pub fn build(bundles: Vec<BundleRows>, o: Options) -> Result<Report, String> {
         target,
         ttft: vec![],
         server: vec![],
+        commands,
     })
 }
 

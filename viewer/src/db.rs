@@ -3,6 +3,7 @@
 //! happens in SQL; only summary-sized results cross into Rust, as JSON text.
 
 use harness_core::Metric;
+use harness_view::commands;
 use harness_view::contract::{self, Query, StoredRun};
 use harness_view::model::BundleRows;
 use std::collections::BTreeMap;
@@ -84,6 +85,12 @@ pub async fn load(alias: &str, name: &str, src: Source) -> Result<BundleRows, St
             rows(contract::EXPERIMENTS, alias, "experiments").await?,
             rows(contract::DISTRIBUTIONS, alias, "distributions").await?,
         ),
+        commands: harness_view::commands::CommandRows {
+            cells: rows(commands::COMMAND_CELLS, alias, "command_cells").await?,
+            runs: rows(commands::COMMAND_RUNS, alias, "command_runs").await?,
+            metrics: rows(commands::COMMAND_METRICS, alias, "command_metrics").await?,
+            host: rows(contract::HOST_SAMPLES, alias, "host_samples").await?,
+        },
     })
 }
 

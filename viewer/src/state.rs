@@ -14,15 +14,17 @@ pub enum Page {
     Recommendations,
     Latency,
     Diff,
+    Commands,
 }
 
 impl Page {
-    pub const ALL: [Page; 5] = [
+    pub const ALL: [Page; 6] = [
         Page::Overview,
         Page::Heatmap,
         Page::Recommendations,
         Page::Latency,
         Page::Diff,
+        Page::Commands,
     ];
     pub fn id(self) -> &'static str {
         match self {
@@ -31,6 +33,7 @@ impl Page {
             Page::Recommendations => "recommendations",
             Page::Latency => "latency",
             Page::Diff => "diff",
+            Page::Commands => "commands",
         }
     }
     pub fn title(self) -> &'static str {
@@ -40,6 +43,7 @@ impl Page {
             Page::Recommendations => "Recommendations",
             Page::Latency => "Latency and throughput",
             Page::Diff => "Diff",
+            Page::Commands => "Command experiments",
         }
     }
     fn parse(s: &str) -> Option<Page> {

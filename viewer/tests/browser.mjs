@@ -278,6 +278,30 @@ await page.evaluate((b64) => {
 await page.waitForSelector('#page table.experiments', { timeout: 60000 });
 check((await page.textContent('#page')).includes('dropped.duckdb'), 'a bundle dropped on the page opens');
 
+// 8b. Command experiments: the table's rows and means against the report's JSON.
+{
+  const want = json('report-finetune.json').commands.endpoints[0];
+  await open('?page=commands&bundle=bundles/finetune.duckdb');
+  const rows = await page.$$eval('table.commands tbody tr', (trs) => trs.map((tr) =>
+    [...tr.querySelectorAll('td')].map((td) => td.textContent)));
+  const head = await page.$$eval('table.commands thead th', (ths) => ths.map((th) => th.textContent));
+  const col = head.indexOf('train_runtime (s)');
+  const shortNum = (v) => {
+    // harness_view::svg::short for the values these runs give (0.01..100).
+    const s = v >= 100 ? v.toFixed(0) : v >= 1 ? v.toFixed(1) : v >= 0.01 ? v.toFixed(2) : v.toExponential(1);
+    return s.includes('.') && !s.includes('e') ? s.replace(/0+$/, '').replace(/\.$/, '') : s;
+  };
+  const bad = want.cells.filter((c, i) => {
+    const m = c.metrics.find((x) => x.metric === 'train_runtime');
+    return !rows[i] || rows[i][0] !== c.label || rows[i][1] !== `${c.runs_ok}/${c.runs}` || !rows[i][col].startsWith(shortNum(m.mean));
+  });
+  check(rows.length === want.cells.length && col > 1 && bad.length === 0,
+    `command cells: ${rows.length} rows shown, ${want.cells.length} in the report; labels, runs and train_runtime means agree${bad.length ? ' except ' + bad.map((c) => c.label).join(', ') : ''}`);
+  const figures = await page.$$eval('article.command figure.chart svg', (f) => f.length);
+  check(figures >= 4, `command charts drawn (${figures})`);
+  await shot('commands');
+}
+
 // 9. The same site served from S3 (moto): compressed wasm, the bundle by range reads.
 if (process.env.S3_BASE) {
   const t0 = Date.now();

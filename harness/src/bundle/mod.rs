@@ -6,6 +6,8 @@
 //! the main file. Files are created with storage version v1.4.0 so that
 //! DuckDB-WASM 1.32 (DuckDB 1.4.3) can open them in the viewer.
 
+mod command;
+pub use command::{CellRow, CommandRunRow};
 pub mod read;
 mod stream;
 
@@ -256,6 +258,7 @@ fn append_host_samples(c: &Connection, host: &[harness_core::host::HostSampleRow
             h.gpu_mem_used_bytes,
             h.gpu_mem_total_bytes,
             h.gpu_power_w,
+            h.proc_rss_bytes,
         ])?;
     }
     app.flush()?;
@@ -815,8 +818,12 @@ pub(crate) const REQUESTS_STAGE: &str = "CREATE TEMP TABLE IF NOT EXISTS request
 /// no analysis, `completed_ids` or report counts them; a rerun measures them
 /// again (replacing the rows).
 fn mark_incomplete(c: &Connection) -> Result<usize> {
+    let cells = c.execute(
+        "UPDATE command_cells SET status = 'incomplete', status_reason = 'its process ended while it ran; the runs it finished are kept' WHERE status = 'running'",
+        [],
+    )?;
     // The contract's reason, with the number of rows kept.
-    Ok(c.execute(
+    Ok(cells + c.execute(
         "UPDATE experiments SET status = 'incomplete', status_reason = replace(?, 'its request rows', \
            'its ' || (SELECT count(*) FROM requests r WHERE r.experiment_id = experiments.experiment_id) || ' request rows') \
          WHERE status = 'running'",

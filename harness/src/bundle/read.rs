@@ -219,3 +219,26 @@ pub fn request_samples(c: &Connection, id: &str) -> Result<Vec<RequestSample>> {
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// The command experiments' rows (`harness_view::commands`), with the
+/// bundle's host samples.
+pub fn command_rows(conn: &Connection) -> Result<harness_view::commands::CommandRows> {
+    use harness_view::commands as c;
+    Ok(c::CommandRows {
+        cells: decode(conn, c::COMMAND_CELLS, "command_cells")?,
+        runs: decode(conn, c::COMMAND_RUNS, "command_runs")?,
+        metrics: decode(conn, c::COMMAND_METRICS, "command_metrics")?,
+        host: host_samples(conn)?,
+    })
+}
+
+/// The command experiments of one bundle, summarised.
+pub fn command_report(
+    conn: &Connection,
+    file: &str,
+) -> Result<harness_view::commands::CommandReport> {
+    Ok(harness_view::commands::build(&[(
+        file.to_string(),
+        command_rows(conn)?,
+    )]))
+}

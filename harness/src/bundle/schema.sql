@@ -192,7 +192,8 @@ CREATE TABLE IF NOT EXISTS host_samples (
     gpu_util_pct        DOUBLE,
     gpu_mem_used_bytes  BIGINT,
     gpu_mem_total_bytes BIGINT,
-    gpu_power_w         DOUBLE
+    gpu_power_w         DOUBLE,
+    proc_rss_bytes      BIGINT
 );
 CREATE TABLE IF NOT EXISTS datasets (
     dataset          VARCHAR NOT NULL,
@@ -257,4 +258,63 @@ CREATE TABLE IF NOT EXISTS deployments (
     agent_log       VARCHAR,
     serving_log     VARCHAR,
     PRIMARY KEY (run_id, endpoint)
+);
+-- Command experiments (endpoints with provider `command`): one row per cell
+-- of a command's scenario matrix, its runs, their metrics and calibrated GPU
+-- memory. A cell's host samples are in host_samples under its cell_id, on the
+-- cell's clock (ns since the cell started), where command_runs places each run.
+CREATE TABLE IF NOT EXISTS command_cells (
+    cell_id        VARCHAR PRIMARY KEY,
+    run_id         VARCHAR NOT NULL,
+    ordinal        INTEGER NOT NULL,
+    label          VARCHAR NOT NULL,
+    endpoint       VARCHAR NOT NULL,
+    scenario       VARCHAR NOT NULL,
+    args           VARCHAR NOT NULL,
+    argv           VARCHAR NOT NULL,
+    hash_inputs    VARCHAR NOT NULL,
+    instance_type  VARCHAR,
+    instance_count INTEGER NOT NULL,
+    warmup_runs    INTEGER NOT NULL,
+    runs           INTEGER NOT NULL,
+    usd_per_hour   DOUBLE,
+    price_source   VARCHAR,
+    status         VARCHAR NOT NULL,
+    started_at     TIMESTAMPTZ NOT NULL,
+    ended_at       TIMESTAMPTZ,
+    status_reason  VARCHAR
+);
+CREATE TABLE IF NOT EXISTS command_runs (
+    cell_id            VARCHAR NOT NULL,
+    run                INTEGER NOT NULL,
+    warmup             BOOLEAN NOT NULL,
+    started_ns         BIGINT NOT NULL,
+    ended_ns           BIGINT NOT NULL,
+    exit_code          INTEGER,
+    status             VARCHAR NOT NULL,
+    error              VARCHAR,
+    stdout_tail        VARCHAR NOT NULL,
+    stderr_tail        VARCHAR NOT NULL,
+    peak_rss_bytes     BIGINT,
+    gpu_mem_peak_bytes DOUBLE,
+    usd                DOUBLE,
+    tokens             DOUBLE,
+    usd_per_1m_tokens  DOUBLE,
+    PRIMARY KEY (cell_id, run)
+);
+CREATE TABLE IF NOT EXISTS command_metrics (
+    cell_id VARCHAR NOT NULL,
+    run     INTEGER NOT NULL,
+    metric  VARCHAR NOT NULL,
+    unit    VARCHAR NOT NULL,
+    idx     INTEGER NOT NULL,
+    value   DOUBLE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS command_gpu_memory (
+    cell_id        VARCHAR NOT NULL,
+    run            INTEGER NOT NULL,
+    gpu_index      BIGINT NOT NULL,
+    baseline_bytes BIGINT NOT NULL,
+    peak_bytes     BIGINT NOT NULL,
+    PRIMARY KEY (cell_id, run, gpu_index)
 );

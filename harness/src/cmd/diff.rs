@@ -52,7 +52,12 @@ struct Report {
     only_new: Vec<String>,
     /// Complete in old, not complete in new: each counts as a regression.
     not_complete_in_new: Vec<Broken>,
-    /// Experiments complete in both bundles (compared).
+    /// Command cells complete in both bundles: the median of each metric
+    /// over their measured runs (`harness_core::command::higher_is_better`
+    /// says which way is worse).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    command_comparisons: Vec<Row>,
+    /// Experiments and command cells complete in both bundles (compared).
     compared: usize,
     /// Significant latency regressions plus experiments not complete in new.
     regressions: usize,
@@ -148,15 +153,33 @@ pub fn run(a: DiffArgs) -> Result<ExitCode> {
             }
         }
     }
+    let cells = compare_cells(&co, &cn, threshold)?;
+    broken.extend(cells.broken);
+    let only_old_cells = cells.only_old;
+    let only_new_cells = cells.only_new;
+    let compared = compared + cells.compared;
     let report = Report {
         old: a.old.display().to_string(),
         new: a.new.display().to_string(),
         threshold,
-        regressions: rows.iter().filter(|r| r.cmp.regression).count() + broken.len(),
+        regressions: rows.iter().filter(|r| r.cmp.regression).count()
+            + cells.rows.iter().filter(|r| r.cmp.regression).count()
+            + broken.len(),
         method: "percentile bootstrap (2000 resamples) of new - old; significant when the 95% interval excludes 0 (docs/cost.md#diff)",
         comparisons: rows,
-        only_old: sorted(old.iter().filter(|(k, _)| !new_all.contains_key(*k)).map(|(_, l)| l.clone())),
-        only_new: sorted(new.iter().filter(|(k, _)| !old.contains_key(*k)).map(|(_, l)| l.clone())),
+        only_old: sorted(
+            old.iter()
+                .filter(|(k, _)| !new_all.contains_key(*k))
+                .map(|(_, l)| l.clone())
+                .chain(only_old_cells),
+        ),
+        only_new: sorted(
+            new.iter()
+                .filter(|(k, _)| !old.contains_key(*k))
+                .map(|(_, l)| l.clone())
+                .chain(only_new_cells),
+        ),
+        command_comparisons: cells.rows,
         not_complete_in_new: broken,
         compared,
     };
@@ -177,6 +200,109 @@ pub fn run(a: DiffArgs) -> Result<ExitCode> {
             ExitCode::SUCCESS
         },
     )
+}
+
+/// The command cells' side of a diff.
+struct Cells {
+    rows: Vec<Row>,
+    broken: Vec<Broken>,
+    only_old: Vec<String>,
+    only_new: Vec<String>,
+    compared: usize,
+}
+
+/// Matches command cells by id; for each metric of a cell complete in both,
+/// compares the median over the measured successful runs' values (list
+/// metrics: every element) with the same bootstrap as latencies. The change
+/// is a regression when significant, above `threshold` and in the metric's
+/// bad direction (a rate falling, a time, size or loss rising).
+fn compare_cells(
+    co: &duckdb::Connection,
+    cn: &duckdb::Connection,
+    threshold: f64,
+) -> Result<Cells> {
+    let (ro, rn) = (read::command_rows(co)?, read::command_rows(cn)?);
+    let values = |rows: &harness_view::commands::CommandRows, id: &str| {
+        let ok: Vec<i64> = rows
+            .runs
+            .iter()
+            .filter(|r| r.cell_id == id && !r.warmup && r.status == "ok")
+            .map(|r| r.run)
+            .collect();
+        let mut by: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
+        for m in rows
+            .metrics
+            .iter()
+            .filter(|m| m.cell_id == id && ok.contains(&m.run))
+        {
+            by.entry((m.metric.clone(), m.unit.clone()))
+                .or_default()
+                .push(m.value);
+        }
+        by
+    };
+    let complete = |rows: &harness_view::commands::CommandRows| -> BTreeMap<String, String> {
+        rows.cells
+            .iter()
+            .filter(|c| c.status == "complete")
+            .map(|c| (c.cell_id.clone(), c.label.clone()))
+            .collect()
+    };
+    let (old, new) = (complete(&ro), complete(&rn));
+    let mut out = Cells {
+        rows: vec![],
+        broken: vec![],
+        only_old: vec![],
+        only_new: vec![],
+        compared: 0,
+    };
+    for c in &ro.cells {
+        if !rn.cells.iter().any(|n| n.cell_id == c.cell_id) {
+            out.only_old.push(c.label.clone());
+        }
+    }
+    for c in &rn.cells {
+        if !ro.cells.iter().any(|o| o.cell_id == c.cell_id) {
+            out.only_new.push(c.label.clone());
+        } else if old.contains_key(&c.cell_id) && c.status != "complete" {
+            out.broken.push(Broken {
+                label: c.label.clone(),
+                status: c.status.clone(),
+                reason: c.status_reason.clone(),
+            });
+        }
+    }
+    for (id, label) in &old {
+        if !new.contains_key(id) {
+            continue;
+        }
+        out.compared += 1;
+        let (vo, vn) = (values(&ro, id), values(&rn, id));
+        for ((metric, unit), so) in &vo {
+            let Some(sn) = vn.get(&(metric.clone(), unit.clone())) else {
+                continue;
+            };
+            let stat = Stat::P50;
+            let seed = harness_core::diff::seed(id, metric, stat);
+            let it = harness_core::diff::ITERATIONS;
+            if let Some(mut cmp) = compare(so, sn, stat, threshold, it, seed) {
+                cmp.regression = cmp.significant
+                    && match harness_core::command::higher_is_better(unit) {
+                        Some(true) => cmp.change < -threshold,
+                        Some(false) => cmp.change > threshold,
+                        None => false,
+                    };
+                out.rows.push(Row {
+                    experiment_id: id.clone(),
+                    label: label.clone(),
+                    metric: format!("{metric} ({unit})"),
+                    stat: stat.name(),
+                    cmp,
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn sorted(v: impl Iterator<Item = String>) -> Vec<String> {
@@ -224,6 +350,40 @@ fn render(r: &Report, md: bool) -> String {
             );
         }
     }
+    if !r.command_comparisons.is_empty() {
+        if md {
+            s += "\n| command cell | metric | old | new | change | 95% CI of difference | verdict |\n|---|---|---|---|---|---|---|\n";
+        } else {
+            s += "command cells (median over measured runs; a rate regresses when it falls):\n";
+        }
+    }
+    for x in &r.command_comparisons {
+        let c = &x.cmp;
+        let verdict = if c.regression {
+            "REGRESSION"
+        } else if c.significant {
+            "significant"
+        } else {
+            "no significant change"
+        };
+        let cells = [
+            x.label.clone(),
+            x.metric.clone(),
+            svg_short(c.old),
+            svg_short(c.new),
+            format!("{:+.1}%", c.change * 100.0),
+            format!("[{}, {}]", svg_short(c.ci_low), svg_short(c.ci_high)),
+            verdict.to_string(),
+        ];
+        if md {
+            s += &format!("| {} |\n", cells.join(" | "));
+        } else {
+            s += &format!(
+                "{:<44} {:<24} {:>10} -> {:>10} {:>8}  CI {}  {}\n",
+                cells[0], cells[1], cells[2], cells[3], cells[4], cells[5], cells[6]
+            );
+        }
+    }
     for b in &r.not_complete_in_new {
         s += &format!(
             "REGRESSION: {} is {} in new{}\n",
@@ -242,7 +402,7 @@ fn render(r: &Report, md: bool) -> String {
         s += &format!("only in new: {l}\n");
     }
     if r.compared == 0 {
-        s += "nothing compared: no experiment is complete in both bundles\n";
+        s += "nothing compared: no experiment or command cell is complete in both bundles\n";
     }
     s += &format!(
         "{} experiment(s) compared; {} regression(s): significant slowdowns above {:.1}%, or experiments no longer complete\n",
@@ -251,4 +411,8 @@ fn render(r: &Report, md: bool) -> String {
         r.threshold * 100.0
     );
     s
+}
+
+fn svg_short(v: f64) -> String {
+    harness_view::svg::short(v)
 }

@@ -52,7 +52,8 @@ pub fn run(a: ReportArgs) -> Result<ExitCode> {
         chart_samples: true,
     };
     let r = crate::report::build(&a.bundles, opts)?;
-    let charts = charts::charts(&r);
+    let mut charts = charts::charts(&r);
+    charts.extend(harness_view::commands::charts(&r.commands));
     std::fs::create_dir_all(a.out.join("charts"))
         .with_context(|| format!("cannot create {}", a.out.join("charts").display()))?;
     for c in &charts {

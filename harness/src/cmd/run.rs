@@ -84,6 +84,24 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(exit::BAD_INPUT));
         }
     };
+    let cells = crate::command::plan(&loaded.config)
+        .map_err(|e| crate::exit::bad_input(format!("{}: {e:#}", loaded.file)))?;
+    if !cells.is_empty() && a.shard.shard.is_some() {
+        crate::bad_input!("--shard splits the load of endpoint experiments; the config's command endpoints run whole (run them without --shard)");
+    }
+    for c in &loaded.config.commands {
+        for var in &c.secret_env {
+            match std::env::var(var) {
+                Ok(v) if !v.is_empty() => crate::redact::register(&v),
+                _ if a.dry_run => {}
+                _ => crate::bad_input!(
+                    "{}: endpoint `{}`: ${var} is not set; export it (it is listed in `command.secret_env`, passed to the command by name and never stored)",
+                    loaded.file,
+                    c.name
+                ),
+            }
+        }
+    }
     let started_at = Utc::now();
     let mut pricing = Pricer::for_run(
         &loaded.config.pricing,
@@ -99,7 +117,16 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
         ));
     }
     let run_id = new_run_id(started_at, &path);
-    let plan = match deployment_gate(&a, &loaded, &experiments, &mut pricing, &run_id, &path).await
+    let plan = match deployment_gate(
+        &a,
+        &loaded,
+        &experiments,
+        &cells,
+        &mut pricing,
+        &run_id,
+        &path,
+    )
+    .await
     {
         Ok(plan) => plan,
         Err(code) => return Ok(code),
@@ -126,12 +153,14 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
         fleet,
         served_at: None,
         aws,
+        cells: &cells,
     };
     let done = stages.execute(&experiments, None).await?;
     print_summary(
         &loaded.config,
         &path,
         &experiments,
+        &cells,
         &done.tally,
         done.signal,
     )?;
@@ -181,6 +210,7 @@ pub async fn agent_run(
         fleet: None,
         served_at: Some((endpoint.to_string(), base_url.to_string())),
         aws: None,
+        cells: &[],
     };
     let done = stages.execute(&experiments, Some(after_each)).await?;
     let mut not_completed = BTreeMap::new();
@@ -246,6 +276,8 @@ struct Stages<'a> {
     served_at: Option<(String, String)>,
     /// The AWS configuration for SageMaker and Bedrock endpoints.
     aws: Option<aws_config::SdkConfig>,
+    /// The command endpoints' cells, run after the endpoint experiments.
+    cells: &'a [crate::command::CommandCell],
 }
 
 /// How a run ended.
@@ -308,6 +340,7 @@ impl Stages<'_> {
             sampler,
             timeline: HashMap::new(),
             aws: self.aws,
+            cells: self.cells,
         };
         let result = std::panic::AssertUnwindSafe(session.run_all(&mut bundle, experiments))
             .catch_unwind()
@@ -379,6 +412,8 @@ struct Tally {
     probes: HashSet<String>,
     /// One line per capacity search: where it ended.
     searches: Vec<String>,
+    /// Command cells run, and found complete already.
+    cells: (usize, usize),
 }
 
 /// One run's state while it goes through the experiments.
@@ -401,6 +436,7 @@ struct Session<'a> {
     timeline: HashMap<String, Ran>,
     /// The AWS configuration for SageMaker and Bedrock endpoints.
     aws: Option<aws_config::SdkConfig>,
+    cells: &'a [crate::command::CommandCell],
 }
 
 /// When an experiment ran, and its measurement window (ns on its clock).
@@ -455,6 +491,18 @@ impl Session<'_> {
         }
         if !launched.is_empty() && self.stop.signal().is_none() {
             self.launch(bundle, &launched).await?;
+        }
+        if !self.cells.is_empty() && self.stop.signal().is_none() {
+            let mut cx = crate::command::run::Context {
+                run_id: self.run_id,
+                force: self.args.force,
+                stop: self.stop.flag(),
+                quiet: self.args.quiet,
+                pricing: &mut self.pricing,
+            };
+            let t = crate::command::run::run_cells(bundle, self.cells, &mut cx).await?;
+            self.tally.cells = (t.ran, t.already_complete);
+            self.tally.failures.extend(t.failures);
         }
         Ok(())
     }
@@ -1033,6 +1081,7 @@ async fn deployment_gate(
     a: &RunArgs,
     loaded: &Loaded,
     experiments: &[Experiment],
+    cells: &[crate::command::CommandCell],
     pricing: &mut Pricer,
     run_id: &str,
     path: &Path,
@@ -1088,6 +1137,31 @@ async fn deployment_gate(
                 .filter(|e| e.endpoint.name == ep.name)
                 .count();
             println!("endpoint {}: {how}; {n} experiment(s)", ep.name);
+        }
+        for ep in &cfg.commands {
+            let mine: Vec<&crate::command::CommandCell> = cells
+                .iter()
+                .filter(|c| c.endpoint.name == ep.name)
+                .collect();
+            println!(
+                "endpoint {}: a command run here; {} cell(s) × ({} warm-up + {} measured) run(s), timeout {} each",
+                ep.name,
+                mine.len(),
+                ep.warmup_runs,
+                ep.runs,
+                humantime::format_duration(ep.timeout)
+            );
+            for c in mine {
+                println!(
+                    "  {} [{}]: {}",
+                    c.label,
+                    &c.id[..12],
+                    redact::text(
+                        &shlex::try_join(c.argv.iter().map(String::as_str))
+                            .unwrap_or_else(|_| c.argv.join(" "))
+                    )
+                );
+            }
         }
         if !plan.instances.is_empty() {
             print!("{}", deploy::ec2::render(&plan, &cfg.deploy));
@@ -1172,6 +1246,7 @@ fn print_summary(
     cfg: &Config,
     path: &Path,
     experiments: &[Experiment],
+    cells: &[crate::command::CommandCell],
     tally: &Tally,
     signal: Option<&str>,
 ) -> Result<()> {
@@ -1185,6 +1260,18 @@ fn print_summary(
         .into_iter()
         .filter(|e| ids.contains(e.experiment_id.as_str()))
         .collect();
+    let mut commands = read::command_report(&conn, &path.display().to_string())?;
+    commands.retain(|id| cells.iter().any(|c| c.id == id));
+    if rows.is_empty() && !commands.endpoints.is_empty() {
+        print!("{}", crate::report::table::commands(&commands));
+        println!(
+            "{} command cell(s) run, {} skipped (complete in the bundle; --force reruns)",
+            tally.cells.0, tally.cells.1
+        );
+        println!("bundle: {}", path.display());
+        println!("next: harness report {} --out report", path.display());
+        return Ok(());
+    }
     println!();
     let notes = |id: &str| {
         if tally.already_complete.contains(id) {
@@ -1236,6 +1323,7 @@ fn print_summary(
     for f in &tally.failures {
         println!("FAILED: {f}");
     }
+    print!("{}", crate::report::table::commands(&commands));
     println!("bundle: {}", path.display());
     println!(
         "next: harness report {0} --out report   |   harness plan {0} --rpm R --latency-p95 MS",

@@ -12,6 +12,7 @@ pub fn run(a: ShowArgs) -> anyhow::Result<ExitCode> {
             "experiments": read::experiments(&conn)?,
             "host": harness_core::host::windows(&read::host_samples(&conn)?),
             "server": read::server(&conn)?,
+            "commands": read::command_report(&conn, &a.bundle.display().to_string())?,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(ExitCode::SUCCESS);
@@ -34,21 +35,29 @@ pub fn run(a: ShowArgs) -> anyhow::Result<ExitCode> {
     }
     let exps = read::experiments(&conn)?;
     let max_error_rate = crate::report::model::budgeted_error_rate(&runs);
+    let commands = read::command_report(&conn, &a.bundle.display().to_string())?;
     println!();
-    print!(
-        "{}",
-        table::render(
-            &exps,
-            &|id| exps
-                .iter()
-                .find(|e| e.experiment_id == id)
-                .filter(|e| e.status == "skipped") // failures show their error classes
-                .and_then(|e| e.status_reason.as_deref())
-                .map(|r| r.trim_start_matches("skipped: ").to_string()),
-            max_error_rate
-        )
-    );
-    print!("{}", host_table(&runs, &exps, &read::host_samples(&conn)?));
+    if !exps.is_empty() || commands.endpoints.is_empty() {
+        print!(
+            "{}",
+            table::render(
+                &exps,
+                &|id| exps
+                    .iter()
+                    .find(|e| e.experiment_id == id)
+                    .filter(|e| e.status == "skipped") // failures show their error classes
+                    .and_then(|e| e.status_reason.as_deref())
+                    .map(|r| r.trim_start_matches("skipped: ").to_string()),
+                max_error_rate
+            )
+        );
+    }
+    print!("{}", table::commands(&commands));
+    let samples: Vec<_> = read::host_samples(&conn)?
+        .into_iter()
+        .filter(|h| exps.iter().any(|e| e.experiment_id == h.experiment_id))
+        .collect();
+    print!("{}", host_table(&runs, &exps, &samples));
     print!("{}", server_table(&exps, &read::server(&conn)?));
     println!("bundle: {}", a.bundle.display());
     Ok(ExitCode::SUCCESS)

@@ -26,6 +26,15 @@ pub async fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
             exps.len()
         )
     };
+    let cells = match crate::command::plan(&loaded.config) {
+        Ok(c) => c,
+        Err(e) => crate::bad_input!("{}: {e:#}", loaded.file),
+    };
+    let counted = if cells.is_empty() {
+        counted
+    } else {
+        format!("{counted}, {} command cell(s)", cells.len())
+    };
     if !a.show_settings {
         println!("{}: OK, {counted}", loaded.file);
         return Ok(ExitCode::SUCCESS);
@@ -47,6 +56,7 @@ pub async fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
                 "http://127.0.0.1:<port>/v1/{} (embedded simulator)",
                 shape.path()
             ),
+            ProviderKind::Command => unreachable!("command endpoints are in `commands`"),
             ProviderKind::Sagemaker => {
                 let s = ep.sagemaker.as_ref().expect("validated");
                 format!(
@@ -118,6 +128,20 @@ pub async fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
         headers.extend(ep.headers.keys().map(|k| format!("{k}: ****")));
         println!("{}", headers.join("\n"));
         println!("{}", serde_json::to_string_pretty(&body)?);
+    }
+    if !cells.is_empty() {
+        println!("\n# Command cells (each: the command line as run; `{{run_dir}}` is the run's own directory)");
+        for c in &cells {
+            println!(
+                "{}  {}: {}",
+                c.id,
+                c.label,
+                crate::redact::text(
+                    &shlex::try_join(c.argv.iter().map(String::as_str))
+                        .unwrap_or_else(|_| c.argv.join(" "))
+                )
+            );
+        }
     }
     println!("\n# Experiments ({counted})");
     for e in &exps {

@@ -12,6 +12,10 @@ pub struct Config {
     pub name: String,
     pub seed: u64,
     pub endpoints: Vec<Endpoint>,
+    /// Endpoints with provider `command`: programs run over a scenario
+    /// matrix (`harness/src/command/`), apart from the request endpoints.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<CommandEndpoint>,
     pub datasets: Vec<Dataset>,
     pub load: Load,
     pub sampling: Sampling,
@@ -126,6 +130,53 @@ pub struct Endpoint {
     pub bedrock: Option<BedrockSettings>,
     /// Scraping of the engine's Prometheus metrics; `None`: off.
     pub server_metrics: Option<ServerMetrics>,
+}
+
+/// An endpoint with provider `command`, validated.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommandEndpoint {
+    pub name: String,
+    /// For the cost of each run (with its price).
+    pub instance_type: Option<String>,
+    pub instance_count: u32,
+    /// The command line as written.
+    pub run: String,
+    /// `run` split into words.
+    #[serde(skip)]
+    pub template: Vec<String>,
+    pub inputs: Vec<String>,
+    pub defaults: harness_core::command::Args,
+    pub scenarios: Vec<harness_core::command::Scenario>,
+    pub matrix: BTreeMap<String, Vec<serde_json::Value>>,
+    pub warmup_runs: u32,
+    pub runs: u32,
+    #[serde(serialize_with = "secs::one")]
+    pub timeout: Duration,
+    pub env: BTreeMap<String, String>,
+    pub secret_env: Vec<String>,
+    #[serde(serialize_with = "secs::one")]
+    pub sample_interval: Duration,
+    pub metrics: BTreeMap<String, CommandMetric>,
+}
+
+/// One declared metric of a command, validated.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CommandMetric {
+    pub unit: String,
+    pub source: MetricSource,
+    pub list: bool,
+}
+
+/// Where a command metric is read from.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricSource {
+    /// JSON lines on stdout; `key` is a dotted path.
+    Stdout { key: String },
+    /// A JSON file the command writes (`{run_dir}` allowed in its path).
+    File { path: String, key: String },
+    /// A regular expression over stdout; capture group 1.
+    Regex { pattern: String },
 }
 
 /// `server_metrics:`, validated.

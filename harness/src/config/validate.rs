@@ -5,7 +5,7 @@ use super::model::*;
 use super::wire::*;
 use super::yaml::Path;
 use crate::sim::profile;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -83,8 +83,24 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
     let mut endpoints = vec![];
     let mut seen = BTreeSet::new();
     let mut instances = BTreeSet::new();
+    let mut commands: Vec<CommandEndpoint> = vec![];
     for (i, e) in wire_endpoints.into_iter().enumerate() {
         let p = root.key("endpoints").index(i);
+        if e.provider == Some(ProviderKind::Command) {
+            if let Some(c) = command_endpoint(&mut cx, &p, e) {
+                if !seen.insert(c.name.clone()) {
+                    cx.err(
+                        p.key("name"),
+                        format!(
+                            "`{}` names two endpoints; endpoint names must be unique",
+                            c.name
+                        ),
+                    );
+                }
+                commands.push(c);
+            }
+            continue;
+        }
         if let Some(ep) = endpoint(&mut cx, &p, e) {
             if !seen.insert(ep.name.clone()) {
                 cx.err(
@@ -495,6 +511,7 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
             name,
             seed,
             endpoints,
+            commands,
             datasets,
             load,
             sampling,
@@ -654,7 +671,7 @@ fn endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<Endpoint> {
         None => {
             cx.err(
                 p.key("provider"),
-                "is required: one of `sim`, `openai`, `sagemaker`, `bedrock`",
+                "is required: one of `sim`, `openai`, `sagemaker`, `bedrock`, `command`",
             );
             return None;
         }
@@ -694,6 +711,7 @@ fn endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<Endpoint> {
     for (key, set, owner) in [
         ("sagemaker", e.sagemaker.is_some(), ProviderKind::Sagemaker),
         ("bedrock", e.bedrock.is_some(), ProviderKind::Bedrock),
+        ("command", e.command.is_some(), ProviderKind::Command),
     ] {
         if set && provider != owner {
             cx.err(
@@ -741,6 +759,8 @@ fn endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<Endpoint> {
         }
     }
     match provider {
+        // Validated by `command_endpoint`.
+        ProviderKind::Command => {}
         ProviderKind::Sagemaker => {
             sagemaker = sagemaker_section(
                 cx,
@@ -889,7 +909,7 @@ fn endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<Endpoint> {
             );
             None
         }
-        (Some(_), ProviderKind::Sagemaker | ProviderKind::Bedrock) => {
+        (Some(_), ProviderKind::Sagemaker | ProviderKind::Bedrock | ProviderKind::Command) => {
             cx.err(
                 p.key("ec2"),
                 "only applies to provider `openai` (the harness launches OpenAI-compatible servers)",
@@ -1704,4 +1724,315 @@ fn search(cx: &mut Ctx, load: &Path, w: WireSearch, arrival: Arrival) -> SearchS
         arrival,
         early_stop: w.early_stop.unwrap_or(true),
     }
+}
+
+/// An endpoint with provider `command`: its `command:` section, and the
+/// endpoint keys that apply to a program (name, instance type and count).
+fn command_endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<CommandEndpoint> {
+    let before = cx.issues.len();
+    let name = match &e.name {
+        Some(n) if name_ok(n) => n.clone(),
+        Some(n) => {
+            cx.err(
+                p.key("name"),
+                format!("`{n}` is not a valid name: use letters, digits, `-`, `_`, `.`, `:`, `/`"),
+            );
+            String::new()
+        }
+        None => {
+            cx.err(
+                p.key("name"),
+                "is required: a short unique label, e.g. `name: llama-cpp-offline`",
+            );
+            String::new()
+        }
+    };
+    for (key, set) in [
+        ("model", e.model.is_some()),
+        ("serving_stack", e.serving_stack.is_some()),
+        ("api", e.api.is_some()),
+        ("stream", e.stream.is_some()),
+        ("base_url", e.base_url.is_some()),
+        ("api_key_env", e.api_key_env.is_some()),
+        ("headers", e.headers.is_some()),
+        ("extra_body", e.extra_body.is_some()),
+        ("sim", e.sim.is_some()),
+        ("tokenizer", e.tokenizer.is_some()),
+        ("ec2", e.ec2.is_some()),
+        ("sagemaker", e.sagemaker.is_some()),
+        ("bedrock", e.bedrock.is_some()),
+        ("server_metrics", e.server_metrics.is_some()),
+    ] {
+        if set {
+            cx.err(p.key(key), "does not apply to provider `command`: it runs a program, not requests (a command endpoint takes `name`, `instance_type`, `instance_count` and `command`)");
+        }
+    }
+    let instance_count = e.instance_count.unwrap_or(1);
+    if instance_count == 0 {
+        cx.err(p.key("instance_count"), "must be >= 1");
+    }
+    let Some(c) = e.command else {
+        cx.err(
+            p.key("command"),
+            "is required for provider `command`: at least `run: <command line>` and `metrics:`",
+        );
+        return None;
+    };
+    let cp = p.key("command");
+    let run = c.run.unwrap_or_default();
+    let template = match shlex::split(&run) {
+        Some(w) if !w.is_empty() => w,
+        Some(_) => {
+            cx.err(
+                cp.key("run"),
+                "is required: the command line, e.g. `run: python3 bench.py --batch {batch}`",
+            );
+            vec![]
+        }
+        None => {
+            cx.err(
+                cp.key("run"),
+                format!("`{run}` does not split into words: a quote is not closed"),
+            );
+            vec![]
+        }
+    };
+    let mut placeholders = BTreeSet::new();
+    for w in &template {
+        match harness_core::command::placeholders(w) {
+            Ok(ps) => placeholders.extend(ps),
+            Err(m) => cx.err(cp.key("run"), m),
+        }
+    }
+    let arg_name_ok = |k: &str| {
+        !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    };
+    let defaults = c.defaults.unwrap_or_default();
+    for (k, v) in &defaults {
+        if !arg_name_ok(k) {
+            cx.err(
+                cp.key("defaults").key(k),
+                "is not an argument name: use letters, digits, `_`, `-`, `.`",
+            );
+        }
+        if matches!(v, serde_json::Value::Array(a) if a.is_empty()) {
+            cx.err(
+                cp.key("defaults").key(k),
+                "is an empty list, which leaves no cell to run",
+            );
+        }
+    }
+    let mut scenarios = vec![];
+    let wire_scenarios = c.scenarios.unwrap_or_else(|| {
+        vec![WireScenario {
+            name: Some("default".into()),
+            arguments: None,
+        }]
+    });
+    if wire_scenarios.is_empty() {
+        cx.err(
+            cp.key("scenarios"),
+            "lists no scenario; remove the key for one scenario of the defaults, or add one",
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for (i, s) in wire_scenarios.into_iter().enumerate() {
+        let sp = cp.key("scenarios").index(i);
+        let sname = match s.name {
+            Some(n) if name_ok(&n) => n,
+            Some(n) => {
+                cx.err(
+                    sp.key("name"),
+                    format!("`{n}` is not a valid name: use letters, digits, `-`, `_`, `.`"),
+                );
+                continue;
+            }
+            None => {
+                cx.err(sp.key("name"), "is required: e.g. `name: full-finetuning`");
+                continue;
+            }
+        };
+        if !seen.insert(sname.clone()) {
+            cx.err(
+                sp.key("name"),
+                format!("`{sname}` names two scenarios; scenario names must be unique"),
+            );
+        }
+        let args = s.arguments.unwrap_or_default();
+        for (k, v) in &args {
+            if !arg_name_ok(k) {
+                cx.err(
+                    sp.key("arguments").key(k),
+                    "is not an argument name: use letters, digits, `_`, `-`, `.`",
+                );
+            }
+            if matches!(v, serde_json::Value::Array(a) if a.is_empty()) {
+                cx.err(
+                    sp.key("arguments").key(k),
+                    "is an empty list, which leaves no cell to run",
+                );
+            }
+        }
+        scenarios.push(harness_core::command::Scenario { name: sname, args });
+    }
+    let matrix = c.matrix.unwrap_or_default();
+    for (k, vs) in &matrix {
+        if !arg_name_ok(k) {
+            cx.err(
+                cp.key("matrix").key(k),
+                "is not an argument name: use letters, digits, `_`, `-`, `.`",
+            );
+        }
+        if vs.is_empty() {
+            cx.err(cp.key("matrix").key(k), "is an empty list, which leaves no cell to run; list its values, e.g. `num_gpus: [1, 2]`");
+        }
+    }
+    // Every placeholder names an argument of every cell (or a builtin).
+    if cx.issues.len() == before {
+        match harness_core::command::expand(&defaults, &scenarios, &matrix) {
+            Err(m) => cx.err(cp.key("matrix"), m),
+            Ok(cells) => {
+                for ph in &placeholders {
+                    if harness_core::command::BUILTINS.contains(&ph.as_str()) || ph == "args" {
+                        continue;
+                    }
+                    if let Some(cell) = cells.iter().find(|c| !c.args.contains_key(ph)) {
+                        cx.err(cp.key("run"), format!("`{{{ph}}}` is not an argument of scenario `{}`: set it in the scenario, in `defaults` or in `matrix` (builtins: `{{run_dir}}`, `{{run}}`, and the word `{{args}}`)", cell.scenario));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let warmup_runs = c.warmup_runs.unwrap_or(0);
+    let runs = c.runs.unwrap_or(3);
+    if runs == 0 {
+        cx.err(cp.key("runs"), "must be >= 1: the measured runs per cell");
+    }
+    let timeout = cx
+        .duration(cp.key("timeout"), &c.timeout)
+        .unwrap_or(Duration::from_secs(30 * 60));
+    let sample_interval = cx
+        .duration(cp.key("sample_interval"), &c.sample_interval)
+        .unwrap_or(Duration::from_millis(500));
+    if sample_interval < Duration::from_millis(50) {
+        cx.err(cp.key("sample_interval"), "must be at least `50ms`: sampling the process tree costs CPU the command would otherwise have");
+    }
+    let env_name_ok = |k: &str| {
+        !k.is_empty()
+            && !k.starts_with(|c: char| c.is_ascii_digit())
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let env = c.env.unwrap_or_default();
+    for (k, v) in &env {
+        if !env_name_ok(k) {
+            cx.err(
+                cp.key("env").key(k),
+                "is not an environment variable name: use letters, digits and `_`",
+            );
+        }
+        if crate::redact::is_secret_key(k) {
+            cx.err(cp.key("env").key(k), format!("looks like a secret, and `env` values are stored with the results: list `{k}` under `secret_env` and export it instead"));
+        }
+        let _ = v;
+    }
+    let secret_env = c.secret_env.unwrap_or_default();
+    for (i, k) in secret_env.iter().enumerate() {
+        if !env_name_ok(k) {
+            cx.err(cp.key("secret_env").index(i), format!("`{k}` is not an environment variable name; give the variable's name (e.g. `HF_TOKEN`), never its value"));
+        }
+    }
+    let mut metrics = BTreeMap::new();
+    let wire_metrics = c.metrics.unwrap_or_default();
+    if wire_metrics.is_empty() {
+        cx.err(cp.key("metrics"), "is required: the metrics the command reports, e.g. `metrics: { train_runtime: { unit: s } }` (read from JSON lines on its stdout)");
+    }
+    for (k, m) in wire_metrics {
+        let mp = cp.key("metrics").key(&k);
+        if !arg_name_ok(&k) {
+            cx.err(
+                mp.clone(),
+                "is not a metric name: use letters, digits, `_`, `-`, `.`",
+            );
+        }
+        let Some(unit) = m.unit.filter(|u| !u.trim().is_empty()) else {
+            cx.err(
+                mp.key("unit"),
+                "is required: the metric's unit, stored with it (e.g. `s`, `tokens/s`, `tokens`)",
+            );
+            continue;
+        };
+        let key_set = m.key.is_some();
+        let key = m.key.unwrap_or_else(|| k.clone());
+        let source = match (m.json, m.regex) {
+            (Some(_), Some(_)) => {
+                cx.err(mp.clone(), "has both `json` and `regex`; give one source");
+                continue;
+            }
+            (_, Some(pattern)) => {
+                if key_set {
+                    cx.err(
+                        mp.key("key"),
+                        "applies to `json` sources; a regex metric is its first capture group",
+                    );
+                }
+                match regex::Regex::new(&pattern) {
+                    Ok(r) if r.captures_len() >= 2 => MetricSource::Regex { pattern },
+                    Ok(_) => {
+                        cx.err(mp.key("regex"), format!("`{pattern}` has no capture group: put the number in parentheses, e.g. `tokens/s: ([0-9.]+)`"));
+                        continue;
+                    }
+                    Err(e) => {
+                        cx.err(
+                            mp.key("regex"),
+                            format!("`{pattern}` is not a regular expression: {e}"),
+                        );
+                        continue;
+                    }
+                }
+            }
+            (None, None) => MetricSource::Stdout { key },
+            (Some(j), None) if j == "stdout" => MetricSource::Stdout { key },
+            (Some(path), None) => {
+                if let Err(e) = harness_core::command::placeholders(&path) {
+                    cx.err(mp.key("json"), e);
+                }
+                for ph in harness_core::command::placeholders(&path).unwrap_or_default() {
+                    if !harness_core::command::BUILTINS.contains(&ph.as_str()) {
+                        cx.err(mp.key("json"), format!("`{{{ph}}}`: a metrics file's path takes `{{run_dir}}` and `{{run}}` only"));
+                    }
+                }
+                MetricSource::File { path, key }
+            }
+        };
+        metrics.insert(
+            k,
+            CommandMetric {
+                unit,
+                source,
+                list: m.list.unwrap_or(false),
+            },
+        );
+    }
+    let inputs = c.inputs.unwrap_or_default();
+    (cx.issues.len() == before).then_some(CommandEndpoint {
+        name,
+        instance_type: e.instance_type,
+        instance_count,
+        run,
+        template,
+        inputs,
+        defaults,
+        scenarios,
+        matrix,
+        warmup_runs,
+        runs,
+        timeout,
+        env,
+        secret_env,
+        sample_interval,
+        metrics,
+    })
 }

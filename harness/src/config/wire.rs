@@ -105,6 +105,9 @@ pub enum ProviderKind {
     /// An Amazon Bedrock model or inference profile (`Converse`,
     /// `ConverseStream`).
     Bedrock,
+    /// Not an endpoint: a program run over a scenario matrix (`command:`),
+    /// its metrics read from what it writes.
+    Command,
 }
 
 impl ProviderKind {
@@ -116,6 +119,7 @@ impl ProviderKind {
             ProviderKind::Openai => "openai",
             ProviderKind::Sagemaker => "sagemaker",
             ProviderKind::Bedrock => "bedrock",
+            ProviderKind::Command => "command",
         }
     }
 
@@ -165,6 +169,73 @@ pub struct WireEndpoint {
     /// `false`, or `{ url, interval }` (default: on for `openai` and `sim`,
     /// at the server's `/metrics`, every 1 s).
     pub server_metrics: Option<WireServerMetrics>,
+    /// Provider `command`: the program, its scenario matrix and its metrics.
+    pub command: Option<WireCommand>,
+}
+
+/// `command:` of an endpoint with provider `command`.
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireCommand {
+    /// The command line, split into words as a shell would (no shell runs
+    /// it): `{name}` takes an argument, `{run_dir}` the run's own empty
+    /// directory, and the word `{args}` every other argument as
+    /// `--name value`.
+    pub run: Option<String>,
+    /// Files whose content is part of each cell's identity (the script the
+    /// command runs, its data): changing one reruns the cells.
+    pub inputs: Option<Vec<String>>,
+    /// Arguments merged under every scenario's.
+    pub defaults: Option<BTreeMap<String, serde_json::Value>>,
+    /// Named argument maps; a list value is enumerated (one cell per value).
+    pub scenarios: Option<Vec<WireScenario>>,
+    /// Axes crossed with every scenario, e.g. `num_gpus: [1, 2]`.
+    pub matrix: Option<BTreeMap<String, Vec<serde_json::Value>>>,
+    /// Unmeasured runs per cell before the measured ones (default 0).
+    pub warmup_runs: Option<u32>,
+    /// Measured runs per cell (default 3).
+    pub runs: Option<u32>,
+    /// Longest a run may take (default `30m`); it is then killed, with its
+    /// process group, and recorded as a timeout.
+    pub timeout: Option<String>,
+    /// Environment variables set for the command, by value (not secret).
+    pub env: Option<BTreeMap<String, String>>,
+    /// Environment variables passed through by name only (tokens, keys):
+    /// their values are never stored, hashed or shown.
+    pub secret_env: Option<Vec<String>>,
+    /// How often the host and the command's process tree are sampled
+    /// (default `500ms`).
+    pub sample_interval: Option<String>,
+    /// The metrics the command reports, by name.
+    pub metrics: Option<BTreeMap<String, WireCommandMetric>>,
+}
+
+/// One scenario of `command.scenarios`.
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireScenario {
+    pub name: Option<String>,
+    pub arguments: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+/// One metric of `command.metrics`.
+#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WireCommandMetric {
+    /// Its unit, stored with each value (e.g. `s`, `tokens/s`, `tokens`).
+    pub unit: Option<String>,
+    /// `stdout` (default: JSON lines on stdout, the last that has the key
+    /// wins) or a JSON file the command writes, e.g. `{run_dir}/metrics.json`.
+    pub json: Option<String>,
+    /// The key in the JSON object (default: the metric's name); dots go
+    /// into nested objects.
+    pub key: Option<String>,
+    /// Instead of JSON: a regular expression over stdout whose first
+    /// capture group is the value.
+    pub regex: Option<String>,
+    /// A list of values (e.g. per-token times): a JSON array, or every
+    /// match of `regex`; otherwise one number (the last match).
+    pub list: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]

@@ -53,6 +53,7 @@ impl Kind {
             (ProviderKind::Openai, Some(_)) => Kind::Ec2,
             (ProviderKind::Openai, None) => Kind::External,
             (ProviderKind::Sagemaker | ProviderKind::Bedrock, _) => Kind::Service,
+            (ProviderKind::Command, _) => unreachable!("command endpoints are in `commands`"),
         }
     }
 }

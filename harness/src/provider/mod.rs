@@ -66,6 +66,7 @@ impl Provider {
             })
         };
         Ok(match ep.provider {
+            ProviderKind::Command => unreachable!("command endpoints are in `commands`"),
             ProviderKind::Sim | ProviderKind::Openai => {
                 Provider::OpenAi(openai::OpenAiClient::new(openai::OpenAiOptions {
                     base_url: r.base_url,

@@ -633,6 +633,19 @@ fn server_metrics(out: &mut String, r: &Report) {
 
 pub fn render(r: &Report, charts: &[Chart]) -> String {
     let mut out = String::from("# Price-performance report\n\n");
+    let (endpoint_charts, command_charts): (Vec<Chart>, Vec<Chart>) = charts
+        .iter()
+        .cloned()
+        .partition(|c| !c.file.starts_with("charts/command-"));
+    if r.experiments.is_empty() {
+        out.push_str(&harness_view::commands::markdown(
+            &r.commands,
+            &command_charts,
+        ));
+        provenance(&mut out, r);
+        return out;
+    }
+    let charts = &endpoint_charts[..];
     summary(&mut out, r);
     best_and_recommendations(&mut out, r);
     slo(&mut out, r);
@@ -643,6 +656,10 @@ pub fn render(r: &Report, charts: &[Chart]) -> String {
     for c in charts.iter().filter(|c| !c.file.ends_with("-heatmap.svg")) {
         let _ = writeln!(out, "![{}]({})\n", c.title, c.file);
     }
+    out.push_str(&harness_view::commands::markdown(
+        &r.commands,
+        &command_charts,
+    ));
     provenance(&mut out, r);
     out
 }

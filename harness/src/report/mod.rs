@@ -88,6 +88,7 @@ pub fn build(bundles: &[PathBuf], o: Options) -> Result<Report> {
             runs: read::runs(&conn)?,
             datasets: read::datasets(&conn)?,
             experiments: read::experiments(&conn)?,
+            commands: read::command_rows(&conn)?,
         });
         conns.push(conn);
     }

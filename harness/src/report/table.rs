@@ -125,3 +125,45 @@ pub fn render(
     }
     out
 }
+
+/// The command experiments' tables (`harness_view::commands::tables`), one
+/// per command endpoint, aligned for the terminal; empty without any.
+pub fn commands(r: &harness_view::commands::CommandReport) -> String {
+    let mut out = String::new();
+    for (name, header, body) in harness_view::commands::tables(r) {
+        out.push_str(&format!("\ncommand endpoint {name}:\n"));
+        let rows: Vec<&Vec<String>> = std::iter::once(&header).chain(body.iter()).collect();
+        let widths: Vec<usize> = (0..header.len())
+            .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+            .collect();
+        for (i, r) in rows.iter().enumerate() {
+            let mut line = String::new();
+            for (c, cell) in r.iter().enumerate() {
+                let pad = " ".repeat(widths[c] - cell.chars().count());
+                if c == 0 || c == header.len() - 1 {
+                    line.push_str(cell);
+                    line.push_str(&pad);
+                } else {
+                    line.push_str(&pad);
+                    line.push_str(cell);
+                }
+                line.push_str("  ");
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+            if i == 0 {
+                out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1)));
+                out.push('\n');
+            }
+        }
+        if let Some(ep) = r.endpoints.iter().find(|e| e.name == name) {
+            for c in ep.cells.iter().filter(|c| !c.failures.is_empty()) {
+                out.push_str(&format!("  {}: {}\n", c.label, c.failures.join("; ")));
+            }
+        }
+    }
+    if !out.is_empty() {
+        out.push_str("Metrics: mean ± sd over the measured runs that succeeded. Peak RSS: the command's process tree, sampled. GPU mem: peak less what other processes held before the run, mean over GPUs. $/run: instance price x count x wall time.\n");
+    }
+    out
+}

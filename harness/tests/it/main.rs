@@ -3,6 +3,7 @@
 
 mod accuracy;
 mod aws_providers;
+mod command;
 mod common;
 mod datasets;
 mod diff;

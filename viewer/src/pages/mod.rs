@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use wasm_bindgen::JsCast;
 
+mod commands;
 mod diff;
 mod heatmap;
 mod latency;
@@ -256,6 +257,7 @@ fn page_view(ctx: Ctx) -> AnyView {
         (Page::Recommendations, Ok(r)) => recommendations::recommendations(&r).into_any(),
         (Page::Latency, Ok(r)) => latency::latency(ctx, &loaded, r).into_any(),
         (Page::Diff, Ok(_)) => diff::diff_page(ctx, &loaded).into_any(),
+        (Page::Commands, Ok(r)) => commands::commands_page(&r).into_any(),
     };
     view! {
         <section id="page" data-page=params.page.id()>
