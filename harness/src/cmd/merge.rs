@@ -147,6 +147,7 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
         }
     }
     let mut merged_from = vec![];
+    let mut cells_total = 0;
     for (i, b) in a.bundles.iter().enumerate() {
         c.execute_batch(&format!(
             "ATTACH {} AS src (READ_ONLY)",
@@ -185,12 +186,19 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
             .ok();
         crate::bundle::copy_attached(c, &kept, &ds_filter)
             .and_then(|()| shards::copy_attached(c, i, &joins))
-            .and_then(|()| Ok(c.execute_batch("DETACH src")?))
             .with_context(|| format!("copying {}", b.display()))?;
+        let cells = crate::bundle::copy_attached_cells(c)
+            .and_then(|n| {
+                c.execute_batch("DETACH src")?;
+                Ok(n)
+            })
+            .with_context(|| format!("copying the command cells of {}", b.display()))?;
+        cells_total += cells;
         let mut entry = serde_json::json!({
             "file": b.file_name().map(|f| f.to_string_lossy().into_owned()),
             "runs": runs,
             "experiments": n,
+            "command_cells": cells,
         });
         if let Some(e) = earlier.and_then(|e| serde_json::from_str::<serde_json::Value>(&e).ok()) {
             entry["merged_from"] = e;
@@ -211,11 +219,16 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
     }
     let runs: i64 = c.query_row("SELECT count(*) FROM runs", [], |r| r.get(0))?;
     println!(
-        "merged {} bundles into {}: {} run(s), {} experiment(s)",
+        "merged {} bundles into {}: {} run(s), {} experiment(s){}",
         a.bundles.len(),
         a.out.display(),
         runs,
-        keep.len() + joins.len()
+        keep.len() + joins.len(),
+        if cells_total > 0 {
+            format!(", {cells_total} command cell(s)")
+        } else {
+            String::new()
+        }
     );
     for j in &joined {
         println!("{}", j["line"].as_str().unwrap_or_default());

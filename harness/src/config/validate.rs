@@ -51,6 +51,25 @@ fn name_ok(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'))
 }
 
+/// A list item's `name` at `p`: present (else "is required: `example`")
+/// and valid (letters, digits, `-`, `_`, `.`).
+fn required_name(cx: &mut Ctx, p: Path, name: Option<String>, example: &str) -> Option<String> {
+    match name {
+        Some(n) if name_ok(&n) => Some(n),
+        Some(n) => {
+            cx.err(
+                p,
+                format!("`{n}` is not a valid name: use letters, digits, `-`, `_`, `.`"),
+            );
+            None
+        }
+        None => {
+            cx.err(p, format!("is required: {example}"));
+            None
+        }
+    }
+}
+
 /// Validates `w`; `default_name` names the config when it has no `name`.
 pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>> {
     let mut cx = Ctx::default();
@@ -147,22 +166,13 @@ pub fn validate(w: WireConfig, default_name: &str) -> Result<Config, Vec<Issue>>
     let mut seen = BTreeSet::new();
     for (i, d) in wire_datasets.into_iter().enumerate() {
         let p = root.key("datasets").index(i);
-        let dname = match d.name {
-            Some(n) if name_ok(&n) => n,
-            Some(n) => {
-                cx.err(
-                    p.key("name"),
-                    format!("`{n}` is not a valid name: use letters, digits, `-`, `_`, `.`"),
-                );
-                continue;
-            }
-            None => {
-                cx.err(
-                    p.key("name"),
-                    "is required: give the dataset a name, e.g. `name: short-prompts`",
-                );
-                continue;
-            }
+        let Some(dname) = required_name(
+            &mut cx,
+            p.key("name"),
+            d.name,
+            "give the dataset a name, e.g. `name: short-prompts`",
+        ) else {
+            continue;
         };
         if !seen.insert(dname.clone()) {
             cx.err(
@@ -1809,21 +1819,22 @@ fn command_endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<CommandEn
             && k.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
     };
+    // An argument map's names, and no empty list (it would leave no cell).
+    let check_args = |cx: &mut Ctx, at: Path, args: &harness_core::command::Args| {
+        for (k, v) in args {
+            if !arg_name_ok(k) {
+                cx.err(
+                    at.key(k),
+                    "is not an argument name: use letters, digits, `_`, `-`, `.`",
+                );
+            }
+            if matches!(v, serde_json::Value::Array(a) if a.is_empty()) {
+                cx.err(at.key(k), "is an empty list, which leaves no cell to run");
+            }
+        }
+    };
     let defaults = c.defaults.unwrap_or_default();
-    for (k, v) in &defaults {
-        if !arg_name_ok(k) {
-            cx.err(
-                cp.key("defaults").key(k),
-                "is not an argument name: use letters, digits, `_`, `-`, `.`",
-            );
-        }
-        if matches!(v, serde_json::Value::Array(a) if a.is_empty()) {
-            cx.err(
-                cp.key("defaults").key(k),
-                "is an empty list, which leaves no cell to run",
-            );
-        }
-    }
+    check_args(cx, cp.key("defaults"), &defaults);
     let mut scenarios = vec![];
     let wire_scenarios = c.scenarios.unwrap_or_else(|| {
         vec![WireScenario {
@@ -1840,19 +1851,9 @@ fn command_endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<CommandEn
     let mut seen = BTreeSet::new();
     for (i, s) in wire_scenarios.into_iter().enumerate() {
         let sp = cp.key("scenarios").index(i);
-        let sname = match s.name {
-            Some(n) if name_ok(&n) => n,
-            Some(n) => {
-                cx.err(
-                    sp.key("name"),
-                    format!("`{n}` is not a valid name: use letters, digits, `-`, `_`, `.`"),
-                );
-                continue;
-            }
-            None => {
-                cx.err(sp.key("name"), "is required: e.g. `name: full-finetuning`");
-                continue;
-            }
+        let Some(sname) = required_name(cx, sp.key("name"), s.name, "e.g. `name: full-finetuning`")
+        else {
+            continue;
         };
         if !seen.insert(sname.clone()) {
             cx.err(
@@ -1861,20 +1862,7 @@ fn command_endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<CommandEn
             );
         }
         let args = s.arguments.unwrap_or_default();
-        for (k, v) in &args {
-            if !arg_name_ok(k) {
-                cx.err(
-                    sp.key("arguments").key(k),
-                    "is not an argument name: use letters, digits, `_`, `-`, `.`",
-                );
-            }
-            if matches!(v, serde_json::Value::Array(a) if a.is_empty()) {
-                cx.err(
-                    sp.key("arguments").key(k),
-                    "is an empty list, which leaves no cell to run",
-                );
-            }
-        }
+        check_args(cx, sp.key("arguments"), &args);
         scenarios.push(harness_core::command::Scenario { name: sname, args });
     }
     let matrix = c.matrix.unwrap_or_default();

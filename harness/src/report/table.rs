@@ -90,31 +90,7 @@ pub fn render(
             status,
         ]);
     }
-    let widths: Vec<usize> = (0..header.len())
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for (i, r) in rows.iter().enumerate() {
-        let mut line = String::new();
-        for (c, cell) in r.iter().enumerate() {
-            let pad = widths[c] - cell.chars().count();
-            // Text columns left-aligned, numbers right-aligned.
-            if c == 0 || c == header.len() - 1 {
-                line.push_str(cell);
-                line.push_str(&" ".repeat(pad));
-            } else {
-                line.push_str(&" ".repeat(pad));
-                line.push_str(cell);
-            }
-            line.push_str("  ");
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-        if i == 0 {
-            out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1)));
-            out.push('\n');
-        }
-    }
+    let mut out = align(&rows);
     out.push_str("Latencies in ms over all measured requests (HDR histograms). TTFT and e2e from the actual send; lag = actual - scheduled send.\n");
     out.push_str("$/10k req: instance price x instance count over the measured window, per 10,000 successful requests (docs/cost.md); - when no price is known.\n");
     if exps.iter().any(|e| e.summary.token_mismatch()) {
@@ -132,30 +108,8 @@ pub fn commands(r: &harness_view::commands::CommandReport) -> String {
     let mut out = String::new();
     for (name, header, body) in harness_view::commands::tables(r) {
         out.push_str(&format!("\ncommand endpoint {name}:\n"));
-        let rows: Vec<&Vec<String>> = std::iter::once(&header).chain(body.iter()).collect();
-        let widths: Vec<usize> = (0..header.len())
-            .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-            .collect();
-        for (i, r) in rows.iter().enumerate() {
-            let mut line = String::new();
-            for (c, cell) in r.iter().enumerate() {
-                let pad = " ".repeat(widths[c] - cell.chars().count());
-                if c == 0 || c == header.len() - 1 {
-                    line.push_str(cell);
-                    line.push_str(&pad);
-                } else {
-                    line.push_str(&pad);
-                    line.push_str(cell);
-                }
-                line.push_str("  ");
-            }
-            out.push_str(line.trim_end());
-            out.push('\n');
-            if i == 0 {
-                out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1)));
-                out.push('\n');
-            }
-        }
+        let rows: Vec<Vec<String>> = std::iter::once(header).chain(body).collect();
+        out.push_str(&align(&rows));
         if let Some(ep) = r.endpoints.iter().find(|e| e.name == name) {
             for c in ep.cells.iter().filter(|c| !c.failures.is_empty()) {
                 out.push_str(&format!("  {}: {}\n", c.label, c.failures.join("; ")));
@@ -164,6 +118,37 @@ pub fn commands(r: &harness_view::commands::CommandReport) -> String {
     }
     if !out.is_empty() {
         out.push_str("Metrics: mean ± sd over the measured runs that succeeded. Peak RSS: the command's process tree, sampled. GPU mem: peak less what other processes held before the run, mean over GPUs. $/run: instance price x count x wall time.\n");
+    }
+    out
+}
+
+/// `rows` (the first is the header) in aligned columns under a rule: the
+/// first and last columns (text) left-aligned, the others (numbers) right.
+fn align(rows: &[Vec<String>]) -> String {
+    let n = rows.first().map(Vec::len).unwrap_or(0);
+    let widths: Vec<usize> = (0..n)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for (i, r) in rows.iter().enumerate() {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            let pad = " ".repeat(widths[c] - cell.chars().count());
+            if c == 0 || c == n - 1 {
+                line.push_str(cell);
+                line.push_str(&pad);
+            } else {
+                line.push_str(&pad);
+                line.push_str(cell);
+            }
+            line.push_str("  ");
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+        if i == 0 {
+            out.push_str(&"-".repeat(widths.iter().sum::<usize>() + 2 * (n.max(1) - 1)));
+            out.push('\n');
+        }
     }
     out
 }

@@ -375,6 +375,25 @@ fn a_rerun_skips_complete_cells_and_a_changed_argument_reruns_only_its_cells() {
         ],
         "{v}"
     );
+
+    // merge keeps the cells: each once (the first bundle's copy), with its rows.
+    let merged = dir.path().join("merged.duckdb");
+    let m = run_ok(&[
+        "merge",
+        out.to_str().unwrap(),
+        slow.to_str().unwrap(),
+        "-o",
+        merged.to_str().unwrap(),
+    ]);
+    assert!(stdout(&m).contains(", 3 command cell(s)"), "{}", stdout(&m));
+    let count = |b: &Path| -> Vec<Vec<i64>> {
+        query(
+            b,
+            "SELECT (SELECT count(*) FROM command_cells), (SELECT count(*) FROM command_runs), \
+             (SELECT sum(value) FROM command_metrics)::BIGINT, (SELECT count(*) FROM host_samples)",
+        )
+    };
+    assert_eq!(count(&merged), count(&out));
 }
 
 #[test]
