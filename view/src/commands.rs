@@ -161,7 +161,7 @@ pub struct CellView {
 /// RSS and the calibrated GPU memory.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunView {
-    /// From 1.
+    /// From 0, warm-up runs first: the command's `{run}`.
     pub run: i64,
     pub warmup: bool,
     pub status: String,
@@ -263,7 +263,7 @@ pub fn build(bundles: &[(String, CommandRows)]) -> CommandReport {
                     let mut times: Vec<i64> = hs.iter().map(|h| h.t_ns).collect();
                     times.dedup();
                     RunView {
-                        run: r.run + 1,
+                        run: r.run,
                         warmup: r.warmup,
                         status: r.status.clone(),
                         error: r.error.clone(),
@@ -305,7 +305,7 @@ pub fn build(bundles: &[(String, CommandRows)]) -> CommandReport {
                     .map(|r| {
                         format!(
                             "run {}: {}: {}",
-                            r.run + 1,
+                            r.run,
                             r.status,
                             r.error.as_deref().unwrap_or("-")
                         )
@@ -529,8 +529,15 @@ impl Bars {
                 y(*hi)
             );
             let ly = h - bottom + 14.0;
-            let shown: String = if name.chars().count() > 44 {
-                name.chars().take(43).chain(['…']).collect()
+            // Long labels keep their start and their end (where the varied
+            // arguments are), so that bars stay told apart.
+            let n = name.chars().count();
+            let shown: String = if n > 44 {
+                name.chars()
+                    .take(18)
+                    .chain(['…'])
+                    .chain(name.chars().skip(n - 25))
+                    .collect()
             } else {
                 name.clone()
             };
@@ -822,7 +829,7 @@ mod tests {
         let r = build(&[("b.duckdb".into(), rows)]);
         let c = &r.endpoints[0].cells[0];
         assert_eq!((c.label.as_str(), c.runs, c.runs_ok), ("threads=1", 3, 2));
-        assert_eq!(c.failures, ["run 4: failed: exited with status 1"]);
+        assert_eq!(c.failures, ["run 3: failed: exited with status 1"]);
         let ttft = c.metrics.iter().find(|m| m.metric == "ttft_s").unwrap();
         assert_eq!((ttft.count, ttft.mean), (2, 0.30000000000000004));
         assert_eq!(c.lists["tpot_s"], [0.02, 0.04]);

@@ -170,31 +170,18 @@ impl Bundle {
     }
 }
 
-/// Copies the command cells of the attached bundle `src` into `c` (for
-/// `harness merge`): each cell the target lacks, and a complete copy of one
-/// the target holds only incomplete or failed, with its runs, metrics, GPU
-/// memory and host samples. Gives how many cells were copied.
-pub(crate) fn copy_attached_cells(c: &duckdb::Connection) -> Result<usize> {
-    c.execute_batch(
+/// Copies the command cells `kept` (a SQL subquery of cell ids) of the
+/// attached bundle `src` into `c` (for `harness merge`, which chose each
+/// cell's copy), with their runs, metrics, GPU memory and host samples.
+pub(crate) fn copy_attached_cells(c: &duckdb::Connection, kept: &str) -> Result<()> {
+    c.execute_batch(&format!(
         "BEGIN;
-         CREATE OR REPLACE TEMP TABLE new_cells AS
-           SELECT cell_id FROM src.command_cells s
-           WHERE s.cell_id NOT IN (SELECT cell_id FROM command_cells)
-              OR (s.status = 'complete'
-                  AND s.cell_id IN (SELECT cell_id FROM command_cells WHERE status <> 'complete'));
-         DELETE FROM command_cells WHERE cell_id IN (SELECT cell_id FROM new_cells);
-         DELETE FROM command_runs WHERE cell_id IN (SELECT cell_id FROM new_cells);
-         DELETE FROM command_metrics WHERE cell_id IN (SELECT cell_id FROM new_cells);
-         DELETE FROM command_gpu_memory WHERE cell_id IN (SELECT cell_id FROM new_cells);
-         DELETE FROM host_samples WHERE experiment_id IN (SELECT cell_id FROM new_cells);
-         INSERT INTO command_cells SELECT * FROM src.command_cells WHERE cell_id IN (SELECT cell_id FROM new_cells);
-         INSERT INTO command_runs SELECT * FROM src.command_runs WHERE cell_id IN (SELECT cell_id FROM new_cells);
-         INSERT INTO command_metrics SELECT * FROM src.command_metrics WHERE cell_id IN (SELECT cell_id FROM new_cells);
-         INSERT INTO command_gpu_memory SELECT * FROM src.command_gpu_memory WHERE cell_id IN (SELECT cell_id FROM new_cells);
-         INSERT INTO host_samples SELECT * FROM src.host_samples WHERE experiment_id IN (SELECT cell_id FROM new_cells);
-         COMMIT;",
-    )?;
-    let n: i64 = c.query_row("SELECT count(*) FROM new_cells", [], |r| r.get(0))?;
-    c.execute_batch("DROP TABLE new_cells")?;
-    Ok(n as usize)
+         INSERT INTO command_cells SELECT * FROM src.command_cells WHERE cell_id IN {kept};
+         INSERT INTO command_runs SELECT * FROM src.command_runs WHERE cell_id IN {kept};
+         INSERT INTO command_metrics SELECT * FROM src.command_metrics WHERE cell_id IN {kept};
+         INSERT INTO command_gpu_memory SELECT * FROM src.command_gpu_memory WHERE cell_id IN {kept};
+         INSERT INTO host_samples SELECT * FROM src.host_samples WHERE experiment_id IN {kept};
+         COMMIT;"
+    ))?;
+    Ok(())
 }

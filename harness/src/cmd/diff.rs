@@ -256,14 +256,52 @@ fn compare_cells(
         only_new: vec![],
         compared: 0,
     };
+    // Pairs (old id, new id, label): the same cell, or, for a cell whose
+    // inputs changed (an edited script under `inputs`, another timeout), the
+    // one complete cell of the same label on each side: a before/after.
+    let mut pairs: Vec<(String, String, String)> = old
+        .iter()
+        .filter(|(id, _)| new.contains_key(*id))
+        .map(|(id, l)| (id.clone(), id.clone(), l.clone()))
+        .collect();
+    let unmatched = |side: &BTreeMap<String, String>,
+                     other: &harness_view::commands::CommandRows| {
+        side.iter()
+            .filter(|(id, _)| !other.cells.iter().any(|c| &c.cell_id == *id))
+            .map(|(id, l)| (l.clone(), id.clone()))
+            .collect::<Vec<_>>()
+    };
+    let (uo, un) = (unmatched(&old, &rn), unmatched(&new, &ro));
+    for (label, oid) in &uo {
+        let olds = uo.iter().filter(|(l, _)| l == label).count();
+        let news: Vec<&String> = un
+            .iter()
+            .filter(|(l, _)| l == label)
+            .map(|(_, id)| id)
+            .collect();
+        if olds == 1 && news.len() == 1 {
+            pairs.push((
+                oid.clone(),
+                news[0].clone(),
+                format!(
+                    "{label} (inputs changed: {} → {})",
+                    &oid[..8],
+                    &news[0][..8]
+                ),
+            ));
+        }
+    }
+    let paired = |id: &str| pairs.iter().any(|(o, n, _)| o == id || n == id);
     for c in &ro.cells {
-        if !rn.cells.iter().any(|n| n.cell_id == c.cell_id) {
+        if !rn.cells.iter().any(|n| n.cell_id == c.cell_id) && !paired(&c.cell_id) {
             out.only_old.push(c.label.clone());
         }
     }
     for c in &rn.cells {
         if !ro.cells.iter().any(|o| o.cell_id == c.cell_id) {
-            out.only_new.push(c.label.clone());
+            if !paired(&c.cell_id) {
+                out.only_new.push(c.label.clone());
+            }
         } else if old.contains_key(&c.cell_id) && c.status != "complete" {
             out.broken.push(Broken {
                 label: c.label.clone(),
@@ -272,12 +310,10 @@ fn compare_cells(
             });
         }
     }
-    for (id, label) in &old {
-        if !new.contains_key(id) {
-            continue;
-        }
+    for (oid, nid, label) in &pairs {
+        let id = oid;
         out.compared += 1;
-        let (vo, vn) = (values(&ro, id), values(&rn, id));
+        let (vo, vn) = (values(&ro, oid), values(&rn, nid));
         for ((metric, unit), so) in &vo {
             let Some(sn) = vn.get(&(metric.clone(), unit.clone())) else {
                 continue;

@@ -56,6 +56,7 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
     let mut copies: BTreeMap<String, Vec<Copy>> = BTreeMap::new();
     let mut datasets: BTreeMap<(String, String), (usize, String)> = BTreeMap::new();
     let mut parts = shards::Parts::default();
+    let mut cell_copies: BTreeMap<String, Vec<(Copy, bool)>> = BTreeMap::new();
     for (i, b) in a.bundles.iter().enumerate() {
         let conn = read::open(b)?; // exists, is a bundle, same schema version
         parts.read(i, &conn)?;
@@ -69,6 +70,26 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
                 run_id,
                 ended_at,
             });
+        }
+        // Command cells: only complete copies compete; an incomplete or
+        // failed one is kept only when no bundle has the cell complete.
+        for (id, run_id, ended_at, complete) in three_strings(
+            &conn,
+            "SELECT cell_id, run_id, coalesce(strftime(ended_at, '%Y-%m-%dT%H:%M:%S.%f'), '') || '|' || (status = 'complete')::VARCHAR FROM command_cells",
+        )?
+        .into_iter()
+        .map(|(id, run, tail)| {
+            let (ended, complete) = tail.rsplit_once('|').unwrap_or((&tail, "false"));
+            (id, run, ended.to_string(), complete == "true")
+        }) {
+            cell_copies.entry(id).or_default().push((
+                Copy {
+                    src: i,
+                    run_id,
+                    ended_at,
+                },
+                complete,
+            ));
         }
         let cards = three_strings(
             &conn,
@@ -129,9 +150,46 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
         }
         keep.push((id.clone(), chosen.src));
     }
+    // Each command cell's copy, by the same rule as experiments.
+    let mut keep_cells: Vec<(String, usize)> = vec![];
+    for (id, cs) in &cell_copies {
+        let complete: Vec<&Copy> = cs.iter().filter(|(_, ok)| *ok).map(|(c, _)| c).collect();
+        let chosen = match complete.as_slice() {
+            [] => &cs[0].0,
+            [one] => *one,
+            many if many.iter().all(|c| c.run_id == many[0].run_id) => many[0],
+            many => match a.on_conflict.as_str() {
+                "newest" => *many
+                    .iter()
+                    .enumerate()
+                    .max_by(|x, y| x.1.ended_at.cmp(&y.1.ended_at).then(y.0.cmp(&x.0)))
+                    .map(|x| x.1)
+                    .expect("non-empty"),
+                "first" => many[0],
+                _ => {
+                    conflicts.push(format!(
+                        "  command cell {id}: {}",
+                        many.iter()
+                            .map(|c| format!("run {} in {}", c.run_id, a.bundles[c.src].display()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                    continue;
+                }
+            },
+        };
+        for c in complete.iter().filter(|c| c.run_id != chosen.run_id) {
+            dropped.push(format!(
+                "command cell {id} (run {} in {})",
+                c.run_id,
+                a.bundles[c.src].display()
+            ));
+        }
+        keep_cells.push((id.clone(), chosen.src));
+    }
     if !conflicts.is_empty() {
         bad_input!(
-            "{} experiment(s) were measured in different runs, so merging would have to drop results:\n{}\nPass --on-conflict newest or --on-conflict first to keep one copy of each",
+            "{} experiment(s) or command cell(s) were measured in different runs, so merging would have to drop results:\n{}\nPass --on-conflict newest or --on-conflict first to keep one copy of each",
             conflicts.len(),
             conflicts.join("\n")
         );
@@ -139,10 +197,17 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
 
     let out = Bundle::open(&a.out)?;
     let c = out.connection();
-    c.execute_batch("CREATE TEMP TABLE keep (experiment_id VARCHAR, src INTEGER)")?;
+    c.execute_batch(
+        "CREATE TEMP TABLE keep (experiment_id VARCHAR, src INTEGER);
+         CREATE TEMP TABLE keep_cells (cell_id VARCHAR, src INTEGER)",
+    )?;
     {
         let mut app = c.appender("keep")?;
         for (id, src) in &keep {
+            app.append_row(params![id, *src as i32])?;
+        }
+        let mut app = c.appender("keep_cells")?;
+        for (id, src) in &keep_cells {
             app.append_row(params![id, *src as i32])?;
         }
     }
@@ -187,12 +252,13 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
         crate::bundle::copy_attached(c, &kept, &ds_filter)
             .and_then(|()| shards::copy_attached(c, i, &joins))
             .with_context(|| format!("copying {}", b.display()))?;
-        let cells = crate::bundle::copy_attached_cells(c)
-            .and_then(|n| {
-                c.execute_batch("DETACH src")?;
-                Ok(n)
-            })
-            .with_context(|| format!("copying the command cells of {}", b.display()))?;
+        let cells = keep_cells.iter().filter(|(_, s)| *s == i).count();
+        crate::bundle::copy_attached_cells(
+            c,
+            &format!("(SELECT cell_id FROM keep_cells WHERE src = {i})"),
+        )
+        .and_then(|()| Ok(c.execute_batch("DETACH src")?))
+        .with_context(|| format!("copying the command cells of {}", b.display()))?;
         cells_total += cells;
         let mut entry = serde_json::json!({
             "file": b.file_name().map(|f| f.to_string_lossy().into_owned()),

@@ -1323,7 +1323,13 @@ fn print_summary(
     for f in &tally.failures {
         println!("FAILED: {f}");
     }
-    print!("{}", crate::report::table::commands(&commands));
+    if !commands.endpoints.is_empty() {
+        print!("{}", crate::report::table::commands(&commands));
+        println!(
+            "{} command cell(s) run, {} skipped (complete in the bundle)",
+            tally.cells.0, tally.cells.1
+        );
+    }
     println!("bundle: {}", path.display());
     println!(
         "next: harness report {0} --out report   |   harness plan {0} --rpm R --latency-p95 MS",
@@ -1403,7 +1409,7 @@ impl Stop {
                         eprintln!("\ninterrupted: collecting what the instances uploaded, then terminating them (Ctrl-C again to skip the collection; the teardown always runs)");
                     } else {
                         eprintln!(
-                            "\ninterrupted: finishing in-flight requests (Ctrl-C again to quit now)"
+                            "\ninterrupted: finishing in-flight requests, stopping a running command (Ctrl-C again to quit now)"
                         );
                     }
                 } else if owns_resources {

@@ -141,14 +141,14 @@ async fn run_cell(
         )
         .await?;
         if !cx.quiet {
-            let what = if warmup { "warm-up" } else { "run" };
+            let what = if warmup { "warm-up run" } else { "run" };
             match &r.row.error {
                 None => eprintln!(
                     "  {what} {}: ok in {:.2} s",
-                    run + 1,
+                    run,
                     (r.row.ended_ns - r.row.started_ns) as f64 / 1e9
                 ),
-                Some(e) => eprintln!("  {what} {}: {} ({e})", run + 1, r.row.status),
+                Some(e) => eprintln!("  {what} {}: {} ({e})", run, r.row.status),
             }
         }
         if r.row.status == "ok" && !warmup {
@@ -219,7 +219,9 @@ async fn run_once(
         ("run_dir".to_string(), dir.path().display().to_string()),
         ("run".to_string(), run.to_string()),
     ]);
-    let argv = harness_core::command::render(&c.argv, &BTreeMap::new(), &builtins)
+    // From the template, once: an argument's value is put in verbatim,
+    // braces and all (rendering `c.argv` again would read them as placeholders).
+    let argv = harness_core::command::render(&ep.template, &c.cell.args, &builtins)
         .map_err(anyhow::Error::msg)?;
     let baseline = sampler.gpu_memory_now().await;
     let mut cmd = tokio::process::Command::new(&argv[0]);

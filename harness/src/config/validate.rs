@@ -1952,8 +1952,8 @@ fn command_endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<CommandEn
             );
             continue;
         };
-        let key_set = m.key.is_some();
-        let key = m.key.unwrap_or_else(|| k.clone());
+        let key_set = m.field.is_some();
+        let key = m.field.unwrap_or_else(|| k.clone());
         let source = match (m.json, m.regex) {
             (Some(_), Some(_)) => {
                 cx.err(mp.clone(), "has both `json` and `regex`; give one source");
@@ -1967,7 +1967,11 @@ fn command_endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<CommandEn
                     );
                 }
                 match regex::Regex::new(&pattern) {
-                    Ok(r) if r.captures_len() >= 2 => MetricSource::Regex { pattern },
+                    Ok(r) if r.captures_len() == 2 => MetricSource::Regex { pattern },
+                    Ok(r) if r.captures_len() > 2 => {
+                        cx.err(mp.key("regex"), format!("`{pattern}` has {} capture groups; give exactly one, around the number (write other groups as `(?:...)`)", r.captures_len() - 1));
+                        continue;
+                    }
                     Ok(_) => {
                         cx.err(mp.key("regex"), format!("`{pattern}` has no capture group: put the number in parentheses, e.g. `tokens/s: ([0-9.]+)`"));
                         continue;

@@ -227,9 +227,9 @@ pub struct WireCommandMetric {
     /// `stdout` (default: JSON lines on stdout, the last that has the key
     /// wins) or a JSON file the command writes, e.g. `{run_dir}/metrics.json`.
     pub json: Option<String>,
-    /// The key in the JSON object (default: the metric's name); dots go
-    /// into nested objects.
-    pub key: Option<String>,
+    /// The field of the JSON object (default: the metric's name); dots go
+    /// into nested objects. (Not `key`: a `key` is masked as a secret.)
+    pub field: Option<String>,
     /// Instead of JSON: a regular expression over stdout whose first
     /// capture group is the value.
     pub regex: Option<String>,

@@ -48,6 +48,8 @@ endpoints:
     command:
       run: python3 {prog} --out {{run_dir}} {{args}}
       inputs: [{prog}]
+      # Passed verbatim, braces included (through `{{args}}`).
+      defaults: {{ note: "a{{b}}c", cfg: {{ k: 1 }} }}
       scenarios:
         - name: ok
           arguments: {{ mode: ok, n: [1, 2] }}
@@ -61,7 +63,7 @@ endpoints:
         ttft_s: {{ unit: s }}
         per_token_s: {{ unit: s, list: true }}
         out_tokens: {{ unit: tokens }}
-        runtime: {{ unit: s, json: "{{run_dir}}/m.json", key: train.runtime }}
+        runtime: {{ unit: s, json: "{{run_dir}}/m.json", field: train.runtime }}
         tps: {{ unit: tokens/s, regex: 'throughput: ([0-9.]+) tok/s' }}
 pricing:
   instance_hourly: {{ c7i.2xlarge: 3.6 }}
@@ -218,7 +220,7 @@ fn a_matrix_runs_reads_every_metric_source_and_goes_on_past_failures() {
             "{row}"
         );
         assert!(
-            text.contains("fail: run 2: failed: exited with status 3"),
+            text.contains("fail: run 1: failed: exited with status 3"),
             "{text}"
         );
     }
@@ -394,6 +396,52 @@ fn a_rerun_skips_complete_cells_and_a_changed_argument_reruns_only_its_cells() {
         )
     };
     assert_eq!(count(&merged), count(&out));
+    // The same cell measured in two runs: merge refuses to drop one unless
+    // told which to keep.
+    let other = dir.path().join("other.duckdb");
+    let o = run_cmd(&cfg, &other, &[])
+        .env("PROG_TOKEN", "t")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let both = dir.path().join("both.duckdb");
+    let (o1, o2, b) = (
+        out.to_str().unwrap(),
+        other.to_str().unwrap(),
+        both.to_str().unwrap(),
+    );
+    let refused = output(&["merge", o1, o2, "-o", b]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stdout(&refused));
+    assert!(
+        stderr(&refused).contains("  command cell "),
+        "{}",
+        stderr(&refused)
+    );
+    let m = run_ok(&["merge", o1, o2, "-o", b, "--on-conflict", "newest"]);
+    assert!(stdout(&m).contains(", 3 command cell(s)"), "{}", stdout(&m));
+    let runs: Vec<Vec<String>> = query(
+        &both,
+        "SELECT DISTINCT c.run_id FROM command_cells c WHERE label IN ('prog · ok · n=1', 'prog · ok · n=2')",
+    );
+    let newest: Vec<Vec<String>> = query(&other, "SELECT DISTINCT run_id FROM command_cells");
+    assert_eq!(runs, newest, "the newest copies kept");
+    // An edited program (an input) gives new ids; diff pairs the cells by
+    // label as a before/after.
+    std::fs::write(dir.path().join("prog.py"), format!("{PROGRAM}\n# edited\n")).unwrap();
+    let edited = dir.path().join("edited.duckdb");
+    let o = run_cmd(&cfg, &edited, &[])
+        .env("PROG_TOKEN", "t")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let d = output(&["diff", o2, edited.to_str().unwrap()]);
+    let text = stdout(&d);
+    assert!(
+        text.contains("prog · ok · n=1 (inputs changed: ")
+            && text.contains("2 experiment(s) compared"),
+        "{text}"
+    );
+    assert!(!text.contains("only in"), "{text}");
 }
 
 #[test]
