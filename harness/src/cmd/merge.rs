@@ -116,76 +116,59 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
     let mut keep: Vec<(String, usize)> = vec![];
     let mut conflicts = vec![];
     let mut dropped: Vec<String> = vec![];
-    for (id, cs) in copies.iter().filter(|(id, _)| !joins.contains_key(*id)) {
-        let first_run = &cs[0].run_id;
-        if cs.iter().all(|c| &c.run_id == first_run) {
-            keep.push((id.clone(), cs[0].src));
-            continue;
+    // One rule for experiments and command cells: copies from one run are
+    // one result; copies from several runs are chosen by --on-conflict.
+    let mut choose = |what: &str, id: &str, cs: &[&Copy]| -> Option<usize> {
+        if cs.iter().all(|c| c.run_id == cs[0].run_id) {
+            return Some(cs[0].src);
         }
         let chosen = match a.on_conflict.as_str() {
-            "newest" => cs
+            "newest" => *cs
                 .iter()
                 .enumerate()
                 .max_by(|x, y| x.1.ended_at.cmp(&y.1.ended_at).then(y.0.cmp(&x.0)))
                 .map(|x| x.1)
                 .expect("non-empty"),
-            "first" => &cs[0],
+            "first" => cs[0],
             _ => {
                 conflicts.push(format!(
-                    "  {id}: {}",
+                    "  {what}{id}: {}",
                     cs.iter()
                         .map(|c| format!("run {} in {}", c.run_id, a.bundles[c.src].display()))
                         .collect::<Vec<_>>()
                         .join(", ")
                 ));
-                continue;
+                return None;
             }
         };
         for c in cs.iter().filter(|c| c.run_id != chosen.run_id) {
             dropped.push(format!(
-                "{id} (run {} in {})",
+                "{what}{id} (run {} in {})",
                 c.run_id,
                 a.bundles[c.src].display()
             ));
         }
-        keep.push((id.clone(), chosen.src));
+        Some(chosen.src)
+    };
+    for (id, cs) in copies.iter().filter(|(id, _)| !joins.contains_key(*id)) {
+        let cs: Vec<&Copy> = cs.iter().collect();
+        if let Some(src) = choose("", id, &cs) {
+            keep.push((id.clone(), src));
+        }
     }
-    // Each command cell's copy, by the same rule as experiments.
+    // A command cell: only complete copies compete; an incomplete or failed
+    // one is kept only when no bundle has the cell complete.
     let mut keep_cells: Vec<(String, usize)> = vec![];
     for (id, cs) in &cell_copies {
         let complete: Vec<&Copy> = cs.iter().filter(|(_, ok)| *ok).map(|(c, _)| c).collect();
-        let chosen = match complete.as_slice() {
-            [] => &cs[0].0,
-            [one] => *one,
-            many if many.iter().all(|c| c.run_id == many[0].run_id) => many[0],
-            many => match a.on_conflict.as_str() {
-                "newest" => *many
-                    .iter()
-                    .enumerate()
-                    .max_by(|x, y| x.1.ended_at.cmp(&y.1.ended_at).then(y.0.cmp(&x.0)))
-                    .map(|x| x.1)
-                    .expect("non-empty"),
-                "first" => many[0],
-                _ => {
-                    conflicts.push(format!(
-                        "  command cell {id}: {}",
-                        many.iter()
-                            .map(|c| format!("run {} in {}", c.run_id, a.bundles[c.src].display()))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ));
-                    continue;
-                }
-            },
+        let src = if complete.is_empty() {
+            Some(cs[0].0.src)
+        } else {
+            choose("command cell ", id, &complete)
         };
-        for c in complete.iter().filter(|c| c.run_id != chosen.run_id) {
-            dropped.push(format!(
-                "command cell {id} (run {} in {})",
-                c.run_id,
-                a.bundles[c.src].display()
-            ));
+        if let Some(src) = src {
+            keep_cells.push((id.clone(), src));
         }
-        keep_cells.push((id.clone(), chosen.src));
     }
     if !conflicts.is_empty() {
         bad_input!(

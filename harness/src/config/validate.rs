@@ -51,6 +51,28 @@ fn name_ok(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'))
 }
 
+/// An endpoint's `name` under `p`, or an empty one when it is missing or
+/// invalid (the error recorded; `example` shows a good one).
+fn endpoint_name(cx: &mut Ctx, p: &Path, name: Option<String>, example: &str) -> String {
+    match name {
+        Some(n) if name_ok(&n) => n,
+        Some(n) => {
+            cx.err(
+                p.key("name"),
+                format!("`{n}` is not a valid name: use letters, digits, `-`, `_`, `.`, `:`, `/`"),
+            );
+            String::new()
+        }
+        None => {
+            cx.err(
+                p.key("name"),
+                format!("is required: a short unique label, e.g. `name: {example}`"),
+            );
+            String::new()
+        }
+    }
+}
+
 /// A list item's `name` at `p`: present (else "is required: `example`")
 /// and valid (letters, digits, `-`, `_`, `.`).
 fn required_name(cx: &mut Ctx, p: Path, name: Option<String>, example: &str) -> Option<String> {
@@ -686,23 +708,7 @@ fn endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<Endpoint> {
             return None;
         }
     };
-    let name = match e.name {
-        Some(n) if name_ok(&n) => n,
-        Some(n) => {
-            cx.err(
-                p.key("name"),
-                format!("`{n}` is not a valid name: use letters, digits, `-`, `_`, `.`, `:`, `/`"),
-            );
-            String::new()
-        }
-        None => {
-            cx.err(
-                p.key("name"),
-                "is required: a short unique label, e.g. `name: g5-xlarge-vllm`",
-            );
-            String::new()
-        }
-    };
+    let name = endpoint_name(cx, p, e.name, "g5-xlarge-vllm");
     let instance_count = e.instance_count.unwrap_or(1);
     if instance_count == 0 {
         cx.err(p.key("instance_count"), "must be >= 1");
@@ -1740,23 +1746,7 @@ fn search(cx: &mut Ctx, load: &Path, w: WireSearch, arrival: Arrival) -> SearchS
 /// endpoint keys that apply to a program (name, instance type and count).
 fn command_endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<CommandEndpoint> {
     let before = cx.issues.len();
-    let name = match &e.name {
-        Some(n) if name_ok(n) => n.clone(),
-        Some(n) => {
-            cx.err(
-                p.key("name"),
-                format!("`{n}` is not a valid name: use letters, digits, `-`, `_`, `.`, `:`, `/`"),
-            );
-            String::new()
-        }
-        None => {
-            cx.err(
-                p.key("name"),
-                "is required: a short unique label, e.g. `name: llama-cpp-offline`",
-            );
-            String::new()
-        }
-    };
+    let name = endpoint_name(cx, p, e.name.clone(), "llama-cpp-offline");
     for (key, set) in [
         ("model", e.model.is_some()),
         ("serving_stack", e.serving_stack.is_some()),
