@@ -18,7 +18,7 @@
 
 use crate::config::{Arrival, LoadLevel};
 use crate::shard::Shard;
-use crate::timer::sleep_until_precise;
+use crate::timer::PreciseSleep;
 use harness_core::rng::Rng;
 use serde::Serialize;
 use std::future::Future;
@@ -247,6 +247,7 @@ where
             std::thread::Builder::new()
                 .name("pacer".into())
                 .spawn(move || {
+                    let mut sleep = PreciseSleep::new();
                     for seq in 0.. {
                         let Some(at) = arrival_at(seq) else {
                             break;
@@ -272,7 +273,7 @@ where
                             }
                             std::thread::sleep(Duration::from_millis(40));
                         }
-                        sleep_until_precise(at);
+                        sleep.until(at);
                         let saturated = in_flight.load(Ordering::Relaxed) >= max;
                         if !saturated {
                             in_flight.fetch_add(1, Ordering::Relaxed);

@@ -4,8 +4,10 @@
 //! on a condition variable with a nanosecond timeout (Linux wakes it within
 //! ~50–100 µs) and wakes the waiting task through a oneshot channel. The
 //! simulator uses it so that a configured 10 ms inter-token gap is 10 ms, not
-//! 10–11 ms. [`sleep_until_precise`] blocks an OS thread, finishing with a short
-//! spin; the open-loop pacer uses it.
+//! 10–11 ms. [`PreciseSleep`] blocks an OS thread until each of a series of
+//! deadlines, finishing with a short spin that adapts to how late the
+//! thread's sleeps wake; the open-loop pacer uses it. Both threads set their
+//! timer slack to 1 ns.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -101,6 +103,9 @@ impl TimerService {
 }
 
 fn run(inner: Arc<Inner>) {
+    // See `PreciseSleep::new`: the default 50 µs slack would make the
+    // condition variable's timeout wake up to 50 µs late.
+    let _ = rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(1));
     let mut heap = inner.heap.lock().expect("timer heap");
     loop {
         if inner.shutdown.load(AO::SeqCst) {
@@ -119,19 +124,74 @@ fn run(inner: Arc<Inner>) {
 }
 
 /// Blocks the calling OS thread until `at`: sleeps until shortly before, then
-/// spins, so lateness stays in the tens of microseconds.
+/// spins, so lateness stays in the tens of microseconds. A one-off; a thread
+/// that waits for many deadlines keeps one [`PreciseSleep`].
 pub fn sleep_until_precise(at: Instant) {
-    const SPIN: Duration = Duration::from_micros(150);
-    loop {
-        let now = Instant::now();
-        if now >= at {
-            return;
+    PreciseSleep::new().until(at);
+}
+
+/// Waits for a series of deadlines on one OS thread (the open-loop pacer).
+///
+/// Each wait sleeps until `margin` before the deadline and spins the rest.
+/// The spin is CPU spent for nothing, so the margin follows how late this
+/// thread's sleeps actually wake: it jumps to any larger oversleep and decays
+/// by 1/16 per sleep towards the recent ones, within
+/// [`MIN_MARGIN`, `MAX_MARGIN`]. Waking on time costs about
+/// `margin - oversleep` of spinning per deadline (tens of µs, measured by
+/// `bench/run.sh` section 1's CPU per request) instead of a fixed 150 µs.
+///
+/// The thread's timer slack is set to 1 ns (Linux `PR_SET_TIMERSLACK`; the
+/// default 50 µs lets the kernel wake a sleeper up to 50 µs late to batch
+/// wake-ups), so that the oversleep is the scheduler's, not a policy's.
+pub struct PreciseSleep {
+    margin: Duration,
+}
+
+/// Never spin less than this before a deadline.
+pub const MIN_MARGIN: Duration = Duration::from_micros(10);
+/// Never spin more than this: a rare long oversleep (a preempted vCPU) is
+/// lateness to report, not a reason to spin for milliseconds.
+pub const MAX_MARGIN: Duration = Duration::from_micros(150);
+
+impl Default for PreciseSleep {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PreciseSleep {
+    /// Sets the calling thread's timer slack; keep the value on that thread.
+    pub fn new() -> Self {
+        // Best effort: without it (not Linux, or refused) sleeps wake up to
+        // the default slack late, which the margin then absorbs.
+        let _ = rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(1));
+        PreciseSleep {
+            margin: Duration::from_micros(50),
         }
-        let left = at - now;
-        if left > SPIN {
-            std::thread::sleep(left - SPIN);
-        } else {
-            std::hint::spin_loop();
+    }
+
+    /// The current spin margin.
+    pub fn margin(&self) -> Duration {
+        self.margin
+    }
+
+    /// Returns at `at` or just after, never before.
+    pub fn until(&mut self, at: Instant) {
+        loop {
+            let now = Instant::now();
+            if now >= at {
+                return;
+            }
+            let left = at - now;
+            if left > self.margin {
+                let wake = at - self.margin;
+                std::thread::sleep(left - self.margin);
+                let over = Instant::now().saturating_duration_since(wake);
+                let decayed = self.margin - self.margin / 16;
+                self.margin = over.max(decayed).clamp(MIN_MARGIN, MAX_MARGIN);
+            } else {
+                std::hint::spin_loop();
+            }
         }
     }
 }
@@ -167,5 +227,27 @@ mod tests {
             sleep_until_precise(at);
             assert!(Instant::now() >= at);
         }
+    }
+
+    /// The margin follows the oversleep but stays within its bounds, and a
+    /// series of deadlines is never met early whatever the margin.
+    #[test]
+    fn the_pacers_margin_adapts_within_bounds() {
+        let mut s = PreciseSleep::new();
+        let mut at = Instant::now();
+        for i in 0..200 {
+            at += Duration::from_micros(100 + (i % 7) * 150);
+            s.until(at);
+            assert!(Instant::now() >= at);
+            assert!(
+                (MIN_MARGIN..=MAX_MARGIN).contains(&s.margin()),
+                "{:?}",
+                s.margin()
+            );
+        }
+        // A deadline already past returns at once and leaves the margin alone.
+        let m = s.margin();
+        s.until(Instant::now() - Duration::from_millis(1));
+        assert_eq!(s.margin(), m);
     }
 }
