@@ -6,6 +6,17 @@ truth's, and their differences (ms).
 TOOL: harness (RESULT is `harness show --json` output), guidellm (its JSON
 output) or aiperf (its profile_export_aiperf.json).
 
+    python bench/peers.py arrivals TRUTH_LOG RATE
+prints the arrivals the simulator saw against a constant RATE (req/s): the
+achieved rate, (n - 1) / (last - first) body received, the throughput,
+n / (last response end - first body received), and the lateness of
+each arrival against the best-fitting perfect schedule, received_i - i/RATE
+- min_j(received_j - j/RATE) (so >= 0; the earliest arrival relative to the
+schedule anchors it). This is the same measure for every tool, taken on the
+server's side of loopback: a client that falls behind its schedule shows a
+lateness that grows with i; the harness's own dispatch lag is the client-side
+view of the same thing.
+
 Truth: TTFT = first content chunk handed to the connection − request body
 received; chunk gap = between consecutive content chunks (the simulator's
 `--truth-log`, harness/src/sim/truth.rs). Percentiles are nearest-rank over
@@ -83,6 +94,35 @@ def tool(name, path):
         }
     raise SystemExit(f"unknown tool {name}")
 
+
+def arrivals(path, rate):
+    rec, end = [], []
+    with open(path) as f:
+        next(f)  # header
+        for line in f:
+            r = json.loads(line)
+            rec.append(r["received_ns"] / 1e9)
+            end.append(r["end_ns"] / 1e9)
+    rec.sort()
+    n = len(rec)
+    if n < 2:
+        return {"requests": n}
+    dev = [t - i / rate for i, t in enumerate(rec)]
+    lo = min(dev)
+    late = [(d - lo) * 1e3 for d in dev]
+    return {
+        "requests": n,
+        "achieved": (n - 1) / (rec[-1] - rec[0]),
+        # Requests served per second, first body received to last response end.
+        "throughput": n / (max(end) - rec[0]),
+        "late_p50": pct(late, 50),
+        "late_p99": pct(late, 99),
+    }
+
+
+if sys.argv[1] == "arrivals":
+    print(json.dumps(arrivals(sys.argv[2], float(sys.argv[3]))))
+    sys.exit(0)
 
 name, result, log = sys.argv[1:4]
 t, g = tool(name, result), truth(log)
