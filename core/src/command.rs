@@ -283,7 +283,9 @@ pub fn summarise(values: &[MetricValue]) -> Vec<MetricSummary> {
             xs.sort_by(f64::total_cmp);
             let n = xs.len();
             let mean = xs.iter().sum::<f64>() / n as f64;
-            let sd = if n > 1 {
+            // Equal values have no spread; the float mean of, say, three
+            // 0.1s is 0.10000000000000002, which would give an sd of 1e-17.
+            let sd = if n > 1 && xs[0] != xs[n - 1] {
                 (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
             } else {
                 0.0
@@ -456,6 +458,10 @@ mod tests {
         let ttft = &s[1];
         assert!((ttft.sd - 0.1414213562373095).abs() < 1e-12, "{}", ttft.sd);
         assert_eq!((ttft.p50, ttft.p90), (0.2, 0.4));
+        // Equal values: an sd of exactly 0, not the float mean's 1e-17.
+        let same = summarise(&[v(1, "x", 0, 0.1), v(2, "x", 0, 0.1), v(3, "x", 0, 0.1)]);
+        assert_ne!(same[0].mean, 0.1, "the float mean of three 0.1s is not 0.1");
+        assert_eq!(same[0].sd, 0.0);
         let (usd, per_1m) = run_cost(3.6, 2, 10.0, Some(1000.0));
         assert!((usd - 0.02).abs() < 1e-12);
         assert!((per_1m.unwrap() - 20.0).abs() < 1e-9);

@@ -371,6 +371,14 @@ pub fn check(
                 ));
             }
         }
+        if let Some(n) = e.plan.requests {
+            if n < shard.count as u64 {
+                errors.push(format!(
+                    "`{}`: {n} request(s) cannot be split over {} shards (each needs at least 1): raise `load.requests` or run fewer shards",
+                    e.label, shard.count
+                ));
+            }
+        }
     }
     errors.dedup();
     if errors.is_empty() {

@@ -106,6 +106,23 @@ impl CommandReport {
     pub fn is_empty(&self) -> bool {
         self.endpoints.is_empty()
     }
+
+    /// `label (status)` of each cell that is not complete.
+    pub fn incomplete(&self) -> Vec<String> {
+        self.endpoints
+            .iter()
+            .flat_map(|e| e.cells.iter().map(move |c| (e, c)))
+            .filter(|(_, c)| c.status != "complete")
+            .map(|(e, c)| format!("{} · {} ({})", e.name, c.label, c.status))
+            .collect()
+    }
+
+    /// Whether any cell is complete: something to analyse.
+    pub fn any_complete(&self) -> bool {
+        self.endpoints
+            .iter()
+            .any(|e| e.cells.iter().any(|c| c.status == "complete"))
+    }
 }
 
 /// One command endpoint: its metrics and its cells.
@@ -125,6 +142,10 @@ pub struct CellView {
     pub file: String,
     /// `scenario` or `scenario · k=v, ...` (without the endpoint).
     pub label: String,
+    pub scenario: String,
+    /// The cell's arguments as a JSON object (name → value), as given to
+    /// the command; `null` if the bundle's text is not JSON.
+    pub args: serde_json::Value,
     pub status: String,
     pub status_reason: Option<String>,
     pub instance_type: Option<String>,
@@ -288,6 +309,8 @@ pub fn build(bundles: &[(String, CommandRows)]) -> CommandReport {
                 run_details,
                 cell_id: c.cell_id.clone(),
                 file: file.clone(),
+                scenario: c.scenario.clone(),
+                args: serde_json::from_str(&c.args).unwrap_or(serde_json::Value::Null),
                 label: c
                     .label
                     .strip_prefix(&format!("{} · ", c.endpoint))

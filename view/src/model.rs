@@ -413,7 +413,8 @@ pub const REPORT_VERSION: u32 = 2;
 /// rates. The TTFT samples for the distribution chart are left empty; see
 /// [`Report::ttft_wanted`].
 ///
-/// Errors: no complete experiment in any bundle (the message says why).
+/// Errors: no complete experiment and no complete command cell in any bundle
+/// (the message says why).
 pub fn build(bundles: Vec<BundleRows>, o: Options) -> Result<Report, String> {
     let mut infos = vec![];
     let mut rows = vec![];
@@ -439,7 +440,8 @@ pub fn build(bundles: Vec<BundleRows>, o: Options) -> Result<Report, String> {
             datasets: b.datasets,
         });
     }
-    if rows.is_empty() && commands.is_empty() {
+    if rows.is_empty() && !commands.any_complete() {
+        excluded.extend(commands.incomplete());
         let why = if excluded.is_empty() {
             "they hold no experiment".to_string()
         } else {

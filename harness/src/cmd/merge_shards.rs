@@ -199,6 +199,15 @@ impl Parts {
                         name(*i),
                         s.run_id
                     )),
+                    // The same run's shard twice (a copy, or one file
+                    // given twice): one is kept, and the user is told.
+                    Some((j, _)) if j != i => eprintln!(
+                        "note: experiment {short}: shard {}/{n} of run {} is in {} and again in {}: using the first",
+                        s.shard,
+                        s.run_id,
+                        name(*j),
+                        name(*i)
+                    ),
                     Some(_) => {}
                     None => {
                         chosen.insert(s.shard, (*i, (*s).clone()));

@@ -89,18 +89,9 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
     if !cells.is_empty() && a.shard.shard.is_some() {
         crate::bad_input!("--shard splits the load of endpoint experiments; the config's command endpoints run whole (run them without --shard)");
     }
-    for c in &loaded.config.commands {
-        for var in &c.secret_env {
-            match std::env::var(var) {
-                Ok(v) if !v.is_empty() => crate::redact::register(&v),
-                _ if a.dry_run => {}
-                _ => crate::bad_input!(
-                    "{}: endpoint `{}`: ${var} is not set; export it (it is listed in `command.secret_env`, passed to the command by name and never stored)",
-                    loaded.file,
-                    c.name
-                ),
-            }
-        }
+    if let Err(errors) = loaded.command_secrets(!a.dry_run) {
+        eprint!("{errors}");
+        return Ok(ExitCode::from(exit::BAD_INPUT));
     }
     let started_at = Utc::now();
     let mut pricing = Pricer::for_run(
@@ -1138,29 +1129,79 @@ async fn deployment_gate(
                 .count();
             println!("endpoint {}: {how}; {n} experiment(s)", ep.name);
         }
+        // Cells already complete in the bundle are skipped by the real run
+        // (unless --force); read without writing.
+        let complete: HashSet<String> = if cfg.commands.is_empty() || a.force || !path.exists() {
+            HashSet::new()
+        } else {
+            read::open(path)
+                .and_then(|c| -> Result<HashSet<String>> {
+                    let mut st =
+                        c.prepare("SELECT cell_id FROM command_cells WHERE status = 'complete'")?;
+                    let ids = st
+                        .query_map([], |r| r.get::<_, String>(0))?
+                        .collect::<Result<_, _>>()?;
+                    Ok(ids)
+                })
+                .unwrap_or_default()
+        };
         for ep in &cfg.commands {
             let mine: Vec<&crate::command::CommandCell> = cells
                 .iter()
                 .filter(|c| c.endpoint.name == ep.name)
                 .collect();
+            let to_run = mine.iter().filter(|c| !complete.contains(&c.id)).count();
             println!(
-                "endpoint {}: a command run here; {} cell(s) × ({} warm-up + {} measured) run(s), timeout {} each",
+                "endpoint {}: a command run here; {} cell(s){} × ({} warm-up + {} measured) run(s), timeout {} each",
                 ep.name,
                 mine.len(),
+                if to_run < mine.len() {
+                    format!(" ({} complete in the bundle, skipped; --force reruns)", mine.len() - to_run)
+                } else {
+                    String::new()
+                },
                 ep.warmup_runs,
                 ep.runs,
                 humantime::format_duration(ep.timeout)
             );
             for c in mine {
                 println!(
-                    "  {} [{}]: {}",
+                    "  {} [{}]{}: {}",
                     c.label,
                     &c.id[..12],
+                    if complete.contains(&c.id) {
+                        " (skipped: complete)"
+                    } else {
+                        ""
+                    },
                     redact::text(
                         &shlex::try_join(c.argv.iter().map(String::as_str))
                             .unwrap_or_else(|_| c.argv.join(" "))
                     )
                 );
+            }
+            // The worst case: every run of every cell to run takes its
+            // whole timeout, on every instance.
+            let runs = to_run as u64 * u64::from(ep.warmup_runs + ep.runs);
+            let worst_s = runs as f64 * ep.timeout.as_secs_f64();
+            let price = ep.instance_type.as_deref().map(|t| {
+                (
+                    t,
+                    pricing.price(Some(t), "", true).and_then(|p| match p.rate {
+                        harness_core::cost::Rate::InstanceHour(usd) => Some(usd),
+                        _ => None,
+                    }),
+                )
+            });
+            match price {
+                Some((t, Some(usd_h))) => println!(
+                    "  cost bound: at most ${:.2} ({runs} run(s) × timeout {} × {} × ${usd_h}/h for {t})",
+                    usd_h * f64::from(ep.instance_count) * worst_s / 3600.0,
+                    humantime::format_duration(ep.timeout),
+                    ep.instance_count
+                ),
+                Some((t, None)) => println!("  cost bound: unknown, {t} has no price (add it under pricing.instance_hourly)"),
+                None => println!("  cost: none recorded (no instance_type)"),
             }
         }
         if !plan.instances.is_empty() {
@@ -1331,10 +1372,17 @@ fn print_summary(
         );
     }
     println!("bundle: {}", path.display());
-    println!(
-        "next: harness report {0} --out report   |   harness plan {0} --rpm R --latency-p95 MS",
-        path.display()
-    );
+    match experiments.iter().find_map(|e| e.plan.shard) {
+        // One shard's bundle holds part of each experiment: merge first.
+        Some(s) => println!(
+            "next: harness merge <all {} shard bundles> -o merged.duckdb, then report the merged bundle (shard {s} holds only its part of each experiment's load)",
+            s.count
+        ),
+        None => println!(
+            "next: harness report {0} --out report   |   harness plan {0} --rpm R --latency-p95 MS",
+            path.display()
+        ),
+    }
     Ok(())
 }
 

@@ -74,6 +74,39 @@ impl Loaded {
             Err(ConfigErrors(errors))
         }
     }
+
+    /// Checks that every variable a command endpoint lists in
+    /// `command.secret_env` is set, and registers each value with `redact`.
+    /// With `required` false (a dry run) an unset one is not an error.
+    /// Errors name the file, line and field, never a value.
+    pub fn command_secrets(&self, required: bool) -> Result<(), ConfigErrors> {
+        let mut errors = vec![];
+        for ep in &self.config.commands {
+            for (j, var) in ep.secret_env.iter().enumerate() {
+                match std::env::var(var) {
+                    Ok(v) if !v.is_empty() => crate::redact::register(&v),
+                    _ if !required => {}
+                    _ => {
+                        let path = ep.config_path.key("command").key("secret_env").index(j);
+                        errors.push(ConfigError {
+                            file: self.file.clone(),
+                            origin: self
+                                .positions
+                                .value_or_ancestor(&path)
+                                .map(|(o, _)| o.clone()),
+                            path: Some(path),
+                            message: format!("${var} is not set: export it (the endpoint `{}` passes it to its command by name; its value is never stored)", ep.name),
+                        });
+                    }
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -157,6 +157,10 @@ pub struct CommandEndpoint {
     #[serde(serialize_with = "secs::one")]
     pub sample_interval: Duration,
     pub metrics: BTreeMap<String, CommandMetric>,
+    /// Where the endpoint is in the config (`endpoints[i]`), for errors
+    /// found after validation.
+    #[serde(skip)]
+    pub config_path: super::yaml::Path,
 }
 
 /// One declared metric of a command, validated.

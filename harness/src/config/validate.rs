@@ -1999,6 +1999,16 @@ fn command_endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<CommandEn
         );
     }
     let inputs = c.inputs.unwrap_or_default();
+    for (i, path) in inputs.iter().enumerate() {
+        // Read when the cells are planned (each is hashed into the cell
+        // ids); a missing one is named here, with its line.
+        if let Err(e) = std::fs::File::open(path) {
+            cx.err(
+                cp.key("inputs").index(i),
+                format!("`{path}` cannot be read ({e}); an input is a file the command reads, hashed into each cell's id, with a path relative to the directory the harness runs in"),
+            );
+        }
+    }
     (cx.issues.len() == before).then_some(CommandEndpoint {
         name,
         instance_type: e.instance_type,
@@ -2016,5 +2026,6 @@ fn command_endpoint(cx: &mut Ctx, p: &Path, e: WireEndpoint) -> Option<CommandEn
         secret_env,
         sample_interval,
         metrics,
+        config_path: p.clone(),
     })
 }

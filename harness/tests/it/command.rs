@@ -228,6 +228,12 @@ fn a_matrix_runs_reads_every_metric_source_and_goes_on_past_failures() {
         serde_json::from_slice(&run_ok(&["show", out.to_str().unwrap(), "--json"]).stdout).unwrap();
     let cells = &j["commands"]["endpoints"][0]["cells"];
     assert_eq!(cells[1]["label"], "ok · n=2");
+    // Structured: the scenario and each argument with its type.
+    assert_eq!(cells[1]["scenario"], "ok");
+    assert_eq!(
+        (&cells[1]["args"]["n"], &cells[1]["args"]["mode"]),
+        (&serde_json::json!(2), &serde_json::json!("ok"))
+    );
     let tps = cells[1]["metrics"]
         .as_array()
         .unwrap()
@@ -253,7 +259,23 @@ fn a_rerun_skips_complete_cells_and_a_changed_argument_reruns_only_its_cells() {
         assert!(o.status.success(), "{}", stderr(&o));
         o
     };
+    // The dry run: every cell, and the worst case's cost (2 cells × 3 runs
+    // × 2 s at $3.6/h); after the run, both cells skipped and nothing to pay.
+    let d = stdout(&run(&["--dry-run"]));
+    assert!(
+        d.contains(
+            "cost bound: at most $0.01 (6 run(s) × timeout 2s × 1 × $3.6/h for c7i.2xlarge)"
+        ),
+        "{d}"
+    );
     run(&[]);
+    let d = stdout(&run(&["--dry-run"]));
+    assert!(
+        d.contains("2 cell(s) (2 complete in the bundle, skipped; --force reruns)")
+            && d.matches("(skipped: complete)").count() == 2
+            && d.contains("cost bound: at most $0.00 (0 run(s)"),
+        "{d}"
+    );
     let before: Vec<Vec<String>> = query(
         &out,
         "SELECT cell_id, started_at::VARCHAR FROM command_cells ORDER BY ordinal",
@@ -463,6 +485,7 @@ endpoints:
           arguments: { batch: [] }
       matrix: { gpus: [] }
       env: { HF_TOKEN: abc }
+      inputs: [no-such-input.py]
       metrics:
         a: { json: stdout }
         b: { unit: s, regex: 'no group' }
@@ -487,6 +510,8 @@ endpoints:
         "has no capture group",
         "is not a regular expression",
         "takes `{run_dir}` and `{run}` only",
+        "endpoints[0].command.inputs[0]",
+        "`no-such-input.py` cannot be read",
     ] {
         assert!(e.contains(want), "missing {want:?} in:\n{e}");
     }
@@ -525,10 +550,47 @@ endpoints:
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
+    let e = stderr(&o);
     assert!(
-        stderr(&o).contains("$HARNESS_TEST_UNSET_TOKEN is not set"),
-        "{}",
-        stderr(&o)
+        e.contains("$HARNESS_TEST_UNSET_TOKEN is not set")
+            && e.contains("bad2.yml:11:")
+            && e.contains("endpoints[0].command.secret_env[0]"),
+        "{e}"
     );
     assert!(!dir.path().join("x.duckdb").exists());
+}
+
+/// A bundle whose every cell failed has nothing to analyse: `run` exits 3
+/// and `report` exits 2, naming the cells and why they were left out.
+#[test]
+fn a_bundle_of_failed_cells_is_not_reported_as_a_success() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "");
+    let out = dir.path().join("b.duckdb");
+    let o = run_cmd(
+        &cfg,
+        &out,
+        &[
+            "--set",
+            "endpoints[0].command.scenarios[0].arguments.mode=fail",
+        ],
+    )
+    .env("PROG_TOKEN", "t")
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let o = output(&[
+        "report",
+        out.to_str().unwrap(),
+        "--out",
+        dir.path().join("report").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("no complete experiment")
+            && e.contains("prog · ok · n=1 (failed)")
+            && e.contains("prog · ok · n=2 (failed)"),
+        "{e}"
+    );
 }

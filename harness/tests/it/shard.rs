@@ -210,6 +210,11 @@ fn three_shards_merge_into_the_experiment_one_process_measures() {
     }
     sim.kill().unwrap();
     sim.wait().unwrap();
+    // A shard's bundle is part of each experiment: it points at merge.
+    assert!(
+        merge_said.contains("next: harness merge <all 3 shard bundles>"),
+        "{merge_said}"
+    );
     assert_eq!(
         merge_said.matches("joined 3 of 3 shards").count(),
         2,
@@ -342,6 +347,23 @@ fn three_shards_merge_into_the_experiment_one_process_measures() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("is interrupted"), "{}", stderr(&o));
+    // A copy of a shard's bundle beside it: one is used, and it says so.
+    let twin = dir.path().join("twin.duckdb");
+    std::fs::copy(&shards[2], &twin).unwrap();
+    let o = run_ok(&[
+        "merge",
+        s[0],
+        s[1],
+        s[2],
+        twin.to_str().unwrap(),
+        "-o",
+        dir.path().join("m6.duckdb").to_str().unwrap(),
+    ]);
+    assert!(
+        stderr(&o).contains("and again in") && stderr(&o).contains("twin.duckdb: using the first"),
+        "{}",
+        stderr(&o)
+    );
     let o = output(&[
         "merge",
         single.to_str().unwrap(),
@@ -380,6 +402,10 @@ fn shard_mistakes_are_named() {
         (
             vec!["--shard", "0/8", "--barrier", b],
             "concurrency 6 cannot be split over 8 shards",
+        ),
+        (
+            vec!["--shard", "0/4", "--barrier", b, "--set", "load.requests=3"],
+            "3 request(s) cannot be split over 4 shards",
         ),
     ] {
         let o = run_cmd(&cfg, &dir.path().join("x.duckdb"), &args)
