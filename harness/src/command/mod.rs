@@ -180,8 +180,19 @@ endpoints:
         std::fs::write(&script, "print(2)").unwrap();
         let b = plan(&config(&yaml)).unwrap();
         assert!(a.iter().zip(&b).all(|(x, y)| x.id != y.id));
+        // A missing input is a config error, with its line and field.
+        let cfg = config(&yaml);
         std::fs::remove_file(&script).unwrap();
-        let e = plan(&config(&yaml)).unwrap_err();
+        let e = crate::config::load_str(&yaml, "c.yml", "c", &[])
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("endpoints[0].command.inputs[0]") && e.contains("cannot be read"),
+            "{e}"
+        );
+        // Removed between validation and planning: the plan names it.
+        let e = plan(&cfg).unwrap_err();
         assert!(
             format!("{e:#}").contains("endpoint `train`: reading its input"),
             "{e:#}"
