@@ -89,7 +89,7 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
     if !cells.is_empty() && a.shard.shard.is_some() {
         crate::bad_input!("--shard splits the load of endpoint experiments; the config's command endpoints run whole (run them without --shard)");
     }
-    if let Err(errors) = loaded.command_secrets(!a.dry_run) {
+    if let Err(errors) = loaded.command_secrets() {
         eprint!("{errors}");
         return Ok(ExitCode::from(exit::BAD_INPUT));
     }
@@ -1310,7 +1310,14 @@ fn print_summary(
             tally.cells.0, tally.cells.1
         );
         println!("bundle: {}", path.display());
-        println!("next: harness report {} --out report", path.display());
+        if commands.any_complete() {
+            println!("next: harness report {} --out report", path.display());
+        } else {
+            println!(
+                "next: no cell completed, so there is nothing to report; `harness show {}` says why each failed",
+                path.display()
+            );
+        }
         return Ok(());
     }
     println!();

@@ -13,8 +13,11 @@ pub async fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
-    if let Err(errors) = loaded.credentials() {
-        eprint!("{errors}");
+    let (keys, secrets) = (loaded.credentials(), loaded.command_secrets());
+    if keys.is_err() || secrets.is_err() {
+        for errors in [keys.err(), secrets.err()].into_iter().flatten() {
+            eprint!("{errors}");
+        }
         return Ok(ExitCode::from(crate::exit::BAD_INPUT));
     }
     let searches = exps.iter().filter(|e| e.search.is_some()).count();

@@ -77,15 +77,14 @@ impl Loaded {
 
     /// Checks that every variable a command endpoint lists in
     /// `command.secret_env` is set, and registers each value with `redact`.
-    /// With `required` false (a dry run) an unset one is not an error.
+    /// Like [`Loaded::credentials`], `validate` and the dry run check it too.
     /// Errors name the file, line and field, never a value.
-    pub fn command_secrets(&self, required: bool) -> Result<(), ConfigErrors> {
+    pub fn command_secrets(&self) -> Result<(), ConfigErrors> {
         let mut errors = vec![];
         for ep in &self.config.commands {
             for (j, var) in ep.secret_env.iter().enumerate() {
                 match std::env::var(var) {
                     Ok(v) if !v.is_empty() => crate::redact::register(&v),
-                    _ if !required => {}
                     _ => {
                         let path = ep.config_path.key("command").key("secret_env").index(j);
                         errors.push(ConfigError {

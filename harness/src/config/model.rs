@@ -175,10 +175,19 @@ pub struct CommandMetric {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "snake_case")]
 pub enum MetricSource {
-    /// JSON lines on stdout; `key` is a dotted path.
-    Stdout { key: String },
+    /// JSON lines on stdout; `key` is a dotted path (the config's
+    /// `field:`, and stored as `field`: a field called `key` would be
+    /// masked as a secret in the stored config).
+    Stdout {
+        #[serde(rename = "field")]
+        key: String,
+    },
     /// A JSON file the command writes (`{run_dir}` allowed in its path).
-    File { path: String, key: String },
+    File {
+        path: String,
+        #[serde(rename = "field")]
+        key: String,
+    },
     /// A regular expression over stdout; capture group 1.
     Regex { pattern: String },
 }

@@ -226,6 +226,17 @@ fn a_matrix_runs_reads_every_metric_source_and_goes_on_past_failures() {
     }
     let j: serde_json::Value =
         serde_json::from_slice(&run_ok(&["show", out.to_str().unwrap(), "--json"]).stdout).unwrap();
+    // The metrics' fields are stored by name, not masked as if secrets.
+    let o = harness()
+        .args(["validate", cfg.to_str().unwrap(), "--show-settings"])
+        .env("PROG_TOKEN", "t")
+        .output()
+        .unwrap();
+    let settings = stdout(&o);
+    assert!(
+        settings.contains("field: \"ttft_s\"") && settings.contains("field: \"train.runtime\""),
+        "{settings}"
+    );
     let cells = &j["commands"]["endpoints"][0]["cells"];
     assert_eq!(cells[1]["label"], "ok · n=2");
     // Structured: the scenario and each argument with its type.
@@ -543,6 +554,21 @@ endpoints:
         .unwrap()
         .replace("- { name: b }", "- { name: b, arguments: { batch: 2 } }");
     std::fs::write(&cfg, fixed).unwrap();
+    // validate and the dry run say it as the run does.
+    for args in [&["validate"][..], &["run", "--dry-run"][..]] {
+        let o = harness()
+            .args(args)
+            .arg(&cfg)
+            .env_remove("HARNESS_TEST_UNSET_TOKEN")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&o).contains("bad2.yml:11:") && stderr(&o).contains("is not set"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
     let o = harness()
         .args(["run", cfg.to_str().unwrap(), "--out"])
         .arg(dir.path().join("x.duckdb"))
@@ -579,6 +605,11 @@ fn a_bundle_of_failed_cells_is_not_reported_as_a_success() {
     .output()
     .unwrap();
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("next: no cell completed, so there is nothing to report"),
+        "{}",
+        stdout(&o)
+    );
     let o = output(&[
         "report",
         out.to_str().unwrap(),
