@@ -58,15 +58,7 @@ impl Loaded {
                 }
                 _ => format!("${var} is not set: export it (the endpoint `{}` sends it as its API key), or remove `api_key_env` for a server without authentication", ep.name),
             };
-            errors.push(ConfigError {
-                file: self.file.clone(),
-                origin: self
-                    .positions
-                    .value_or_ancestor(&path)
-                    .map(|(o, _)| o.clone()),
-                path: Some(path),
-                message: problem,
-            });
+            errors.push(self.error_at(path, problem));
         }
         if errors.is_empty() {
             Ok(keys)
@@ -86,16 +78,10 @@ impl Loaded {
                 match std::env::var(var) {
                     Ok(v) if !v.is_empty() => crate::redact::register(&v),
                     _ => {
-                        let path = ep.config_path.key("command").key("secret_env").index(j);
-                        errors.push(ConfigError {
-                            file: self.file.clone(),
-                            origin: self
-                                .positions
-                                .value_or_ancestor(&path)
-                                .map(|(o, _)| o.clone()),
-                            path: Some(path),
-                            message: format!("${var} is not set: export it (the endpoint `{}` passes it to its command by name; its value is never stored)", ep.name),
-                        });
+                        errors.push(self.error_at(
+                            ep.config_path.key("command").key("secret_env").index(j),
+                            format!("${var} is not set: export it (the endpoint `{}` passes it to its command by name; its value is never stored)", ep.name),
+                        ));
                     }
                 }
             }
@@ -104,6 +90,19 @@ impl Loaded {
             Ok(())
         } else {
             Err(ConfigErrors(errors))
+        }
+    }
+
+    /// An error found after validation, at `path` in this config's file.
+    fn error_at(&self, path: Path, message: String) -> ConfigError {
+        ConfigError {
+            file: self.file.clone(),
+            origin: self
+                .positions
+                .value_or_ancestor(&path)
+                .map(|(o, _)| o.clone()),
+            path: Some(path),
+            message,
         }
     }
 }
