@@ -53,16 +53,20 @@ pub struct CommandRunRow {
     pub usd_per_1m_tokens: Option<f64>,
 }
 
+/// Ids of the cells complete in the bundle behind `conn` (opened for
+/// writing or for reading: the dry run reads it).
+pub fn completed_cells(conn: &duckdb::Connection) -> Result<HashSet<String>> {
+    let mut st = conn.prepare("SELECT cell_id FROM command_cells WHERE status = 'complete'")?;
+    let ids = st
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<Result<HashSet<_>, _>>()?;
+    Ok(ids)
+}
+
 impl Bundle {
     /// Ids of cells complete in this bundle.
     pub fn completed_cells(&self) -> Result<HashSet<String>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT cell_id FROM command_cells WHERE status = 'complete'")?;
-        let ids = st
-            .query_map([], |r| r.get::<_, String>(0))?
-            .collect::<Result<HashSet<_>, _>>()?;
-        Ok(ids)
+        completed_cells(&self.conn)
     }
 
     /// Starts `c` (status `running`), removing what an earlier attempt at

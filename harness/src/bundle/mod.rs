@@ -7,7 +7,7 @@
 //! DuckDB-WASM 1.32 (DuckDB 1.4.3) can open them in the viewer.
 
 mod command;
-pub(crate) use command::copy_attached_cells;
+pub(crate) use command::{completed_cells, copy_attached_cells};
 pub use command::{CellRow, CommandRunRow};
 pub mod read;
 mod stream;

@@ -1135,14 +1135,7 @@ async fn deployment_gate(
             HashSet::new()
         } else {
             read::open(path)
-                .and_then(|c| -> Result<HashSet<String>> {
-                    let mut st =
-                        c.prepare("SELECT cell_id FROM command_cells WHERE status = 'complete'")?;
-                    let ids = st
-                        .query_map([], |r| r.get::<_, String>(0))?
-                        .collect::<Result<_, _>>()?;
-                    Ok(ids)
-                })
+                .and_then(|c| crate::bundle::completed_cells(&c))
                 .unwrap_or_default()
         };
         for ep in &cfg.commands {
@@ -1187,16 +1180,13 @@ async fn deployment_gate(
             let price = ep.instance_type.as_deref().map(|t| {
                 (
                     t,
-                    pricing.price(Some(t), "", true).and_then(|p| match p.rate {
-                        harness_core::cost::Rate::InstanceHour(usd) => Some(usd),
-                        _ => None,
-                    }),
+                    crate::command::run::hourly_price(pricing, t).map(|(usd, _)| usd),
                 )
             });
             match price {
                 Some((t, Some(usd_h))) => println!(
                     "  cost bound: at most ${:.2} ({runs} run(s) × timeout {} × {} × ${usd_h}/h for {t})",
-                    usd_h * f64::from(ep.instance_count) * worst_s / 3600.0,
+                    harness_core::command::run_cost(usd_h, ep.instance_count, worst_s, None).0,
                     humantime::format_duration(ep.timeout),
                     ep.instance_count
                 ),

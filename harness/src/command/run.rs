@@ -95,11 +95,7 @@ async fn run_cell(
     let price = ep
         .instance_type
         .as_deref()
-        .and_then(|t| cx.pricing.price(Some(t), "", true))
-        .and_then(|p| match p.rate {
-            harness_core::cost::Rate::InstanceHour(usd) => Some((usd, p.source)),
-            _ => None,
-        });
+        .and_then(|t| hourly_price(cx.pricing, t));
     let args = serde_json::to_string(&c.cell.args)?;
     let argv = serde_json::to_string(&c.argv)?;
     let hash_inputs = harness_core::hash::canonical_json(&c.hash_inputs);
@@ -454,4 +450,18 @@ impl Drop for RunDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// The instance price of a command endpoint's `instance_type`: (USD per
+/// hour, where the price came from), or `None` (warned about once).
+pub fn hourly_price(
+    pricing: &mut crate::pricing::Pricer,
+    instance_type: &str,
+) -> Option<(f64, String)> {
+    pricing
+        .price(Some(instance_type), "", true)
+        .and_then(|p| match p.rate {
+            harness_core::cost::Rate::InstanceHour(usd) => Some((usd, p.source)),
+            _ => None,
+        })
 }
