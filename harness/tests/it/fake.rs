@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,6 +16,8 @@ pub struct Captured {
     /// Header names lower-cased.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Which TCP connection carried it, numbered from 1 in accept order.
+    pub connection: usize,
 }
 
 impl Captured {
@@ -48,13 +50,15 @@ impl Fake {
         {
             let (requests, stop) = (requests.clone(), stop.clone());
             std::thread::spawn(move || {
+                let accepted = AtomicUsize::new(0);
                 for conn in listener.incoming() {
                     if stop.load(Ordering::SeqCst) {
                         break;
                     }
                     let Ok(conn) = conn else { continue };
                     let (h, r) = (handler.clone(), requests.clone());
-                    std::thread::spawn(move || serve(conn, &*h, &r));
+                    let id = accepted.fetch_add(1, Ordering::SeqCst) + 1;
+                    std::thread::spawn(move || serve(conn, id, &*h, &r));
                 }
             });
         }
@@ -89,7 +93,11 @@ impl Drop for Fake {
     }
 }
 
-fn serve(conn: TcpStream, handler: &Handler, requests: &Mutex<Vec<Captured>>) {
+/// In a response, splits it into two writes 30 ms apart, so that what
+/// follows arrives in a later read than what precedes.
+pub const PAUSE: &[u8] = b"\0PAUSE\0";
+
+fn serve(conn: TcpStream, id: usize, handler: &Handler, requests: &Mutex<Vec<Captured>>) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     let mut conn = conn;
@@ -131,13 +139,21 @@ fn serve(conn: TcpStream, handler: &Handler, requests: &Mutex<Vec<Captured>>) {
             path,
             headers,
             body,
+            connection: id,
         };
         let resp = handler(&req);
         requests.lock().unwrap().push(req);
         let close = String::from_utf8_lossy(&resp[..resp.len().min(512)])
             .to_ascii_lowercase()
             .contains("connection: close");
-        if conn.write_all(&resp).is_err() || close {
+        let written = match resp.windows(PAUSE.len()).position(|w| w == PAUSE) {
+            Some(i) => conn.write_all(&resp[..i]).and_then(|_| {
+                std::thread::sleep(Duration::from_millis(30));
+                conn.write_all(&resp[i + PAUSE.len()..])
+            }),
+            None => conn.write_all(&resp),
+        };
+        if written.is_err() || close {
             let _ = conn.shutdown(std::net::Shutdown::Both);
             return;
         }
@@ -187,4 +203,26 @@ pub fn chat_stream_ok(n: usize) -> Vec<u8> {
     ev.push(r#"{"choices":[{"delta":{},"finish_reason":"length"}]}"#.into());
     ev.push("[DONE]".into());
     sse(&ev.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+}
+
+/// A streamed chat completion of `n` words in chunked transfer encoding,
+/// keep-alive, whose last chunk (`[DONE]`) and the body's terminator are
+/// written 30 ms apart, as an ASGI server does when the generator ends.
+pub fn chat_stream_chunked_late_end(n: usize) -> Vec<u8> {
+    let mut s = String::from(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
+    );
+    let mut ev: Vec<String> = (0..n)
+        .map(|_| r#"{"choices":[{"delta":{"content":"word "}}]}"#.to_string())
+        .collect();
+    ev.push(r#"{"choices":[{"delta":{},"finish_reason":"length"}]}"#.into());
+    ev.push("[DONE]".into());
+    for e in ev {
+        let data = format!("data: {e}\n\n");
+        s.push_str(&format!("{:x}\r\n{data}\r\n", data.len()));
+    }
+    let mut b = s.into_bytes();
+    b.extend_from_slice(PAUSE);
+    b.extend_from_slice(b"0\r\n\r\n");
+    b
 }

@@ -369,3 +369,32 @@ fn extra_body_cannot_override_what_the_harness_sets() {
         "{err}"
     );
 }
+
+/// A server (uvicorn, as under vLLM) may write the chunked body's terminator
+/// after `[DONE]`, in a later read. Dropping the body at `[DONE]` closed the
+/// connection, so every request opened a new one and paid its handshake
+/// inside TTFT; the client now reads to the terminator and reuses it.
+#[test]
+fn connection_is_reused_when_the_body_ends_after_done() {
+    let fake = Fake::start(|_| fake::chat_stream_chunked_late_end(3));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "reuse",
+        &format!(
+            "name: reuse\n{}datasets:\n  - name: d\n    synthetic: {{ prompt_tokens: 8, output_tokens: 3 }}\nload: {{ concurrency: [1], requests: 12, warmup: {{ requests: 0 }} }}\n",
+            endpoints(&fake, &[("m", "chat", true)])
+        ),
+    );
+    let out = dir.path().join("r.duckdb");
+    let o = run_cmd(&cfg, &out, &["--no-preflight"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = &experiments(&out)[0].summary;
+    assert_eq!((s.requests_ok, s.requests_failed), (12, 0));
+    // Before: 12 connections for 12 requests. After: 1 to 3 in 12 runs;
+    // hyper's pool may still start a connection while the idle one is on
+    // its way back, hence the margin.
+    let seq: Vec<usize> = fake.posts().iter().map(|r| r.connection).collect();
+    let distinct: std::collections::BTreeSet<&usize> = seq.iter().collect();
+    assert!(distinct.len() <= 6, "a connection per request: {seq:?}");
+}
