@@ -250,6 +250,31 @@ fn barrier(
     std::fs::create_dir_all(&d)
         .with_context(|| format!("--barrier: cannot create {}", d.display()))?;
     let (offset, error) = clock_offset(&d.join(format!("{}.clock", shard.index)), limit())?;
+    // Every shard announced already, this one included: it is a rerun (its
+    // earlier run died after arriving). Before the start it joins at that
+    // start, announcing nothing anew, which would move it; after the start
+    // it cannot join an experiment under way.
+    let announced = ready_times(&d, shard.count);
+    if announced.len() == shard.count as usize {
+        let last = announced.iter().map(|(_, t)| *t).max().expect("N ≥ 1");
+        let start_unix_ns = last + BARRIER_MARGIN.as_nanos() as i64;
+        let late = now_unix_ns() - (start_unix_ns + offset);
+        if late > 0 {
+            return Err(AlreadyStarted {
+                dir: d,
+                shard,
+                ago_s: late as f64 / 1e9,
+            }
+            .into());
+        }
+        return Ok(Aligned {
+            start: local_instant(start_unix_ns + offset),
+            start_unix_ns,
+            clock_offset_ns: Some(offset),
+            clock_offset_error_ns: error,
+            clock_source: "barrier",
+        });
+    }
     let tmp = d.join(format!("{}.tmp", shard.index));
     let ready = d.join(format!("{}.ready", shard.index));
     let body = serde_json::json!({
@@ -265,17 +290,14 @@ fn barrier(
     let mine = unix_ns(std::fs::metadata(&ready)?.modified()?);
     let began = Instant::now();
     let times = loop {
-        let mut times = vec![];
-        let mut missing = vec![];
-        for k in 0..shard.count {
-            match std::fs::metadata(d.join(format!("{k}.ready"))).and_then(|m| m.modified()) {
-                Ok(t) => times.push((k, unix_ns(t))),
-                Err(_) => missing.push(k.to_string()),
-            }
-        }
-        if missing.is_empty() {
+        let times = ready_times(&d, shard.count);
+        if times.len() == shard.count as usize {
             break times;
         }
+        let missing: Vec<String> = (0..shard.count)
+            .filter(|k| !times.iter().any(|(j, _)| j == k))
+            .map(|k| k.to_string())
+            .collect();
         // A shard that leaves without starting takes its announcement back,
         // so that no later shard counts it as present and starts short.
         if stop.load(Ordering::Relaxed) {
@@ -312,6 +334,46 @@ fn barrier(
         clock_source: "barrier",
     })
 }
+
+/// The shards announced at barrier directory `d`, with their `.ready` file
+/// times (Unix ns on the volume's clock).
+fn ready_times(d: &Path, count: u32) -> Vec<(u32, i64)> {
+    (0..count)
+        .filter_map(|k| {
+            let t = std::fs::metadata(d.join(format!("{k}.ready")))
+                .and_then(|m| m.modified())
+                .ok()?;
+            Some((k, unix_ns(t)))
+        })
+        .collect()
+}
+
+/// A shard that reached its experiment's barrier after every shard had
+/// announced itself there, itself included, and after the start they set:
+/// a rerun of a shard that died in the experiment, or a barrier directory
+/// left by an earlier job. The run goes on with its next experiment, which
+/// the other shards are waiting for; this one's part is missing from it.
+#[derive(Debug)]
+pub struct AlreadyStarted {
+    pub dir: PathBuf,
+    pub shard: Shard,
+    /// How long ago the experiment started (s).
+    pub ago_s: f64,
+}
+
+impl std::fmt::Display for AlreadyStarted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "--barrier {}: every shard, {} included, had arrived, and the experiment started {:.1} s ago: this shard cannot join it. If an earlier run of this shard died in it, that part is missing (harness merge --allow-missing-shards keeps the rest); if the directory is from an earlier job, give each job a fresh barrier directory",
+            self.dir.display(),
+            self.shard,
+            self.ago_s
+        )
+    }
+}
+
+impl std::error::Error for AlreadyStarted {}
 
 /// How long the clock-offset measurement may write: long enough for a
 /// volume whose file times advance in whole seconds.
@@ -483,5 +545,43 @@ mod tests {
         // ... and takes its announcement back: a shard 1 arriving later
         // waits instead of starting alone.
         assert!(!d.path().join("other/0.ready").exists());
+    }
+
+    #[test]
+    fn a_rerun_shard_joins_before_the_start_and_is_refused_after_it() {
+        let d = tempfile::tempdir().unwrap();
+        let rule = StartRule::Barrier {
+            dir: d.path().to_path_buf(),
+            timeout: Duration::from_secs(20),
+        };
+        let stop = AtomicBool::new(false);
+        let runs: Vec<_> = (0..2)
+            .map(|k| {
+                let rule = rule.clone();
+                std::thread::spawn(move || {
+                    rule.align("exp", Shard { index: k, count: 2 }, &AtomicBool::new(false))
+                        .unwrap()
+                })
+            })
+            .collect();
+        let first: Vec<Aligned> = runs.into_iter().map(|h| h.join().unwrap()).collect();
+        let start = first[0].start_unix_ns;
+        // Shard 1 died and runs again: the start has not passed (the clock
+        // measurement takes well under the 2 s margin on a local disk), so it
+        // joins at the same start instead of moving it.
+        let again = rule.align("exp", Shard { index: 1, count: 2 }, &stop);
+        if now_unix_ns() < start {
+            assert_eq!(again.unwrap().start_unix_ns, start);
+        }
+        // After the start it cannot join: a typed error naming the way on.
+        while now_unix_ns() <= start {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let e = rule
+            .align("exp", Shard { index: 1, count: 2 }, &stop)
+            .unwrap_err();
+        let started = e.downcast_ref::<AlreadyStarted>().expect("typed");
+        assert!(started.ago_s > 0.0);
+        assert!(format!("{e}").contains("--allow-missing-shards"), "{e}");
     }
 }

@@ -26,11 +26,16 @@ use std::process::ExitCode;
 #[path = "merge_shards.rs"]
 mod shards;
 
-/// Experiment id → the inputs holding a copy of it.
+/// Experiment id → the inputs holding a result of it: a `skipped` row
+/// (a shard that arrived after the start, an endpoint that failed its
+/// preflight) holds none, so it is no whole copy beside the shards.
 fn copies_by_src(copies: &BTreeMap<String, Vec<Copy>>) -> BTreeMap<String, Vec<usize>> {
     copies
         .iter()
-        .map(|(id, cs)| (id.clone(), cs.iter().map(|c| c.src).collect()))
+        .map(|(id, cs)| {
+            let held = cs.iter().filter(|c| !c.skipped).map(|c| c.src);
+            (id.clone(), held.collect())
+        })
         .collect()
 }
 
@@ -38,6 +43,7 @@ struct Copy {
     src: usize,
     run_id: String,
     ended_at: String,
+    skipped: bool,
 }
 
 fn three_strings(c: &duckdb::Connection, sql: &str) -> Result<Vec<(String, String, String)>> {
@@ -60,15 +66,17 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
     for (i, b) in a.bundles.iter().enumerate() {
         let conn = read::open(b)?; // exists, is a bundle, same schema version
         parts.read(i, &conn)?;
-        let exps = three_strings(
-            &conn,
-            "SELECT experiment_id, run_id, strftime(ended_at, '%Y-%m-%dT%H:%M:%S.%f') FROM experiments",
+        let mut st = conn.prepare(
+            "SELECT experiment_id, run_id, strftime(ended_at, '%Y-%m-%dT%H:%M:%S.%f'), status = 'skipped' FROM experiments",
         )?;
-        for (id, run_id, ended_at) in exps {
+        let exps = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        for e in exps {
+            let (id, run_id, ended_at, skipped): (String, String, String, bool) = e?;
             copies.entry(id).or_default().push(Copy {
                 src: i,
                 run_id,
                 ended_at,
+                skipped,
             });
         }
         // Command cells: only complete copies compete; an incomplete or
@@ -87,6 +95,7 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
                     src: i,
                     run_id,
                     ended_at,
+                    skipped: false,
                 },
                 complete,
             ));

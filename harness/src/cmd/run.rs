@@ -857,7 +857,20 @@ impl Session<'_> {
         };
         // A shard meets the others first: its start, and its clock's offset.
         let mut shard = match exp.plan.shard {
-            Some(s) => Some(self.align(exp, s).await?),
+            Some(s) => match self.align(exp, s).await {
+                Ok(a) => Some(a),
+                // A rerun shard after its experiment started: it goes on to
+                // the next experiment, where the other shards wait for it.
+                Err(e) if e.downcast_ref::<crate::shard::AlreadyStarted>().is_some() => {
+                    eprintln!("error: experiment `{}`: {e}", exp.label);
+                    self.tally.failures.push(format!(
+                        "experiment `{}`: shard {s} arrived after it started",
+                        exp.label
+                    ));
+                    return self.skip(bundle, exp, format!("skipped: {e}"));
+                }
+                Err(e) => return Err(e),
+            },
             None => None,
         };
         let start = shard.as_ref().map(|(_, at)| *at);
@@ -1318,6 +1331,8 @@ fn print_summary(
             tally.skipped.get(id).map(|why| {
                 if why.starts_with("skipped: preflight failed") {
                     "endpoint failed preflight".to_string()
+                } else if why.starts_with("skipped: --barrier") {
+                    "shard arrived after the start".to_string()
                 } else {
                     "not run on its instance (see FAILED below)".to_string()
                 }
@@ -1333,7 +1348,7 @@ fn print_summary(
             String::new()
         } else {
             format!(
-                ", {} not run (a failed preflight or instance)",
+                ", {} not run (a failed preflight or instance, or a shard that arrived after the start)",
                 tally.skipped.len()
             )
         },
