@@ -1142,6 +1142,21 @@ async fn deployment_gate(
                 .count();
             println!("endpoint {}: {how}; {n} experiment(s)", ep.name);
         }
+        if let Some(s) = a.shard.shard {
+            let start = match (&a.shard.barrier, &a.shard.start_at) {
+                (Some(dir), _) => format!(
+                    "each starts with the other shards at the barrier {} (waits up to {})",
+                    dir.display(),
+                    humantime::format_duration(a.shard.barrier_timeout)
+                ),
+                (None, Some(t)) => format!("starts at {t} on this machine's clock"),
+                (None, None) => "no start rule".to_string(),
+            };
+            println!("shard {s}: this process sends its part of each experiment; {start}");
+            for e in experiments.iter().filter(|e| e.plan.shard.is_some()) {
+                println!("  {}: {}", e.label, s.split(&e.plan));
+            }
+        }
         // Cells already complete in the bundle are skipped by the real run
         // (unless --force); read without writing.
         let complete: HashSet<String> = if cfg.commands.is_empty() || a.force || !path.exists() {

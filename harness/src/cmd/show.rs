@@ -37,17 +37,27 @@ pub fn run(a: ShowArgs) -> anyhow::Result<ExitCode> {
     let max_error_rate = crate::report::model::budgeted_error_rate(&runs);
     let commands = read::command_report(&conn, &a.bundle.display().to_string())?;
     println!();
+    let merged = merged_shards(&conn)?;
     if !exps.is_empty() || commands.endpoints.is_empty() {
         print!(
             "{}",
             table::render(
                 &exps,
-                &|id| exps
-                    .iter()
-                    .find(|e| e.experiment_id == id)
-                    .filter(|e| e.status == "skipped") // failures show their error classes
-                    .and_then(|e| e.status_reason.as_deref())
-                    .map(|r| r.trim_start_matches("skipped: ").to_string()),
+                &|id| {
+                    let skipped = exps
+                        .iter()
+                        .find(|e| e.experiment_id == id)
+                        .filter(|e| e.status == "skipped") // failures show their error classes
+                        .and_then(|e| e.status_reason.as_deref())
+                        .map(|r| r.trim_start_matches("skipped: ").to_string());
+                    let merged = merged
+                        .get(id)
+                        .map(|(k, n)| format!("merged from {k} of {n} shards"));
+                    match (merged, skipped) {
+                        (Some(m), Some(s)) => Some(format!("{m}, {s}")),
+                        (m, s) => m.or(s),
+                    }
+                },
                 max_error_rate
             )
         );
@@ -61,6 +71,20 @@ pub fn run(a: ShowArgs) -> anyhow::Result<ExitCode> {
     print!("{}", server_table(&exps, &read::server(&conn)?));
     println!("bundle: {}", a.bundle.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Experiment id → (shards joined, N) for each experiment `harness merge`
+/// joined from shards (`shards` table); empty in a bundle not merged (a
+/// shard's own bundle says `shard K/N` in its labels).
+fn merged_shards(
+    conn: &duckdb::Connection,
+) -> anyhow::Result<std::collections::HashMap<String, (i64, i64)>> {
+    let mut st = conn.prepare(
+        "SELECT experiment_id, count(*), max(shards) FROM shards
+         WHERE EXISTS (SELECT 1 FROM meta WHERE key = 'merged_from') GROUP BY 1",
+    )?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// The engine's own figures in each experiment's measurement window, from

@@ -285,6 +285,13 @@ fn three_shards_merge_into_the_experiment_one_process_measures() {
         )
         .unwrap();
     assert_eq!((n, measured, starts), (6, 6, 2));
+    // `show` says which experiments were joined, and from how many shards.
+    let shown = stdout(&run_ok(&["show", merged.to_str().unwrap()]));
+    assert_eq!(
+        shown.matches("complete, merged from 3 of 3 shards").count(),
+        2,
+        "{shown}"
+    );
     let meta: String = c
         .query_row(
             "SELECT value FROM meta WHERE key = 'merged_from'",
