@@ -1363,8 +1363,9 @@ fn print_summary(
             String::new()
         } else {
             format!(
-                ", {} not run (a failed preflight or instance, or a shard that arrived after the start)",
-                tally.skipped.len()
+                ", {} not run ({})",
+                tally.skipped.len(),
+                not_run_why(&tally.skipped)
             )
         },
         match signal {
@@ -1411,6 +1412,26 @@ fn print_summary(
         ),
     }
     Ok(())
+}
+
+/// Why experiments were not run, from the reasons `Session::skip` recorded:
+/// e.g. `a failed preflight or a shard that arrived after the start`.
+fn not_run_why(skipped: &HashMap<String, String>) -> String {
+    let mut why: Vec<&str> = skipped
+        .values()
+        .map(|r| {
+            if r.starts_with("skipped: preflight failed") {
+                "a failed preflight"
+            } else if r.starts_with("skipped: --barrier") {
+                "a shard that arrived after the start"
+            } else {
+                "a failed instance"
+            }
+        })
+        .collect();
+    why.sort();
+    why.dedup();
+    why.join(" or ")
 }
 
 fn pool_size(level: &LoadLevel) -> usize {
