@@ -861,6 +861,17 @@ impl Session<'_> {
                 Ok(a) => Some(a),
                 // A rerun shard after its experiment started: it goes on to
                 // the next experiment, where the other shards wait for it.
+                // Only a shard whose bundle holds an earlier attempt at the
+                // experiment is a rerun; without one, the barrier directory
+                // is an earlier job's, and the run stops as before.
+                Err(e)
+                    if e.downcast_ref::<crate::shard::AlreadyStarted>().is_some()
+                        && !tried_before(bundle, &exp.id)? =>
+                {
+                    return Err(e.context(
+                        "this shard's bundle holds no earlier attempt at the experiment, so this is not a rerun: the barrier directory is from an earlier job; give each job a fresh barrier directory",
+                    ));
+                }
                 Err(e) if e.downcast_ref::<crate::shard::AlreadyStarted>().is_some() => {
                     eprintln!("error: experiment `{}`: {e}", exp.label);
                     self.tally.failures.push(format!(
@@ -1412,6 +1423,17 @@ fn print_summary(
         ),
     }
     Ok(())
+}
+
+/// Whether `bundle` holds an attempt at experiment `id` that did not
+/// complete (a process that died in it, or an earlier skip at its barrier).
+fn tried_before(bundle: &Bundle, id: &str) -> Result<bool> {
+    let n: i64 = bundle.connection().query_row(
+        "SELECT count(*) FROM experiments WHERE experiment_id = ? AND status IN ('incomplete', 'running', 'interrupted', 'skipped')",
+        [id],
+        |r| r.get(0),
+    )?;
+    Ok(n > 0)
 }
 
 /// Why experiments were not run, from the reasons `Session::skip` recorded:
