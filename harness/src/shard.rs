@@ -256,9 +256,8 @@ fn barrier(
     // it cannot join an experiment under way.
     let announced = ready_times(&d, shard.count);
     if announced.len() == shard.count as usize {
-        let last = announced.iter().map(|(_, t)| *t).max().expect("N ≥ 1");
-        let start_unix_ns = last + BARRIER_MARGIN.as_nanos() as i64;
-        let late = now_unix_ns() - (start_unix_ns + offset);
+        let a = barrier_start(&announced, offset, error);
+        let late = now_unix_ns() - (a.start_unix_ns + offset);
         if late > 0 {
             return Err(AlreadyStarted {
                 dir: d,
@@ -267,13 +266,7 @@ fn barrier(
             }
             .into());
         }
-        return Ok(Aligned {
-            start: local_instant(start_unix_ns + offset),
-            start_unix_ns,
-            clock_offset_ns: Some(offset),
-            clock_offset_error_ns: error,
-            clock_source: "barrier",
-        });
+        return Ok(a);
     }
     let tmp = d.join(format!("{}.tmp", shard.index));
     let ready = d.join(format!("{}.ready", shard.index));
@@ -324,15 +317,22 @@ fn barrier(
             (mine - t) as f64 / 1e9
         );
     }
+    Ok(barrier_start(&times, offset, error))
+}
+
+/// The start every shard computes from the `.ready` times of all N
+/// ([`ready_times`]): [`BARRIER_MARGIN`] after the latest, on the volume's
+/// clock, and on this agent's clock through its offset (ns) and error.
+fn barrier_start(times: &[(u32, i64)], offset: i64, error: Option<i64>) -> Aligned {
     let last = times.iter().map(|(_, t)| *t).max().expect("N ≥ 1");
     let start_unix_ns = last + BARRIER_MARGIN.as_nanos() as i64;
-    Ok(Aligned {
+    Aligned {
         start: local_instant(start_unix_ns + offset),
         start_unix_ns,
         clock_offset_ns: Some(offset),
         clock_offset_error_ns: error,
         clock_source: "barrier",
-    })
+    }
 }
 
 /// The shards announced at barrier directory `d`, with their `.ready` file

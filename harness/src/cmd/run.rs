@@ -864,15 +864,12 @@ impl Session<'_> {
                 // Only a shard whose bundle holds an earlier attempt at the
                 // experiment is a rerun; without one, the barrier directory
                 // is an earlier job's, and the run stops as before.
-                Err(e)
-                    if e.downcast_ref::<crate::shard::AlreadyStarted>().is_some()
-                        && !tried_before(bundle, &exp.id)? =>
-                {
-                    return Err(e.context(
-                        "this shard's bundle holds no earlier attempt at the experiment, so this is not a rerun: the barrier directory is from an earlier job; give each job a fresh barrier directory",
-                    ));
-                }
                 Err(e) if e.downcast_ref::<crate::shard::AlreadyStarted>().is_some() => {
+                    if !tried_before(bundle, &exp.id)? {
+                        return Err(e.context(
+                            "this shard's bundle holds no earlier attempt at the experiment, so this is not a rerun: the barrier directory is from an earlier job; give each job a fresh barrier directory",
+                        ));
+                    }
                     eprintln!("error: experiment `{}`: {e}", exp.label);
                     self.tally.failures.push(format!(
                         "experiment `{}`: shard {s} arrived after it started",
@@ -1354,14 +1351,10 @@ fn print_summary(
         if tally.already_complete.contains(id) {
             Some("skipped: already in bundle (--force reruns)".to_string())
         } else {
-            tally.skipped.get(id).map(|why| {
-                if why.starts_with("skipped: preflight failed") {
-                    "endpoint failed preflight".to_string()
-                } else if why.starts_with("skipped: --barrier") {
-                    "shard arrived after the start".to_string()
-                } else {
-                    "not run on its instance (see FAILED below)".to_string()
-                }
+            tally.skipped.get(id).map(|why| match NotRun::of(why) {
+                NotRun::Preflight => "endpoint failed preflight".to_string(),
+                NotRun::LateShard => "shard arrived after the start".to_string(),
+                NotRun::Instance => "not run on its instance (see FAILED below)".to_string(),
             })
         }
     };
@@ -1436,19 +1429,35 @@ fn tried_before(bundle: &Bundle, id: &str) -> Result<bool> {
     Ok(n > 0)
 }
 
+/// Why an experiment was not run, read from the reason `Session::skip`
+/// recorded for it.
+enum NotRun {
+    Preflight,
+    LateShard,
+    Instance,
+}
+
+impl NotRun {
+    fn of(reason: &str) -> NotRun {
+        if reason.starts_with("skipped: preflight failed") {
+            NotRun::Preflight
+        } else if reason.starts_with("skipped: --barrier") {
+            NotRun::LateShard
+        } else {
+            NotRun::Instance
+        }
+    }
+}
+
 /// Why experiments were not run, from the reasons `Session::skip` recorded:
 /// e.g. `a failed preflight or a shard that arrived after the start`.
 fn not_run_why(skipped: &HashMap<String, String>) -> String {
     let mut why: Vec<&str> = skipped
         .values()
-        .map(|r| {
-            if r.starts_with("skipped: preflight failed") {
-                "a failed preflight"
-            } else if r.starts_with("skipped: --barrier") {
-                "a shard that arrived after the start"
-            } else {
-                "a failed instance"
-            }
+        .map(|r| match NotRun::of(r) {
+            NotRun::Preflight => "a failed preflight",
+            NotRun::LateShard => "a shard that arrived after the start",
+            NotRun::Instance => "a failed instance",
         })
         .collect();
     why.sort();
