@@ -120,6 +120,10 @@ pub struct OpenAiClient {
     http: reqwest::Client,
     base_url: String,
     url: String,
+    /// `url` parsed once, so that no request parses it (IDNA and all) after
+    /// its send is stamped; `None` when it does not parse, and each request
+    /// then fails with reqwest's error.
+    target: Option<Box<reqwest::Url>>,
     shape: RequestShape,
 }
 
@@ -160,8 +164,10 @@ impl OpenAiClient {
             .tcp_nodelay(true)
             .no_proxy()
             .build()?;
+        let url = join_url(o.base_url, o.shape.path());
         Ok(OpenAiClient {
-            url: join_url(o.base_url, o.shape.path()),
+            target: reqwest::Url::parse(&url).ok().map(Box::new),
+            url,
             base_url: o.base_url.to_string(),
             http,
             shape: o.shape,
@@ -203,8 +209,14 @@ impl OpenAiClient {
         rec.prompt_tokens_client = Some(item.prompt_tokens_client);
         let body =
             serde_json::to_vec(&self.shape.body(&item.prompt, item.max_tokens)).expect("json");
+        // The request is built first: its send is stamped as it starts.
+        let post = match &self.target {
+            Some(u) => self.http.post(reqwest::Url::clone(u)),
+            None => self.http.post(&self.url),
+        }
+        .body(body);
         rec.sent_ns = clock.now_ns();
-        let resp = match self.http.post(&self.url).body(body).send().await {
+        let resp = match post.send().await {
             Ok(r) => r,
             Err(e) => {
                 rec.end_ns = clock.now_ns();
