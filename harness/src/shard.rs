@@ -80,10 +80,22 @@ impl Shard {
     }
 
     /// This shard's part of `plan`, in words (`shards.split`):
-    /// `seq mod N = K`, or for a closed loop its shares.
+    /// `seq mod N = K` (with its count of a fixed number of arrivals,
+    /// `: n of T requests`), or for a closed loop its shares.
     pub fn split(&self, plan: &crate::schedule::LoadPlan) -> String {
         let crate::config::LoadLevel::Closed { concurrency } = plan.level else {
-            return format!("seq mod {} = {}", self.count, self.index);
+            let rule = format!("seq mod {} = {}", self.count, self.index);
+            // A fixed number of arrivals (warm-up first): this shard's count.
+            return match plan.requests.filter(|_| plan.duration.is_none()) {
+                Some(r) => {
+                    let all = plan.warmup_requests + r;
+                    format!(
+                        "{rule}: {} of {all} requests (warm-up included)",
+                        self.share(all)
+                    )
+                }
+                None => rule,
+            };
         };
         let requests = plan.requests.map_or("until the duration".to_string(), |r| {
             format!("{} of {r}", self.share(r))
@@ -254,6 +266,8 @@ fn barrier(
     // earlier run died after arriving). Before the start it joins at that
     // start, announcing nothing anew, which would move it; after the start
     // it cannot join an experiment under way.
+    let me = Announcer::this_process();
+    same_job(&d, shard, None)?;
     let announced = ready_times(&d, shard.count);
     if announced.len() == shard.count as usize {
         let a = barrier_start(&announced, offset, error);
@@ -270,10 +284,18 @@ fn barrier(
     }
     let tmp = d.join(format!("{}.tmp", shard.index));
     let ready = d.join(format!("{}.ready", shard.index));
+    if let Some(other) = announcement(&ready).filter(|a| a.by.is_alive_elsewhere(&me)) {
+        bail!(
+            "--barrier {}: shard {shard} is already waiting there ({}): each agent of a job needs its own K. If that process is gone, delete {}",
+            d.display(),
+            other.by,
+            ready.display()
+        );
+    }
     let body = serde_json::json!({
         "shard": shard.to_string(),
-        "host": crate::host::facts().name,
-        "pid": std::process::id(),
+        "host": me.host,
+        "pid": me.pid,
         "clock_offset_ns": offset,
         "clock_offset_error_ns": error,
     });
@@ -282,9 +304,20 @@ fn barrier(
         .with_context(|| format!("--barrier: cannot write {}", ready.display()))?;
     let mine = unix_ns(std::fs::metadata(&ready)?.modified()?);
     let began = Instant::now();
+    let mut polls = 0u64;
     let times = loop {
+        // Every second (each check reads every `.ready` file, on what may be
+        // a network volume), and before starting.
+        polls += 1;
         let times = ready_times(&d, shard.count);
-        if times.len() == shard.count as usize {
+        let all = times.len() == shard.count as usize;
+        if polls % 20 == 1 || all {
+            if let Err(e) = same_job(&d, shard, Some(&me)) {
+                withdraw(&ready, &me);
+                return Err(e);
+            }
+        }
+        if all {
             break times;
         }
         let missing: Vec<String> = (0..shard.count)
@@ -294,11 +327,11 @@ fn barrier(
         // A shard that leaves without starting takes its announcement back,
         // so that no later shard counts it as present and starts short.
         if stop.load(Ordering::Relaxed) {
-            let _ = std::fs::remove_file(&ready);
+            withdraw(&ready, &me);
             bail!("interrupted while waiting at the barrier {}", d.display());
         }
         if began.elapsed() >= timeout {
-            let _ = std::fs::remove_file(&ready);
+            withdraw(&ready, &me);
             bail!(
                 "--barrier {}: shard(s) {} of {} did not arrive within {} (each shard runs the same config, with the same experiments to run, and its own K)",
                 d.display(),
@@ -318,6 +351,111 @@ fn barrier(
         );
     }
     Ok(barrier_start(&times, offset, error))
+}
+
+/// Who wrote a `.ready` file: a host name and a process id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Announcer {
+    host: Option<String>,
+    pid: u32,
+}
+
+impl Announcer {
+    fn this_process() -> Announcer {
+        Announcer {
+            host: crate::host::facts().name,
+            pid: std::process::id(),
+        }
+    }
+
+    /// Whether this announcer is another process than `me` that may still
+    /// run: on another host (which cannot be asked), or on this one with its
+    /// process id still alive. A process of this host that has ended left
+    /// its file behind (SIGKILL at the barrier) and does not count.
+    fn is_alive_elsewhere(&self, me: &Announcer) -> bool {
+        if self == me {
+            return false;
+        }
+        self.host != me.host || Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
+}
+
+impl std::fmt::Display for Announcer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "process {} on host {}",
+            self.pid,
+            self.host.as_deref().unwrap_or("(unnamed)")
+        )
+    }
+}
+
+/// A shard's announcement at a barrier: its `K/N` and who wrote it.
+struct Announcement {
+    shard: Shard,
+    by: Announcer,
+}
+
+/// The announcement in a `.ready` file; `None` when it is missing or cannot
+/// be read (being written, or not ours).
+fn announcement(path: &Path) -> Option<Announcement> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    Some(Announcement {
+        shard: v.get("shard")?.as_str()?.parse().ok()?,
+        by: Announcer {
+            host: v.get("host").and_then(|h| h.as_str()).map(String::from),
+            pid: v.get("pid")?.as_u64()? as u32,
+        },
+    })
+}
+
+/// Takes this shard's announcement back when it leaves without starting,
+/// unless another process has written over it.
+fn withdraw(ready: &Path, me: &Announcer) {
+    if announcement(ready).is_some_and(|a| a.by == *me) {
+        let _ = std::fs::remove_file(ready);
+    }
+}
+
+/// Checks that every shard announced at barrier directory `d` belongs to the
+/// same job as `shard`: the same N. With `me` (this shard announced already),
+/// also that its own `K.ready` is still its own, not overwritten by another
+/// process given the same K.
+///
+/// Errors: a shard of another N (`0/2` beside `1/3` would otherwise meet at
+/// one start with parts that do not add up); another process holding this K.
+fn same_job(d: &Path, shard: Shard, me: Option<&Announcer>) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(d) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "ready") {
+            continue;
+        }
+        let Some(a) = announcement(&path) else {
+            continue;
+        };
+        if a.shard.count != shard.count {
+            bail!(
+                "--barrier {}: shard {} ({}) is there, and this is shard {shard}: every shard of a job is given the same N, and each job its own barrier directory",
+                d.display(),
+                a.shard,
+                a.by
+            );
+        }
+        if let Some(me) = me.filter(|_| a.shard.index == shard.index) {
+            if a.by != *me {
+                bail!(
+                    "--barrier {}: another process ({}) announced shard {shard} too: each agent of a job needs its own K",
+                    d.display(),
+                    a.by
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The start every shard computes from the `.ready` times of all N
@@ -404,6 +542,10 @@ pub fn check(
         Some(StartRule::At(_)) if experiments.len() > 1 => errors.push(format!(
             "--start-at aligns one experiment, and this config has {}: give --barrier DIR, which aligns each",
             experiments.len()
+        )),
+        Some(StartRule::At(unix)) if now_unix_ns() > *unix => errors.push(format!(
+            "--start-at is {:.1} s in the past: give a time far enough ahead for every shard to be running",
+            (now_unix_ns() - unix) as f64 / 1e9
         )),
         Some(_) => {}
     }
@@ -545,6 +687,73 @@ mod tests {
         // ... and takes its announcement back: a shard 1 arriving later
         // waits instead of starting alone.
         assert!(!d.path().join("other/0.ready").exists());
+    }
+
+    #[test]
+    fn a_barrier_refuses_another_n_and_a_second_process_with_the_same_k() {
+        let d = tempfile::tempdir().unwrap();
+        let rule = StartRule::Barrier {
+            dir: d.path().to_path_buf(),
+            timeout: Duration::from_millis(300),
+        };
+        let stop = AtomicBool::new(false);
+        let announce = |exp: &str, k: &str, shard: &str, host: Option<String>, pid: u32| {
+            std::fs::create_dir_all(d.path().join(exp)).unwrap();
+            let body = serde_json::json!({"shard": shard, "host": host, "pid": pid});
+            std::fs::write(d.path().join(exp).join(k), body.to_string()).unwrap();
+        };
+        // 1/3 waits where 0/2 arrives: refused, naming both.
+        announce("a", "1.ready", "1/3", Some("other".into()), 7);
+        let e = rule
+            .align("a", Shard { index: 0, count: 2 }, &stop)
+            .unwrap_err();
+        let e = format!("{e}");
+        assert!(
+            e.contains("shard 1/3") && e.contains("0/2") && e.contains("same N"),
+            "{e}"
+        );
+        // Shard 0/2 is already waiting on another host: refused.
+        announce("b", "0.ready", "0/2", Some("other".into()), 7);
+        let e = rule
+            .align("b", Shard { index: 0, count: 2 }, &stop)
+            .unwrap_err();
+        let e = format!("{e}");
+        assert!(e.contains("already waiting") && e.contains("own K"), "{e}");
+        // ... but a file left by a process of this host that has ended does
+        // not count: the shard announces itself and waits for shard 1.
+        let pid_gone = u32::MAX - 1;
+        announce(
+            "c",
+            "0.ready",
+            "0/2",
+            Announcer::this_process().host,
+            pid_gone,
+        );
+        let e = rule
+            .align("c", Shard { index: 0, count: 2 }, &stop)
+            .unwrap_err();
+        assert!(
+            format!("{e}").contains("shard(s) 1 of 2 did not arrive"),
+            "{e}"
+        );
+        // A process that overwrites this shard's announcement while it waits
+        // is caught.
+        let d2 = d.path().to_path_buf();
+        let writer = std::thread::spawn(move || {
+            while !d2.join("e/0.ready").exists() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let body = serde_json::json!({"shard": "0/2", "host": "other", "pid": 9});
+            std::fs::write(d2.join("e/0.ready"), body.to_string()).unwrap();
+        });
+        let e = StartRule::Barrier {
+            dir: d.path().to_path_buf(),
+            timeout: Duration::from_secs(10),
+        }
+        .align("e", Shard { index: 0, count: 2 }, &stop)
+        .unwrap_err();
+        writer.join().unwrap();
+        assert!(format!("{e}").contains("announced shard 0/2 too"), "{e}");
     }
 
     #[test]

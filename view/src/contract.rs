@@ -41,7 +41,7 @@ pub const SCHEMA: Query = Query("SELECT value FROM {db}meta WHERE key = 'schema_
 /// when it marks one): a macro so that the queries' literals embed it.
 macro_rules! killed_run_reason {
     () => {
-        "the process ended without finishing the run (killed, crashed, or the machine stopped); every experiment written before is complete"
+        "the process ended without finishing the run (killed, crashed, or the machine stopped); the experiments it finished, if any, are complete, and one it was running is incomplete"
     };
 }
 /// Why an experiment left `running` is `incomplete` (as [`killed_run_reason`]).

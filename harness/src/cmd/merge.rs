@@ -159,9 +159,17 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
         }
         Some(chosen.src)
     };
+    // Only copies that hold a result compete: a `skipped` row (a shard that
+    // arrived after the start, a failed preflight) is kept only when no
+    // bundle measured the experiment, and then drops nothing.
     for (id, cs) in copies.iter().filter(|(id, _)| !joins.contains_key(*id)) {
-        let cs: Vec<&Copy> = cs.iter().collect();
-        if let Some(src) = choose("", id, &cs) {
+        let held: Vec<&Copy> = cs.iter().filter(|c| !c.skipped).collect();
+        let src = if held.is_empty() {
+            Some(cs[0].src)
+        } else {
+            choose("", id, &held)
+        };
+        if let Some(src) = src {
             keep.push((id.clone(), src));
         }
     }

@@ -230,9 +230,10 @@ impl Parts {
             let missing: Vec<u32> = (0..n).filter(|k| !chosen.contains_key(k)).collect();
             if !missing.is_empty() && !allow_missing {
                 errors.push(format!(
-                    "experiment {short} ({}): shard(s) {} of {n} missing; give every shard's bundle, or --allow-missing-shards to keep an incomplete experiment",
+                    "experiment {short} ({}): no result of shard {} (K of 0 to {}); give every shard's bundle (a shard skipped in its bundle has none: `harness show` says why), or --allow-missing-shards to keep an incomplete experiment",
                     parts[0].label,
-                    missing.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+                    missing.iter().map(|k| format!("{k}/{n}")).collect::<Vec<_>>().join(", "),
+                    n - 1
                 ));
                 continue;
             }

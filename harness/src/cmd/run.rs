@@ -877,6 +877,9 @@ impl Session<'_> {
                     ));
                     return self.skip(bundle, exp, format!("skipped: {e}"));
                 }
+                // Ctrl-C while waiting: an interrupted run (exit 130) whose
+                // experiment was not begun, not a failure.
+                Err(_) if self.stop.signal().is_some() => return Ok(()),
                 Err(e) => return Err(e),
             },
             None => None,
@@ -1431,20 +1434,31 @@ fn tried_before(bundle: &Bundle, id: &str) -> Result<bool> {
 
 /// Why an experiment was not run, read from the reason `Session::skip`
 /// recorded for it.
-enum NotRun {
+pub(crate) enum NotRun {
     Preflight,
     LateShard,
     Instance,
 }
 
 impl NotRun {
-    fn of(reason: &str) -> NotRun {
+    /// The kind of a `skipped` experiment's recorded reason.
+    pub(crate) fn of(reason: &str) -> NotRun {
         if reason.starts_with("skipped: preflight failed") {
             NotRun::Preflight
         } else if reason.starts_with("skipped: --barrier") {
             NotRun::LateShard
         } else {
             NotRun::Instance
+        }
+    }
+
+    /// A few words for a table's status column (`harness show`), whose
+    /// whole reason is printed below it.
+    pub(crate) fn short(&self) -> &'static str {
+        match self {
+            NotRun::Preflight => "preflight failed",
+            NotRun::LateShard => "shard arrived after the start",
+            NotRun::Instance => "not collected from its instance",
         }
     }
 }

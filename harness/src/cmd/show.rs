@@ -44,12 +44,14 @@ pub fn run(a: ShowArgs) -> anyhow::Result<ExitCode> {
             table::render(
                 &exps,
                 &|id| {
+                    // Failures show their error classes; a skip its kind,
+                    // with its whole reason below the table.
                     let skipped = exps
                         .iter()
                         .find(|e| e.experiment_id == id)
-                        .filter(|e| e.status == "skipped") // failures show their error classes
+                        .filter(|e| e.status == "skipped")
                         .and_then(|e| e.status_reason.as_deref())
-                        .map(|r| r.trim_start_matches("skipped: ").to_string());
+                        .map(|r| super::run::NotRun::of(r).short().to_string());
                     let merged = merged
                         .get(id)
                         .map(|(k, n)| format!("merged from {k} of {n} shards"));
@@ -61,6 +63,14 @@ pub fn run(a: ShowArgs) -> anyhow::Result<ExitCode> {
                 max_error_rate
             )
         );
+    }
+    let skipped: Vec<String> = exps
+        .iter()
+        .filter(|e| e.status == "skipped")
+        .filter_map(|e| Some(format!("  {}: {}", e.label, e.status_reason.as_deref()?)))
+        .collect();
+    if !skipped.is_empty() {
+        println!("not run:\n{}", skipped.join("\n"));
     }
     print!("{}", table::commands(&commands));
     let samples: Vec<_> = read::host_samples(&conn)?

@@ -285,6 +285,15 @@ fn three_shards_merge_into_the_experiment_one_process_measures() {
         )
         .unwrap();
     assert_eq!((n, measured, starts), (6, 6, 2));
+    // The open loop's 240 arrivals and 12 warm-up split 84 to each shard.
+    let open: i64 = c
+        .query_row(
+            "SELECT count(*) FROM shards WHERE split LIKE 'seq mod 3 = _: 84 of 252 requests (warm-up included)'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(open, 3);
     // `show` says which experiments were joined, and from how many shards.
     let shown = stdout(&run_ok(&["show", merged.to_str().unwrap()]));
     assert_eq!(
@@ -318,7 +327,7 @@ fn three_shards_merge_into_the_experiment_one_process_measures() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("shard(s) 2 of 3 missing"),
+        stderr(&o).contains("no result of shard 2/3"),
         "{}",
         stderr(&o)
     );
@@ -430,4 +439,65 @@ fn shard_mistakes_are_named() {
     .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("embedded simulator"), "{}", stderr(&o));
+    // A start already past is refused before anything runs, the dry run
+    // included.
+    let one = write_config(
+        dir.path(),
+        "one",
+        "name: one\nendpoints: [{name: s, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}]\ndatasets: [{name: d, synthetic: {prompt_tokens: 8, output_tokens: 4}}]\nload: {concurrency: [2], requests: 4}\n",
+    );
+    for dry in [true, false] {
+        let mut args = vec!["--shard", "0/2", "--start-at", "2020-01-01T00:00:00Z"];
+        if dry {
+            args.push("--dry-run");
+        }
+        let o = run_cmd(&one, &dir.path().join("z.duckdb"), &args)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("--start-at is"), "{}", stderr(&o));
+    }
+}
+
+/// Shards whose endpoint failed its preflight check recorded the experiment
+/// `skipped`, each in its own run: a skip holds no result, so the merge keeps
+/// one without asking which (`--on-conflict`), and `show` gives the skip's
+/// kind in the table and its whole reason below.
+#[test]
+fn shards_that_all_skipped_merge_without_a_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "dead",
+        "name: dead\nendpoints: [{name: s, provider: openai, base_url: 'http://127.0.0.1:9/v1', model: m}]\ndatasets: [{name: d, synthetic: {prompt_tokens: 8, output_tokens: 4}}]\nload: {concurrency: [2], requests: 4}\n",
+    );
+    let b = dir.path().join("b");
+    let mut bundles = vec![];
+    for k in ["0/2", "1/2"] {
+        let out = dir.path().join(format!("s{}.duckdb", &k[..1]));
+        let o = run_cmd(
+            &cfg,
+            &out,
+            &["--shard", k, "--barrier", b.to_str().unwrap()],
+        )
+        .output()
+        .unwrap();
+        assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+        bundles.push(out);
+    }
+    let merged = dir.path().join("m.duckdb");
+    let o = output(&[
+        "merge",
+        bundles[0].to_str().unwrap(),
+        bundles[1].to_str().unwrap(),
+        "-o",
+        merged.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let shown = stdout(&run_ok(&["show", merged.to_str().unwrap()]));
+    assert!(shown.contains("skipped, preflight failed\n"), "{shown}");
+    assert!(
+        shown.contains("not run:\n  ") && shown.contains("connection refused"),
+        "{shown}"
+    );
 }
