@@ -201,6 +201,11 @@ pub struct ValidateArgs {
     /// Print the resolved config (secrets masked) and the experiments with their ids.
     #[arg(long)]
     pub show_settings: bool,
+    /// Check the config as `harness run` with these options would: what
+    /// cannot be split over N shards, a missing or past start; and print
+    /// each experiment's part.
+    #[command(flatten)]
+    pub shard: ShardArgs,
 }
 
 #[derive(Subcommand, Debug)]

@@ -1,7 +1,9 @@
-//! `harness validate CONFIG [--show-settings]`: every config error with its
-//! file, line and field (exit 2), including API keys that are not set and
-//! header values HTTP cannot carry; with `--show-settings`, the resolved
-//! config, the exact request each endpoint is sent, and the experiments.
+//! `harness validate CONFIG [--show-settings] [--shard K/N …]`: every config
+//! error with its file, line and field (exit 2), including API keys that are
+//! not set and header values HTTP cannot carry; with `--show-settings`, the
+//! resolved config, the exact request each endpoint is sent, and the
+//! experiments; with `--shard`, what a shard's run would refuse
+//! (`shard::check`) and each experiment's part.
 
 use crate::cli::ValidateArgs;
 use crate::config::ProviderKind;
@@ -38,8 +40,20 @@ pub async fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
     } else {
         format!("{counted}, {} command cell(s)", cells.len())
     };
+    // What a shard's run refuses before anything runs, and its part.
+    let parts = match a.shard.shard {
+        Some(shard) => {
+            crate::shard::check(&exps, shard, a.shard.rule()?.as_ref())
+                .map_err(crate::exit::bad_input)?;
+            exps.iter()
+                .map(|e| format!("  {}: shard {shard}: {}\n", e.label, shard.split(&e.plan)))
+                .collect()
+        }
+        None => String::new(),
+    };
     if !a.show_settings {
         println!("{}: OK, {counted}", loaded.file);
+        print!("{parts}");
         return Ok(ExitCode::SUCCESS);
     }
     println!("# Resolved config (defaults filled in, secrets masked)");

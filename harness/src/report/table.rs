@@ -65,9 +65,15 @@ pub fn render(
                 max * 100.0
             );
         }
-        // Skipped and incomplete experiments have no summary: no counts,
-        // rather than zeros that read as measured.
-        let summarised = !matches!(e.status.as_str(), "skipped" | "incomplete" | "running");
+        // Skipped and running experiments, and those a dead process left
+        // incomplete, have no summary: no counts, rather than zeros that read
+        // as measured. An incomplete merge of shards has one (its percentiles
+        // show too), and shows its counts.
+        let summarised = match e.status.as_str() {
+            "skipped" | "running" => false,
+            "incomplete" => s.requests > 0,
+            _ => true,
+        };
         let count = |v: String| if summarised { v } else { "-".into() };
         rows.push(vec![
             e.label.clone(),

@@ -346,6 +346,20 @@ fn three_shards_merge_into_the_experiment_one_process_measures() {
             .as_deref()
             .unwrap()
             .contains("2 of 3 shards")));
+    // `show` gives the partial merge's counts beside its percentiles.
+    let shown = stdout(&run_ok(&["show", partial.to_str().unwrap()]));
+    let row = shown
+        .lines()
+        .find(|l| l.contains("incomplete"))
+        .unwrap_or_else(|| panic!("{shown}"));
+    let ok: u64 = row
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no ok count in {row}"));
+    assert!(ok > 0, "{row}");
     // A shard that did not complete (here marked interrupted) is refused too.
     let cut = dir.path().join("cut.duckdb");
     std::fs::copy(&shards[2], &cut).unwrap();
@@ -439,6 +453,19 @@ fn shard_mistakes_are_named() {
     .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("embedded simulator"), "{}", stderr(&o));
+    // `validate` checks what the shard's run would, and prints its part.
+    let c = cfg.to_str().unwrap();
+    let o = output(&["validate", c, "--shard", "0/8", "--barrier", b]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("concurrency 6 cannot be split over 8 shards"));
+    let o = output(&["validate", c, "--shard", "1/3", "--barrier", b]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("shard 1/3: seq mod 3 = 1: 84 of 252 requests")
+            && stdout(&o).contains("shard 1/3: concurrency 2 of 6"),
+        "{}",
+        stdout(&o)
+    );
     // A start already past is refused before anything runs, the dry run
     // included.
     let one = write_config(
