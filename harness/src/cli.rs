@@ -401,8 +401,9 @@ pub struct PublishArgs {
 
 #[derive(Args, Debug)]
 pub struct MergeArgs {
-    /// The bundles to combine.
-    #[arg(required = true, num_args = 2..)]
+    /// The bundles to combine. One is enough where its shards are all there
+    /// (a 1-shard run), or with --allow-missing-shards to keep a partial one.
+    #[arg(required = true, num_args = 1..)]
     pub bundles: Vec<PathBuf>,
     /// The new bundle to write (must not exist).
     #[arg(short, long)]

@@ -346,6 +346,20 @@ fn three_shards_merge_into_the_experiment_one_process_measures() {
             .as_deref()
             .unwrap()
             .contains("2 of 3 shards")));
+    // One shard's bundle alone is a partial merge too.
+    let alone = dir.path().join("alone.duckdb");
+    run_ok(&[
+        "merge",
+        s[0],
+        "-o",
+        alone.to_str().unwrap(),
+        "--allow-missing-shards",
+    ]);
+    assert!(experiments(&alone).iter().all(|e| e.status == "incomplete"
+        && e.status_reason
+            .as_deref()
+            .unwrap()
+            .contains("1 of 3 shards")));
     // `show` gives the partial merge's counts beside its percentiles.
     let shown = stdout(&run_ok(&["show", partial.to_str().unwrap()]));
     let row = shown
