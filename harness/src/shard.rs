@@ -520,7 +520,8 @@ fn limit() -> Duration {
 }
 
 /// What a shard's run checks before anything is written: the rule for its
-/// start, and experiments that can be split.
+/// start, experiments that can be split, and no command endpoints
+/// (`commands`: the config has command cells, which run whole).
 ///
 /// Errors (bad input): no start rule; `--start-at` with more than one
 /// experiment to run; a capacity search (its next probe depends on every
@@ -529,12 +530,16 @@ fn limit() -> Duration {
 /// closed-loop concurrency below N.
 pub fn check(
     experiments: &[crate::plan::Experiment],
+    commands: bool,
     shard: Shard,
     rule: Option<&StartRule>,
 ) -> Result<(), String> {
     use crate::config::LoadLevel;
     use crate::deploy::Kind;
     let mut errors = vec![];
+    if commands {
+        errors.push("--shard splits the load of endpoint experiments; the config's command endpoints run whole (run them without --shard)".to_string());
+    }
     match rule {
         None => errors.push(format!(
             "--shard {shard}: the shards need one start: give --barrier DIR (a directory every agent shares) or --start-at TIME"

@@ -165,6 +165,17 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
     for (id, cs) in copies.iter().filter(|(id, _)| !joins.contains_key(*id)) {
         let held: Vec<&Copy> = cs.iter().filter(|c| !c.skipped).collect();
         let src = if held.is_empty() {
+            if cs.len() > 1 {
+                eprintln!(
+                    "note: experiment {} was skipped in each of the {} bundles that hold it ({}): one skipped row is kept; `harness show` gives its reason",
+                    &id[..12.min(id.len())],
+                    cs.len(),
+                    cs.iter()
+                        .map(|c| a.bundles[c.src].display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
             Some(cs[0].src)
         } else {
             choose("", id, &held)

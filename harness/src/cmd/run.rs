@@ -70,7 +70,8 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
         }
     }
     if let Some(shard) = a.shard.shard {
-        crate::shard::check(&experiments, shard, a.shard.rule()?.as_ref())
+        let commands = crate::command::plan(&loaded.config).is_ok_and(|c| !c.is_empty());
+        crate::shard::check(&experiments, commands, shard, a.shard.rule()?.as_ref())
             .map_err(crate::exit::bad_input)?;
         for e in &mut experiments {
             e.plan.shard = Some(shard);
@@ -86,9 +87,6 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
     };
     let cells = crate::command::plan(&loaded.config)
         .map_err(|e| crate::exit::bad_input(format!("{}: {e:#}", loaded.file)))?;
-    if !cells.is_empty() && a.shard.shard.is_some() {
-        crate::bad_input!("--shard splits the load of endpoint experiments; the config's command endpoints run whole (run them without --shard)");
-    }
     if let Err(errors) = loaded.command_secrets() {
         eprint!("{errors}");
         return Ok(ExitCode::from(exit::BAD_INPUT));
@@ -100,8 +98,13 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
         &started_at.format("%Y-%m-%d").to_string(),
     )?;
     let mut path = bundle_path(&loaded.config, a.out.as_deref());
-    if let (Some(s), None) = (a.shard.shard, &a.out) {
-        // Shards on one machine must not share a bundle (one writer each).
+    let out_file = a
+        .out
+        .as_deref()
+        .is_some_and(|p| p.extension().is_some_and(|e| e == "duckdb"));
+    if let Some(s) = a.shard.shard.filter(|_| !out_file) {
+        // Shards on one machine must not share a bundle (one writer each):
+        // without --out, or with --out naming a directory, each its own.
         path.set_file_name(format!(
             "{}-shard-{}-of-{}.duckdb",
             loaded.config.name, s.index, s.count
@@ -866,9 +869,13 @@ impl Session<'_> {
                 // is an earlier job's, and the run stops as before.
                 Err(e) if e.downcast_ref::<crate::shard::AlreadyStarted>().is_some() => {
                     if !tried_before(bundle, &exp.id)? {
-                        return Err(e.context(
-                            "this shard's bundle holds no earlier attempt at the experiment, so this is not a rerun: the barrier directory is from an earlier job; give each job a fresh barrier directory",
-                        ));
+                        let late = e.downcast_ref::<crate::shard::AlreadyStarted>();
+                        let late = late.expect("matched above");
+                        anyhow::bail!(
+                            "--barrier {}: every shard, {s} included, had arrived, and the experiment started {:.1} s ago; this shard's bundle holds no unfinished attempt at it, so this is not the rerun of a shard that died in it. Either the directory is from an earlier job (give each job a fresh barrier directory), or this shard died before it began the experiment (its part is missing: harness merge --allow-missing-shards keeps the rest)",
+                            late.dir.display(),
+                            late.ago_s
+                        );
                     }
                     eprintln!("error: experiment `{}`: {e}", exp.label);
                     self.tally.failures.push(format!(

@@ -43,7 +43,7 @@ pub async fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
     // What a shard's run refuses before anything runs, and its part.
     let parts = match a.shard.shard {
         Some(shard) => {
-            crate::shard::check(&exps, shard, a.shard.rule()?.as_ref())
+            crate::shard::check(&exps, !cells.is_empty(), shard, a.shard.rule()?.as_ref())
                 .map_err(crate::exit::bad_input)?;
             exps.iter()
                 .map(|e| format!("  {}: shard {shard}: {}\n", e.label, shard.split(&e.plan)))

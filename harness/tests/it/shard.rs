@@ -480,6 +480,45 @@ fn shard_mistakes_are_named() {
         "{}",
         stdout(&o)
     );
+    // ... and refuses command endpoints, as the run does.
+    let cmd = write_config(
+        dir.path(),
+        "cmd",
+        "name: cmd\nendpoints:\n  - name: prog\n    provider: command\n    command:\n      run: echo {n}\n      scenarios: [{name: s, arguments: {n: [1]}}]\n      metrics: {t: {unit: s}}\n",
+    );
+    let o = output(&[
+        "validate",
+        cmd.to_str().unwrap(),
+        "--shard",
+        "0/2",
+        "--barrier",
+        b,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("command endpoints run whole"),
+        "{}",
+        stderr(&o)
+    );
+    // --out DIR: each shard's own bundle name in it.
+    let outdir = dir.path().join("outdir");
+    let o = output(&[
+        "run",
+        c,
+        "--shard",
+        "1/3",
+        "--barrier",
+        b,
+        "--out",
+        outdir.to_str().unwrap(),
+        "--dry-run",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("split-shard-1-of-3.duckdb"),
+        "{}",
+        stdout(&o)
+    );
     // A start already past is refused before anything runs, the dry run
     // included.
     let one = write_config(
