@@ -322,7 +322,7 @@ fn barrier(
         }
         let missing: Vec<String> = (0..shard.count)
             .filter(|k| !times.iter().any(|(j, _)| j == k))
-            .map(|k| k.to_string())
+            .map(|k| format!("{k}/{}", shard.count))
             .collect();
         // A shard that leaves without starting takes its announcement back,
         // so that no later shard counts it as present and starts short.
@@ -333,10 +333,9 @@ fn barrier(
         if began.elapsed() >= timeout {
             withdraw(&ready, &me);
             bail!(
-                "--barrier {}: shard(s) {} of {} did not arrive within {} (each shard runs the same config, with the same experiments to run, and its own K)",
+                "--barrier {}: shard {} did not arrive within {} (each shard runs the same config, with the same experiments to run, and its own K)",
                 d.display(),
                 missing.join(", "),
-                shard.count,
                 humantime::format_duration(timeout)
             );
         }
@@ -519,6 +518,18 @@ fn limit() -> Duration {
     Duration::from_millis(2500)
 }
 
+/// How long ago, `ns` nanoseconds: `3.2 s` under a minute, `5m 3s` under a
+/// day, else in whole hours (`6years 11months 30days 2h`).
+fn past(ns: i64) -> String {
+    let d = Duration::from_nanos(ns.max(0) as u64);
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{:.1} s", d.as_secs_f64()),
+        60..86_400 => humantime::format_duration(Duration::from_secs(s)).to_string(),
+        _ => humantime::format_duration(Duration::from_secs(s / 3600 * 3600)).to_string(),
+    }
+}
+
 /// What a shard's run checks before anything is written: the rule for its
 /// start, experiments that can be split, and no command endpoints
 /// (`commands`: the config has command cells, which run whole).
@@ -549,9 +560,12 @@ pub fn check(
             experiments.len()
         )),
         Some(StartRule::At(unix)) if now_unix_ns() > *unix => errors.push(format!(
-            "--start-at is {:.1} s in the past: give a time far enough ahead for every shard to be running",
-            (now_unix_ns() - unix) as f64 / 1e9
+            "--start-at is {} in the past: give a time far enough ahead for every shard to be running",
+            past(now_unix_ns() - unix)
         )),
+        Some(StartRule::Barrier { timeout, .. }) if timeout.is_zero() => errors.push(
+            "--barrier-timeout 0s: the shards could never meet; give the time a shard waits for the others, e.g. 10m".to_string(),
+        ),
         Some(_) => {}
     }
     for e in experiments {
@@ -685,10 +699,7 @@ mod tests {
             &AtomicBool::new(false),
         )
         .unwrap_err();
-        assert!(
-            format!("{e}").contains("shard(s) 1 of 2 did not arrive"),
-            "{e}"
-        );
+        assert!(format!("{e}").contains("shard 1/2 did not arrive"), "{e}");
         // ... and takes its announcement back: a shard 1 arriving later
         // waits instead of starting alone.
         assert!(!d.path().join("other/0.ready").exists());
@@ -737,10 +748,7 @@ mod tests {
         let e = rule
             .align("c", Shard { index: 0, count: 2 }, &stop)
             .unwrap_err();
-        assert!(
-            format!("{e}").contains("shard(s) 1 of 2 did not arrive"),
-            "{e}"
-        );
+        assert!(format!("{e}").contains("shard 1/2 did not arrive"), "{e}");
         // A process that overwrites this shard's announcement while it waits
         // is caught.
         let d2 = d.path().to_path_buf();

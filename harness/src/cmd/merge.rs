@@ -296,7 +296,7 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
     }
     let runs: i64 = c.query_row("SELECT count(*) FROM runs", [], |r| r.get(0))?;
     println!(
-        "merged {} bundles into {}: {} run(s), {} experiment(s){}",
+        "merged {} bundle(s) into {}: {} run(s), {} experiment(s){}",
         a.bundles.len(),
         a.out.display(),
         runs,

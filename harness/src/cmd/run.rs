@@ -1415,7 +1415,13 @@ fn print_summary(
     }
     println!("bundle: {}", path.display());
     match experiments.iter().find_map(|e| e.plan.shard) {
+        // A shard that measured nothing has nothing to merge.
+        Some(_) if tally.ran + tally.already_complete.len() == 0 => {}
         // One shard's bundle holds part of each experiment: merge first.
+        Some(s) if s.count == 1 => println!(
+            "next: harness merge {} -o merged.duckdb, then report the merged bundle",
+            path.display()
+        ),
         Some(s) => println!(
             "next: harness merge <all {} shard bundles> -o merged.duckdb, then report the merged bundle (shard {s} holds only its part of each experiment's load)",
             s.count

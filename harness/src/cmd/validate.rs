@@ -24,10 +24,10 @@ pub async fn run(a: ValidateArgs) -> anyhow::Result<ExitCode> {
     }
     let searches = exps.iter().filter(|e| e.search.is_some()).count();
     let counted = if searches == 0 {
-        format!("{} experiments", exps.len())
+        format!("{} experiment(s)", exps.len())
     } else {
         format!(
-            "{} experiments; {searches} of them capacity searches, whose probes are chosen as they run",
+            "{} experiment(s); {searches} of them capacity searches, whose probes are chosen as they run",
             exps.len()
         )
     };

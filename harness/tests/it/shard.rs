@@ -440,6 +440,10 @@ fn shard_mistakes_are_named() {
             "--start-at aligns one experiment",
         ),
         (
+            vec!["--shard", "0/2", "--barrier", b, "--barrier-timeout", "0s"],
+            "--barrier-timeout 0s",
+        ),
+        (
             vec!["--shard", "0/2", "--start-at", "soon"],
             "not an RFC 3339 time",
         ),

@@ -102,7 +102,7 @@ fn overrides_are_validated_and_named() {
     assert!(err.contains("is not `path=value`"), "{err}");
     let (ok, out, _) = validate(&[&path, "--set", "load.concurrency=[2]"]);
     assert!(ok);
-    assert!(out.contains("OK, 4 experiments"), "{out}");
+    assert!(out.contains("OK, 4 experiment(s)"), "{out}");
 }
 
 #[test]
