@@ -186,12 +186,8 @@ impl StartRule {
     pub fn align(&self, id: &str, shard: Shard, stop: &AtomicBool) -> Result<Aligned> {
         match self {
             StartRule::At(unix) => {
-                let late = now_unix_ns() - unix;
-                if late > 0 {
-                    bail!(
-                        "--start-at is {:.1} s in the past; give a time far enough ahead for every shard to be running",
-                        late as f64 / 1e9
-                    );
+                if let Some(why) = start_at_past(*unix) {
+                    bail!("{why}");
                 }
                 Ok(Aligned {
                     start: local_instant(*unix),
@@ -518,16 +514,25 @@ fn limit() -> Duration {
     Duration::from_millis(2500)
 }
 
-/// How long ago, `ns` nanoseconds: `3.2 s` under a minute, `5m 3s` under a
-/// day, else in whole hours (`6years 11months 30days 2h`).
-fn past(ns: i64) -> String {
-    let d = Duration::from_nanos(ns.max(0) as u64);
+/// Why a `--start-at` of `unix` (ns) cannot be used, when it is already
+/// past: how long ago, `3.2 s` under a minute, `5m 3s` under a day, else in
+/// whole hours (`6years 11months 30days 2h`). Checked before a run
+/// ([`check`]) and again at the start ([`StartRule::align`]).
+fn start_at_past(unix: i64) -> Option<String> {
+    let late = now_unix_ns() - unix;
+    if late <= 0 {
+        return None;
+    }
+    let d = Duration::from_nanos(late as u64);
     let s = d.as_secs();
-    match s {
+    let ago = match s {
         0..60 => format!("{:.1} s", d.as_secs_f64()),
         60..86_400 => humantime::format_duration(Duration::from_secs(s)).to_string(),
         _ => humantime::format_duration(Duration::from_secs(s / 3600 * 3600)).to_string(),
-    }
+    };
+    Some(format!(
+        "--start-at is {ago} in the past: give a time far enough ahead for every shard to be running"
+    ))
 }
 
 /// What a shard's run checks before anything is written: the rule for its
@@ -559,10 +564,7 @@ pub fn check(
             "--start-at aligns one experiment, and this config has {}: give --barrier DIR, which aligns each",
             experiments.len()
         )),
-        Some(StartRule::At(unix)) if now_unix_ns() > *unix => errors.push(format!(
-            "--start-at is {} in the past: give a time far enough ahead for every shard to be running",
-            past(now_unix_ns() - unix)
-        )),
+        Some(StartRule::At(unix)) => errors.extend(start_at_past(*unix)),
         Some(StartRule::Barrier { timeout, .. }) if timeout.is_zero() => errors.push(
             "--barrier-timeout 0s: the shards could never meet; give the time a shard waits for the others, e.g. 10m".to_string(),
         ),

@@ -69,10 +69,16 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
                 .map_err(|e| crate::exit::bad_input(format!("{e:#}")))?;
         }
     }
+    let cells = crate::command::plan(&loaded.config)
+        .map_err(|e| crate::exit::bad_input(format!("{}: {e:#}", loaded.file)))?;
     if let Some(shard) = a.shard.shard {
-        let commands = crate::command::plan(&loaded.config).is_ok_and(|c| !c.is_empty());
-        crate::shard::check(&experiments, commands, shard, a.shard.rule()?.as_ref())
-            .map_err(crate::exit::bad_input)?;
+        crate::shard::check(
+            &experiments,
+            !cells.is_empty(),
+            shard,
+            a.shard.rule()?.as_ref(),
+        )
+        .map_err(crate::exit::bad_input)?;
         for e in &mut experiments {
             e.plan.shard = Some(shard);
             e.label.push_str(&shard.suffix());
@@ -85,8 +91,6 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(exit::BAD_INPUT));
         }
     };
-    let cells = crate::command::plan(&loaded.config)
-        .map_err(|e| crate::exit::bad_input(format!("{}: {e:#}", loaded.file)))?;
     if let Err(errors) = loaded.command_secrets() {
         eprint!("{errors}");
         return Ok(ExitCode::from(exit::BAD_INPUT));
@@ -867,27 +871,25 @@ impl Session<'_> {
                 // Only a shard whose bundle holds an earlier attempt at the
                 // experiment is a rerun; without one, the barrier directory
                 // is an earlier job's, and the run stops as before.
-                Err(e) if e.downcast_ref::<crate::shard::AlreadyStarted>().is_some() => {
-                    if !tried_before(bundle, &exp.id)? {
-                        let late = e.downcast_ref::<crate::shard::AlreadyStarted>();
-                        let late = late.expect("matched above");
-                        anyhow::bail!(
+                Err(e) => match e.downcast_ref::<crate::shard::AlreadyStarted>() {
+                    Some(late) if !tried_before(bundle, &exp.id)? => anyhow::bail!(
                             "--barrier {}: every shard, {s} included, had arrived, and the experiment started {:.1} s ago; this shard's bundle holds no unfinished attempt at it, so this is not the rerun of a shard that died in it. Either the directory is from an earlier job (give each job a fresh barrier directory), or this shard died before it began the experiment (its part is missing: harness merge --allow-missing-shards keeps the rest)",
                             late.dir.display(),
                             late.ago_s
-                        );
+                        ),
+                    Some(_) => {
+                        eprintln!("error: experiment `{}`: {e}", exp.label);
+                        self.tally.failures.push(format!(
+                            "experiment `{}`: shard {s} arrived after it started",
+                            exp.label
+                        ));
+                        return self.skip(bundle, exp, format!("skipped: {e}"));
                     }
-                    eprintln!("error: experiment `{}`: {e}", exp.label);
-                    self.tally.failures.push(format!(
-                        "experiment `{}`: shard {s} arrived after it started",
-                        exp.label
-                    ));
-                    return self.skip(bundle, exp, format!("skipped: {e}"));
-                }
-                // Ctrl-C while waiting: an interrupted run (exit 130) whose
-                // experiment was not begun, not a failure.
-                Err(_) if self.stop.signal().is_some() => return Ok(()),
-                Err(e) => return Err(e),
+                    // Ctrl-C while waiting: an interrupted run (exit 130)
+                    // whose experiment was not begun, not a failure.
+                    None if self.stop.signal().is_some() => return Ok(()),
+                    None => return Err(e),
+                },
             },
             None => None,
         };
