@@ -206,17 +206,11 @@ impl StartRule {
 /// directory (the shared volume's), in ns, with half the width of the
 /// interval it is known to lie in.
 ///
-/// A file's modification time is the reference clock's reading (often a
-/// coarse one, advancing in ticks of 1 to 10 ms) at some moment within the
-/// write. So each write, between local readings `a` and `b`, bounds the offset
-/// from above: `offset ≤ b − mtime`. When the stamp advances between two
-/// writes, the new stamp was read after the earlier write began:
-/// `offset > a_earlier − mtime_new`. The writes repeat until the stamp has
-/// advanced twice, or `limit` passes; the offset is the middle of the bounds.
+/// Writes the file until its stamp has advanced twice, or `limit` passes,
+/// and reads the bounds from those writes ([`offset_from_writes`]).
 pub fn clock_offset(path: &Path, limit: Duration) -> Result<(i64, Option<i64>)> {
     let deadline = Instant::now() + limit;
-    let (mut upper, mut lower) = (i64::MAX, i64::MIN);
-    let mut prev: Option<(i64, i64)> = None;
+    let mut writes = Vec::new();
     let mut edges = 0;
     for i in 0u64.. {
         let a = now_unix_ns();
@@ -224,23 +218,65 @@ pub fn clock_offset(path: &Path, limit: Duration) -> Result<(i64, Option<i64>)> 
             .with_context(|| format!("cannot write {}", path.display()))?;
         let m = unix_ns(std::fs::metadata(path)?.modified()?);
         let b = now_unix_ns();
-        upper = upper.min(b - m);
-        if let Some((pa, pm)) = prev {
-            if m > pm {
-                lower = lower.max(pa - m);
-                edges += 1;
-            }
+        if writes.last().is_some_and(|w: &FileWrite| m > w.stamp) {
+            edges += 1;
         }
-        prev = Some((a, m));
+        writes.push(FileWrite {
+            began: a,
+            stamp: m,
+            ended: b,
+        });
         if edges >= 2 || Instant::now() >= deadline {
             break;
         }
     }
-    if lower == i64::MIN || lower > upper {
-        // The stamp never advanced: only the upper bound is known.
-        return Ok((upper, None));
+    Ok(offset_from_writes(&writes))
+}
+
+/// One write of the clock file: local Unix ns before and after it, and the
+/// modification time the reference clock gave it.
+#[derive(Debug, Clone, Copy)]
+struct FileWrite {
+    began: i64,
+    stamp: i64,
+    ended: i64,
+}
+
+/// The offset (local minus reference, ns) bounded by a series of writes, and
+/// half the width of its interval; the error is `None` when the stamp never
+/// advanced (only the upper bound is known, and it is returned).
+///
+/// A file's modification time is the reference clock's reading at some
+/// moment within the write, so each write bounds the offset from above:
+/// `offset ≤ ended − stamp`. When the stamp advances between two writes, the
+/// new stamp was read after the earlier write began: `offset > began_earlier
+/// − stamp_new`. The offset is the middle of the two bounds.
+///
+/// Most file clocks are coarse: the kernel stamps files with the time of its
+/// last tick (1 to 10 ms), and that tick can land late. The bounds can then
+/// cross (lower > upper) by up to a tick, because no single offset explains
+/// every write. The offset is still their middle, and the error is the larger
+/// of half the crossing and half the smallest advance of the stamp (the file
+/// clock's resolution): the interval is what the file clock can tell, never
+/// narrower.
+fn offset_from_writes(writes: &[FileWrite]) -> (i64, Option<i64>) {
+    let upper = writes.iter().map(|w| w.ended - w.stamp).min().unwrap_or(0);
+    let (mut lower, mut step) = (i64::MIN, i64::MAX);
+    for pair in writes.windows(2) {
+        let (earlier, new) = (pair[0], pair[1]);
+        if new.stamp > earlier.stamp {
+            lower = lower.max(earlier.began - new.stamp);
+            step = step.min(new.stamp - earlier.stamp);
+        }
     }
-    Ok((lower / 2 + upper / 2, Some((upper - lower) / 2)))
+    if lower == i64::MIN {
+        return (upper, None);
+    }
+    let middle = lower / 2 + upper / 2;
+    if lower <= upper {
+        return (middle, Some((upper - lower) / 2));
+    }
+    (middle, Some(((lower - upper) / 2).max(step / 2)))
 }
 
 /// The barrier of experiment `id` in `dir`: `dir/<id>/K.clock` measures the
@@ -640,6 +676,37 @@ mod tests {
                 assert!(sh.owns(sh.global_seq(seq)));
             }
         }
+    }
+
+    #[test]
+    fn a_clock_offset_is_bounded_by_the_writes_even_when_a_coarse_stamp_lands_late() {
+        let w = |began, stamp, ended| FileWrite {
+            began,
+            stamp,
+            ended,
+        };
+        // The stamp never advanced: the upper bound alone, no error.
+        assert_eq!(
+            offset_from_writes(&[w(100, 50, 110), w(120, 50, 130)]),
+            (60, None)
+        );
+        // Consistent bounds: upper 100 - 90 = 10, lower 105 - 100 = 5.
+        assert_eq!(
+            offset_from_writes(&[w(95, 90, 100), w(105, 90, 112), w(113, 100, 118)]),
+            (7, Some(2))
+        );
+        // A 4 ms tick that landed late: the second write, 4.5 ms in, still
+        // got the stamp 0, so the bounds cross (lower 0.5 ms > upper 0.1 ms).
+        // The interval is the file clock's resolution, not empty.
+        let us = 1_000;
+        assert_eq!(
+            offset_from_writes(&[
+                w(0, 0, 100 * us),
+                w(4_500 * us, 0, 4_600 * us),
+                w(5_000 * us, 4_000 * us, 5_100 * us),
+            ]),
+            (300 * us, Some(2_000 * us))
+        );
     }
 
     #[test]
