@@ -182,8 +182,16 @@ impl StartRule {
     /// Errors: `--start-at` already past; a barrier that cannot be written,
     /// whose peers do not all arrive within its timeout, or that holds a
     /// file from an earlier job.
-    /// Waiting stops with an error when `stop` is set (Ctrl-C).
-    pub fn align(&self, id: &str, shard: Shard, stop: &AtomicBool) -> Result<Aligned> {
+    /// Waiting stops with an error when `stop` is set (Ctrl-C). `run_id`
+    /// (this run's) goes into the shard's announcement, so that a rerun can
+    /// tell its own earlier run's announcement ([`AlreadyStarted::run_id`]).
+    pub fn align(
+        &self,
+        id: &str,
+        shard: Shard,
+        run_id: &str,
+        stop: &AtomicBool,
+    ) -> Result<Aligned> {
         match self {
             StartRule::At(unix) => {
                 if let Some(why) = start_at_past(*unix) {
@@ -197,7 +205,7 @@ impl StartRule {
                     clock_source: "start-at",
                 })
             }
-            StartRule::Barrier { dir, timeout } => barrier(dir, id, shard, *timeout, stop),
+            StartRule::Barrier { dir, timeout } => barrier(dir, id, shard, run_id, *timeout, stop),
         }
     }
 }
@@ -287,6 +295,7 @@ fn barrier(
     dir: &Path,
     id: &str,
     shard: Shard,
+    run_id: &str,
     timeout: Duration,
     stop: &AtomicBool,
 ) -> Result<Aligned> {
@@ -305,10 +314,13 @@ fn barrier(
         let a = barrier_start(&announced, offset, error);
         let late = now_unix_ns() - (a.start_unix_ns + offset);
         if late > 0 {
+            let run_id =
+                announcement(&d.join(format!("{}.ready", shard.index))).and_then(|a| a.run_id);
             return Err(AlreadyStarted {
                 dir: d,
                 shard,
                 ago_s: late as f64 / 1e9,
+                run_id,
             }
             .into());
         }
@@ -328,6 +340,7 @@ fn barrier(
         "shard": shard.to_string(),
         "host": me.host,
         "pid": me.pid,
+        "run_id": run_id,
         "clock_offset_ns": offset,
         "clock_offset_error_ns": error,
     });
@@ -422,10 +435,12 @@ impl std::fmt::Display for Announcer {
     }
 }
 
-/// A shard's announcement at a barrier: its `K/N` and who wrote it.
+/// A shard's announcement at a barrier: its `K/N`, who wrote it, and in
+/// which run.
 struct Announcement {
     shard: Shard,
     by: Announcer,
+    run_id: Option<String>,
 }
 
 /// The announcement in a `.ready` file; `None` when it is missing or cannot
@@ -438,6 +453,7 @@ fn announcement(path: &Path) -> Option<Announcement> {
             host: v.get("host").and_then(|h| h.as_str()).map(String::from),
             pid: v.get("pid")?.as_u64()? as u32,
         },
+        run_id: v.get("run_id").and_then(|r| r.as_str()).map(String::from),
     })
 }
 
@@ -528,6 +544,10 @@ pub struct AlreadyStarted {
     pub shard: Shard,
     /// How long ago the experiment started (s).
     pub ago_s: f64,
+    /// The run that announced this shard there: a run of this shard's own
+    /// bundle when an earlier run of it died at the barrier (SIGKILL), so
+    /// that the others started without it.
+    pub run_id: Option<String>,
 }
 
 impl std::fmt::Display for AlreadyStarted {
@@ -613,15 +633,23 @@ pub fn check(
                 e.label
             ));
         }
+        // An endpoint that cannot be sharded at all is named once; its
+        // experiments' splits are moot.
         match Kind::of(&e.endpoint) {
-            Kind::Simulator => errors.push(format!(
-                "endpoint `{}` is the embedded simulator, which each shard would run on its own: point every shard at one server (e.g. `harness sim` and an `openai` endpoint)",
-                e.endpoint.name
-            )),
-            Kind::Ec2 => errors.push(format!(
-                "endpoint `{}` is launched on EC2, where its instance benchmarks itself: shard an endpoint that is already serving",
-                e.endpoint.name
-            )),
+            Kind::Simulator => {
+                errors.push(format!(
+                    "endpoint `{}` is the embedded simulator, which each shard would run on its own: point every shard at one server (e.g. `harness sim` and an `openai` endpoint)",
+                    e.endpoint.name
+                ));
+                continue;
+            }
+            Kind::Ec2 => {
+                errors.push(format!(
+                    "endpoint `{}` is launched on EC2, where its instance benchmarks itself: shard an endpoint that is already serving",
+                    e.endpoint.name
+                ));
+                continue;
+            }
             Kind::External | Kind::Service => {}
         }
         if let LoadLevel::Closed { concurrency } = e.plan.level {
@@ -641,7 +669,10 @@ pub fn check(
             }
         }
     }
-    errors.dedup();
+    // One line per mistake: an endpoint's refusal is not repeated for each
+    // of its experiments.
+    let mut seen = std::collections::HashSet::new();
+    errors.retain(|e| seen.insert(e.clone()));
     if errors.is_empty() {
         Ok(())
     } else {
@@ -749,8 +780,13 @@ mod tests {
             .map(|k| {
                 let rule = rule.clone();
                 std::thread::spawn(move || {
-                    rule.align("exp", Shard { index: k, count: 3 }, &AtomicBool::new(false))
-                        .unwrap()
+                    rule.align(
+                        "exp",
+                        Shard { index: k, count: 3 },
+                        "r",
+                        &AtomicBool::new(false),
+                    )
+                    .unwrap()
                 })
             })
             .collect();
@@ -765,6 +801,7 @@ mod tests {
         .align(
             "other",
             Shard { index: 0, count: 2 },
+            "r",
             &AtomicBool::new(false),
         )
         .unwrap_err();
@@ -790,7 +827,7 @@ mod tests {
         // 1/3 waits where 0/2 arrives: refused, naming both.
         announce("a", "1.ready", "1/3", Some("other".into()), 7);
         let e = rule
-            .align("a", Shard { index: 0, count: 2 }, &stop)
+            .align("a", Shard { index: 0, count: 2 }, "r", &stop)
             .unwrap_err();
         let e = format!("{e}");
         assert!(
@@ -800,7 +837,7 @@ mod tests {
         // Shard 0/2 is already waiting on another host: refused.
         announce("b", "0.ready", "0/2", Some("other".into()), 7);
         let e = rule
-            .align("b", Shard { index: 0, count: 2 }, &stop)
+            .align("b", Shard { index: 0, count: 2 }, "r", &stop)
             .unwrap_err();
         let e = format!("{e}");
         assert!(e.contains("already waiting") && e.contains("own K"), "{e}");
@@ -815,7 +852,7 @@ mod tests {
             pid_gone,
         );
         let e = rule
-            .align("c", Shard { index: 0, count: 2 }, &stop)
+            .align("c", Shard { index: 0, count: 2 }, "r", &stop)
             .unwrap_err();
         assert!(format!("{e}").contains("shard 1/2 did not arrive"), "{e}");
         // A process that overwrites this shard's announcement while it waits
@@ -832,7 +869,7 @@ mod tests {
             dir: d.path().to_path_buf(),
             timeout: Duration::from_secs(10),
         }
-        .align("e", Shard { index: 0, count: 2 }, &stop)
+        .align("e", Shard { index: 0, count: 2 }, "r", &stop)
         .unwrap_err();
         writer.join().unwrap();
         assert!(format!("{e}").contains("announced shard 0/2 too"), "{e}");
@@ -850,8 +887,13 @@ mod tests {
             .map(|k| {
                 let rule = rule.clone();
                 std::thread::spawn(move || {
-                    rule.align("exp", Shard { index: k, count: 2 }, &AtomicBool::new(false))
-                        .unwrap()
+                    rule.align(
+                        "exp",
+                        Shard { index: k, count: 2 },
+                        &format!("run-{k}"),
+                        &AtomicBool::new(false),
+                    )
+                    .unwrap()
                 })
             })
             .collect();
@@ -860,7 +902,7 @@ mod tests {
         // Shard 1 died and runs again: the start has not passed (the clock
         // measurement takes well under the 2 s margin on a local disk), so it
         // joins at the same start instead of moving it.
-        let again = rule.align("exp", Shard { index: 1, count: 2 }, &stop);
+        let again = rule.align("exp", Shard { index: 1, count: 2 }, "r", &stop);
         if now_unix_ns() < start {
             assert_eq!(again.unwrap().start_unix_ns, start);
         }
@@ -869,10 +911,13 @@ mod tests {
             std::thread::sleep(Duration::from_millis(50));
         }
         let e = rule
-            .align("exp", Shard { index: 1, count: 2 }, &stop)
+            .align("exp", Shard { index: 1, count: 2 }, "r", &stop)
             .unwrap_err();
         let started = e.downcast_ref::<AlreadyStarted>().expect("typed");
         assert!(started.ago_s > 0.0);
+        // It names the run that announced shard 1 (a rerun whose bundle holds
+        // that run died at the barrier, and skips instead of stopping).
+        assert_eq!(started.run_id.as_deref(), Some("run-1"));
         assert!(format!("{e}").contains("--allow-missing-shards"), "{e}");
     }
 }

@@ -266,16 +266,17 @@ fn append_host_samples(c: &Connection, host: &[harness_core::host::HostSampleRow
     Ok(())
 }
 
-/// Copies rows from the attached bundle `src` into the open one: its runs and
-/// preflights not already present, the experiments (with summaries,
+/// Copies rows from the attached bundle `src` into the open one: its runs
+/// that `runs` (a SQL condition on `run_id`) selects and their preflights,
+/// when not already present, the experiments (with summaries,
 /// distributions, ECDF groups, host samples and requests) whose ids `kept` (a SQL subquery) selects,
 /// and the dataset cards and rows `datasets` (a SQL condition) selects.
 /// One definition for `harness merge` and for collecting an instance's bundle.
-pub(crate) fn copy_attached(c: &Connection, kept: &str, datasets: &str) -> Result<()> {
+pub(crate) fn copy_attached(c: &Connection, runs: &str, kept: &str, datasets: &str) -> Result<()> {
     c.execute_batch(&format!(
         "BEGIN;
-         INSERT INTO runs SELECT * FROM src.runs WHERE run_id NOT IN (SELECT run_id FROM runs);
-         INSERT INTO preflights SELECT * FROM src.preflights WHERE (run_id, endpoint) NOT IN (SELECT (run_id, endpoint) FROM preflights);
+         INSERT INTO runs SELECT * FROM src.runs WHERE run_id NOT IN (SELECT run_id FROM runs) AND {runs};
+         INSERT INTO preflights SELECT * FROM src.preflights WHERE (run_id, endpoint) NOT IN (SELECT (run_id, endpoint) FROM preflights) AND {runs};
          INSERT INTO deployments SELECT * FROM src.deployments WHERE (run_id, endpoint) NOT IN (SELECT (run_id, endpoint) FROM deployments);
          INSERT INTO experiments SELECT * FROM src.experiments WHERE experiment_id IN {kept};
          INSERT INTO searches SELECT * FROM src.searches WHERE search_id NOT IN (SELECT search_id FROM searches);
@@ -362,6 +363,7 @@ impl Bundle {
         };
         let copied = copy_attached(
             c,
+            "TRUE",
             &kept,
             "(dataset, tokenizer_sha256) NOT IN (SELECT (dataset, tokenizer_sha256) FROM datasets)",
         );

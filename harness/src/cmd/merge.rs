@@ -2,7 +2,9 @@
 //! run, experiment, request, summary and dataset of its inputs.
 //!
 //! - Runs keep their own provenance rows (config, harness version, host); a run
-//!   found in several inputs is copied once.
+//!   found in several inputs is copied once. A run that recorded nothing (no
+//!   experiment, command cell, search or instance: a shard refused at its
+//!   barrier) is left out with a note, and listed in `meta.merged_from`.
 //! - An experiment id found in several inputs is copied once when every copy
 //!   comes from the same run. When copies come from different runs (the same
 //!   inputs measured twice), the merge stops and lists them, unless
@@ -38,6 +40,13 @@ fn copies_by_src(copies: &BTreeMap<String, Vec<Copy>>) -> BTreeMap<String, Vec<u
         })
         .collect()
 }
+
+/// A run of the attached `src` that recorded something (SQL condition): an
+/// experiment (a skipped one included), a command cell, a search or an
+/// instance. A run that stopped before any, such as a shard refused at its
+/// barrier, is left out of a merge: it would show as a failed run of a
+/// merged result it took no part in.
+const RECORDED: &str = "(run_id IN (SELECT run_id FROM src.experiments UNION ALL SELECT run_id FROM src.command_cells UNION ALL SELECT run_id FROM src.searches UNION ALL SELECT run_id FROM src.deployments))";
 
 struct Copy {
     src: usize,
@@ -241,13 +250,35 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
         } else {
             format!("(dataset, tokenizer_sha256) IN ({})", mine.join(", "))
         };
-        let runs: Vec<String> = {
-            let mut st = c.prepare("SELECT run_id FROM src.runs ORDER BY started_at")?;
+        let (runs, left_out) = {
+            let mut st = c.prepare(&format!(
+                "SELECT run_id, {RECORDED}, status || coalesce(': ' || status_reason, '') FROM src.runs ORDER BY started_at"
+            ))?;
             let v = st
-                .query_map([], |r| r.get::<_, String>(0))?
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, bool>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })?
                 .collect::<Result<Vec<_>, _>>()?;
-            v
+            let (kept, left): (Vec<_>, Vec<_>) = v.into_iter().partition(|r| r.1);
+            (
+                kept.into_iter().map(|r| r.0).collect::<Vec<_>>(),
+                left.into_iter().map(|r| (r.0, r.2)).collect::<Vec<_>>(),
+            )
         };
+        for (run, why) in &left_out {
+            let why = match why.char_indices().nth(160) {
+                Some((cut, _)) => format!("{}…", &why[..cut]),
+                None => why.clone(),
+            };
+            eprintln!(
+                "note: run {run} of {} recorded no experiment, command cell, search or instance ({why}); left out",
+                b.display()
+            );
+        }
         let n: i64 = c.query_row(
             &format!("SELECT count(*) FROM keep WHERE src = {i}"),
             [],
@@ -260,7 +291,7 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
                 |r| r.get(0),
             )
             .ok();
-        crate::bundle::copy_attached(c, &kept, &ds_filter)
+        crate::bundle::copy_attached(c, RECORDED, &kept, &ds_filter)
             .and_then(|()| shards::copy_attached(c, i, &joins))
             .with_context(|| format!("copying {}", b.display()))?;
         let cells = keep_cells.iter().filter(|(_, s)| *s == i).count();
@@ -274,6 +305,7 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
         let mut entry = serde_json::json!({
             "file": b.file_name().map(|f| f.to_string_lossy().into_owned()),
             "runs": runs,
+            "runs_left_out": left_out.iter().map(|r| &r.0).collect::<Vec<_>>(),
             "experiments": n,
             "command_cells": cells,
         });
@@ -282,6 +314,11 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
         }
         merged_from.push(entry);
     }
+    // An experiment no shard ran keeps one shard's skipped row: it stands
+    // for the whole experiment, so its label loses the ` · shard K/N`.
+    c.execute_batch(
+        "UPDATE experiments SET label = regexp_replace(label, ' · shard [0-9]+/[0-9]+$', '') WHERE status = 'skipped'",
+    )?;
     let mut out = out;
     let joined = shards::finish(&mut out, &joins)?;
     let c = out.connection();

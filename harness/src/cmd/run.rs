@@ -869,14 +869,21 @@ impl Session<'_> {
                 // A rerun shard after its experiment started: it goes on to
                 // the next experiment, where the other shards wait for it.
                 // Only a shard whose bundle holds an earlier attempt at the
-                // experiment is a rerun; without one, the barrier directory
-                // is an earlier job's, and the run stops as before.
+                // experiment, or the run that announced it at the barrier
+                // (killed while waiting there), is a rerun; without either,
+                // the barrier directory is an earlier job's, and the run
+                // stops as before.
                 Err(e) => match e.downcast_ref::<crate::shard::AlreadyStarted>() {
-                    Some(late) if !tried_before(bundle, &exp.id)? => anyhow::bail!(
-                            "--barrier {}: every shard, {s} included, had arrived, and the experiment started {:.1} s ago; this shard's bundle holds no unfinished attempt at it, so this is not the rerun of a shard that died in it. Either the directory is from an earlier job (give each job a fresh barrier directory), or this shard died before it began the experiment (its part is missing: harness merge --allow-missing-shards keeps the rest)",
+                    Some(late)
+                        if !tried_before(bundle, &exp.id)?
+                            && !holds_run(bundle, late.run_id.as_deref())? =>
+                    {
+                        anyhow::bail!(
+                            "--barrier {}: every shard, {s} included, had arrived, and the experiment started {:.1} s ago; this shard's bundle holds neither an unfinished attempt at it nor the run that announced it there, so this is not the rerun of a shard that died in it or at its barrier. Either the directory is from an earlier job (give each job a fresh barrier directory), or this shard's bundle is not the one it died with (its part is missing: harness merge --allow-missing-shards keeps the rest)",
                             late.dir.display(),
                             late.ago_s
-                        ),
+                        )
+                    }
                     Some(_) => {
                         eprintln!("error: experiment `{}`: {e}", exp.label);
                         self.tally.failures.push(format!(
@@ -1006,14 +1013,14 @@ impl Session<'_> {
             .shard
             .rule()?
             .ok_or_else(|| anyhow::anyhow!("a shard without a start rule"))?;
-        let (id, stop) = (exp.id.clone(), self.stop.flag());
+        let (id, stop, run_id) = (exp.id.clone(), self.stop.flag(), self.run_id.to_string());
         if !self.args.quiet {
             eprintln!(
                 "shard {s}: waiting for the other shards to start `{}`",
                 exp.label
             );
         }
-        let at = tokio::task::spawn_blocking(move || rule.align(&id, s, &stop)).await??;
+        let at = tokio::task::spawn_blocking(move || rule.align(&id, s, &run_id, &stop)).await??;
         let row = crate::bundle::ShardRow {
             shard: s.index,
             shards: s.count,
@@ -1133,7 +1140,7 @@ async fn deployment_gate(
                     "the embedded simulator, started on loopback".to_string()
                 }
                 deploy::Kind::External => format!(
-                    "already running at {}",
+                    "your server at {} (not contacted by a dry run)",
                     redact::url(ep.base_url.as_deref().unwrap_or_default())
                 ),
                 deploy::Kind::Ec2 => match ep.ec2.as_ref().and_then(|s| s.instance_id.as_ref()) {
@@ -1442,6 +1449,20 @@ fn tried_before(bundle: &Bundle, id: &str) -> Result<bool> {
     let n: i64 = bundle.connection().query_row(
         "SELECT count(*) FROM experiments WHERE experiment_id = ? AND status IN ('incomplete', 'running', 'interrupted', 'skipped')",
         [id],
+        |r| r.get(0),
+    )?;
+    Ok(n > 0)
+}
+
+/// Whether the bundle holds run `run_id` (an earlier run of this shard, when
+/// it is the one that announced the shard at a barrier).
+fn holds_run(bundle: &Bundle, run_id: Option<&str>) -> Result<bool> {
+    let Some(run_id) = run_id else {
+        return Ok(false);
+    };
+    let n: i64 = bundle.connection().query_row(
+        "SELECT count(*) FROM runs WHERE run_id = ?",
+        [run_id],
         |r| r.get(0),
     )?;
     Ok(n > 0)

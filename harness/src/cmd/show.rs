@@ -38,7 +38,9 @@ pub fn run(a: ShowArgs) -> anyhow::Result<ExitCode> {
     let commands = read::command_report(&conn, &a.bundle.display().to_string())?;
     println!();
     let merged = merged_shards(&conn)?;
-    if !exps.is_empty() || commands.endpoints.is_empty() {
+    if exps.is_empty() && commands.endpoints.is_empty() {
+        println!("no experiment or command cell recorded");
+    } else if !exps.is_empty() {
         print!(
             "{}",
             table::render(
@@ -150,7 +152,8 @@ fn server_table(exps: &[read::StoredExperiment], rows: &[read::ServerRow]) -> St
 
 /// The host's figures in each experiment's measurement window (p50 / p95 /
 /// max of the 1-second samples), per GPU where there are GPUs; what each
-/// run's sampler saw first. Empty when no run sampled its host.
+/// run's sampler saw first. Empty when no run sampled its host, or the
+/// bundle holds no experiment.
 fn host_table(
     runs: &[harness_view::contract::StoredRun],
     exps: &[crate::bundle::read::StoredExperiment],
@@ -162,7 +165,7 @@ fn host_table(
         .iter()
         .filter_map(|r| Some(format!("run {}: {}", r.run_id, r.host_gpus.as_deref()?)))
         .collect();
-    if seen.is_empty() && samples.is_empty() {
+    if exps.is_empty() || (seen.is_empty() && samples.is_empty()) {
         return out;
     }
     let _ = writeln!(

@@ -47,7 +47,13 @@ pub fn render(
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for e in exps {
         let s = &e.summary;
-        let mut status = e.status.clone();
+        // A `skipped` row was never run (its endpoint failed preflight, its
+        // shard came late, its instance failed): the run's last line counts
+        // it as "not run", apart from the experiments skipped as complete.
+        let mut status = match e.status.as_str() {
+            "skipped" => "not run".to_string(),
+            s => s.to_string(),
+        };
         if let Some(n) = notes(&e.experiment_id) {
             status = format!("{status}, {n}");
         }

@@ -85,6 +85,40 @@ fn merge_keeps_every_run_and_refuses_silent_loss() {
         "{meta}"
     );
 
+    // A run that recorded nothing (a shard refused at its barrier leaves one)
+    // is left out with a note, not shown as a failed run of the merge.
+    let refused = d.join("refused.duckdb");
+    std::fs::copy(&b, &refused).unwrap();
+    duckdb::Connection::open(&refused)
+        .unwrap()
+        .execute_batch(
+            "INSERT INTO runs SELECT * REPLACE ('r-refused' AS run_id, 'failed' AS status, 'stopped on an error: --barrier' AS status_reason) FROM runs LIMIT 1",
+        )
+        .unwrap();
+    let merged2 = d.join("ab2.duckdb");
+    let o = run_ok(&[
+        "merge",
+        a.to_str().unwrap(),
+        refused.to_str().unwrap(),
+        "-o",
+        merged2.to_str().unwrap(),
+    ]);
+    assert!(
+        stderr(&o).contains("note: run r-refused of")
+            && stderr(&o).contains("(failed: stopped on an error: --barrier); left out"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(count(&merged2, "SELECT count(*) FROM runs"), 2);
+    assert_eq!(experiments(&merged2).len(), em.len());
+    assert_eq!(
+        count(
+            &merged2,
+            "SELECT count(*) FROM meta WHERE key = 'merged_from' AND value LIKE '%\"runs_left_out\":[\"r-refused\"]%'"
+        ),
+        1
+    );
+
     // Merging a bundle with itself duplicates nothing.
     let twice = d.join("aa.duckdb");
     run_ok(&[

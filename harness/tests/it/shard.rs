@@ -579,7 +579,12 @@ fn shards_that_all_skipped_merge_without_a_conflict() {
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let shown = stdout(&run_ok(&["show", merged.to_str().unwrap()]));
-    assert!(shown.contains("skipped, preflight failed\n"), "{shown}");
+    assert!(shown.contains("not run, preflight failed\n"), "{shown}");
+    // The kept row stands for the whole experiment, not one shard's part.
+    assert!(
+        shown.contains("\ns · d · c=2 ") && !shown.contains("· shard"),
+        "{shown}"
+    );
     assert!(
         shown.contains("not run:\n  ") && shown.contains("connection refused"),
         "{shown}"
