@@ -347,6 +347,9 @@ fn barrier(
     std::fs::write(&tmp, body.to_string())
         .and_then(|()| std::fs::rename(&tmp, &ready))
         .with_context(|| format!("--barrier: cannot write {}", ready.display()))?;
+    // Arriving again (a rerun) takes back an earlier run's notice of leaving.
+    let left = d.join(format!("{}.left", shard.index));
+    let _ = std::fs::remove_file(&left);
     let mine = unix_ns(std::fs::metadata(&ready)?.modified()?);
     let began = Instant::now();
     let mut polls = 0u64;
@@ -365,10 +368,29 @@ fn barrier(
         if all {
             break times;
         }
-        let missing: Vec<String> = (0..shard.count)
+        let absent: Vec<u32> = (0..shard.count)
             .filter(|k| !times.iter().any(|(j, _)| j == k))
+            .collect();
+        let missing: Vec<String> = absent
+            .iter()
             .map(|k| format!("{k}/{}", shard.count))
             .collect();
+        // A shard that gave up waiting here will not start: waiting out the
+        // timeout for it would only delay the same error.
+        if polls % 20 == 1 {
+            if let Some((k, why)) = absent.iter().find_map(|k| {
+                let text = std::fs::read_to_string(d.join(format!("{k}.left"))).ok()?;
+                Some((*k, text))
+            }) {
+                withdraw(&ready, &me);
+                bail!(
+                    "--barrier {}: shard {k}/{} left this barrier without starting ({}), so the experiment cannot start: run the shards that stopped again, together, or the job with a fresh barrier directory",
+                    d.display(),
+                    shard.count,
+                    why.trim()
+                );
+            }
+        }
         // A shard that leaves without starting takes its announcement back,
         // so that no later shard counts it as present and starts short.
         if stop.load(Ordering::Relaxed) {
@@ -377,6 +399,16 @@ fn barrier(
         }
         if began.elapsed() >= timeout {
             withdraw(&ready, &me);
+            // A notice for a shard that arrives later: it fails at once
+            // instead of waiting its own timeout for this one.
+            let _ = std::fs::write(
+                &left,
+                format!(
+                    "it waited {} for shard {} ({me}, run {run_id})",
+                    humantime::format_duration(timeout),
+                    missing.join(", ")
+                ),
+            );
             bail!(
                 "--barrier {}: shard {} did not arrive within {} (each shard runs the same config, with the same experiments to run, and its own K)",
                 d.display(),
@@ -873,6 +905,37 @@ mod tests {
         .unwrap_err();
         writer.join().unwrap();
         assert!(format!("{e}").contains("announced shard 0/2 too"), "{e}");
+    }
+
+    #[test]
+    fn a_shard_arriving_after_another_gave_up_fails_at_once() {
+        let d = tempfile::tempdir().unwrap();
+        let rule = |secs| StartRule::Barrier {
+            dir: d.path().to_path_buf(),
+            timeout: Duration::from_secs(secs),
+        };
+        let stop = AtomicBool::new(false);
+        let e = rule(1)
+            .align("x", Shard { index: 0, count: 2 }, "run-0", &stop)
+            .unwrap_err();
+        assert!(format!("{e}").contains("shard 1/2 did not arrive"), "{e}");
+        // Shard 1 would wait 10 minutes for a shard that already left; it
+        // fails with why instead, and withdraws its own announcement.
+        let e = rule(600)
+            .align("x", Shard { index: 1, count: 2 }, "run-1", &stop)
+            .unwrap_err();
+        let e = format!("{e}");
+        assert!(
+            e.contains("shard 0/2 left this barrier without starting (it waited 1s for shard 1/2")
+                && e.contains("run run-0)"),
+            "{e}"
+        );
+        assert!(!d.path().join("x/1.ready").exists());
+        // Shard 0 run again takes its notice back and waits as usual.
+        let e = rule(1)
+            .align("x", Shard { index: 0, count: 2 }, "run-2", &stop)
+            .unwrap_err();
+        assert!(format!("{e}").contains("shard 1/2 did not arrive"), "{e}");
     }
 
     #[test]
