@@ -163,6 +163,11 @@ impl SummaryBuilder {
         self.s.requests + self.s.warmup_requests
     }
 
+    /// Warm-up requests observed so far (in [`Self::observed`], in no metric).
+    pub fn warmup(&self) -> u64 {
+        self.s.warmup_requests
+    }
+
     /// The value at quantile `q` of metric `m` over the measured requests
     /// observed so far, in the metric's raw unit (ns for latencies); `None`
     /// before any. Live progress reads its TTFT p50 here.

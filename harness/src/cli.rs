@@ -138,6 +138,12 @@ pub struct RunArgs {
     pub shard: ShardArgs,
 }
 
+/// A duration such as `90s`, `10m` or `1h30m` (humantime), or why not.
+fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{e}; give a duration such as 90s, 10m or 1h30m"))
+}
+
 /// One experiment across several load generators (`docs/sharding.md`).
 #[derive(Args, Debug, Default, Clone)]
 pub struct ShardArgs {
@@ -157,8 +163,8 @@ pub struct ShardArgs {
         conflicts_with = "start_at"
     )]
     pub barrier: Option<PathBuf>,
-    /// How long a shard waits at the barrier for the others.
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    /// With --barrier: how long a shard waits there for the others.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_wait, requires = "barrier")]
     pub barrier_timeout: std::time::Duration,
     /// With --shard, for a config of one experiment: start it at TIME (RFC
     /// 3339, e.g. 2026-12-02T15:00:00Z) on each agent's own system clock,

@@ -53,11 +53,20 @@ impl Progress {
         ));
     }
 
-    pub fn finish(&self, done: u64, errors: u64) {
+    /// Ends the bar at `done` requests, `warmup` of them warm-up (counted
+    /// apart in the line, as the table counts only measured requests), with
+    /// `errors` failed requests of either kind.
+    pub fn finish(&self, done: u64, warmup: u64, errors: u64) {
         self.bar.set_position(done);
         self.bar.finish();
         if !self.tty {
-            eprintln!("done: {} ({done} requests, {errors} errors)", self.label);
+            let measured = done.saturating_sub(warmup);
+            let requests = if warmup > 0 {
+                format!("{measured} measured + {warmup} warm-up requests")
+            } else {
+                format!("{measured} requests")
+            };
+            eprintln!("done: {} ({requests}, {errors} errors)", self.label);
         }
     }
 }

@@ -196,7 +196,7 @@ pub async fn run_experiment(
         if !batch.is_empty() {
             flush(&mut sink, &mut batch, &early_flag).await;
         }
-        progress.finish(summary.observed(), errors);
+        progress.finish(summary.observed(), summary.warmup(), errors);
         (summary, stopped_early)
     });
 

@@ -302,6 +302,10 @@ fn barrier(
     let d = dir.join(id);
     std::fs::create_dir_all(&d)
         .with_context(|| format!("--barrier: cannot create {}", d.display()))?;
+    // Arriving again (a rerun) takes back an earlier run's notice of
+    // leaving, first, so that a peer restarted with it does not read it.
+    let left = d.join(format!("{}.left", shard.index));
+    let _ = std::fs::remove_file(&left);
     let (offset, error) = clock_offset(&d.join(format!("{}.clock", shard.index)), limit())?;
     // Every shard announced already, this one included: it is a rerun (its
     // earlier run died after arriving). Before the start it joins at that
@@ -347,9 +351,6 @@ fn barrier(
     std::fs::write(&tmp, body.to_string())
         .and_then(|()| std::fs::rename(&tmp, &ready))
         .with_context(|| format!("--barrier: cannot write {}", ready.display()))?;
-    // Arriving again (a rerun) takes back an earlier run's notice of leaving.
-    let left = d.join(format!("{}.left", shard.index));
-    let _ = std::fs::remove_file(&left);
     let mine = unix_ns(std::fs::metadata(&ready)?.modified()?);
     let began = Instant::now();
     let mut polls = 0u64;
@@ -371,22 +372,29 @@ fn barrier(
         let absent: Vec<u32> = (0..shard.count)
             .filter(|k| !times.iter().any(|(j, _)| j == k))
             .collect();
-        let missing: Vec<String> = absent
-            .iter()
-            .map(|k| format!("{k}/{}", shard.count))
-            .collect();
+        let missing = shard_list(&absent, shard.count);
         // A shard that gave up waiting here will not start: waiting out the
-        // timeout for it would only delay the same error.
-        if polls % 20 == 1 {
-            if let Some((k, why)) = absent.iter().find_map(|k| {
-                let text = std::fs::read_to_string(d.join(format!("{k}.left"))).ok()?;
-                Some((*k, text))
-            }) {
+        // timeout for it would only delay the same error. Its notice counts
+        // once this shard has waited LEFT_GRACE, time for a peer restarted
+        // with it to take its notice back.
+        if polls % 20 == 1 && began.elapsed() >= LEFT_GRACE {
+            if let Some(why) = absent
+                .iter()
+                .find_map(|k| std::fs::read_to_string(d.join(format!("{k}.left"))).ok())
+            {
                 withdraw(&ready, &me);
+                // This shard leaves too: a notice of its own, so that a
+                // peer that arrives later stops as well.
+                let _ = std::fs::write(
+                    &left,
+                    format!(
+                        "shard {shard} ({me}, run {run_id}) stopped because {}",
+                        why.trim()
+                    ),
+                );
                 bail!(
-                    "--barrier {}: shard {k}/{} left this barrier without starting ({}), so the experiment cannot start: run the shards that stopped again, together, or the job with a fresh barrier directory",
+                    "--barrier {}: {}; so this experiment cannot start: run the shards that stopped again, together, or the job with a fresh barrier directory",
                     d.display(),
-                    shard.count,
                     why.trim()
                 );
             }
@@ -404,20 +412,32 @@ fn barrier(
             let _ = std::fs::write(
                 &left,
                 format!(
-                    "it waited {} for shard {} ({me}, run {run_id})",
+                    "shard {shard} ({me}, run {run_id}) waited {} for {missing} and left",
                     humantime::format_duration(timeout),
-                    missing.join(", ")
                 ),
             );
             bail!(
-                "--barrier {}: shard {} did not arrive within {} (each shard runs the same config, with the same experiments to run, and its own K)",
+                "--barrier {}: {missing} did not arrive within {} (each shard runs the same config, with the same experiments to run, and its own K)",
                 d.display(),
-                missing.join(", "),
                 humantime::format_duration(timeout)
             );
         }
         std::thread::sleep(Duration::from_millis(50));
     };
+    // A shard of this host whose process has ended (killed while it waited)
+    // still counts as arrived: the experiment starts without its part.
+    for k in (0..shard.count).filter(|k| *k != shard.index) {
+        if let Some(a) = announcement(&d.join(format!("{k}.ready")))
+            .filter(|a| a.by.host == me.host && !a.by.is_alive_elsewhere(&me))
+        {
+            eprintln!(
+                "warning: shard {} announced itself at {} from {}, which has ended: the experiment starts without its part (a rerun of it with the same bundle records that part as not run)",
+                a.shard,
+                d.display(),
+                a.by
+            );
+        }
+    }
     let stale = timeout.as_nanos() as i64 + BARRIER_MARGIN.as_nanos() as i64;
     if let Some((k, t)) = times.iter().find(|(_, t)| mine - t > stale) {
         bail!(
@@ -427,6 +447,21 @@ fn barrier(
         );
     }
     Ok(barrier_start(&times, offset, error))
+}
+
+/// How long a shard waits at a barrier before another's `K.left` notice
+/// stops it: a peer restarted at about the same time removes its own notice
+/// first thing, well within this.
+const LEFT_GRACE: Duration = Duration::from_secs(5);
+
+/// `shard 1/3`, or `shards 0/3 and 2/3`, or `shards 0/4, 1/4 and 3/4`.
+fn shard_list(ks: &[u32], n: u32) -> String {
+    let names: Vec<String> = ks.iter().map(|k| format!("{k}/{n}")).collect();
+    match names.as_slice() {
+        [one] => format!("shard {one}"),
+        [head @ .., last] => format!("shards {} and {last}", head.join(", ")),
+        [] => "no shard".to_string(),
+    }
 }
 
 /// Who wrote a `.ready` file: a host name and a process id.
@@ -687,7 +722,7 @@ pub fn check(
         if let LoadLevel::Closed { concurrency } = e.plan.level {
             if concurrency < shard.count {
                 errors.push(format!(
-                    "`{}`: concurrency {concurrency} cannot be split over {} shards (each needs at least 1)",
+                    "`{}`: concurrency {concurrency} cannot be split over {} shards (each needs at least 1): raise `load.concurrency` or run fewer shards",
                     e.label, shard.count
                 ));
             }
@@ -920,17 +955,23 @@ mod tests {
             .unwrap_err();
         assert!(format!("{e}").contains("shard 1/2 did not arrive"), "{e}");
         // Shard 1 would wait 10 minutes for a shard that already left; it
-        // fails with why instead, and withdraws its own announcement.
+        // fails with why instead (after LEFT_GRACE), and withdraws its own
+        // announcement.
         let e = rule(600)
             .align("x", Shard { index: 1, count: 2 }, "run-1", &stop)
             .unwrap_err();
         let e = format!("{e}");
         assert!(
-            e.contains("shard 0/2 left this barrier without starting (it waited 1s for shard 1/2")
-                && e.contains("run run-0)"),
+            e.contains("shard 0/2 (process ")
+                && e.contains(", run run-0) waited 1s for shard 1/2 and left; so this experiment cannot start"),
             "{e}"
         );
         assert!(!d.path().join("x/1.ready").exists());
+        // ... and leaves a notice of its own, for a peer arriving later.
+        let notice = std::fs::read_to_string(d.path().join("x/1.left")).unwrap();
+        assert!(notice.contains("stopped because shard 0/2 ("), "{notice}");
+        assert_eq!(shard_list(&[0, 2], 3), "shards 0/3 and 2/3");
+        assert_eq!(shard_list(&[0, 1, 3], 4), "shards 0/4, 1/4 and 3/4");
         // Shard 0 run again takes its notice back and waits as usual.
         let e = rule(1)
             .align("x", Shard { index: 0, count: 2 }, "run-2", &stop)

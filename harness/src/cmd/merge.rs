@@ -215,6 +215,16 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
         );
     }
 
+    if keep.is_empty() && joins.is_empty() && keep_cells.is_empty() {
+        bad_input!(
+            "nothing to merge: {} hold no experiment or command cell (each run stopped before measuring; `harness show` says why); no bundle written",
+            a.bundles
+                .iter()
+                .map(|b| b.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let out = Bundle::open(&a.out)?;
     let c = out.connection();
     c.execute_batch(

@@ -354,9 +354,11 @@ pub(super) fn finish(out: &mut Bundle, joins: &BTreeMap<String, Join>) -> Result
             CostInputs::from_summary(&summary, j.instance_count, run_s),
         );
         out.write_results(id, j.simulated, &summary, &costed)?;
-        let (clocks, verdict) = judge(j, &summary);
-        // An incomplete merge's load was not the plan's: nothing to judge.
+        let (mut clocks, verdict) = judge(j, &summary);
+        // An incomplete merge's load was not the plan's: nothing to judge,
+        // in the stored clocks as in the line.
         let verdict = if status == "incomplete" {
+            clocks["trustworthy"] = Value::Null;
             "not judged: the merged load is not the plan's".to_string()
         } else {
             verdict

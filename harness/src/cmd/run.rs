@@ -162,6 +162,10 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
         &done.tally,
         done.signal,
     )?;
+    // An error that stopped the run comes last, under what it finished.
+    if let Some(e) = done.error {
+        return Err(e);
+    }
     Ok(ExitCode::from(done.code))
 }
 
@@ -210,7 +214,10 @@ pub async fn agent_run(
         aws: None,
         cells: &[],
     };
-    let done = stages.execute(&experiments, Some(after_each)).await?;
+    let mut done = stages.execute(&experiments, Some(after_each)).await?;
+    if let Some(e) = done.error.take() {
+        return Err(e);
+    }
     let mut not_completed = BTreeMap::new();
     let completed: Vec<String> = {
         let conn = read::open(&path)?;
@@ -280,6 +287,9 @@ struct Stages<'a> {
 
 /// How a run ended.
 struct Done {
+    /// The error that stopped the run early, returned after the summary of
+    /// what it finished.
+    error: Option<anyhow::Error>,
     tally: Tally,
     signal: Option<&'static str>,
     status: &'static str,
@@ -372,13 +382,13 @@ impl Stages<'_> {
         };
         bundle.finish_run(self.run_id, status, reason.as_deref())?;
         drop(bundle);
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e),
+        let error = match result {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
             // A bug, reported as a runtime failure (exit 3) after the bundle
             // recorded it; the panic message was printed when it happened.
             Err(panic) => anyhow::bail!("the run stopped on a panic: {}", panic_message(&panic)),
-        }
+        };
         let code = if stop.signal().is_some() {
             exit::INTERRUPTED
         } else if tally.failures.is_empty() {
@@ -387,6 +397,7 @@ impl Stages<'_> {
             exit::RUNTIME_FAILURE
         };
         Ok(Done {
+            error,
             signal: stop.signal(),
             tally,
             status,
@@ -890,6 +901,19 @@ impl Session<'_> {
                             "experiment `{}`: shard {s} arrived after it started",
                             exp.label
                         ));
+                        // The rows of an attempt that died in the experiment
+                        // stay, incomplete: `merge --allow-missing-shards`
+                        // joins them as this shard's incomplete part.
+                        if let Some(rows) = unfinished_rows(bundle, &exp.id)? {
+                            eprintln!(
+                                "note: experiment `{}`: the earlier attempt's {rows} request row(s) stay in the bundle, marked incomplete",
+                                exp.label
+                            );
+                            self.tally
+                                .skipped
+                                .insert(exp.id.clone(), format!("skipped: {e}"));
+                            return Ok(());
+                        }
                         return self.skip(bundle, exp, format!("skipped: {e}"));
                     }
                     // Ctrl-C while waiting: an interrupted run (exit 130)
@@ -1351,7 +1375,7 @@ fn print_summary(
     if rows.is_empty() && !commands.endpoints.is_empty() {
         print!("{}", crate::report::table::commands(&commands));
         println!(
-            "{} command cell(s) run, {} skipped (complete in the bundle; --force reruns)",
+            "{} command cell(s) run, {} already complete in the bundle (--force reruns)",
             tally.cells.0, tally.cells.1
         );
         println!("bundle: {}", path.display());
@@ -1368,7 +1392,7 @@ fn print_summary(
     println!();
     let notes = |id: &str| {
         if tally.already_complete.contains(id) {
-            Some("skipped: already in bundle (--force reruns)".to_string())
+            Some("already in the bundle (--force reruns)".to_string())
         } else {
             tally.skipped.get(id).map(|why| match NotRun::of(why) {
                 NotRun::Preflight => "endpoint failed preflight".to_string(),
@@ -1377,9 +1401,13 @@ fn print_summary(
             })
         }
     };
-    print!("{}", table::render(&rows, &notes, cfg.budgets.error_rate));
+    if rows.is_empty() {
+        println!("no experiment of this run was measured");
+    } else {
+        print!("{}", table::render(&rows, &notes, cfg.budgets.error_rate));
+    }
     println!(
-        "{} experiment(s) run, {} skipped (complete in the bundle){}{}",
+        "{} experiment(s) run, {} already complete in the bundle{}{}",
         tally.ran,
         tally.already_complete.len(),
         if tally.skipped.is_empty() {
@@ -1418,7 +1446,7 @@ fn print_summary(
     if !commands.endpoints.is_empty() {
         print!("{}", crate::report::table::commands(&commands));
         println!(
-            "{} command cell(s) run, {} skipped (complete in the bundle)",
+            "{} command cell(s) run, {} already complete in the bundle",
             tally.cells.0, tally.cells.1
         );
     }
@@ -1431,6 +1459,19 @@ fn print_summary(
             "next: harness merge {} -o merged.duckdb, then report the merged bundle",
             path.display()
         ),
+        // This shard's part of some experiment is missing (it arrived after
+        // the start): the plain merge refuses those experiments.
+        Some(s)
+            if tally
+                .skipped
+                .values()
+                .any(|why| matches!(NotRun::of(why), NotRun::LateShard)) =>
+        {
+            println!(
+                "next: harness merge <all {} shard bundles> --allow-missing-shards -o merged.duckdb: shard {s}'s part of the experiment(s) it arrived late for is missing or incomplete, so those merge as incomplete; the others merge whole",
+                s.count
+            )
+        }
         Some(s) => println!(
             "next: harness merge <all {} shard bundles> -o merged.duckdb, then report the merged bundle (shard {s} holds only its part of each experiment's load)",
             s.count
@@ -1452,6 +1493,21 @@ fn tried_before(bundle: &Bundle, id: &str) -> Result<bool> {
         |r| r.get(0),
     )?;
     Ok(n > 0)
+}
+
+/// The request rows an unfinished earlier attempt at experiment `id` left
+/// in the bundle (status `incomplete` or `interrupted`), if there is one.
+fn unfinished_rows(bundle: &Bundle, id: &str) -> Result<Option<i64>> {
+    use duckdb::OptionalExt;
+    let n: Option<i64> = bundle
+        .connection()
+        .query_row(
+            "SELECT (SELECT count(*) FROM requests WHERE experiment_id = ?) FROM experiments WHERE experiment_id = ? AND status IN ('incomplete', 'interrupted')",
+            [id, id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(n)
 }
 
 /// Whether the bundle holds run `run_id` (an earlier run of this shard, when

@@ -69,7 +69,14 @@ pub fn run(a: ShowArgs) -> anyhow::Result<ExitCode> {
     let skipped: Vec<String> = exps
         .iter()
         .filter(|e| e.status == "skipped")
-        .filter_map(|e| Some(format!("  {}: {}", e.label, e.status_reason.as_deref()?)))
+        .filter_map(|e| {
+            let why = e.status_reason.as_deref()?;
+            Some(format!(
+                "  {}: {}",
+                e.label,
+                why.strip_prefix("skipped: ").unwrap_or(why)
+            ))
+        })
         .collect();
     if !skipped.is_empty() {
         println!("not run:\n{}", skipped.join("\n"));
@@ -152,8 +159,8 @@ fn server_table(exps: &[read::StoredExperiment], rows: &[read::ServerRow]) -> St
 
 /// The host's figures in each experiment's measurement window (p50 / p95 /
 /// max of the 1-second samples), per GPU where there are GPUs; what each
-/// run's sampler saw first. Empty when no run sampled its host, or the
-/// bundle holds no experiment.
+/// run's sampler saw first. Empty when no run sampled its host, or no
+/// experiment of the bundle was run.
 fn host_table(
     runs: &[harness_view::contract::StoredRun],
     exps: &[crate::bundle::read::StoredExperiment],
@@ -165,7 +172,8 @@ fn host_table(
         .iter()
         .filter_map(|r| Some(format!("run {}: {}", r.run_id, r.host_gpus.as_deref()?)))
         .collect();
-    if exps.is_empty() || (seen.is_empty() && samples.is_empty()) {
+    let measured = exps.iter().any(|e| e.status != "skipped");
+    if !measured || (seen.is_empty() && samples.is_empty()) {
         return out;
     }
     let _ = writeln!(

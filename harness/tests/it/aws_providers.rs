@@ -501,7 +501,11 @@ fn the_region_an_endpoint_is_reached_in_is_part_of_its_experiment_id() {
         .output()
         .unwrap();
         assert!(o.status.success(), "{}", stderr(&o));
-        assert!(!stdout(&o).contains("already in bundle"), "{}", stdout(&o));
+        assert!(
+            !stdout(&o).contains("already in the bundle"),
+            "{}",
+            stdout(&o)
+        );
     }
     assert_eq!(experiments(&out).len(), 2);
     let o = aws_harness(

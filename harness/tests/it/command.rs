@@ -293,7 +293,7 @@ fn a_rerun_skips_complete_cells_and_a_changed_argument_reruns_only_its_cells() {
     );
     let o = run(&[]);
     assert!(
-        stdout(&o).contains("0 command cell(s) run, 2 skipped"),
+        stdout(&o).contains("0 command cell(s) run, 2 already complete in the bundle"),
         "{}",
         stdout(&o)
     );
@@ -308,7 +308,7 @@ fn a_rerun_skips_complete_cells_and_a_changed_argument_reruns_only_its_cells() {
         "endpoints[0].command.scenarios[0].arguments.n=[1, 3]",
     ]);
     assert!(
-        stdout(&o).contains("1 command cell(s) run, 1 skipped"),
+        stdout(&o).contains("1 command cell(s) run, 1 already complete in the bundle"),
         "{}",
         stdout(&o)
     );

@@ -238,7 +238,7 @@ fn a_good_endpoint_runs_fully_beside_a_bad_one() {
     assert_eq!(o.status.code(), Some(3));
     assert!(
         stdout(&o).contains(
-            "0 experiment(s) run, 2 skipped (complete in the bundle), 2 not run (a failed preflight)"
+            "0 experiment(s) run, 2 already complete in the bundle, 2 not run (a failed preflight)"
         ),
         "{}\n{}",
         stdout(&o),

@@ -23,13 +23,19 @@ fn rerun_skips_completed_and_force_reruns() {
     let out = dir.path().join("b.duckdb");
     let (c, o) = (cfg.to_str().unwrap(), out.to_str().unwrap());
     let first = stdout(&run_ok(&["run", "-q", c, "--out", o]));
-    assert!(first.contains("2 experiment(s) run, 0 skipped"), "{first}");
+    assert!(
+        first.contains("2 experiment(s) run, 0 already complete in the bundle"),
+        "{first}"
+    );
     let second = stdout(&run_ok(&["run", "-q", c, "--out", o]));
     assert!(
-        second.contains("0 experiment(s) run, 2 skipped"),
+        second.contains("0 experiment(s) run, 2 already complete in the bundle"),
         "{second}"
     );
-    assert!(second.contains("skipped: already in bundle"), "{second}");
+    assert!(
+        second.contains("complete, already in the bundle (--force reruns)"),
+        "{second}"
+    );
     // A changed level is a new experiment; the unchanged one is still skipped.
     let third = stdout(&run_ok(&[
         "run",
@@ -40,10 +46,13 @@ fn rerun_skips_completed_and_force_reruns() {
         "--set",
         "load.concurrency=[1, 3]",
     ]));
-    assert!(third.contains("1 experiment(s) run, 1 skipped"), "{third}");
+    assert!(
+        third.contains("1 experiment(s) run, 1 already complete in the bundle"),
+        "{third}"
+    );
     let forced = stdout(&run_ok(&["run", "-q", c, "--out", o, "--force"]));
     assert!(
-        forced.contains("2 experiment(s) run, 0 skipped"),
+        forced.contains("2 experiment(s) run, 0 already complete in the bundle"),
         "{forced}"
     );
     // Each id once: the forced rerun replaced the earlier rows.
@@ -126,7 +135,7 @@ load:
         out.to_str().unwrap(),
     ]));
     assert!(
-        again.contains("2 skipped") || again.contains("3 skipped"),
+        again.contains("2 already complete") || again.contains("3 already complete"),
         "{again}"
     );
     // The killed run is marked, with why, when the bundle is next opened.

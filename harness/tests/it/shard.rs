@@ -590,3 +590,99 @@ fn shards_that_all_skipped_merge_without_a_conflict() {
         "{shown}"
     );
 }
+
+/// A shard killed in the middle of an experiment and run again with the same
+/// bundle after that experiment started: the rows its first run wrote stay,
+/// `incomplete`, it goes on to the next experiment with the others, and the
+/// merge joins the incomplete part only when told to.
+#[test]
+fn a_shard_killed_mid_experiment_keeps_its_rows_when_run_again() {
+    let _cores = quiet_cores();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut sim, port) = start_sim(&["--ttft-ms", "200", "--itl-ms", "1"]);
+    let cfg = write_config(
+        dir.path(),
+        "kill",
+        &format!(
+            "name: kill\nendpoints: [{{name: s, provider: openai, base_url: 'http://127.0.0.1:{port}/v1', model: m, server_metrics: false}}]\ndatasets: [{{name: d, synthetic: {{prompt_tokens: 8, output_tokens: 4}}}}]\nload: {{concurrency: [2, 4], requests: 40}}\nsampling: {{ignore_eos: true}}\n"
+        ),
+    );
+    let b = dir.path().join("b");
+    let bundle = |k: u32| dir.path().join(format!("s{k}.duckdb"));
+    let shard = |k: u32| {
+        let mut c = harness();
+        c.args([
+            "run",
+            "-q",
+            cfg.to_str().unwrap(),
+            "--shard",
+            &format!("{k}/2"),
+        ])
+        .args(["--barrier", b.to_str().unwrap(), "--out"])
+        .arg(bundle(k))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        c
+    };
+    let mut zero = shard(0).stderr(Stdio::null()).spawn().unwrap();
+    let mut one = shard(1).stderr(Stdio::null()).spawn().unwrap();
+    // The first experiment starts 2 s after the last `.ready`, and each
+    // shard's 20 requests at concurrency 1 take about 4 s: kill shard 1
+    // about 2.5 s into it.
+    let ready = |k: u32| {
+        std::fs::read_dir(&b)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+            .map(|e| e.path().join(format!("{k}.ready")))
+            .filter(|p| p.exists())
+    };
+    while ready(0).is_none() || ready(1).is_none() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(4500));
+    one.kill().unwrap();
+    one.wait().unwrap();
+    let rows = |k: u32| -> (String, i64) {
+        read::open(&bundle(k))
+            .unwrap()
+            .query_row(
+                "SELECT e.status, (SELECT count(*) FROM requests r WHERE r.experiment_id = e.experiment_id) FROM experiments e ORDER BY ordinal LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+    };
+    let (status, before) = rows(1);
+    assert_eq!(status, "running", "killed in the first experiment");
+    // Run again after the first experiment started: it keeps those rows
+    // and joins shard 0 at the second.
+    let again = shard(1).output().unwrap();
+    assert_eq!(again.status.code(), Some(3), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains(&format!(
+            "the earlier attempt's {before} request row(s) stay in the bundle, marked incomplete"
+        )),
+        "{}",
+        stderr(&again)
+    );
+    assert_eq!(rows(1), ("incomplete".to_string(), before));
+    assert!(zero.wait().unwrap().success());
+    sim.kill().unwrap();
+    let merged = dir.path().join("m.duckdb");
+    let (s0, s1) = (bundle(0), bundle(1));
+    let (s0, s1, m) = (
+        s0.to_str().unwrap(),
+        s1.to_str().unwrap(),
+        merged.to_str().unwrap(),
+    );
+    let refused = output(&["merge", s0, s1, "-o", m]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    let o = run_ok(&["merge", s0, s1, "-o", m, "--allow-missing-shards"]);
+    let said = stdout(&o);
+    assert!(
+        said.contains("joined 2 of 2 shards") && said.contains(": incomplete; not judged"),
+        "{said}"
+    );
+    assert!(said.contains(": complete; shards aligned"), "{said}");
+}

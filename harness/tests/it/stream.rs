@@ -149,7 +149,7 @@ load:
         "--out",
         out.to_str().unwrap(),
     ]));
-    assert!(again.contains("1 skipped"), "{again}");
+    assert!(again.contains("1 already complete"), "{again}");
     let conn = harness::bundle::read::open(&out).unwrap();
     for e in experiments(&out) {
         assert_eq!(e.status, "complete");

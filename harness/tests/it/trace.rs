@@ -142,7 +142,10 @@ fn arrivals_and_lengths_follow_the_azure_trace_at_the_speed_up() {
         "--out",
         bundle.to_str().unwrap(),
     ]));
-    assert!(again.contains("0 experiment(s) run, 1 skipped"), "{again}");
+    assert!(
+        again.contains("0 experiment(s) run, 1 already complete in the bundle"),
+        "{again}"
+    );
 }
 
 #[test]
