@@ -53,20 +53,24 @@ impl Progress {
         ));
     }
 
-    /// Ends the bar at `done` requests, `warmup` of them warm-up (counted
-    /// apart in the line, as the table counts only measured requests), with
-    /// `errors` failed requests of either kind.
-    pub fn finish(&self, done: u64, warmup: u64, errors: u64) {
+    /// Ends the bar at `done` requests with `errors` failed, of which
+    /// `warmup` = (requests, failed) were warm-up: the line counts the
+    /// measured ones apart, as the table does.
+    pub fn finish(&self, done: u64, warmup: (u64, u64), errors: u64) {
         self.bar.set_position(done);
         self.bar.finish();
         if !self.tty {
-            let measured = done.saturating_sub(warmup);
-            let requests = if warmup > 0 {
-                format!("{measured} measured + {warmup} warm-up requests")
+            let measured = done.saturating_sub(warmup.0);
+            let failed = errors.saturating_sub(warmup.1);
+            let counts = if warmup.0 > 0 {
+                format!(
+                    "{measured} measured requests, {failed} errors; {} warm-up, {} errors",
+                    warmup.0, warmup.1
+                )
             } else {
-                format!("{measured} requests")
+                format!("{measured} requests, {failed} errors")
             };
-            eprintln!("done: {} ({requests}, {errors} errors)", self.label);
+            eprintln!("done: {} ({counts})", self.label);
         }
     }
 }

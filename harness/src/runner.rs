@@ -154,7 +154,8 @@ pub async fn run_experiment(
         let mut summary = SummaryBuilder::new();
         let mut batch = Vec::with_capacity(BATCH);
         let mut sink = Some(sink);
-        let mut errors = 0u64;
+        // Failed requests: all, and those of the warm-up.
+        let (mut errors, mut warmup_errors) = (0u64, 0u64);
         let start = Instant::now();
         let mut last_flush = start;
         let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -162,7 +163,10 @@ pub async fn run_experiment(
             tokio::select! {
                 r = rx.recv() => match r {
                     Some(rec) => {
-                        if !rec.ok { errors += 1; }
+                        if !rec.ok {
+                            errors += 1;
+                            warmup_errors += u64::from(rec.warmup);
+                        }
                         let sample = rec.sample();
                         summary.observe(&sample);
                         if let Some(rule) = early_stop.as_mut().filter(|_| stopped_early.is_none()) {
@@ -196,7 +200,11 @@ pub async fn run_experiment(
         if !batch.is_empty() {
             flush(&mut sink, &mut batch, &early_flag).await;
         }
-        progress.finish(summary.observed(), summary.warmup(), errors);
+        progress.finish(
+            summary.observed(),
+            (summary.warmup(), warmup_errors),
+            errors,
+        );
         (summary, stopped_early)
     });
 

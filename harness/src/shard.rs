@@ -449,13 +449,30 @@ fn barrier(
     Ok(barrier_start(&times, offset, error))
 }
 
+/// Leaves `K.left` notices at the barriers of experiments `ids` (under
+/// `dir`), which this shard will not reach: its peers waiting or arriving
+/// there stop with `why` instead of waiting out their timeout. The shard
+/// run again removes each notice as it arrives.
+pub fn leave_notices(dir: &Path, ids: &[&str], shard: Shard, run_id: &str, why: &str) {
+    let me = Announcer::this_process();
+    for id in ids {
+        let d = dir.join(id);
+        let _ = std::fs::create_dir_all(&d).and_then(|()| {
+            std::fs::write(
+                d.join(format!("{}.left", shard.index)),
+                format!("shard {shard} ({me}, run {run_id}) {why}"),
+            )
+        });
+    }
+}
+
 /// How long a shard waits at a barrier before another's `K.left` notice
 /// stops it: a peer restarted at about the same time removes its own notice
 /// first thing, well within this.
 const LEFT_GRACE: Duration = Duration::from_secs(5);
 
 /// `shard 1/3`, or `shards 0/3 and 2/3`, or `shards 0/4, 1/4 and 3/4`.
-fn shard_list(ks: &[u32], n: u32) -> String {
+pub fn shard_list(ks: &[u32], n: u32) -> String {
     let names: Vec<String> = ks.iter().map(|k| format!("{k}/{n}")).collect();
     match names.as_slice() {
         [one] => format!("shard {one}"),

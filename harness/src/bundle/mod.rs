@@ -821,6 +821,11 @@ pub(crate) const REQUESTS_STAGE: &str = "CREATE TEMP TABLE IF NOT EXISTS request
 /// no analysis, `completed_ids` or report counts them; a rerun measures them
 /// again (replacing the rows).
 fn mark_incomplete(c: &Connection) -> Result<usize> {
+    // A shard's part of an experiment its process died in.
+    c.execute(
+        "UPDATE shards SET status = 'incomplete' WHERE status = 'running'",
+        [],
+    )?;
     let cells = c.execute(
         "UPDATE command_cells SET status = 'incomplete', status_reason = 'its process ended while it ran; the runs it finished are kept' WHERE status = 'running'",
         [],

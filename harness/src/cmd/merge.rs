@@ -217,12 +217,13 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
 
     if keep.is_empty() && joins.is_empty() && keep_cells.is_empty() {
         bad_input!(
-            "nothing to merge: {} hold no experiment or command cell (each run stopped before measuring; `harness show` says why); no bundle written",
+            "nothing to merge: {} {} no experiment or command cell (each run stopped before measuring; `harness show` says why); no bundle written",
             a.bundles
                 .iter()
                 .map(|b| b.display().to_string())
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            if a.bundles.len() == 1 { "holds" } else { "hold" }
         );
     }
     let out = Bundle::open(&a.out)?;
@@ -280,10 +281,6 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
             )
         };
         for (run, why) in &left_out {
-            let why = match why.char_indices().nth(160) {
-                Some((cut, _)) => format!("{}…", &why[..cut]),
-                None => why.clone(),
-            };
             eprintln!(
                 "note: run {run} of {} recorded no experiment, command cell, search or instance ({why}); left out",
                 b.display()
@@ -317,6 +314,7 @@ pub fn run(a: MergeArgs) -> Result<ExitCode> {
             "runs": runs,
             "runs_left_out": left_out.iter().map(|r| &r.0).collect::<Vec<_>>(),
             "experiments": n,
+            "shard_parts": joins.values().filter(|j| j.takes_from(i)).count(),
             "command_cells": cells,
         });
         if let Some(e) = earlier.and_then(|e| serde_json::from_str::<serde_json::Value>(&e).ok()) {

@@ -76,12 +76,19 @@ pub(super) struct Join {
     simulated: bool,
 }
 
+impl Join {
+    /// Whether input `src` gives one of the shards joined.
+    pub(super) fn takes_from(&self, src: usize) -> bool {
+        self.chosen.values().any(|(i, _)| *i == src)
+    }
+}
+
 impl Parts {
     /// Reads input `src`'s shards: an experiment with fewer `shards` rows than
     /// its N is a part to join (all N: it was merged already, and is whole).
     pub(super) fn read(&mut self, src: usize, conn: &Connection) -> Result<()> {
         let mut st = conn.prepare(
-            "SELECT s.experiment_id, shard, shards, s.run_id, s.status, start_unix_ns, start_late_ns, clock_source,
+            "SELECT s.experiment_id, shard, shards, s.run_id, CASE WHEN s.status = 'running' THEN 'incomplete' ELSE s.status END, start_unix_ns, start_late_ns, clock_source,
                     clock_offset_ns, clock_offset_error_ns, epoch_us(e.started_at), epoch_us(e.ended_at)
              FROM shards s JOIN experiments e USING (experiment_id) ORDER BY s.experiment_id, shard",
         )?;
@@ -175,6 +182,25 @@ impl Parts {
                 ));
                 continue;
             }
+            // One K from two runs (two jobs' bundles given together) is named
+            // as such, before the starts that then differ too.
+            let twice = all.iter().enumerate().find_map(|(x, (i, s))| {
+                all[..x]
+                    .iter()
+                    .find(|(_, c)| c.shard == s.shard && c.run_id != s.run_id)
+                    .map(|(j, c)| (*j, (*c).clone(), *i, (*s).clone()))
+            });
+            if let Some((j, c, i, s)) = twice {
+                errors.push(format!(
+                    "experiment {short}: shard {}/{n} is in {} (run {}) and in {} (run {}): bundles of two jobs; give each K once, from one job",
+                    s.shard,
+                    name(j),
+                    c.run_id,
+                    name(i),
+                    s.run_id
+                ));
+                continue;
+            }
             let t0 = all[0].1.start_unix_ns;
             if let Some((i, s)) = all.iter().find(|(_, s)| s.start_unix_ns != t0) {
                 errors.push(format!(
@@ -191,14 +217,6 @@ impl Parts {
             let mut chosen: BTreeMap<u32, (usize, ShardInfo)> = BTreeMap::new();
             for (i, s) in &all {
                 match chosen.get(&s.shard) {
-                    Some((j, c)) if c.run_id != s.run_id => errors.push(format!(
-                        "experiment {short}: shard {}/{n} is in {} (run {}) and in {} (run {}): keep one",
-                        s.shard,
-                        name(*j),
-                        c.run_id,
-                        name(*i),
-                        s.run_id
-                    )),
                     // The same run's shard twice (a copy, or one file
                     // given twice): one is kept, and the user is told.
                     Some((j, _)) if j != i => eprintln!(
@@ -221,7 +239,7 @@ impl Parts {
                 .collect();
             if !unfinished.is_empty() && !allow_missing {
                 errors.push(format!(
-                    "experiment {short} ({}): {}; rerun every shard, or --allow-missing-shards to keep an incomplete experiment",
+                    "experiment {short} ({}): {}; run the job again (every shard, a fresh barrier directory), or --allow-missing-shards to keep an incomplete experiment",
                     parts[0].label,
                     unfinished.join(", ")
                 ));
@@ -230,9 +248,9 @@ impl Parts {
             let missing: Vec<u32> = (0..n).filter(|k| !chosen.contains_key(k)).collect();
             if !missing.is_empty() && !allow_missing {
                 errors.push(format!(
-                    "experiment {short} ({}): no result of shard {} (K of 0 to {}); give every shard's bundle (a shard skipped in its bundle has none: `harness show` says why), or --allow-missing-shards to keep an incomplete experiment",
+                    "experiment {short} ({}): no result of {} (K counts from 0 to {}); give every shard's bundle (a shard skipped in its bundle has none: `harness show` says why), or --allow-missing-shards to keep an incomplete experiment",
                     parts[0].label,
-                    missing.iter().map(|k| format!("{k}/{n}")).collect::<Vec<_>>().join(", "),
+                    crate::shard::shard_list(&missing, n),
                     n - 1
                 ));
                 continue;
@@ -335,7 +353,10 @@ pub(super) fn finish(out: &mut Bundle, joins: &BTreeMap<String, Join>) -> Result
         } else if !not_complete.is_empty() {
             (
                 "incomplete",
-                Some(format!("{}: rerun the shards", not_complete.join(", "))),
+                Some(format!(
+                    "{}: run the job again to measure it whole",
+                    not_complete.join(", ")
+                )),
             )
         } else if summary.requests > 0 && summary.requests_ok == 0 {
             ("failed", Some("every measured request failed".to_string()))

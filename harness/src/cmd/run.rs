@@ -162,6 +162,28 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
         &done.tally,
         done.signal,
     )?;
+    // A shard interrupted before some experiments tells the peers waiting
+    // at their barriers, which would otherwise wait out their timeout.
+    if let (Some(sig), Some(s), Some(dir)) = (done.signal, a.shard.shard, &a.shard.barrier) {
+        let begun: HashSet<String> = {
+            let conn = read::open(&path)?;
+            let mut st = conn.prepare("SELECT experiment_id FROM experiments WHERE run_id = ?")?;
+            let ids = st.query_map([&run_id], |r| r.get(0))?;
+            ids.collect::<Result<_, _>>()?
+        };
+        let left: Vec<&str> = experiments
+            .iter()
+            .map(|e| e.id.as_str())
+            .filter(|id| !begun.contains(*id))
+            .collect();
+        crate::shard::leave_notices(
+            dir,
+            &left,
+            s,
+            &run_id,
+            &format!("was interrupted ({sig}) before this experiment"),
+        );
+    }
     // An error that stopped the run comes last, under what it finished.
     if let Some(e) = done.error {
         return Err(e);
@@ -885,12 +907,15 @@ impl Session<'_> {
                 // the barrier directory is an earlier job's, and the run
                 // stops as before.
                 Err(e) => match e.downcast_ref::<crate::shard::AlreadyStarted>() {
+                    // (A run that announced it and completed it is no death:
+                    // a --force rerun on a used barrier directory.)
                     Some(late)
                         if !tried_before(bundle, &exp.id)?
-                            && !holds_run(bundle, late.run_id.as_deref())? =>
+                            && (!holds_run(bundle, late.run_id.as_deref())?
+                                || bundle.completed_ids()?.contains(&exp.id)) =>
                     {
                         anyhow::bail!(
-                            "--barrier {}: every shard, {s} included, had arrived, and the experiment started {:.1} s ago; this shard's bundle holds neither an unfinished attempt at it nor the run that announced it there, so this is not the rerun of a shard that died in it or at its barrier. Either the directory is from an earlier job (give each job a fresh barrier directory), or this shard's bundle is not the one it died with (its part is missing: harness merge --allow-missing-shards keeps the rest)",
+                            "--barrier {}: every shard, {s} included, had arrived, and the experiment started {:.1} s ago; this shard's bundle holds no attempt at it that died (in it, or at its barrier), so this is not the rerun of a dead shard. Either the directory is from an earlier job, or from this one before a --force rerun (give each job a fresh barrier directory), or this shard's bundle is not the one it died with (its part is missing: harness merge --allow-missing-shards keeps the rest)",
                             late.dir.display(),
                             late.ago_s
                         )
@@ -1395,7 +1420,7 @@ fn print_summary(
             Some("already in the bundle (--force reruns)".to_string())
         } else {
             tally.skipped.get(id).map(|why| match NotRun::of(why) {
-                NotRun::Preflight => "endpoint failed preflight".to_string(),
+                NotRun::Preflight => NotRun::Preflight.short().to_string(),
                 NotRun::LateShard => "shard arrived after the start".to_string(),
                 NotRun::Instance => "not run on its instance (see FAILED below)".to_string(),
             })
@@ -1462,13 +1487,14 @@ fn print_summary(
         // This shard's part of some experiment is missing (it arrived after
         // the start): the plain merge refuses those experiments.
         Some(s)
-            if tally
-                .skipped
-                .values()
-                .any(|why| matches!(NotRun::of(why), NotRun::LateShard)) =>
+            if signal.is_some()
+                || tally
+                    .skipped
+                    .values()
+                    .any(|why| matches!(NotRun::of(why), NotRun::LateShard)) =>
         {
             println!(
-                "next: harness merge <all {} shard bundles> --allow-missing-shards -o merged.duckdb: shard {s}'s part of the experiment(s) it arrived late for is missing or incomplete, so those merge as incomplete; the others merge whole",
+                "next: harness merge <all {} shard bundles> --allow-missing-shards -o merged.duckdb: shard {s}'s part of the experiment(s) it arrived late for or was interrupted in is missing or incomplete, so those merge as incomplete; the others merge whole",
                 s.count
             )
         }

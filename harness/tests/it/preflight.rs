@@ -225,7 +225,7 @@ fn a_good_endpoint_runs_fully_beside_a_bad_one() {
     assert!(ok && latency.is_some_and(|l| l > 0.0));
     drop(conn);
     let s = stdout(&o);
-    assert!(s.contains("not run, endpoint failed preflight"), "{s}");
+    assert!(s.contains("not run, preflight failed"), "{s}");
     assert!(
         s.contains("FAILED: endpoint `refused` failed preflight"),
         "{s}"
