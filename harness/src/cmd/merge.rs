@@ -42,11 +42,12 @@ fn copies_by_src(copies: &BTreeMap<String, Vec<Copy>>) -> BTreeMap<String, Vec<u
 }
 
 /// A run of the attached `src` that recorded something (SQL condition): an
-/// experiment (a skipped one included), a command cell, a search or an
-/// instance. A run that stopped before any, such as a shard refused at its
+/// experiment (a skipped one included), a shard of one (in a merged bundle,
+/// every shard's run but the first holds only its `shards` row), a command
+/// cell, a search or an instance. A run that stopped before any, such as a shard refused at its
 /// barrier, is left out of a merge: it would show as a failed run of a
 /// merged result it took no part in.
-const RECORDED: &str = "(run_id IN (SELECT run_id FROM src.experiments UNION ALL SELECT run_id FROM src.command_cells UNION ALL SELECT run_id FROM src.searches UNION ALL SELECT run_id FROM src.deployments))";
+const RECORDED: &str = "(run_id IN (SELECT run_id FROM src.experiments UNION ALL SELECT run_id FROM src.shards UNION ALL SELECT run_id FROM src.command_cells UNION ALL SELECT run_id FROM src.searches UNION ALL SELECT run_id FROM src.deployments))";
 
 struct Copy {
     src: usize,

@@ -184,20 +184,28 @@ impl Parts {
             }
             // One K from two runs (two jobs' bundles given together) is named
             // as such, before the starts that then differ too.
-            let twice = all.iter().enumerate().find_map(|(x, (i, s))| {
-                all[..x]
-                    .iter()
-                    .find(|(_, c)| c.shard == s.shard && c.run_id != s.run_id)
-                    .map(|(j, c)| (*j, (*c).clone(), *i, (*s).clone()))
-            });
-            if let Some((j, c, i, s)) = twice {
+            let twice: Vec<String> = all
+                .iter()
+                .enumerate()
+                .filter_map(|(x, (i, s))| {
+                    let (j, c) = all[..x]
+                        .iter()
+                        .find(|(_, c)| c.shard == s.shard && c.run_id != s.run_id)?;
+                    Some(format!(
+                        "shard {}/{n} is in {} (run {}) and in {} (run {})",
+                        s.shard,
+                        name(*j),
+                        c.run_id,
+                        name(*i),
+                        s.run_id
+                    ))
+                })
+                .collect();
+            if !twice.is_empty() {
                 errors.push(format!(
-                    "experiment {short}: shard {}/{n} is in {} (run {}) and in {} (run {}): bundles of two jobs; give each K once, from one job",
-                    s.shard,
-                    name(j),
-                    c.run_id,
-                    name(i),
-                    s.run_id
+                    "experiment {short} ({}): {}: bundles of two jobs; give each K once, from one job",
+                    parts[0].label,
+                    twice.join("; ")
                 ));
                 continue;
             }

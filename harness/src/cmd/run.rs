@@ -161,9 +161,28 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
         &cells,
         &done.tally,
         done.signal,
+        done.error.is_some(),
     )?;
-    // A shard interrupted before some experiments tells the peers waiting
-    // at their barriers, which would otherwise wait out their timeout.
+    // A shard whose endpoint failed its preflight never comes to those
+    // experiments' barriers: it tells the peers waiting there, which would
+    // otherwise wait out their timeout.
+    if let (Some(s), Some(dir)) = (a.shard.shard, &a.shard.barrier) {
+        let failed: Vec<&str> = done
+            .tally
+            .skipped
+            .iter()
+            .filter(|(_, why)| matches!(NotRun::of(why), NotRun::Preflight))
+            .map(|(id, _)| id.as_str())
+            .collect();
+        crate::shard::leave_notices(
+            dir,
+            &failed,
+            s,
+            &run_id,
+            "failed its preflight check and will not run this experiment (its run says why)",
+        );
+    }
+    // So does a shard interrupted before some experiments.
     if let (Some(sig), Some(s), Some(dir)) = (done.signal, a.shard.shard, &a.shard.barrier) {
         let begun: HashSet<String> = {
             let conn = read::open(&path)?;
@@ -921,7 +940,7 @@ impl Session<'_> {
                         )
                     }
                     Some(_) => {
-                        eprintln!("error: experiment `{}`: {e}", exp.label);
+                        eprintln!("not run: experiment `{}`: {e}", exp.label);
                         self.tally.failures.push(format!(
                             "experiment `{}`: shard {s} arrived after it started",
                             exp.label
@@ -1384,6 +1403,7 @@ fn print_summary(
     cells: &[crate::command::CommandCell],
     tally: &Tally,
     signal: Option<&str>,
+    stopped_on_error: bool,
 ) -> Result<()> {
     let conn = read::open(path)?;
     let ids: HashSet<&str> = experiments
@@ -1488,13 +1508,14 @@ fn print_summary(
         // the start): the plain merge refuses those experiments.
         Some(s)
             if signal.is_some()
+                || stopped_on_error
                 || tally
                     .skipped
                     .values()
                     .any(|why| matches!(NotRun::of(why), NotRun::LateShard)) =>
         {
             println!(
-                "next: harness merge <all {} shard bundles> --allow-missing-shards -o merged.duckdb: shard {s}'s part of the experiment(s) it arrived late for or was interrupted in is missing or incomplete, so those merge as incomplete; the others merge whole",
+                "next: harness merge <all {} shard bundles> --allow-missing-shards -o merged.duckdb: shard {s}'s part of some experiments is missing or incomplete (it arrived late, was interrupted, or stopped before them), so those merge as incomplete; the others merge whole",
                 s.count
             )
         }

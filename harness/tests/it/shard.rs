@@ -316,6 +316,31 @@ fn three_shards_merge_into_the_experiment_one_process_measures() {
         "{meta}"
     );
 
+    // A merged bundle merged again keeps every shard's run: each shard
+    // other than the first is in it only through its `shards` row.
+    let again = dir.path().join("again.duckdb");
+    run_ok(&[
+        "merge",
+        merged.to_str().unwrap(),
+        "-o",
+        again.to_str().unwrap(),
+    ]);
+    let runs = |b: &Path, sql: &str| -> i64 {
+        read::open(b)
+            .unwrap()
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap()
+    };
+    let all_runs = "SELECT count(*) FROM runs";
+    assert_eq!(runs(&again, all_runs), runs(&merged, all_runs));
+    assert_eq!(
+        runs(
+            &again,
+            "SELECT count(*) FROM shards WHERE run_id NOT IN (SELECT run_id FROM runs)"
+        ),
+        0
+    );
+
     // Refusals: a shard missing, unless allowed (then incomplete); a shard
     // joined with a whole run of the same experiment.
     let o = output(&[
