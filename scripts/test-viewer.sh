@@ -30,7 +30,7 @@ h="$CARGO_TARGET_DIR/release/harness"
 work="$(mktemp -d)"
 server=""
 s3server=""
-trap '[ -n "$server" ] && kill "$server" 2>/dev/null; [ -n "$s3server" ] && kill "$s3server" 2>/dev/null; rm -rf "$work/site"' EXIT
+trap '[ -n "$server" ] && kill "$server" 2>/dev/null; [ -n "$s3server" ] && kill "$s3server" 2>/dev/null; rm -rf "$work"' EXIT
 
 echo "== bundles and the harness's own reports" >&2
 "$h" run -q configs/local.yml --out "$work/local.duckdb" >/dev/null 2>"$work/run.log" || { cat "$work/run.log"; exit 1; }
@@ -165,4 +165,6 @@ artifacts="${VIEWER_ARTIFACTS:-$work}"
 node viewer/tests/browser.mjs "$base" "$work"
 if [ -n "${VIEWER_ARTIFACTS:-}" ]; then
   mkdir -p "$artifacts" && cp -r "$work/screenshots" "$artifacts/"
+else
+  echo "(the work directory is removed on exit; VIEWER_ARTIFACTS=DIR keeps the screenshots)" >&2
 fi
