@@ -168,6 +168,12 @@ impl SummaryBuilder {
         self.s.warmup_requests
     }
 
+    /// Measured requests that failed so far (the table's `err`; warm-up
+    /// failures are not counted).
+    pub fn failed(&self) -> u64 {
+        self.s.requests_failed
+    }
+
     /// The value at quantile `q` of metric `m` over the measured requests
     /// observed so far, in the metric's raw unit (ns for latencies); `None`
     /// before any. Live progress reads its TTFT p50 here.

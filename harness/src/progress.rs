@@ -53,19 +53,18 @@ impl Progress {
         ));
     }
 
-    /// Ends the bar at `done` requests with `errors` failed, of which
-    /// `warmup` = (requests, failed) were warm-up: the line counts the
-    /// measured ones apart, as the table does.
-    pub fn finish(&self, done: u64, warmup: (u64, u64), errors: u64) {
+    /// Ends the bar at `done` requests, `warmup` of them warm-up, with
+    /// `errors` failed in all and `failed` of the measured ones: the line
+    /// counts the measured ones apart, as the table does.
+    pub fn finish(&self, done: u64, warmup: u64, errors: u64, failed: u64) {
         self.bar.set_position(done);
         self.bar.finish();
         if !self.tty {
-            let measured = done.saturating_sub(warmup.0);
-            let failed = errors.saturating_sub(warmup.1);
-            let counts = if warmup.0 > 0 {
+            let measured = done.saturating_sub(warmup);
+            let counts = if warmup > 0 {
                 format!(
-                    "{measured} measured requests, {failed} errors; {} warm-up, {} errors",
-                    warmup.0, warmup.1
+                    "{measured} measured requests, {failed} errors; {warmup} warm-up, {} errors",
+                    errors.saturating_sub(failed)
                 )
             } else {
                 format!("{measured} requests, {failed} errors")

@@ -154,8 +154,9 @@ pub async fn run_experiment(
         let mut summary = SummaryBuilder::new();
         let mut batch = Vec::with_capacity(BATCH);
         let mut sink = Some(sink);
-        // Failed requests: all, and those of the warm-up.
-        let (mut errors, mut warmup_errors) = (0u64, 0u64);
+        // Failed requests, warm-up included (the summary counts the
+        // measured ones).
+        let mut errors = 0u64;
         let start = Instant::now();
         let mut last_flush = start;
         let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -163,10 +164,7 @@ pub async fn run_experiment(
             tokio::select! {
                 r = rx.recv() => match r {
                     Some(rec) => {
-                        if !rec.ok {
-                            errors += 1;
-                            warmup_errors += u64::from(rec.warmup);
-                        }
+                        if !rec.ok { errors += 1; }
                         let sample = rec.sample();
                         summary.observe(&sample);
                         if let Some(rule) = early_stop.as_mut().filter(|_| stopped_early.is_none()) {
@@ -202,8 +200,9 @@ pub async fn run_experiment(
         }
         progress.finish(
             summary.observed(),
-            (summary.warmup(), warmup_errors),
+            summary.warmup(),
             errors,
+            summary.failed(),
         );
         (summary, stopped_early)
     });

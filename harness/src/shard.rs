@@ -304,8 +304,7 @@ fn barrier(
         .with_context(|| format!("--barrier: cannot create {}", d.display()))?;
     // Arriving again (a rerun) takes back an earlier run's notice of
     // leaving, first, so that a peer restarted with it does not read it.
-    let left = d.join(format!("{}.left", shard.index));
-    let _ = std::fs::remove_file(&left);
+    let _ = std::fs::remove_file(d.join(format!("{}.left", shard.index)));
     let (offset, error) = clock_offset(&d.join(format!("{}.clock", shard.index)), limit())?;
     // Every shard announced already, this one included: it is a rerun (its
     // earlier run died after arriving). Before the start it joins at that
@@ -385,12 +384,12 @@ fn barrier(
                 withdraw(&ready, &me);
                 // This shard leaves too: a notice of its own, so that a
                 // peer that arrives later stops as well.
-                let _ = std::fs::write(
-                    &left,
-                    format!(
-                        "shard {shard} ({me}, run {run_id}) stopped because {}",
-                        why.trim()
-                    ),
+                leave_notice(
+                    &d,
+                    shard,
+                    &me,
+                    run_id,
+                    &format!("stopped because {}", why.trim()),
                 );
                 bail!(
                     "--barrier {}: {}; so this experiment cannot start: run the shards that stopped again, together, or the job with a fresh barrier directory",
@@ -409,11 +408,14 @@ fn barrier(
             withdraw(&ready, &me);
             // A notice for a shard that arrives later: it fails at once
             // instead of waiting its own timeout for this one.
-            let _ = std::fs::write(
-                &left,
-                format!(
-                    "shard {shard} ({me}, run {run_id}) waited {} for {missing} and left",
-                    humantime::format_duration(timeout),
+            leave_notice(
+                &d,
+                shard,
+                &me,
+                run_id,
+                &format!(
+                    "waited {} for {missing} and left",
+                    humantime::format_duration(timeout)
                 ),
             );
             bail!(
@@ -457,13 +459,20 @@ pub fn leave_notices(dir: &Path, ids: &[&str], shard: Shard, run_id: &str, why: 
     let me = Announcer::this_process();
     for id in ids {
         let d = dir.join(id);
-        let _ = std::fs::create_dir_all(&d).and_then(|()| {
-            std::fs::write(
-                d.join(format!("{}.left", shard.index)),
-                format!("shard {shard} ({me}, run {run_id}) {why}"),
-            )
-        });
+        if std::fs::create_dir_all(&d).is_ok() {
+            leave_notice(&d, shard, &me, run_id, why);
+        }
     }
+}
+
+/// Writes `K.left` in barrier directory `d`: `shard K/N (<who>, run <run>)
+/// <why>`, the line a peer quotes when it stops. A notice that cannot be
+/// written only leaves the peers waiting their timeout, as before notices.
+fn leave_notice(d: &Path, shard: Shard, me: &Announcer, run_id: &str, why: &str) {
+    let _ = std::fs::write(
+        d.join(format!("{}.left", shard.index)),
+        format!("shard {shard} ({me}, run {run_id}) {why}"),
+    );
 }
 
 /// How long a shard waits at a barrier before another's `K.left` notice

@@ -163,9 +163,10 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
         done.signal,
         done.error.is_some(),
     )?;
-    // A shard whose endpoint failed its preflight never comes to those
-    // experiments' barriers: it tells the peers waiting there, which would
-    // otherwise wait out their timeout.
+    // A shard that will not come to some experiments' barriers tells the
+    // peers waiting there, which would otherwise wait out their timeout:
+    // those of an endpoint that failed its preflight, and those not begun
+    // when it was interrupted.
     if let (Some(s), Some(dir)) = (a.shard.shard, &a.shard.barrier) {
         let failed: Vec<&str> = done
             .tally
@@ -181,27 +182,27 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
             &run_id,
             "failed its preflight check and will not run this experiment (its run says why)",
         );
-    }
-    // So does a shard interrupted before some experiments.
-    if let (Some(sig), Some(s), Some(dir)) = (done.signal, a.shard.shard, &a.shard.barrier) {
-        let begun: HashSet<String> = {
-            let conn = read::open(&path)?;
-            let mut st = conn.prepare("SELECT experiment_id FROM experiments WHERE run_id = ?")?;
-            let ids = st.query_map([&run_id], |r| r.get(0))?;
-            ids.collect::<Result<_, _>>()?
-        };
-        let left: Vec<&str> = experiments
-            .iter()
-            .map(|e| e.id.as_str())
-            .filter(|id| !begun.contains(*id))
-            .collect();
-        crate::shard::leave_notices(
-            dir,
-            &left,
-            s,
-            &run_id,
-            &format!("was interrupted ({sig}) before this experiment"),
-        );
+        if let Some(sig) = done.signal {
+            let begun: HashSet<String> = {
+                let conn = read::open(&path)?;
+                let mut st =
+                    conn.prepare("SELECT experiment_id FROM experiments WHERE run_id = ?")?;
+                let ids = st.query_map([&run_id], |r| r.get(0))?;
+                ids.collect::<Result<_, _>>()?
+            };
+            let left: Vec<&str> = experiments
+                .iter()
+                .map(|e| e.id.as_str())
+                .filter(|id| !begun.contains(*id))
+                .collect();
+            crate::shard::leave_notices(
+                dir,
+                &left,
+                s,
+                &run_id,
+                &format!("was interrupted ({sig}) before this experiment"),
+            );
+        }
     }
     // An error that stopped the run comes last, under what it finished.
     if let Some(e) = done.error {
@@ -1440,9 +1441,8 @@ fn print_summary(
             Some("already in the bundle (--force reruns)".to_string())
         } else {
             tally.skipped.get(id).map(|why| match NotRun::of(why) {
-                NotRun::Preflight => NotRun::Preflight.short().to_string(),
-                NotRun::LateShard => "shard arrived after the start".to_string(),
                 NotRun::Instance => "not run on its instance (see FAILED below)".to_string(),
+                kind => kind.short().to_string(),
             })
         }
     };
